@@ -1,0 +1,351 @@
+"""PyTorch LA-Transformer: a ViT encoder with the locally aware head of Sharma et al. (2021), eq. 6-9."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel, ViTConfig, ViTModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.utils import ModelOutput
+
+from .configuration_lareid import LATransformerConfig, _pair
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LATransformerOutput(ModelOutput):
+    """
+    Output of [`LATransformerForReID`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
+            Sum over the row parts of the per-part cross-entropy.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_parts, num_labels)`):
+            Scores of every row classifier, before softmax.
+        embeddings (`torch.FloatTensor` of shape `(batch_size, num_parts * hidden_size)`):
+            Unit-norm test-time embedding, `"gelt"` or `"local"` as `config.embedding` says.
+        part_features (`torch.FloatTensor` of shape `(batch_size, num_parts, hidden_size)`):
+            The globally enhanced local tokens `L_i` of eq. 6, the inputs of the row classifiers.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            Backbone hidden states, one `(batch_size, 1 + num_patches, hidden_size)` tensor per layer plus the
+            embeddings, when `output_hidden_states=True`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Backbone attention maps, one `(batch_size, num_heads, 1 + num_patches, 1 + num_patches)` tensor per
+            layer, when `output_attentions=True`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    embeddings: torch.FloatTensor | None = None
+    part_features: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class LATransformerRowPooling(nn.Module):
+    """
+    Averages the patch tokens of every grid row and blends in the global token (eq. 6).
+
+    Input `(batch, 1 + rows * cols, hidden)`, the final LayerNorm output with the CLS token first. Returns
+    `(gelt, local)`, both `(batch, rows, hidden)`: `gelt[:, i] = mean_j (Q_j + lambda * G) / (1 + lambda)` over
+    row i, and `local[:, i] = mean_j Q_j` (the plain row average used by the original code's test features).
+    """
+
+    def __init__(self, config: LATransformerConfig):
+        super().__init__()
+        self.config = config
+
+    def forward(self, sequence_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows, cols = self.config.grid_size
+        lambda_global = self.config.lambda_global
+        batch_size, num_tokens, hidden_size = sequence_output.shape
+        if num_tokens != 1 + rows * cols:
+            raise ValueError(
+                f"expected {1 + rows * cols} tokens (CLS + {rows}x{cols} patches), got {num_tokens}: the input "
+                f"image size does not match config.image_size {self.config.image_size}."
+            )
+        global_token = sequence_output[:, :1]  # (batch, 1, hidden)
+        local = sequence_output[:, 1:].reshape(batch_size, rows, cols, hidden_size).mean(dim=2)  # (batch, rows, hidden)
+        # The row mean of (Q_j + lambda G) / (1 + lambda) is (mean_j Q_j + lambda G) / (1 + lambda).
+        gelt = (local + lambda_global * global_token) / (1.0 + lambda_global)
+        return gelt, local
+
+
+class LATransformerPartClassifier(nn.Module):
+    """One row classifier: Linear -> BatchNorm1d -> [activation] -> Dropout -> Linear. `(batch, hidden) -> (batch, num_labels)`."""
+
+    def __init__(self, config: LATransformerConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.bottleneck_dim)
+        self.norm = nn.BatchNorm1d(config.bottleneck_dim)
+        self.activation = ACT2FN[config.head_activation] if config.head_activation else nn.Identity()
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.bottleneck_dim, config.num_labels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.activation(self.norm(self.dense(features)))))
+
+
+def embed_parts(gelt: torch.Tensor, local: torch.Tensor, embedding: str) -> torch.Tensor:
+    """
+    The unit-norm test-time embedding from the pooled rows, both `(batch, rows, hidden)`.
+
+    `"gelt"`: the rows concatenated, divided by the norm of the whole vector. `"local"`: each plain row average
+    divided by (its norm * sqrt(rows)), then concatenated. Returns `(batch, rows * hidden)`.
+    """
+    if embedding == "gelt":
+        return F.normalize(gelt.flatten(1), dim=-1)
+    if embedding == "local":
+        return (F.normalize(local, dim=-1) / local.shape[1] ** 0.5).flatten(1)
+    raise ValueError(f"embedding must be 'gelt' or 'local', got {embedding!r}.")
+
+
+class LATransformerPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and class attributes shared by the LA-Transformer models."""
+
+    config_class = LATransformerConfig
+    config: LATransformerConfig
+    base_model_prefix = "vit"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    # The loss is a per-batch mean: let the Trainer divide it by the accumulation steps (see DEVELOPERS.md).
+    accepts_loss_kwargs = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        # The row heads as in PCB and the original LA-Transformer code: kaiming bottleneck, BN weight ~ N(1, 0.02),
+        # classifier ~ N(0, 0.001).
+        if isinstance(module, LATransformerPartClassifier):
+            init.kaiming_normal_(module.dense.weight, a=0, mode="fan_out")
+            init.zeros_(module.dense.bias)
+            init.normal_(module.norm.weight, mean=1.0, std=0.02)
+            init.zeros_(module.norm.bias)
+            init.normal_(module.classifier.weight, std=0.001)
+            init.zeros_(module.classifier.bias)
+
+
+class LATransformerForReID(LATransformerPreTrainedModel):
+    """
+    LA-Transformer for person re-identification.
+
+    A [`ViTModel`] encoder, row pooling of its patch tokens blended with the CLS token (eq. 6), and one
+    classifier per patch row (eq. 7). Training minimises the sum of the per-row cross-entropies; prediction
+    sums the per-row softmax scores (eq. 8-9); retrieval uses the unit-norm embedding of `config.embedding`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
+    >>> config = LATransformerConfig(
+    ...     backbone_config={"model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+    ...                      "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
+    ...     num_labels=10)
+    >>> model = LATransformerForReID(config).eval()
+    >>> out = model(torch.randn(2, 3, 64, 32), labels=torch.tensor([1, 3]))
+    >>> out.logits.shape, out.embeddings.shape  # 4 row parts
+    (torch.Size([2, 4, 10]), torch.Size([2, 128]))
+    ```
+    """
+
+    def __init__(self, config: LATransformerConfig):
+        super().__init__(config)
+        self.vit = ViTModel(config.backbone_config, add_pooling_layer=False)
+        self.row_pooling = LATransformerRowPooling(config)
+        self.part_classifiers = nn.ModuleList(LATransformerPartClassifier(config) for _ in range(config.num_parts))
+        self.post_init()
+
+    def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
+        expected = (self.config.backbone_config.num_channels, *self.config.image_size)
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
+            raise ValueError(
+                f"expected pixel_values of shape (batch, {', '.join(map(str, expected))}), got "
+                f"{tuple(pixel_values.shape)}: resize inputs with this model's image processor."
+            )
+
+    @contextlib.contextmanager
+    def _eager_attention(self, needed: bool) -> Iterator[None]:
+        """SDPA returns no attention maps: switch the backbone to eager attention for one call when they are asked for."""
+        backbone_config = self.vit.config
+        previous = backbone_config._attn_implementation
+        if needed and previous != "eager":
+            backbone_config._attn_implementation = "eager"
+        try:
+            yield
+        finally:
+            backbone_config._attn_implementation = previous
+
+    def _encode(
+        self, pixel_values: torch.Tensor, output_attentions: bool, output_hidden_states: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Runs the backbone; returns `(gelt, local, backbone_outputs)`, both pooled `(batch, rows, hidden)`."""
+        self._check_pixel_values(pixel_values)
+        with self._eager_attention(output_attentions):
+            outputs = self.vit(
+                pixel_values, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+            )
+        gelt, local = self.row_pooling(outputs.last_hidden_state)
+        return gelt, local, outputs
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> LATransformerOutput | tuple:
+        """
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+                Normalised images at `config.image_size` (height, width).
+            labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+                Identity labels in `[0, num_labels)`; when given, `loss` is the sum of the per-row cross-entropies.
+            output_attentions (`bool`, *optional*):
+                Return the backbone's attention maps (this call runs eager attention, as SDPA returns none).
+            output_hidden_states (`bool`, *optional*):
+                Return the backbone's hidden states.
+            return_dict (`bool`, *optional*):
+                Return a [`LATransformerOutput`] (default) or a plain tuple.
+        """
+        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
+        output_hidden_states = bool(
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+
+        gelt, local, outputs = self._encode(pixel_values, output_attentions, output_hidden_states)
+        logits = torch.stack([head(gelt[:, i]) for i, head in enumerate(self.part_classifiers)], dim=1)
+
+        loss = None
+        if labels is not None:
+            # Sum over parts of the per-part mean cross-entropy (the paper's training loss).
+            num_parts, num_labels = logits.shape[1], logits.shape[2]
+            per_part = F.cross_entropy(
+                logits.reshape(-1, num_labels), labels.repeat_interleave(num_parts), reduction="none"
+            )
+            loss = per_part.view(-1, num_parts).mean(dim=0).sum()
+
+        output = LATransformerOutput(
+            loss=loss,
+            logits=logits,
+            embeddings=embed_parts(gelt, local, self.config.embedding),
+            part_features=gelt,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """
+        Unit-norm test-time embeddings, without the classifier work.
+
+        `(batch_size, 3, height, width) -> (batch_size, num_parts * hidden_size)`; `config.embedding` picks
+        `"gelt"` or `"local"`.
+        """
+        gelt, local, _ = self._encode(pixel_values, output_attentions=False, output_hidden_states=False)
+        return embed_parts(gelt, local, self.config.embedding)
+
+    @torch.no_grad()
+    def predict(self, pixel_values: torch.Tensor) -> tuple[torch.LongTensor, torch.FloatTensor]:
+        """
+        Identity prediction of eq. 8-9: the per-row softmax scores summed, then argmax.
+
+        Returns `(predictions, scores)`: `(batch_size,)` label indices and `(batch_size, num_labels)` summed scores.
+        """
+        logits = self(pixel_values, return_dict=True).logits  # (batch, parts, labels)
+        scores = logits.softmax(dim=-1).sum(dim=1)
+        return scores.argmax(dim=-1), scores
+
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone_name_or_path: str,
+        num_labels: int,
+        image_size: int | tuple[int, int] | None = None,
+        **config_kwargs: Any,
+    ) -> "LATransformerForReID":
+        """
+        Builds an LA-Transformer around pretrained ViT weights: how real training starts.
+
+        Args:
+            backbone_name_or_path: a ViT on the Hub (`"google/vit-base-patch16-224"`) or a saved folder.
+            num_labels: number of training identities.
+            image_size: input (height, width); re-ID crops are tall, e.g. `(256, 128)`. When the patch grid
+                differs from the checkpoint's, its position embeddings are interpolated (bicubic over the grid),
+                never re-initialised. Defaults to the checkpoint's size.
+            config_kwargs: other [`LATransformerConfig`] fields (`lambda_global`, `embedding`, ...).
+
+        Example:
+
+        ```python
+        >>> model = LATransformerForReID.from_backbone("google/vit-base-patch16-224", num_labels=751,
+        ...                                            image_size=(256, 128))
+        >>> model.config.num_parts  # -> 16
+        ```
+        """
+        backbone_config = ViTConfig.from_pretrained(backbone_name_or_path)
+        if getattr(backbone_config, "model_type", None) != "vit":
+            raise ValueError(
+                f"{backbone_name_or_path!r} is a {backbone_config.model_type!r} model, not a ViT: LA-Transformer "
+                "needs a ViT backbone, e.g. google/vit-base-patch16-224."
+            )
+        backbone = ViTModel.from_pretrained(backbone_name_or_path, add_pooling_layer=False)
+        source_grid = _grid(backbone.config)
+        backbone_config = copy.deepcopy(backbone.config)
+        backbone_config.image_size = list(_pair(image_size or backbone.config.image_size))
+        config = cls.config_class(backbone_config=backbone_config, num_labels=num_labels, **config_kwargs)
+        model = cls(config)
+        state = backbone.state_dict()
+        key = "embeddings.position_embeddings"
+        state[key] = interpolate_position_embeddings(state[key], source_grid, config.grid_size)
+        model.vit.load_state_dict(state)
+        return model
+
+
+def _grid(backbone_config: ViTConfig) -> tuple[int, int]:
+    (height, width), (patch_h, patch_w) = _pair(backbone_config.image_size), _pair(backbone_config.patch_size)
+    return (height // patch_h, width // patch_w)
+
+
+def interpolate_position_embeddings(
+    position_embeddings: torch.Tensor, source_grid: tuple[int, int], target_grid: tuple[int, int]
+) -> torch.Tensor:
+    """
+    Resizes ViT position embeddings `(1, 1 + rows * cols, hidden)` from `source_grid` to `target_grid` (rows, cols).
+
+    The CLS position is kept; the patch positions are resampled bicubically over the grid. Same grid: unchanged.
+    """
+    if tuple(source_grid) == tuple(target_grid):
+        return position_embeddings
+    hidden_size = position_embeddings.shape[-1]
+    cls_position, patch_positions = position_embeddings[:, :1], position_embeddings[:, 1:]
+    grid = patch_positions.reshape(1, *source_grid, hidden_size).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), size=tuple(target_grid), mode="bicubic", align_corners=False)
+    patch_positions = grid.permute(0, 2, 3, 1).reshape(1, -1, hidden_size).to(position_embeddings.dtype)
+    return torch.cat([cls_position, patch_positions], dim=1)
+
+
+__all__ = [
+    "LATransformerForReID",
+    "LATransformerOutput",
+    "LATransformerPartClassifier",
+    "LATransformerPreTrainedModel",
+    "LATransformerRowPooling",
+    "embed_parts",
+    "interpolate_position_embeddings",
+]
