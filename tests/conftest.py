@@ -6,3 +6,57 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+def tiny_config(**overrides):
+    """A tiny non-square LA-Transformer config: (64, 32) input, patch 16 -> 4 row parts x 2 columns, width 32."""
+    from hf_lareid import LATransformerConfig
+
+    backbone = {
+        "model_type": "vit",
+        "image_size": [64, 32],
+        "patch_size": 16,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "layer_norm_eps": 1e-6,
+    }
+    backbone.update(overrides.pop("backbone", {}))
+    return LATransformerConfig(backbone_config=backbone, num_labels=overrides.pop("num_labels", 10), **overrides)
+
+
+@pytest.fixture
+def tiny_model():
+    from hf_lareid import LATransformerForReID
+
+    torch.manual_seed(0)
+    return LATransformerForReID(tiny_config()).eval()
+
+
+@pytest.fixture
+def tiny_image_processor():
+    from transformers import ViTImageProcessorPil
+
+    return ViTImageProcessorPil(size={"height": 64, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_model, tiny_image_processor):
+    """A saved tiny model with its image processor, as `from_pretrained` and `pipeline` expect."""
+    directory = tmp_path / "tiny-model"
+    tiny_model.save_pretrained(directory)
+    tiny_image_processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def random_images():
+    """Five random RGB images of different sizes (the processor resizes them)."""
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (60 + 7 * i, 30 + 3 * i, 3), dtype=np.uint8)) for i in range(5)]

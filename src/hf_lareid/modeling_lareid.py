@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel, ViTConfig, ViTModel
+from transformers import PreTrainedConfig, PreTrainedModel, ViTConfig, ViTModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
@@ -298,10 +298,11 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         >>> model.config.num_parts  # -> 16
         ```
         """
-        backbone_config = ViTConfig.from_pretrained(backbone_name_or_path)
-        if getattr(backbone_config, "model_type", None) != "vit":
+        # ViTConfig.from_pretrained would read any config as a ViT: check the model type on disk first.
+        config_dict, _ = PreTrainedConfig.get_config_dict(backbone_name_or_path)
+        if config_dict.get("model_type") != "vit":
             raise ValueError(
-                f"{backbone_name_or_path!r} is a {backbone_config.model_type!r} model, not a ViT: LA-Transformer "
+                f"{backbone_name_or_path!r} is a {config_dict.get('model_type')!r} model, not a ViT: LA-Transformer "
                 "needs a ViT backbone, e.g. google/vit-base-patch16-224."
             )
         backbone = ViTModel.from_pretrained(backbone_name_or_path, add_pooling_layer=False)

@@ -1,0 +1,90 @@
+"""The `lareid-embedding` pipeline: images in, unit-norm LA-Transformer embeddings out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Pipeline
+
+from .features import BF16Option, _load_rgb, embed_pixels, resolve_bf16
+
+TASK_NAME = "lareid-embedding"
+
+
+class LAReIDEmbeddingPipeline(Pipeline):
+    """
+    Person re-ID embeddings from an [`LATransformerForReID`] and its image processor.
+
+    Inputs: a PIL image, a local path or a URL, or a list/generator of these; `batch_size` works as in every
+    pipeline. Output per image: the unit-norm embedding, a list of `num_parts * hidden_size` floats, or a numpy
+    array with `return_tensors="np"` (`"pt"` for a torch tensor).
+
+    Options (at construction or per call): `flip=True` averages each image with its mirror image;
+    `bf16="auto"|True|False` runs under bf16 autocast where it pays (default `False`: exact fp32).
+
+    Example:
+
+    ```python
+    >>> import hf_lareid  # registers the task
+    >>> from transformers import pipeline
+    >>> embedder = pipeline("lareid-embedding", model="path/to/model")
+    >>> vectors = embedder(["person1.jpg", "person2.jpg"], return_tensors="np")
+    >>> vectors[0].shape  # -> (10752,)
+    ```
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def _sanitize_parameters(
+        self,
+        flip: bool | None = None,
+        bf16: BF16Option | None = None,
+        return_tensors: str | bool | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> tuple[dict, dict, dict]:
+        preprocess_params = {"timeout": timeout} if timeout is not None else {}
+        forward_params = {}
+        if flip is not None:
+            forward_params["flip"] = flip
+        if bf16 is not None:
+            forward_params["bf16"] = bf16
+        postprocess_params = {"return_tensors": return_tensors} if return_tensors is not None else {}
+        return preprocess_params, forward_params, postprocess_params
+
+    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
+        if isinstance(image, str) and image.startswith(("http://", "https://")) and timeout is not None:
+            from transformers.image_utils import load_image
+
+            image = load_image(image, timeout=timeout)
+        return self.image_processor(_load_rgb(image), return_tensors="pt")
+
+    def _forward(self, model_inputs: dict[str, torch.Tensor], flip: bool = False, bf16: BF16Option = False) -> dict:
+        use_bf16 = resolve_bf16(bf16, self.device)
+        return {"embeddings": embed_pixels(self.model, model_inputs["pixel_values"], flip=flip, bf16=use_bf16)}
+
+    def postprocess(self, model_outputs: dict, return_tensors: str | bool | None = None) -> Any:
+        embedding = model_outputs["embeddings"][0]  # (embedding_dim,): one image per call
+        if return_tensors == "np":
+            return embedding.numpy().astype(np.float32, copy=False)
+        if return_tensors in ("pt", True):
+            return embedding
+        return embedding.tolist()
+
+
+def register_pipeline() -> None:
+    """Registers `lareid-embedding` with transformers' pipeline registry (done by `import hf_lareid`)."""
+    from transformers import AutoModel
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK_NAME, pipeline_class=LAReIDEmbeddingPipeline, pt_model=AutoModel, type="image"
+    )
+
+
+__all__ = ["LAReIDEmbeddingPipeline", "TASK_NAME", "register_pipeline"]

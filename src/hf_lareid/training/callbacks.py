@@ -1,0 +1,209 @@
+"""Blockwise fine-tuning (the paper's Algorithm 1) as a `transformers.TrainerCallback`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+LOG_KEY = "trainable_blocks"
+
+
+@dataclass(frozen=True)
+class UnfreezeStage:
+    """
+    What trains during one epoch of blockwise fine-tuning.
+
+    Attributes:
+        epoch: 0-based epoch index.
+        num_trainable_blocks: how many of the topmost encoder blocks train in this epoch.
+        lr_factor: the initial learning rate is multiplied by this (`lr_decay ** unfreezings so far`).
+        unfrozen_block: index of the block unfrozen at the start of this epoch, or `None`.
+    """
+
+    epoch: int
+    num_trainable_blocks: int
+    lr_factor: float
+    unfrozen_block: int | None
+
+
+def blockwise_unfreeze_schedule(num_blocks: int, num_epochs: int, t: int = 2, lr_decay: float = 0.8) -> list[UnfreezeStage]:
+    """
+    The paper's Algorithm 1, epoch by epoch: at epoch `i` (0-based), if `i mod t == 0` and frozen blocks remain,
+    the topmost frozen block is unfrozen and the learning rate is multiplied by `lr_decay`.
+
+    So epoch 0 already trains the top block, at `lr * lr_decay`.
+
+    Example:
+
+    ```python
+    >>> [(s.num_trainable_blocks, round(s.lr_factor, 3)) for s in blockwise_unfreeze_schedule(4, 5, t=2)]
+    [(1, 0.8), (1, 0.8), (2, 0.64), (2, 0.64), (3, 0.512)]
+    ```
+    """
+    if t < 1:
+        raise ValueError(f"t (unfreeze every t epochs) must be >= 1, got {t}.")
+    if not 0.0 < lr_decay <= 1.0:
+        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}.")
+    schedule, frozen, lr_factor = [], num_blocks, 1.0
+    for epoch in range(num_epochs):
+        unfrozen_block = None
+        if epoch % t == 0 and frozen > 0:
+            frozen -= 1
+            unfrozen_block = frozen  # blocks are 0-based: the topmost frozen one has index `frozen - 1` before
+            lr_factor *= lr_decay
+        schedule.append(UnfreezeStage(epoch, num_blocks - frozen, lr_factor, unfrozen_block))
+    return schedule
+
+
+def format_unfreeze_schedule(schedule: list[UnfreezeStage], num_blocks: int) -> str:
+    """A plain-text table of a schedule (one line per epoch), for logs and model cards."""
+    lines = ["epoch | trainable blocks | unfrozen now | lr factor"]
+    for stage in schedule:
+        first = num_blocks - stage.num_trainable_blocks
+        blocks = f"{first}-{num_blocks - 1}" if stage.num_trainable_blocks else "none"
+        unfrozen = "-" if stage.unfrozen_block is None else str(stage.unfrozen_block)
+        lines.append(f"{stage.epoch:5d} | {blocks:>16} | {unfrozen:>12} | {stage.lr_factor:.4f}")
+    return "\n".join(lines)
+
+
+class BlockwiseUnfreezeCallback(TrainerCallback):
+    """
+    Blockwise fine-tuning of the ViT encoder (Sharma et al. 2021, Algorithm 1).
+
+    Before training all encoder blocks are frozen and the row heads train; at epoch `i` (0-based), if
+    `i mod t == 0` and frozen blocks remain, the topmost frozen block is unfrozen and the learning rate is
+    multiplied by `lr_decay` (see [`blockwise_unfreeze_schedule`]): epoch 0 trains the top block at `lr * lr_decay`.
+
+    - The state is derived from `state.epoch` at every epoch start (not from counted events), so
+      `resume_from_checkpoint` restores exactly the trainable blocks and learning rate of the interrupted run.
+    - The learning-rate change persists: it is written to the optimizer's param groups and to the scheduler's
+      `base_lrs` (which the scheduler multiplies by its schedule factor at every step, and which are saved in
+      checkpoints). A decaying schedule would stack on the step decay, so [`LATransformerTrainer`] uses a
+      constant schedule when this callback is on and `lr_scheduler_type` is left at `"auto"`.
+    - Freezing only flips `requires_grad`: every parameter stays in the optimizer (Adam skips parameters whose
+      gradient is `None`), so the optimizer state always has the same shape and resumes; under DDP the model is
+      wrapped before the first epoch starts, so every block is registered for gradient synchronisation.
+    - Frozen blocks cost no backward work: with the embeddings and the lower blocks frozen, autograd records
+      nothing below the lowest trainable block.
+
+    Args:
+        t: unfreeze one block every `t` epochs.
+        lr_decay: learning-rate factor applied at each unfreezing.
+        train_final_norm: the encoder's final LayerNorm trains with the heads from the start (else it stays frozen).
+        unfreeze_embeddings_with_first_block: the patch/position embeddings and CLS token unfreeze together with
+            the lowest block (else they stay frozen).
+
+    Example:
+
+    ```python
+    >>> trainer = LATransformerTrainer(model=model, args=args, train_dataset=train,
+    ...                                callbacks=[BlockwiseUnfreezeCallback(t=2, lr_decay=0.8)])
+    ```
+    """
+
+    def __init__(
+        self,
+        t: int = 2,
+        lr_decay: float = 0.8,
+        train_final_norm: bool = True,
+        unfreeze_embeddings_with_first_block: bool = True,
+    ):
+        blockwise_unfreeze_schedule(1, 1, t, lr_decay)  # validates t and lr_decay
+        self.t = t
+        self.lr_decay = lr_decay
+        self.train_final_norm = train_final_norm
+        self.unfreeze_embeddings_with_first_block = unfreeze_embeddings_with_first_block
+
+    def stage(self, epoch: int, num_blocks: int) -> UnfreezeStage:
+        """The stage of `epoch` (0-based) for an encoder of `num_blocks` blocks."""
+        return blockwise_unfreeze_schedule(num_blocks, epoch + 1, self.t, self.lr_decay)[-1]
+
+    def schedule(self, num_blocks: int, num_epochs: int) -> list[UnfreezeStage]:
+        """The whole schedule, one [`UnfreezeStage`] per epoch."""
+        return blockwise_unfreeze_schedule(num_blocks, num_epochs, self.t, self.lr_decay)
+
+    @staticmethod
+    def _backbone(model: torch.nn.Module) -> torch.nn.Module:
+        backbone = getattr(model, "vit", None)
+        if backbone is None or not hasattr(backbone, "layers"):
+            raise TypeError(
+                f"BlockwiseUnfreezeCallback needs an LA-Transformer (a ViT backbone at `model.vit` with "
+                f"`model.vit.layers`), got {type(model).__name__}."
+            )
+        return backbone
+
+    def apply(self, epoch: int, model: torch.nn.Module, optimizer=None, lr_scheduler=None) -> UnfreezeStage:
+        """
+        Sets `requires_grad` and the learning rate for `epoch` (0-based); idempotent.
+
+        The learning rate of each param group becomes `initial_lr * stage.lr_factor` times the scheduler's current
+        factor, in the group and in `lr_scheduler.base_lrs`.
+        """
+        backbone = self._backbone(model)
+        num_blocks = len(backbone.layers)
+        stage = self.stage(epoch, num_blocks)
+        first_trainable = num_blocks - stage.num_trainable_blocks
+        for index, block in enumerate(backbone.layers):
+            block.requires_grad_(index >= first_trainable)
+        backbone.embeddings.requires_grad_(self.unfreeze_embeddings_with_first_block and first_trainable == 0)
+        backbone.layernorm.requires_grad_(self.train_final_norm)
+        if optimizer is not None and lr_scheduler is not None:
+            self._set_learning_rate(stage.lr_factor, optimizer, lr_scheduler)
+        return stage
+
+    @staticmethod
+    def _set_learning_rate(lr_factor: float, optimizer, lr_scheduler) -> None:
+        base_lrs = getattr(lr_scheduler, "base_lrs", None)
+        if base_lrs is None:
+            raise TypeError(
+                f"BlockwiseUnfreezeCallback scales the scheduler's base_lrs; {type(lr_scheduler).__name__} has none. "
+                "Use a LambdaLR-based lr_scheduler_type such as 'constant'."
+            )
+        for index, group in enumerate(optimizer.param_groups):
+            target = group.get("initial_lr", base_lrs[index]) * lr_factor
+            if base_lrs[index] > 0:
+                group["lr"] *= target / base_lrs[index]
+            else:
+                group["lr"] = target
+            base_lrs[index] = target
+
+    def _on_stage(self, args: TrainingArguments, state: TrainerState, model, optimizer, lr_scheduler) -> None:
+        # state.epoch is a float (epoch + fraction of steps); at an epoch start it is the epoch index, mid-epoch
+        # after a resume it is e.g. 1.5 -> epoch 1.
+        epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
+        stage = self.apply(epoch, model, optimizer, lr_scheduler)
+        num_blocks = len(self._backbone(model).layers)
+        last = next((entry for entry in reversed(state.log_history) if LOG_KEY in entry), None)
+        if last is None or last[LOG_KEY] != stage.num_trainable_blocks:
+            lr = optimizer.param_groups[0]["lr"] if optimizer is not None else float("nan")
+            logger.info(
+                "epoch %d: %d of %d encoder blocks trainable, learning rate %.3g (factor %.4f)",
+                epoch, stage.num_trainable_blocks, num_blocks, lr, stage.lr_factor,
+            )
+            # Kept in the log history (saved with checkpoints) so training curves can mark the unfreezing epochs.
+            state.log_history.append(
+                {"epoch": float(epoch), "step": state.global_step, LOG_KEY: stage.num_trainable_blocks,
+                 "lr_factor": stage.lr_factor}
+            )
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs) -> TrainerControl:
+        self._on_stage(args, state, model, optimizer, lr_scheduler)
+        return control
+
+    def on_epoch_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs) -> TrainerControl:
+        self._on_stage(args, state, model, optimizer, lr_scheduler)
+        return control
+
+
+__all__ = [
+    "BlockwiseUnfreezeCallback",
+    "UnfreezeStage",
+    "blockwise_unfreeze_schedule",
+    "format_unfreeze_schedule",
+]

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset, Features, Image as ImageFeature, Value
+
+from hf_lareid import extract_features, model_fingerprint
+from hf_lareid.features import bf16_pays, embed_pixels, iter_features, resolve_bf16
+
+
+def reference_embeddings(model, image_processor, images):
+    with torch.no_grad():
+        return model.embed(image_processor(images, return_tensors="pt")["pixel_values"]).numpy()
+
+
+def test_extract_features_from_images_equals_model_embed(tiny_model, tiny_image_processor, random_images):
+    features = extract_features(tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False)
+    assert features.embeddings.shape == (5, tiny_model.config.embedding_dim)
+    assert features.embeddings.dtype == np.float32
+    np.testing.assert_allclose(features.embeddings, reference_embeddings(tiny_model, tiny_image_processor, random_images), atol=1e-6)
+    np.testing.assert_array_equal(features.person_ids, -1)
+    np.testing.assert_allclose(np.linalg.norm(features.embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_extract_features_reads_paths_and_dataset_columns(tmp_path, tiny_model, tiny_image_processor, random_images):
+    paths = []
+    for i, image in enumerate(random_images):
+        path = tmp_path / f"{i}.png"
+        image.save(path)
+        paths.append(str(path))
+    dataset = Dataset.from_dict(
+        {"image": paths, "person_id": [3, 3, 5, 5, 7], "camera_id": [1, 2, 1, 2, 1], "path": paths},
+        features=Features({"image": ImageFeature(), "person_id": Value("int64"), "camera_id": Value("int64"), "path": Value("string")}),
+    )
+    from_dataset = extract_features(tiny_model, dataset, batch_size=3, image_processor=tiny_image_processor, bf16=False)
+    from_paths = extract_features(tiny_model, iter(paths), batch_size=3, image_processor=tiny_image_processor, bf16=False)
+    np.testing.assert_allclose(from_dataset.embeddings, from_paths.embeddings, atol=1e-6)
+    assert from_dataset.person_ids.tolist() == [3, 3, 5, 5, 7]
+    assert from_dataset.camera_ids.tolist() == [1, 2, 1, 2, 1]
+    assert from_dataset.paths == paths == from_paths.paths
+
+
+def test_flip_averages_image_and_mirror(tiny_model):
+    pixels = torch.randn(3, 3, 64, 32)
+    flipped = embed_pixels(tiny_model, pixels, flip=True)
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(tiny_model.embed(pixels) + tiny_model.embed(pixels.flip(-1)), dim=-1)
+    torch.testing.assert_close(flipped, expected)
+    # A mirror-symmetric input has the same flip and plain embedding.
+    symmetric = torch.cat([pixels[..., :16], pixels[..., :16].flip(-1)], dim=-1)
+    torch.testing.assert_close(embed_pixels(tiny_model, symmetric, flip=True), embed_pixels(tiny_model, symmetric), atol=1e-5, rtol=0)
+
+
+def test_skip_resumes_a_stream(tiny_model, tiny_image_processor, random_images):
+    whole = extract_features(tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False)
+    rest = list(iter_features(tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False, skip=3))
+    np.testing.assert_allclose(np.concatenate([r.embeddings for r in rest]), whole.embeddings[3:], atol=1e-6)
+
+
+def test_empty_input_gives_empty_features(tiny_model, tiny_image_processor):
+    features = extract_features(tiny_model, [], image_processor=tiny_image_processor)
+    assert features.embeddings.shape == (0, tiny_model.config.embedding_dim)
+
+
+def test_bad_inputs_are_named(tmp_path, tiny_model, tiny_image_processor):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="broken.jpg"):
+        extract_features(tiny_model, [str(broken)], image_processor=tiny_image_processor)
+    with pytest.raises(ValueError, match="image processor"):
+        extract_features(tiny_model, [str(broken)])
+    with pytest.raises(ValueError, match="batch_size"):
+        extract_features(tiny_model, [str(broken)], batch_size=0, image_processor=tiny_image_processor)
+
+
+def test_bf16_resolution_follows_the_cpu():
+    assert resolve_bf16(False) is False
+    assert resolve_bf16("auto") is bf16_pays("cpu") is bool(torch.cpu._is_avx512_bf16_supported())
+
+
+@pytest.mark.skipif(not bf16_pays("cpu"), reason="bf16 autocast is slow and not used on this CPU")
+def test_bf16_embeddings_close_to_fp32(tiny_model, tiny_image_processor, random_images):
+    fp32 = extract_features(tiny_model, random_images, image_processor=tiny_image_processor, bf16=False).embeddings
+    bf16 = extract_features(tiny_model, random_images, image_processor=tiny_image_processor, bf16=True).embeddings
+    assert ((fp32 * bf16).sum(axis=1) > 0.99).all()
+
+
+def test_fingerprint_tracks_backbone_weights_and_embedding_config(tiny_model):
+    before = model_fingerprint(tiny_model)
+    assert before == model_fingerprint(tiny_model)
+    with torch.no_grad():
+        tiny_model.part_classifiers[0].classifier.weight.add_(1.0)  # heads do not shape the embedding
+    assert model_fingerprint(tiny_model) == before
+    tiny_model.config.embedding = "local"
+    assert model_fingerprint(tiny_model) != before
+    tiny_model.config.embedding = "gelt"
+    with torch.no_grad():
+        tiny_model.vit.layernorm.weight.add_(1e-3)
+    assert model_fingerprint(tiny_model) != before

@@ -1,0 +1,281 @@
+"""LATransformerForReID: shapes, the maths of eq. 6-9, embeddings, save/load, from_backbone, checkpointing."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoModel, SwinConfig, ViTConfig, ViTForImageClassification, ViTModel
+
+from hf_lareid import LATransformerConfig, LATransformerForReID, LATransformerOutput
+
+
+class LATransformerModelTester:
+    """Tiny non-square ViT: (32, 16) images, patch 4 -> an 8x4 grid, 8 row parts, 32-wide tokens."""
+
+    def __init__(self, batch_size=3, image_size=(32, 16), patch_size=4, hidden_size=32, num_hidden_layers=2,
+                 num_attention_heads=2, intermediate_size=37, num_labels=5, **config_overrides):
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.num_labels = num_labels
+        self.config_overrides = config_overrides
+        self.grid = (image_size[0] // patch_size, image_size[1] // patch_size)
+        self.num_parts = self.grid[0]
+        self.seq_length = 1 + self.grid[0] * self.grid[1]
+
+    def backbone_config(self) -> ViTConfig:
+        return ViTConfig(
+            image_size=list(self.image_size), patch_size=self.patch_size, hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+        )
+
+    def get_config(self) -> LATransformerConfig:
+        return LATransformerConfig(
+            backbone_config=self.backbone_config(), num_labels=self.num_labels, bottleneck_dim=16,
+            **self.config_overrides,
+        )
+
+    def prepare_inputs(self, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        pixel_values = torch.randn(self.batch_size, 3, *self.image_size, generator=generator)
+        labels = torch.randint(0, self.num_labels, (self.batch_size,), generator=generator)
+        return pixel_values, labels
+
+    def get_model(self, seed=0) -> LATransformerForReID:
+        torch.manual_seed(seed)
+        return LATransformerForReID(self.get_config()).eval()
+
+
+@pytest.fixture
+def tester():
+    return LATransformerModelTester()
+
+
+@pytest.fixture
+def model(tester):
+    return tester.get_model()
+
+
+def final_tokens(model, pixel_values):
+    """The final LayerNorm output F = LN(z_B) of eq. 5: (batch, 1 + patches, hidden)."""
+    return model.vit(pixel_values).last_hidden_state
+
+
+def test_output_shapes(tester, model):
+    pixel_values, labels = tester.prepare_inputs()
+    with torch.no_grad():
+        out = model(pixel_values, labels=labels)
+    assert isinstance(out, LATransformerOutput)
+    assert out.loss.shape == ()
+    assert out.logits.shape == (tester.batch_size, tester.num_parts, tester.num_labels)
+    assert out.embeddings.shape == (tester.batch_size, tester.num_parts * tester.hidden_size)
+    assert out.part_features.shape == (tester.batch_size, tester.num_parts, tester.hidden_size)
+    assert out.hidden_states is None and out.attentions is None
+    assert len(model.part_classifiers) == tester.num_parts == model.config.num_parts
+
+    as_tuple = model(pixel_values, labels=labels, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[1], out.logits)
+
+
+def test_wrong_image_size_is_a_clear_error(model):
+    with pytest.raises(ValueError, match=r"expected pixel_values of shape \(batch, 3, 32, 16\)"):
+        model(torch.randn(1, 3, 16, 32))
+
+
+def test_gelt_matches_eq6_by_hand(tester, model):
+    pixel_values, _ = tester.prepare_inputs()
+    lam = model.config.lambda_global
+    rows, cols = tester.grid
+    with torch.no_grad():
+        out = model(pixel_values)
+        tokens = final_tokens(model, pixel_values)
+    global_token, patches = tokens[:, 0], tokens[:, 1:]
+    expected = torch.zeros_like(out.part_features)
+    for i in range(rows):
+        for j in range(i * cols, (i + 1) * cols):  # eq. 6: the patches of row i in raster order
+            expected[:, i] += (patches[:, j] + lam * global_token) / (1 + lam)
+        expected[:, i] /= cols
+    torch.testing.assert_close(out.part_features, expected, atol=1e-6, rtol=1e-5)
+
+    concatenated = expected.reshape(tester.batch_size, -1)
+    torch.testing.assert_close(out.embeddings, concatenated / concatenated.norm(dim=1, keepdim=True), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.embeddings.norm(dim=1), torch.ones(tester.batch_size))
+
+
+def test_local_embedding_math_and_switch_on_loaded_model(tester, model, tmp_path):
+    pixel_values, _ = tester.prepare_inputs()
+    model.save_pretrained(tmp_path)
+    loaded = LATransformerForReID.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        gelt_embeddings = loaded(pixel_values).embeddings
+        loaded.config.embedding = "local"
+        local_embeddings = loaded(pixel_values).embeddings
+        tokens = final_tokens(loaded, pixel_values)
+    assert not torch.allclose(gelt_embeddings, local_embeddings, atol=1e-3)
+
+    rows, cols = tester.grid
+    row_means = tokens[:, 1:].reshape(tester.batch_size, rows, cols, -1).mean(dim=2)
+    expected = torch.cat(
+        [row_means[:, i] / (row_means[:, i].norm(dim=1, keepdim=True) * rows**0.5) for i in range(rows)], dim=1
+    )
+    torch.testing.assert_close(local_embeddings, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(local_embeddings.norm(dim=1), torch.ones(tester.batch_size))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.embed(pixel_values), local_embeddings)
+
+
+def test_loss_is_the_sum_over_rows_of_per_row_cross_entropy(tester, model):
+    pixel_values, labels = tester.prepare_inputs()
+    with torch.no_grad():
+        out = model(pixel_values, labels=labels)
+    manual = sum(F.cross_entropy(out.logits[:, i], labels) for i in range(tester.num_parts))
+    torch.testing.assert_close(out.loss, manual)
+
+
+def test_predict_is_argmax_of_summed_softmax(tester, model):
+    pixel_values, _ = tester.prepare_inputs()
+    predictions, scores = model.predict(pixel_values)
+    with torch.no_grad():
+        logits = model(pixel_values).logits
+    manual_scores = sum(logits[:, i].softmax(dim=-1) for i in range(tester.num_parts))
+    torch.testing.assert_close(scores, manual_scores)
+    assert predictions.tolist() == manual_scores.argmax(dim=-1).tolist()
+    assert scores.shape == (tester.batch_size, tester.num_labels)
+
+
+def test_embed_equals_forward_embeddings(tester, model):
+    pixel_values, _ = tester.prepare_inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(pixel_values), model(pixel_values).embeddings)
+
+
+def test_attentions_with_sdpa_default(tester, model):
+    assert model.vit.config._attn_implementation == "sdpa"
+    pixel_values, _ = tester.prepare_inputs()
+    with torch.no_grad():
+        plain = model(pixel_values)
+        out = model(pixel_values, output_attentions=True)
+    assert len(out.attentions) == tester.num_hidden_layers
+    for attention in out.attentions:
+        assert attention.shape == (tester.batch_size, tester.num_attention_heads, tester.seq_length, tester.seq_length)
+        torch.testing.assert_close(attention.sum(dim=-1), torch.ones(attention.shape[:-1]))
+    torch.testing.assert_close(out.logits, plain.logits, atol=1e-5, rtol=1e-5)
+    assert model.vit.config._attn_implementation == "sdpa"  # back to SDPA after the call
+
+
+def test_hidden_states(tester, model):
+    pixel_values, _ = tester.prepare_inputs()
+    with torch.no_grad():
+        out = model(pixel_values, output_hidden_states=True)
+    assert len(out.hidden_states) == tester.num_hidden_layers + 1
+    for hidden in out.hidden_states:
+        assert hidden.shape == (tester.batch_size, tester.seq_length, tester.hidden_size)
+
+
+def test_save_load_auto_model_and_safetensors(tester, model, tmp_path):
+    pixel_values, _ = tester.prepare_inputs()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not (tmp_path / "pytorch_model.bin").exists()
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(reloaded, LATransformerForReID)
+    with torch.no_grad():
+        before, after = model(pixel_values), reloaded(pixel_values)
+    torch.testing.assert_close(after.logits, before.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(after.embeddings, before.embeddings, atol=1e-5, rtol=1e-5)
+
+
+def test_new_label_set_swaps_heads_and_keeps_backbone(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    swapped = LATransformerForReID.from_pretrained(tmp_path, num_labels=11, ignore_mismatched_sizes=True)
+    assert swapped.config.num_labels == 11
+    for head in swapped.part_classifiers:
+        assert head.classifier.weight.shape == (11, 16)
+    for name, tensor in model.vit.state_dict().items():
+        torch.testing.assert_close(swapped.vit.state_dict()[name], tensor, atol=0, rtol=0)
+    torch.testing.assert_close(swapped.part_classifiers[0].dense.weight, model.part_classifiers[0].dense.weight)
+
+
+def save_tiny_vit(path, image_size, cls=ViTModel, seed=0):
+    torch.manual_seed(seed)
+    backbone = cls(ViTConfig(image_size=image_size, patch_size=4, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=2, intermediate_size=37), **({"add_pooling_layer": False} if cls is ViTModel else {}))
+    backbone.eval().save_pretrained(path)
+    return backbone
+
+
+def test_from_backbone_same_grid_is_the_backbone(tmp_path):
+    backbone = save_tiny_vit(tmp_path, 32)
+    model = LATransformerForReID.from_backbone(str(tmp_path), num_labels=3, lambda_global=0.5).eval()
+    assert model.config.image_size == (32, 32)
+    assert model.config.num_parts == 8 and model.config.lambda_global == 0.5 and model.config.num_labels == 3
+    for name, tensor in backbone.state_dict().items():
+        assert torch.equal(model.vit.state_dict()[name], tensor), name
+    pixel_values = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.vit(pixel_values).last_hidden_state, backbone(pixel_values).last_hidden_state)
+
+
+def test_from_backbone_interpolates_position_embeddings(tmp_path):
+    backbone = save_tiny_vit(tmp_path, 32)  # 8x8 grid
+    model = LATransformerForReID.from_backbone(str(tmp_path), num_labels=3, image_size=(32, 16)).eval()
+    assert model.config.image_size == (32, 16) and model.config.grid_size == (8, 4)
+
+    source = backbone.embeddings.position_embeddings.detach()
+    grid = source[:, 1:].reshape(1, 8, 8, 32).permute(0, 3, 1, 2)
+    resized = F.interpolate(grid, size=(8, 4), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, 32, 32)
+    expected = torch.cat([source[:, :1], resized], dim=1)
+    torch.testing.assert_close(model.vit.embeddings.position_embeddings.detach(), expected, atol=1e-6, rtol=1e-6)
+    for name, tensor in backbone.state_dict().items():
+        if name != "embeddings.position_embeddings":
+            assert torch.equal(model.vit.state_dict()[name], tensor), name
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 16)).logits.shape == (2, 8, 3)
+
+
+def test_from_backbone_reads_an_image_classification_checkpoint(tmp_path):
+    classifier = save_tiny_vit(tmp_path, 32, cls=ViTForImageClassification)  # how google/vit-* are published
+    model = LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)
+    for name, tensor in classifier.vit.state_dict().items():
+        assert torch.equal(model.vit.state_dict()[name], tensor), name
+
+
+def test_from_backbone_refuses_a_non_vit(tmp_path):
+    SwinConfig().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="not a ViT"):
+        LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    tester = LATransformerModelTester(head_dropout=0.0)
+    pixel_values, labels = tester.prepare_inputs()
+    reference = tester.get_model().train()
+    checkpointed = copy.deepcopy(reference)
+    checkpointed.activation_checkpointing_enable()
+    assert checkpointed.is_activation_checkpointing and not reference.is_activation_checkpointing
+
+    losses, layer_calls = [], []
+    for model in (reference, checkpointed):
+        calls = []
+        hook = model.vit.layers[0].register_forward_hook(lambda *args: calls.append(1))
+        loss = model(pixel_values, labels=labels).loss
+        loss.backward()
+        hook.remove()
+        losses.append(loss.detach())
+        layer_calls.append(len(calls))
+    assert layer_calls == [1, 2]  # the checkpointed layer is run again during backward
+    torch.testing.assert_close(losses[0], losses[1])
+    for (name, p_ref), (_, p_ckpt) in zip(reference.named_parameters(), checkpointed.named_parameters()):
+        torch.testing.assert_close(p_ckpt.grad, p_ref.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+    optimizer = torch.optim.SGD(checkpointed.parameters(), lr=0.1)
+    optimizer.step()
+    optimizer.zero_grad()
+    assert checkpointed(pixel_values, labels=labels).loss < losses[1]
