@@ -55,7 +55,7 @@ def blockwise_unfreeze_schedule(num_blocks: int, num_epochs: int, t: int = 2, lr
         unfrozen_block = None
         if epoch % t == 0 and frozen > 0:
             frozen -= 1
-            unfrozen_block = frozen  # blocks are 0-based: the topmost frozen one has index `frozen - 1` before
+            unfrozen_block = frozen  # 0-based index of the topmost block that was still frozen
             lr_factor *= lr_decay
         schedule.append(UnfreezeStage(epoch, num_blocks - frozen, lr_factor, unfrozen_block))
     return schedule
@@ -198,6 +198,11 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs) -> TrainerControl:
         self._on_stage(args, state, model, optimizer, lr_scheduler)
+        return control
+
+    def on_train_end(self, args, state, control, model=None, **kwargs) -> TrainerControl:
+        # Leave a fully trainable model behind (for a later fine-tuning or an export), as it was before training.
+        self._backbone(model).requires_grad_(True)
         return control
 
 

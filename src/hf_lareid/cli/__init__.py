@@ -1,0 +1,1 @@
+"""The `lareid` command line: one module per subcommand group, plus the pictures."""

@@ -1,0 +1,63 @@
+"""What several subcommands share: loading a model with its image processor, examples in `--help`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def add_command(subparsers: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand parser whose `--help` ends with a usage example."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=f"Example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = None):
+    """
+    An `LATransformerForReID` in eval mode and its image processor (PIL backend) from a folder or Hub id.
+
+    A missing local folder is reported as such rather than as a failed Hub lookup.
+    """
+    from transformers import AutoImageProcessor
+
+    from ..modeling_lareid import LATransformerForReID
+
+    ref = str(model_ref)
+    looks_local = ref.startswith((".", "/", "~")) or os.sep in ref and not _is_repo_id(ref)
+    if looks_local and not Path(ref).expanduser().is_dir():
+        raise FileNotFoundError(f"model folder {ref!r} does not exist: pass a folder written by save_pretrained or a Hub id.")
+    if Path(ref).is_dir() and not (Path(ref) / "config.json").is_file():
+        raise FileNotFoundError(f"{ref!r} has no config.json: it is not a saved model folder (see `lareid train`).")
+    model = LATransformerForReID.from_pretrained(ref).eval()
+    if device:
+        model.to(device)
+    image_processor = AutoImageProcessor.from_pretrained(ref, backend="pil")
+    return model, image_processor
+
+
+def _is_repo_id(ref: str) -> bool:
+    return ref.count("/") == 1 and not Path(ref).exists() and not ref.startswith((".", "/"))
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> Path:
+    """Writes JSON atomically (temporary file, then rename) and returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(payload, indent=2, default=_to_builtin) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def _to_builtin(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

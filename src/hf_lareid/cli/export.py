@@ -1,0 +1,30 @@
+"""`lareid export-onnx`: the embedding model as ONNX, checked against PyTorch with onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_command, load_model_and_processor
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "export-onnx",
+        "Export the embedding model (pixels in, unit-norm embeddings out, dynamic batch) to ONNX and verify it.",
+        "lareid export-onnx ./my-model ./my-model.onnx --opset 18",
+    )
+    parser.add_argument("model", help="a saved model folder or Hub id")
+    parser.add_argument("output", help="the .onnx file to write")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..onnx_export import export_onnx
+
+    model, _ = load_model_and_processor(args.model)
+    kwargs = {"opset": args.opset} if args.opset is not None else {}
+    report = export_onnx(model, args.output, **kwargs)
+    print(f"wrote {args.output}; onnxruntime vs PyTorch max abs diff {report['max_abs_diff']:.2e}")
+    return 0

@@ -1,0 +1,157 @@
+"""Image transforms for re-ID datasets (paper section 3.3), applied lazily with `set_transform` / `with_transform`.
+
+Both paths resize with the model's image processor (`transformers.ViTImageProcessorPil`, PIL resampling), so training
+and evaluation inputs match: evaluation is exactly the processor's output; training takes the processor's resized,
+rescaled image in [0, 1], applies kornia augmentations (horizontal flip, vertical flip, colour jitter, optional
+random erasing, each with its own probability; 0 turns it off) and then normalises with the processor's mean/std.
+Every image is converted to RGB first (grayscale, RGBA, CMYK, palette files all work).
+
+Example:
+    >>> from transformers import ViTImageProcessorPil
+    >>> processor = ViTImageProcessorPil(size={"height": 128, "width": 64}, resample=3)  # PIL bicubic
+    >>> train = data["train"].with_transform(build_train_transform(processor))  # doctest: +SKIP
+    >>> train[0]["pixel_values"].shape  # doctest: +SKIP
+    torch.Size([3, 128, 64])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import kornia.augmentation as K
+import torch
+from PIL import Image
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PASSTHROUGH_COLUMNS", "ReIDTransform", "build_eval_transform", "build_train_transform", "to_rgb"]
+
+PASSTHROUGH_COLUMNS = ("label", "person_id", "camera_id")
+"""Columns copied unchanged from the batch to the transform's output (when present)."""
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Return `image` in RGB mode (grayscale, RGBA, CMYK, palette and 16-bit images are converted).
+
+    Example:
+        >>> to_rgb(Image.new("CMYK", (4, 8))).mode
+        'RGB'
+    """
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"Expected a PIL image in the 'image' column, got {type(image).__name__}.")
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit integer grayscale: PIL's convert("RGB") clips instead of scaling, so scale to 8 bits first.
+        image = image.point(lambda value: value / 256).convert("L")
+    return image.convert("RGB")
+
+
+class ReIDTransform:
+    """Batch transform for `datasets`: ``{"image": [PIL, ...], ...}`` -> ``{"pixel_values": (B, 3, H, W), ...}``.
+
+    Args:
+        image_processor: the model's image processor (`ViTImageProcessorPil`); it fixes the size, resampling,
+            rescale factor, mean and std.
+        train (`bool`, *optional*, defaults to `False`): apply the augmentations below; `False` returns exactly the
+            processor's output.
+        hflip_p (`float`, *optional*, defaults to 0.5): probability of a horizontal flip.
+        vflip_p (`float`, *optional*, defaults to 0.5): probability of a vertical flip.
+        color_jitter_p (`float`, *optional*, defaults to 0.8): probability of colour jitter.
+        brightness / contrast / saturation / hue (`float`, *optional*, default 0.2 / 0.2 / 0.2 / 0.0): jitter
+            strengths, as in `kornia.augmentation.ColorJitter`.
+        erasing_p (`float`, *optional*, defaults to 0.0): probability of random erasing (off by default); the
+            erased box gets value 0 after normalisation, i.e. the mean colour.
+        erasing_scale (`tuple[float, float]`, *optional*, defaults to (0.02, 0.33)): erased area share range.
+
+    Output ``pixel_values`` is a float32 tensor of shape (batch, 3, height, width); ``label``, ``person_id`` and
+    ``camera_id`` are passed through when present. Randomness comes from torch's global generator
+    (seed it with `torch.manual_seed` or the Trainer's seed).
+    """
+
+    def __init__(
+        self,
+        image_processor: Any,
+        train: bool = False,
+        hflip_p: float = 0.5,
+        vflip_p: float = 0.5,
+        color_jitter_p: float = 0.8,
+        brightness: float = 0.2,
+        contrast: float = 0.2,
+        saturation: float = 0.2,
+        hue: float = 0.0,
+        erasing_p: float = 0.0,
+        erasing_scale: tuple[float, float] = (0.02, 0.33),
+    ):
+        for name in ("image_mean", "image_std"):
+            if getattr(image_processor, name, None) is None:
+                raise TypeError(f"image_processor must be an image processor with {name} (e.g. ViTImageProcessorPil).")
+        for name, value in (("hflip_p", hflip_p), ("vflip_p", vflip_p), ("color_jitter_p", color_jitter_p),
+                            ("erasing_p", erasing_p)):  # fmt: skip
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
+        self.image_processor = image_processor
+        self.train = train
+        mean = torch.as_tensor(image_processor.image_mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.as_tensor(image_processor.image_std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.mean, self.std = mean, std
+        augmentations: list[nn.Module] = []
+        if hflip_p > 0:
+            augmentations.append(K.RandomHorizontalFlip(p=hflip_p))
+        if vflip_p > 0:
+            augmentations.append(K.RandomVerticalFlip(p=vflip_p))
+        if color_jitter_p > 0 and max(brightness, contrast, saturation, hue) > 0:
+            augmentations.append(
+                K.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, p=color_jitter_p)
+            )
+        self.augment = nn.Sequential(*augmentations)
+        self.erase = K.RandomErasing(scale=erasing_scale, value=0.0, p=erasing_p) if erasing_p > 0 else None
+
+    def __repr__(self) -> str:
+        parts = [repr(module) for module in self.augment] + ([repr(self.erase)] if self.erase is not None else [])
+        return f"{type(self).__name__}(train={self.train}, augmentations=[{', '.join(parts)}])"
+
+    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Transform PIL `images` into a float32 tensor of shape (len(images), 3, height, width)."""
+        images = [to_rgb(image) for image in images]
+        if not self.train:
+            return self.image_processor(images, return_tensors="pt")["pixel_values"]
+        pixels = self.image_processor(images, do_normalize=False, return_tensors="pt")["pixel_values"]  # [0, 1]
+        with torch.no_grad():
+            if len(self.augment):
+                pixels = self.augment(pixels).clamp_(0.0, 1.0)
+            pixels = (pixels - self.mean) / self.std
+            if self.erase is not None:
+                pixels = self.erase(pixels)
+        return pixels.contiguous()
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, Any]:
+        if "image" not in batch:
+            raise KeyError(f"The batch has no 'image' column (columns: {sorted(batch)}); load it with load_reid_dataset.")
+        output: dict[str, Any] = {"pixel_values": self.pixel_values(batch["image"])}
+        for column in PASSTHROUGH_COLUMNS:
+            if column in batch:
+                output[column] = batch[column]
+        return output
+
+
+def build_train_transform(image_processor: Any, **augmentation_options) -> ReIDTransform:
+    """Training transform: processor resize, then the augmentations of :class:`ReIDTransform`, then normalise.
+
+    Example:
+        >>> transform = build_train_transform(processor, vflip_p=0.0, erasing_p=0.5)  # doctest: +SKIP
+        >>> data["train"].set_transform(transform)  # doctest: +SKIP
+    """
+    return ReIDTransform(image_processor, train=True, **augmentation_options)
+
+
+def build_eval_transform(image_processor: Any) -> ReIDTransform:
+    """Evaluation transform: exactly ``image_processor(images, return_tensors="pt")["pixel_values"]``.
+
+    Example:
+        >>> gallery = data["gallery"].with_transform(build_eval_transform(processor))  # doctest: +SKIP
+    """
+    return ReIDTransform(image_processor, train=False)

@@ -1,0 +1,26 @@
+"""Training LA-Transformer: the Trainer, blockwise fine-tuning (Algorithm 1), losses and the train entry point.
+
+Example:
+
+```python
+>>> from hf_lareid.training import BlockwiseUnfreezeCallback, LATransformerTrainer, LATransformerTrainingArguments
+>>> trainer = LATransformerTrainer(model=model, args=LATransformerTrainingArguments("out"), train_dataset=train,
+...                                query_dataset=query, gallery_dataset=gallery, callbacks=[BlockwiseUnfreezeCallback()])
+```
+"""
+
+from .callbacks import BlockwiseUnfreezeCallback, UnfreezeStage, blockwise_unfreeze_schedule, format_unfreeze_schedule
+from .losses import batch_hard_triplet_loss, part_cross_entropy
+from .trainer import LATransformerTrainer, LATransformerTrainingArguments, collate_reid_batch
+
+__all__ = [
+    "BlockwiseUnfreezeCallback",
+    "LATransformerTrainer",
+    "LATransformerTrainingArguments",
+    "UnfreezeStage",
+    "batch_hard_triplet_loss",
+    "blockwise_unfreeze_schedule",
+    "collate_reid_batch",
+    "format_unfreeze_schedule",
+    "part_cross_entropy",
+]

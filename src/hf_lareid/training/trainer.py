@@ -1,0 +1,356 @@
+"""`LATransformerTrainer`: the `transformers.Trainer` for LA-Transformer re-ID training and query/gallery evaluation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import speed_metrics
+from transformers.utils import SAFE_WEIGHTS_NAME
+
+from ..features import extract_features
+from .callbacks import BlockwiseUnfreezeCallback
+from .losses import batch_hard_triplet_loss, part_cross_entropy
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "adamw", "hf")
+RETRIEVAL_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+
+
+@dataclass
+class LATransformerTrainingArguments(TrainingArguments):
+    """
+    [`TrainingArguments`] with the LA-Transformer defaults and options.
+
+    Changed defaults: `weight_decay=5e-4` (the original code's), `remove_unused_columns=False` (the transforms
+    need the `image` column), `lr_scheduler_type="auto"` (constant when a [`BlockwiseUnfreezeCallback`] is on,
+    since its step decay replaces the schedule; linear otherwise).
+
+    Example:
+
+    ```python
+    >>> args = LATransformerTrainingArguments("out", optimizer="adam", triplet_loss_weight=1.0, label_smoothing=0.1)
+    ```
+    """
+
+    optimizer: str = field(
+        default="adam",
+        metadata={
+            "help": "adam: torch.optim.Adam with L2 weight decay, as the paper's code; adamw: torch.optim.AdamW "
+            "(decoupled weight decay); hf: the Trainer's own `--optim` choice.",
+            "choices": list(OPTIMIZERS),
+        },
+    )
+    weight_decay: float = field(default=5e-4, metadata={"help": "Weight decay (5e-4 as the original LA-Transformer code)."})
+    lr_scheduler_type: str = field(
+        default="auto",
+        metadata={
+            "help": "A transformers scheduler name, or 'auto': constant with blockwise unfreezing (its step decay is "
+            "the schedule), linear otherwise."
+        },
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep the dataset's columns: the image transforms read the `image` column."}
+    )
+    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the per-row cross-entropies."})
+    triplet_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of a batch-hard triplet loss on the embeddings (0: off). Batches are then P x K."},
+    )
+    triplet_margin: float = field(default=0.3, metadata={"help": "Margin of the batch-hard triplet loss."})
+    samples_per_identity: int = field(
+        default=4, metadata={"help": "K of the P x K identity-balanced batches used with the triplet loss."}
+    )
+    eval_flip: bool = field(
+        default=False, metadata={"help": "Evaluate with flip test-time augmentation (image + mirror image)."}
+    )
+    auto_lr_scheduler: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        if self.triplet_loss_weight < 0 or self.label_smoothing < 0 or self.label_smoothing >= 1:
+            raise ValueError(
+                "triplet_loss_weight must be >= 0 and label_smoothing in [0, 1), got "
+                f"{self.triplet_loss_weight} and {self.label_smoothing}."
+            )
+        if self.samples_per_identity < 1:
+            raise ValueError(f"samples_per_identity must be >= 1, got {self.samples_per_identity}.")
+        self.auto_lr_scheduler = str(self.lr_scheduler_type) == "auto"
+        if self.auto_lr_scheduler:
+            self.lr_scheduler_type = "linear"  # the Trainer picks constant instead when the unfreeze callback is on
+        super().__post_init__()
+
+
+def collate_reid_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """
+    Stacks transformed examples into a model batch.
+
+    Each example needs `pixel_values` `(3, height, width)` and a `label` (or `labels`) int. Returns
+    `{"pixel_values": (batch, 3, height, width), "labels": (batch,)}`.
+    """
+    if not examples or "pixel_values" not in examples[0]:
+        found = sorted(examples[0]) if examples else []
+        raise ValueError(
+            f"training examples need a `pixel_values` entry, got {found}: set the training transform on the dataset "
+            "(hf_lareid.data.transforms) before training."
+        )
+    pixel_values = torch.stack([torch.as_tensor(example["pixel_values"]) for example in examples])
+    key = "labels" if "labels" in examples[0] else "label"
+    if key not in examples[0]:
+        raise ValueError(f"training examples need a `label` entry, got {sorted(examples[0])}.")
+    labels = torch.as_tensor([int(example[key]) for example in examples], dtype=torch.long)
+    return {"pixel_values": pixel_values, "labels": labels}
+
+
+class LATransformerTrainer(Trainer):
+    """
+    A [`Trainer`] for [`LATransformerForReID`].
+
+    - Loss: the model's sum of per-row cross-entropies (label-smoothed when `args.label_smoothing > 0`), plus
+      `args.triplet_loss_weight` times a batch-hard triplet loss on the embeddings (batches are then P identities
+      x K images, `K = args.samples_per_identity`). Each component is logged (`ce_loss`, `triplet_loss`).
+    - Optimizer: Adam with L2 weight decay as in the paper (`args.optimizer="adamw"` for AdamW, `"hf"` for the
+      Trainer's `--optim`). Every parameter is in the optimizer, trainable or not, so freezing can change during
+      training (see [`BlockwiseUnfreezeCallback`]) and checkpoints always resume.
+    - Gradient accumulation is exact for the cross-entropy: the losses are batch means and the Trainer divides
+      them by the accumulation steps (the batch-hard triplet mines within each micro-batch).
+    - Evaluation: with `query_dataset` and `gallery_dataset`, `evaluate()` embeds both with
+      [`extract_features`] and reports `eval_rank1`, `eval_rank5`, `eval_rank10`, `eval_mAP` and `eval_mINP`
+      (usable as `metric_for_best_model="rank1"`). Under DDP each process computes the same metrics.
+
+    Args:
+        query_dataset, gallery_dataset: `datasets.Dataset`s with `person_id` and `camera_id` columns and either an
+            evaluation transform giving `pixel_values` or an `image` column that `processing_class` prepares.
+        model_card_fields: extra fields for [`write_model_card`] (`setup`, `datasets`, `eval_dataset`, ...) used by
+            `create_model_card` (called by `push_to_hub`).
+        other arguments: as [`Trainer`]; `data_collator` defaults to [`collate_reid_batch`].
+
+    Example:
+
+    ```python
+    >>> trainer = LATransformerTrainer(model=model, args=LATransformerTrainingArguments("out", eval_strategy="epoch"),
+    ...                                train_dataset=data["train"], query_dataset=data["query"],
+    ...                                gallery_dataset=data["gallery"], processing_class=image_processor)
+    >>> trainer.train(); trainer.evaluate()["eval_rank1"]  # -> 0.93
+    ```
+    """
+
+    # The losses below are batch means: the Trainer must divide them by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        *,
+        query_dataset: Any = None,
+        gallery_dataset: Any = None,
+        model_card_fields: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        if (query_dataset is None) != (gallery_dataset is None):
+            raise ValueError("pass both query_dataset and gallery_dataset (or neither) to LATransformerTrainer.")
+        kwargs.setdefault("data_collator", collate_reid_batch)
+        callbacks = kwargs.get("callbacks") or []
+        self.unfreeze_callback = next((cb for cb in callbacks if isinstance(cb, BlockwiseUnfreezeCallback)), None)
+        if self.unfreeze_callback is not None and args is not None:
+            if args.ddp_find_unused_parameters is False:
+                raise ValueError(
+                    "BlockwiseUnfreezeCallback needs ddp_find_unused_parameters=True: frozen blocks get no gradient."
+                )
+            # Frozen blocks get no gradient; DDP must look for unused parameters (even with activation checkpointing).
+            args.ddp_find_unused_parameters = True
+        super().__init__(model=model, args=args, **kwargs)
+        self.query_dataset = query_dataset
+        self.gallery_dataset = gallery_dataset
+        self.model_card_fields = dict(model_card_fields or {})
+        self._loss_components: dict[str, torch.Tensor] = {}
+        self._loss_component_steps = 0
+
+    # ----------------------------------------------------------------- optimisation
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """Adam (coupled L2 weight decay, as the paper's code) or AdamW over ALL parameters; no decay on biases and norms."""
+        name = getattr(self.args, "optimizer", "hf")
+        if self.optimizer is not None or name == "hf":
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay_names = set(self.get_decay_parameter_names(opt_model))
+        named = list(opt_model.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if n in decay_names], "weight_decay": self.args.weight_decay},
+            {"params": [p for n, p in named if n not in decay_names], "weight_decay": 0.0},
+        ]
+        optimizer_cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        self.optimizer = optimizer_cls(
+            [group for group in groups if group["params"]],
+            lr=self.args.learning_rate,
+            betas=(self.args.adam_beta1, self.args.adam_beta2),
+            eps=self.args.adam_epsilon,
+        )
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        """`lr_scheduler_type="auto"`: constant with blockwise unfreezing (its step decay is the schedule), else linear."""
+        if self.lr_scheduler is None and getattr(self.args, "auto_lr_scheduler", False):
+            self.args.lr_scheduler_type = "constant" if self.unfreeze_callback is not None else "linear"
+            logger.info("lr_scheduler_type auto -> %s", self.args.lr_scheduler_type)
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def _get_train_sampler(self, train_dataset=None):
+        """Identity-balanced P x K batches when the triplet loss is on; the Trainer's random sampler otherwise."""
+        if getattr(self.args, "triplet_loss_weight", 0.0) <= 0:
+            return super()._get_train_sampler(train_dataset)
+        from ..data.sampler import IdentityBalancedSampler
+
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        return IdentityBalancedSampler.from_dataset(
+            dataset,
+            batch_size=self._train_batch_size,
+            samples_per_identity=self.args.samples_per_identity,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
+        """Per-row cross-entropy (+ weighted batch-hard triplet); both are batch means (see `loss_is_scaled_for_ga`)."""
+        labels = inputs["labels"]
+        label_smoothing = getattr(self.args, "label_smoothing", 0.0)
+        triplet_weight = getattr(self.args, "triplet_loss_weight", 0.0)
+        outputs = model(pixel_values=inputs["pixel_values"], labels=labels if label_smoothing == 0 else None)
+        ce_loss = outputs.loss if label_smoothing == 0 else part_cross_entropy(outputs.logits, labels, label_smoothing)
+        components = {"ce_loss": ce_loss}
+        loss = ce_loss
+        if triplet_weight > 0:
+            triplet = batch_hard_triplet_loss(outputs.embeddings, labels, margin=self.args.triplet_margin)
+            components["triplet_loss"] = triplet
+            loss = loss + triplet_weight * triplet
+        if model.training:
+            for name, value in components.items():
+                self._loss_components[name] = self._loss_components.get(name, 0.0) + value.detach().float()
+            self._loss_component_steps += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the mean of each loss component since the last log to the training logs."""
+        if "loss" in logs and self._loss_component_steps:
+            for name, total in self._loss_components.items():
+                mean = self.accelerator.reduce(total / self._loss_component_steps, reduction="mean")
+                logs[name] = round(float(mean), 4)
+            self._loss_components, self._loss_component_steps = {}, 0
+        super().log(logs, start_time)
+
+    # ----------------------------------------------------------------- checkpoints
+    def _load_weights(self, checkpoint_dir: str, model: nn.Module | None = None) -> bool:
+        """
+        Loads `checkpoint_dir`'s weights through `from_pretrained`; False when the Trainer's own loader must run.
+
+        transformers 5 saves ViT weights under their legacy names (`vit.encoder.layer.0...`) and renames them when
+        `from_pretrained` loads; the Trainer's resume and best-model loading call `load_state_dict` directly, which
+        silently leaves every encoder block at its current value. Loading a copy through `from_pretrained` applies
+        the renaming.
+        """
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return False
+        if not os.path.isfile(os.path.join(checkpoint_dir, SAFE_WEIGHTS_NAME)):
+            return False
+        target = self.accelerator.unwrap_model(self.model if model is None else model)
+        loaded = type(target).from_pretrained(checkpoint_dir, config=target.config)
+        target.load_state_dict(loaded.state_dict(), strict=True)
+        return True
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        if not self._load_weights(resume_from_checkpoint, model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        logger.info("Loading best model from %s (score: %s).", self.state.best_model_checkpoint, self.state.best_metric)
+        if not self._load_weights(self.state.best_model_checkpoint):
+            super()._load_best_model()
+
+    # ----------------------------------------------------------------- evaluation
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """
+        Query/gallery retrieval metrics when the trainer has `query_dataset` and `gallery_dataset`.
+
+        Returns `{prefix}_rank1`, `_rank5`, `_rank10`, `_mAP`, `_mINP` (fractions in [0, 1]) plus timings. With an
+        explicit `eval_dataset`, or without query/gallery sets, this is the Trainer's loss evaluation.
+        """
+        if eval_dataset is not None or self.query_dataset is None:
+            return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        from ..evaluation import evaluate_reid
+
+        self._memory_tracker.start()
+        start_time = time.time()
+        feature_options = {
+            "batch_size": self.args.per_device_eval_batch_size,
+            "flip": getattr(self.args, "eval_flip", False),
+            "bf16": bool(self.args.bf16),
+            "image_processor": self.processing_class,
+            "progress": not self.args.disable_tqdm,
+        }
+        model = self.accelerator.unwrap_model(self.model)
+        query = extract_features(model, self.query_dataset, description="Query features", **feature_options)
+        gallery = extract_features(model, self.gallery_dataset, description="Gallery features", **feature_options)
+        results = evaluate_reid(
+            query.embeddings, gallery.embeddings,
+            query.person_ids, gallery.person_ids,
+            query.camera_ids, gallery.camera_ids,
+        )
+        metrics = {f"{metric_key_prefix}_{name}": float(results[name]) for name in RETRIEVAL_METRICS}
+        metrics.update(speed_metrics(metric_key_prefix, start_time, num_samples=len(query) + len(gallery)))
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self._memory_tracker.stop_and_update_metrics(metrics)
+        return metrics
+
+    # ----------------------------------------------------------------- model card
+    def latest_eval_metrics(self) -> dict[str, float]:
+        """The last logged retrieval metrics (`eval_rank1`, ...), or `{}`."""
+        for entry in reversed(self.state.log_history):
+            if any(key.endswith("_rank1") for key in entry):
+                return dict(entry)
+        return {}
+
+    def create_model_card(self, **kwargs: Any) -> None:
+        """
+        Writes hf-lareid's model card (`README.md`) with [`write_model_card`] instead of the Trainer's generic one,
+        so `push_to_hub` publishes the card with the model-index (Rank-1/mAP), setup and data. Runs on the main
+        process only; the Trainer's keyword arguments (`license`, `model_name`, ...) override the card's fields.
+        """
+        if not self.is_world_process_zero():
+            return
+        from ..modelcard import write_model_card
+
+        fields = {
+            "metrics": self.latest_eval_metrics(),
+            "training_args": self.args.to_dict(),
+            **self.model_card_fields,
+        }
+        for key in ("license", "model_name"):
+            if kwargs.get(key):
+                fields[key] = kwargs[key]
+        if self.unfreeze_callback is not None and "unfreeze_schedule" not in fields:
+            from .callbacks import format_unfreeze_schedule
+
+            num_blocks = len(self.accelerator.unwrap_model(self.model).vit.layers)
+            num_epochs = max(1, int(round(self.state.num_train_epochs or self.args.num_train_epochs)))
+            fields["unfreeze_schedule"] = format_unfreeze_schedule(
+                self.unfreeze_callback.schedule(num_blocks, num_epochs), num_blocks
+            )
+        write_model_card(self.args.output_dir, **fields)
+
+
+__all__ = ["LATransformerTrainer", "LATransformerTrainingArguments", "collate_reid_batch"]

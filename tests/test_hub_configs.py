@@ -1,0 +1,95 @@
+"""The shipped setups: Table 2 of the paper plus `tiny`, loadable from the installed package."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoImageProcessor
+
+from hf_lareid import LATransformerConfig, LATransformerForReID
+from hf_lareid.hub_configs import SETUPS_DIR, list_setups, load_setup, setup_path
+
+# name: (blocks, width, image size, parts, classes, batch, epochs, lr, t, lr decay, backbone)
+TABLE_2 = {
+    "baseline": (12, 768, (224, 224), 14, 62, 32, 30, 3e-5, 2, 0.8, "google/vit-base-patch16-224"),
+    "improvement1": (24, 1024, (384, 384), 24, 825, 8, 15, 2e-5, 1, 0.8, "google/vit-large-patch16-384"),
+    "improvement2": (24, 1024, (224, 224), 14, 62, 32, 30, 2e-5, 2, 0.8, "google/vit-large-patch16-224"),
+}
+
+
+def test_list_setups():
+    assert list_setups() == ["baseline", "improvement1", "improvement2", "tiny"]
+
+
+def test_unknown_setup_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown setup 'imp3'.*'baseline', 'improvement1', 'improvement2', 'tiny'"):
+        setup_path("imp3")
+    with pytest.raises(ValueError, match="unknown setup"):
+        load_setup("imp3")
+
+
+def test_top_level_folder_is_the_package_data():
+    checkout_link = Path(__file__).resolve().parents[1] / "hub_configs"
+    if checkout_link.exists():  # absent when the tests run against an installed package only
+        assert checkout_link.resolve() == SETUPS_DIR
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_2))
+def test_paper_setups_follow_table_2(name):
+    blocks, width, image_size, parts, classes, batch, epochs, lr, t, decay, backbone = TABLE_2[name]
+    config = AutoConfig.from_pretrained(setup_path(name))
+    assert isinstance(config, LATransformerConfig)
+    assert config.backbone_config.num_hidden_layers == blocks and config.hidden_size == width
+    assert config.image_size == image_size and config.patch_size == (16, 16)
+    assert config.num_parts == parts and config.embedding_dim == parts * width
+    assert config.num_labels == classes and config.lambda_global == 0.8
+    assert config.backbone_config.layer_norm_eps == 1e-12  # as the google/vit-* checkpoints
+
+    with torch.device("meta"):
+        model = LATransformerForReID(config)
+    assert len(model.vit.layers) == blocks and len(model.part_classifiers) == parts
+    assert model.part_classifiers[0].classifier.out_features == classes
+
+    _, image_processor, training_args = load_setup(name)
+    assert (image_processor.size.height, image_processor.size.width) == image_size
+    assert image_processor.resample == 3 and list(image_processor.image_mean) == [0.5, 0.5, 0.5]
+    assert training_args["backbone"] == backbone
+    assert training_args["per_device_train_batch_size"] == batch and training_args["num_train_epochs"] == epochs
+    assert training_args["learning_rate"] == lr and training_args["unfreeze_every_epochs"] == t
+    assert training_args["lr_decay"] == decay and training_args["num_unfreeze_blocks"] == blocks
+    assert training_args["num_train_classes"] == classes == sum(training_args["train_datasets"].values())
+
+
+def test_tiny_setup_builds_and_runs():
+    config, image_processor, training_args = load_setup("tiny")
+    assert config.backbone_config.num_hidden_layers == 6 and config.hidden_size == 192
+    assert config.backbone_config.num_attention_heads == 3 and config.backbone_config.intermediate_size == 768
+    assert config.image_size == (128, 64) and config.grid_size == (8, 4) and config.num_parts == 8
+    assert config.backbone_config.layer_norm_eps == 1e-6
+    assert training_args["backbone"] is None and training_args["per_device_train_batch_size"] == 64
+    model = LATransformerForReID(config).eval()
+    with torch.no_grad():
+        assert model.embed(torch.randn(1, 3, 128, 64)).shape == (1, 8 * 192)
+
+
+@pytest.mark.parametrize("name", ["baseline", "improvement1", "improvement2", "tiny"])
+def test_files_hold_model_fields_only(name):
+    folder = setup_path(name)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "la-transformer" and config["backbone_config"]["model_type"] == "vit"
+    assert not {"id2label", "label2id", "transformers_version", "dtype"} & set(config)
+    assert (folder / "README.md").read_text().strip()
+    processor = AutoImageProcessor.from_pretrained(folder, backend="pil")
+    assert processor.do_resize and processor.do_rescale and processor.do_normalize
+    assert processor.rescale_factor == pytest.approx(1 / 255)
+
+
+def test_load_setup_from_a_folder(tmp_path):
+    for file in ("config.json", "preprocessor_config.json", "training_args.json"):
+        (tmp_path / file).write_bytes((setup_path("tiny") / file).read_bytes())
+    config, _, training_args = load_setup(tmp_path)
+    assert config.num_parts == 8 and training_args["learning_rate"] == 1e-3
+    (tmp_path / "training_args.json").unlink()
+    with pytest.raises(FileNotFoundError, match="lacks \\['training_args.json'\\]"):
+        load_setup(tmp_path)

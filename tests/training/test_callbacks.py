@@ -1,0 +1,171 @@
+"""BlockwiseUnfreezeCallback: Algorithm 1's schedule, what it freezes, learning-rate persistence, exact resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import TrainerCallback
+from training_helpers import NUM_BLOCKS, RandomReIDDataset, tiny_model
+
+from hf_lareid.training import (
+    BlockwiseUnfreezeCallback,
+    LATransformerTrainer,
+    LATransformerTrainingArguments,
+    blockwise_unfreeze_schedule,
+    format_unfreeze_schedule,
+)
+
+
+def algorithm_1(num_blocks: int, num_epochs: int, t: int, lr: float, lr_decay: float) -> list[tuple[int, float]]:
+    """The paper's pseudo-code transcribed literally: (number of unfrozen blocks, lr) during each epoch."""
+    b, unfrozen, out = num_blocks, 0, []
+    i = 0
+    while 0 <= i < num_epochs:
+        if i % t == 0 and b > 0:
+            unfrozen += 1  # unfreeze B[b]
+            b -= 1
+            lr = lr * lr_decay
+        out.append((unfrozen, lr))
+        i += 1
+    return out
+
+
+def test_schedule_t2_decay08_4_blocks_10_epochs_matches_algorithm_1():
+    schedule = blockwise_unfreeze_schedule(num_blocks=4, num_epochs=10, t=2, lr_decay=0.8)
+    print("\n" + format_unfreeze_schedule(schedule, num_blocks=4))
+    expected = algorithm_1(4, 10, t=2, lr=1.0, lr_decay=0.8)
+    assert len(schedule) == 10
+    for stage, (unfrozen, lr_factor) in zip(schedule, expected):
+        assert stage.num_trainable_blocks == unfrozen, stage
+        assert stage.lr_factor == pytest.approx(lr_factor)
+    # Spelled out: epoch 0 already trains the top block at lr * 0.8 (no off-by-one), one more block every 2 epochs.
+    assert [s.num_trainable_blocks for s in schedule] == [1, 1, 2, 2, 3, 3, 4, 4, 4, 4]
+    assert [s.unfrozen_block for s in schedule] == [3, None, 2, None, 1, None, 0, None, None, None]
+    assert schedule[-1].lr_factor == pytest.approx(0.8**4)
+
+
+def test_invalid_options_are_rejected():
+    with pytest.raises(ValueError, match="t"):
+        BlockwiseUnfreezeCallback(t=0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        BlockwiseUnfreezeCallback(lr_decay=1.5)
+    with pytest.raises(TypeError, match="model.vit"):
+        BlockwiseUnfreezeCallback().apply(0, torch.nn.Linear(2, 2))
+
+
+def trainable(module: torch.nn.Module) -> bool:
+    return all(p.requires_grad for p in module.parameters())
+
+
+def test_apply_freezes_lower_blocks_and_embeddings_idempotently():
+    model = tiny_model()
+    callback = BlockwiseUnfreezeCallback(t=2, lr_decay=0.8)
+    for _ in range(2):  # applying the same epoch twice changes nothing
+        callback.apply(2, model)
+        assert [trainable(block) for block in model.vit.layers] == [False, False, True, True]
+        assert not any(p.requires_grad for p in model.vit.embeddings.parameters())
+        assert trainable(model.vit.layernorm) and trainable(model.part_classifiers)
+    callback.apply(6, model)  # all blocks: the embeddings unfreeze with the lowest one
+    assert all(trainable(block) for block in model.vit.layers) and trainable(model.vit.embeddings)
+    callback.apply(0, model)  # derived from the epoch, not from history: going back re-freezes
+    assert [trainable(block) for block in model.vit.layers] == [False, False, False, True]
+
+    options = BlockwiseUnfreezeCallback(train_final_norm=False, unfreeze_embeddings_with_first_block=False)
+    options.apply(9, model)
+    assert not any(p.requires_grad for p in model.vit.layernorm.parameters())
+    assert not any(p.requires_grad for p in model.vit.embeddings.parameters())
+
+
+def test_frozen_blocks_record_no_autograd_graph():
+    model = tiny_model()
+    BlockwiseUnfreezeCallback().apply(0, model)
+    captured = {}
+    model.vit.layers[2].register_forward_hook(lambda module, inputs, output: captured.update(low=output))
+    model.vit.layers[3].register_forward_hook(lambda module, inputs, output: captured.update(top=output))
+    model(torch.randn(2, 3, 32, 16), labels=torch.tensor([0, 1])).loss.backward()
+    low = captured["low"][0] if isinstance(captured["low"], tuple) else captured["low"]
+    top = captured["top"][0] if isinstance(captured["top"], tuple) else captured["top"]
+    assert low.grad_fn is None and not low.requires_grad  # nothing recorded below the top block
+    assert top.grad_fn is not None
+    assert all(p.grad is None for p in model.vit.layers[2].parameters())
+    assert all(p.grad is not None for p in model.vit.layers[3].parameters())
+
+
+class Recorder(TrainerCallback):
+    """Records, at each epoch start (after the unfreeze callback), the trainable blocks and the learning rate."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        blocks = sum(trainable(block) for block in model.vit.layers)
+        self.epochs.append((blocks, optimizer.param_groups[0]["lr"]))
+
+    def on_step_end(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+        # The change persists through scheduler steps: the group lr equals the (scaled) base lr.
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(lr_scheduler.base_lrs[0])
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def make_trainer(output_dir, callbacks, **overrides) -> LATransformerTrainer:
+    fields = dict(
+        output_dir=str(output_dir), per_device_train_batch_size=4, num_train_epochs=4, learning_rate=1e-3,
+        use_cpu=True, report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=1, seed=0,
+        dataloader_num_workers=0,
+    )
+    fields.update(overrides)
+    return LATransformerTrainer(
+        model=tiny_model(), args=LATransformerTrainingArguments(**fields), train_dataset=RandomReIDDataset(16),
+        callbacks=callbacks,
+    )
+
+
+def test_schedule_and_learning_rate_in_a_real_run(tmp_path):
+    recorder = Recorder()
+    trainer = make_trainer(tmp_path, [BlockwiseUnfreezeCallback(t=1, lr_decay=0.5), recorder])
+    initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert trainer.args.lr_scheduler_type == "constant"  # "auto" with the callback on
+    assert recorder.epochs == [(1, 5e-4), (2, 2.5e-4), (3, 1.25e-4), (4, 6.25e-5)]
+    logged = [entry["trainable_blocks"] for entry in trainer.state.log_history if "trainable_blocks" in entry]
+    assert logged == [1, 2, 3, 4]
+    # Every parameter is in the optimizer, so blocks unfrozen mid-run did train.
+    optimizer_params = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert optimizer_params == {id(p) for p in trainer.model.parameters()}
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, initial[n])}
+    assert any(n.startswith("vit.layers.0.") for n in changed)  # unfrozen at the last epoch
+    assert any(n.startswith("vit.embeddings.") for n in changed)
+    # After training the model is left fully trainable again.
+    assert all(p.requires_grad for p in trainer.model.parameters())
+
+
+def test_stopped_and_resumed_run_equals_uninterrupted_run(tmp_path):
+    uninterrupted = make_trainer(tmp_path / "a", [BlockwiseUnfreezeCallback(t=1, lr_decay=0.8)])
+    uninterrupted.train()
+
+    # Stop mid-epoch 1 (step 6 of 16, 4 steps per epoch), with a checkpoint there.
+    stopped = make_trainer(
+        tmp_path / "b", [BlockwiseUnfreezeCallback(t=1, lr_decay=0.8), StopAt(6)], save_strategy="steps", save_steps=6
+    )
+    stopped.train()
+    assert stopped.state.global_step == 6
+    resumed_recorder = Recorder()
+    resumed = make_trainer(
+        tmp_path / "b", [BlockwiseUnfreezeCallback(t=1, lr_decay=0.8), resumed_recorder], save_strategy="no"
+    )
+    resumed.train(resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-6"))
+    assert resumed.state.global_step == 16
+    # The resumed run started in epoch 1 with 2 blocks at lr 1e-3 * 0.8**2, then went on as scheduled.
+    assert [blocks for blocks, _ in resumed_recorder.epochs] == [2, 3, 4]
+    assert resumed_recorder.epochs[0][1] == pytest.approx(1e-3 * 0.8**2)
+    expected = dict(uninterrupted.model.named_parameters())
+    for name, param in resumed.model.named_parameters():
+        torch.testing.assert_close(param, expected[name], atol=1e-6, rtol=0, msg=name)
