@@ -253,13 +253,15 @@ def test_from_backbone_refuses_a_non_vit(tmp_path):
         LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)
 
 
+@pytest.mark.filterwarnings("ignore:.*is deprecated.*activation_checkpointing:FutureWarning")
 def test_gradient_checkpointing_gives_the_same_gradients():
     tester = LATransformerModelTester(head_dropout=0.0)
     pixel_values, labels = tester.prepare_inputs()
     reference = tester.get_model().train()
     checkpointed = copy.deepcopy(reference)
-    checkpointed.activation_checkpointing_enable()
-    assert checkpointed.is_activation_checkpointing and not reference.is_activation_checkpointing
+    # The name TrainingArguments(gradient_checkpointing=True) uses; transformers 5.24 also calls it activation_*.
+    checkpointed.gradient_checkpointing_enable()
+    assert checkpointed.is_gradient_checkpointing and not reference.is_gradient_checkpointing
 
     losses, layer_calls = [], []
     for model in (reference, checkpointed):

@@ -1,4 +1,4 @@
-"""ONNX export: onnxruntime reproduces `model.embed`, the opset and the dynamic batch axis are as asked, errors are clear."""
+"""ONNX export: onnxruntime reproduces `model.embed`, opset and dynamic batch axis are as asked, errors are clear."""
 
 import sys
 
@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
 from hf_lareid import onnx_export  # noqa: E402
-from hf_lareid.onnx_export import export_onnx  # noqa: E402
+from hf_lareid.onnx_export import check_onnx, export_onnx  # noqa: E402
 
 
 def _onnxruntime_matches_pytorch(model, path, batch_sizes=(1, 4)):
@@ -64,6 +64,13 @@ def test_low_opset_uses_torchscript_exporter_and_restores_model(tmp_path, tiny_m
     assert tiny_model.training and tiny_model.vit.config._attn_implementation == "sdpa"
     tiny_model.eval()
     assert _onnxruntime_matches_pytorch(tiny_model, path) < 1e-4
+
+    differences = check_onnx(tiny_model, path, batch_sizes=(2,))
+    assert set(differences) == {2} and differences[2] < 1e-4
+    with torch.no_grad():
+        tiny_model.vit.layernorm.bias.add_(0.5)  # the file no longer matches the model
+    with pytest.raises(ValueError, match=r"model17.onnx: onnxruntime and PyTorch embeddings differ"):
+        check_onnx(tiny_model, path)
 
 
 def test_dynamo_failure_falls_back_to_torchscript(tmp_path, tiny_model, monkeypatch):

@@ -6,7 +6,7 @@ import math
 from typing import ClassVar
 
 from transformers import ViTConfig
-from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+from transformers.configuration_utils import PreTrainedConfig
 
 EMBEDDING_TYPES = ("gelt", "local")
 HEAD_ACTIVATIONS = ("relu", "gelu", None)
@@ -66,7 +66,8 @@ class LATransformerConfig(PreTrainedConfig):
     """
 
     model_type = "la-transformer"
-    sub_configs_defaults: ClassVar = {"backbone_config": SubConfigSpec(ViTConfig, model_type="vit")}
+    # A plain `sub_configs` (not the newer `sub_configs_defaults` / `SubConfigSpec`) also runs on transformers < 5.24.
+    sub_configs: ClassVar = {"backbone_config": ViTConfig}
 
     backbone_config: dict | ViTConfig | None = None
     lambda_global: float = 0.8

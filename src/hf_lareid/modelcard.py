@@ -64,7 +64,7 @@ def _model_index(
 ) -> list[dict[str, Any]]:
     values = [(key, _metric_value(metrics, key)) for key in METRICS]
     entries = [
-        {"type": METRICS[key][0], "value": round(value, 4), "name": METRICS[key][1], "args": {"protocol": protocol}}
+        {"type": METRICS[key][0], "value": round(value, 4), "name": METRICS[key][1]}
         for key, value in values
         if value is not None
     ]
@@ -77,7 +77,12 @@ def _model_index(
             "results": [
                 {
                     "task": {"type": "image-feature-extraction", "name": "Person re-identification"},
-                    "dataset": {"type": dataset_name, "name": dataset_name, "split": "query/gallery"},
+                    "dataset": {
+                        "type": dataset_name,
+                        "name": dataset_name,
+                        "split": "query/gallery",
+                        "args": {"protocol": protocol},
+                    },
                     "metrics": entries,
                 }
             ],

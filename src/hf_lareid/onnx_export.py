@@ -32,7 +32,7 @@ _INSTALL_HINT = 'pip install "hf-lareid[onnx]"'
 
 
 class LATransformerEmbedder(nn.Module):
-    """The export wrapper: `forward(pixel_values)` is `model.embed(pixel_values)`, `(batch, 3, H, W) -> (batch, dim)`."""
+    """The export wrapper: `forward` is `model.embed`, `(batch, 3, height, width) -> (batch, embedding_dim)`."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -51,7 +51,9 @@ def _import_onnx(check: bool) -> tuple[Any, Any]:
         if check:
             import onnxruntime
     except ImportError as error:
-        raise ImportError(f"ONNX export needs the optional packages onnx and onnxruntime ({error}): {_INSTALL_HINT}") from error
+        raise ImportError(
+            f"ONNX export needs the optional packages onnx and onnxruntime ({error}): {_INSTALL_HINT}"
+        ) from error
     return onnx, onnxruntime
 
 
@@ -162,7 +164,8 @@ def _example_pixels(model: nn.Module, batch_size: int, image_processor: Any, see
         return torch.from_numpy(generator.standard_normal((batch_size, 3, height, width), dtype=np.float32))
     from PIL import Image
 
-    images = [Image.fromarray(generator.integers(0, 256, (height, width, 3), dtype=np.uint8)) for _ in range(batch_size)]
+    arrays = generator.integers(0, 256, (batch_size, height, width, 3), dtype=np.uint8)
+    images = [Image.fromarray(array) for array in arrays]
     return image_processor(images, return_tensors="pt")["pixel_values"].float()
 
 
@@ -203,12 +206,14 @@ def _compare_with_pytorch(
             expected = model.embed(pixel_values.to(device)).float().cpu().numpy()
         (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: pixel_values.numpy()})
         if got.shape != expected.shape:
-            raise ValueError(f"onnxruntime returned shape {got.shape} for batch size {batch_size}, PyTorch {expected.shape}.")
+            raise ValueError(
+                f"onnxruntime returned shape {got.shape} for batch size {batch_size}, PyTorch {expected.shape}."
+            )
         differences[batch_size] = float(np.abs(got - expected).max())
         if not differences[batch_size] < atol:
             raise ValueError(
-                f"onnxruntime and PyTorch embeddings differ by {differences[batch_size]:.3g} at batch size {batch_size} "
-                f"(atol {atol:g}); try another opset, or report the model config."
+                f"onnxruntime and PyTorch embeddings differ by {differences[batch_size]:.3g} at batch size "
+                f"{batch_size} (atol {atol:g}); try another opset, or report the model config."
             )
     return differences
 
@@ -300,7 +305,7 @@ def export_onnx(
         "max_abs_diff": max(differences.values(), default=None),
         "max_abs_diff_per_batch_size": differences,
     }
-    logger.info("Wrote %s (opset %d, %s exporter); max abs diff vs PyTorch: %s", output_path, opset, exporter, differences)
+    logger.info("Wrote %s (opset %d, %s exporter); diffs vs PyTorch %s", output_path, opset, exporter, differences)
     return report
 
 

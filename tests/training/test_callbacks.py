@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from transformers import TrainerCallback
-from training_helpers import NUM_BLOCKS, RandomReIDDataset, tiny_model
+from training_helpers import RandomReIDDataset, tiny_model
 
 from hf_lareid.training import (
     BlockwiseUnfreezeCallback,

@@ -11,7 +11,7 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def run_worker(output_dir: Path, processes: int) -> None:
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--master_port=0"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--standalone"]
     command = (launcher if processes > 1 else [sys.executable]) + [str(WORKER), str(output_dir)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")])}
     env["OMP_NUM_THREADS"] = "1"
@@ -27,7 +27,11 @@ def test_two_process_ddp_trains_and_synchronises_unfrozen_blocks(tmp_path):
 
     assert [r["world_size"] for r in ranks] == [2, 2] and single["world_size"] == 1
     # Both processes end with identical weights (gradients were all-reduced, also for blocks unfrozen later).
+    # BatchNorm running statistics are buffers: DDP broadcasts rank 0's at each forward, and the last forward
+    # updates each rank's own copy, so they are left out.
     for name, tensor in ranks[0]["final"].items():
+        if "running_" in name or "num_batches_tracked" in name:
+            continue
         torch.testing.assert_close(tensor, ranks[1]["final"][name], rtol=0, atol=0, msg=name)
     initial, final = ranks[0]["initial"], ranks[0]["final"]
     changed = lambda prefix: any(  # noqa: E731

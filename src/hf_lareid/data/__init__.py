@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import datasets
 import numpy as np
 
-from ._common import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, ReIDRecord, folder_digest
+from ._common import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, folder_digest
 from .builder import build_dataset_dict, clear_reid_cache, default_cache_dir
 from .course import collect_course
 from .identity_folders import collect_identity_folders
@@ -57,6 +56,20 @@ REID_DATASETS: dict[str, Callable[..., ReIDCollection]] = {
     "synthetic": _collect_synthetic,
 }
 """Loader names accepted by :func:`load_reid_dataset` and the function that parses each folder."""
+
+
+def _plain(value):
+    """`value` as JSON-friendly Python (ranges, tuples and numpy arrays become lists), so the cache key is exact."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    try:
+        return [_plain(item) for item in value]
+    except TypeError:
+        return repr(value)
 
 
 def _keep_ids(collection: ReIDCollection, person_ids: Sequence[int]) -> None:
@@ -146,10 +159,10 @@ def load_reid_dataset(
     if person_ids is not None:
         _keep_ids(collection, person_ids)
     _check_splits(collection)
-    files = [Path(record.path) for records in collection.splits.values() for record in records]
+    files = {record.path for records in collection.splits.values() for record in records}
     digest_options = {"name": name, "splits": list(collection.splits), "person_ids": person_ids, **options}
-    digest_options.pop("overwrite", None)
-    fingerprint = folder_digest(collection.root, set(files), digest_options)
+    digest_options = {key: _plain(value) for key, value in digest_options.items() if key != "overwrite"}
+    fingerprint = folder_digest(collection.root, files, digest_options)
     return build_dataset_dict(name, fingerprint, collection.splits, collection.person_names, cache_dir)
 
 
@@ -169,7 +182,8 @@ def merge_training_sets(
         ids (they may repeat across sets); use ``label`` as the class.
 
     Example:
-        >>> merged = merge_training_sets([market["train"], course["train"]], names=["market", "course"])  # doctest: +SKIP
+        >>> sets = [market["train"], course["train"]]  # doctest: +SKIP
+        >>> merged = merge_training_sets(sets, names=["market", "course"])  # doctest: +SKIP
         >>> merged.features["label"].num_classes  # 751 + 62  # doctest: +SKIP
         813
     """
@@ -184,7 +198,8 @@ def merge_training_sets(
         feature = dataset.features.get("label")
         if not isinstance(feature, datasets.ClassLabel):
             raise ValueError(
-                f"Training set {prefix!r} has no ClassLabel column 'label'; pass the 'train' split of load_reid_dataset."
+                f"Training set {prefix!r} has no ClassLabel column 'label'; pass the 'train' split of "
+                "load_reid_dataset."
             )
         offset = len(merged_names)
         merged_names += [f"{prefix}/{label_name}" for label_name in feature.names]

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,20 +96,27 @@ def require_folder(path: str | os.PathLike, what: str, fix: str) -> Path:
     return folder
 
 
-def list_image_files(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files in `folder`, sorted by name; hidden files and non-images (``Thumbs.db``) are skipped."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    images, skipped = [], 0
-    for path in candidates:
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            images.append(path)
-        else:
-            skipped += 1
+def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list[str]:
+    """Absolute paths of the image files in `folder`, sorted; hidden files and non-images (``Thumbs.db``) are skipped.
+
+    Uses `os.scandir` and plain strings: listing Market-1501's 36k files this way takes well under a second.
+    """
+    found, skipped, pending = [], 0, [os.path.abspath(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    if recursive:
+                        pending.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                    found.append(entry.path)
+                else:
+                    skipped += 1
     if skipped:
         logger.debug("Skipped %d non-image files in %s", skipped, folder)
-    return sorted(images)
+    return sorted(found)
 
 
 def parse_camera_id(name: str) -> int:
@@ -123,19 +130,20 @@ def parse_camera_id(name: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def folder_digest(root: Path, files: Iterable[Path], options: Mapping[str, object]) -> str:
+def folder_digest(root: str | os.PathLike, files: Iterable[str], options: Mapping[str, object]) -> str:
     """A hex digest of a folder's identity, used as the cache key of its Arrow build.
 
     It covers the absolute folder path (a moved folder is rebuilt, since `datasets.Image` stores absolute paths),
-    every image's relative name, size and modification time (an added, removed or replaced image is rebuilt), and
-    the loader options. Listing and `stat` cost about 10 µs per file; the images themselves are not read.
+    every image's path relative to `root`, size and modification time (an added, removed or replaced image is
+    rebuilt), and the loader options. Only `stat` is called per file (about 10 µs); the images are not read.
     """
+    root = os.path.abspath(root)
     digest = hashlib.sha256()
     digest.update(f"{_CACHE_FORMAT}\0{root}\0".encode())
     digest.update(json.dumps(options, sort_keys=True, default=str).encode())
     for path in sorted(files):
-        stat = path.stat()
-        digest.update(f"\0{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+        stat = os.stat(path)
+        digest.update(f"\0{os.path.relpath(path, root)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
 
 
@@ -152,11 +160,3 @@ def check_image(path: str | os.PathLike) -> None:
             f"Image {path} cannot be decoded ({error}); it is corrupt or truncated. "
             "Replace it with a good copy or delete it, then load again."
         ) from error
-
-
-def person_counts(records: Sequence[ReIDRecord]) -> dict[int, int]:
-    """Number of images per person id in `records`."""
-    counts: dict[int, int] = {}
-    for record in records:
-        counts[record.person_id] = counts.get(record.person_id, 0) + 1
-    return counts

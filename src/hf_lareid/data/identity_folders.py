@@ -63,7 +63,8 @@ def read_person_folders(root: Path) -> tuple[dict[int, list[ReIDRecord]], dict[i
                 "rename one of them."
             )
         images_of[person_id] = [
-            ReIDRecord(str(path), person_id, parse_camera_id(path.relative_to(folder).as_posix())) for path in images
+            ReIDRecord(path, person_id, parse_camera_id(Path(os.path.relpath(path, folder)).as_posix()))
+            for path in images
         ]
         names[person_id] = folder.name
     return images_of, names
@@ -79,7 +80,8 @@ def assign_ids(
 
     Groups with an explicit id list take those ids; the others take, in order, the next `counts[group]` ids of a
     permutation of the remaining sorted ids drawn with `numpy.random.default_rng(seed)`; a float count is a fraction
-    of all ids (rounded down) and None takes all that remain. Raises `ReIDDataError` for unknown or overlapping ids and when there are too few ids.
+    of all ids (rounded down) and None takes all that remain. Raises `ReIDDataError` for unknown or overlapping ids
+    and when there are too few ids.
 
     Example:
         >>> groups = assign_ids(range(1, 11), {"train": 6, "test": None}, {}, seed=0)

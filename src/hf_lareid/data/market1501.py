@@ -18,7 +18,6 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 from ._common import ReIDCollection, ReIDDataError, ReIDRecord, list_image_files, require_folder
 
@@ -42,7 +41,7 @@ def parse_market1501_name(path: str | os.PathLike) -> tuple[int, int]:
         >>> parse_market1501_name("0002_c1s1_000451_03.jpg"), parse_market1501_name("-1_c3s2_000401_03.jpg")
         ((2, 1), (-1, 3))
     """
-    match = MARKET1501_NAME_PATTERN.match(Path(path).stem)
+    match = MARKET1501_NAME_PATTERN.match(os.path.splitext(os.path.basename(path))[0])
     if match is None:
         raise ReIDDataError(
             f"File name {path} does not follow the Market-1501 pattern PPPP_cCsS_FFFFFF_NN.jpg "
@@ -81,7 +80,7 @@ def collect_market1501(data_dir: str | os.PathLike, splits: Sequence[str] | None
             if split != "gallery" and person_id in _JUNK_OR_DISTRACTOR:
                 skipped += 1
                 continue
-            records[split].append(ReIDRecord(str(path), person_id, camera_id))
+            records[split].append(ReIDRecord(path, person_id, camera_id))
         if skipped:
             logger.warning("Skipped %d junk/distractor images (person id -1 or 0) in %s", skipped, folder)
     return ReIDCollection(root=root, splits=records, folders=folders)

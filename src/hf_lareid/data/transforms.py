@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,8 +23,6 @@ import kornia.augmentation as K
 import torch
 from PIL import Image
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["PASSTHROUGH_COLUMNS", "ReIDTransform", "build_eval_transform", "build_train_transform", "to_rgb"]
 
@@ -104,9 +101,8 @@ class ReIDTransform:
         if vflip_p > 0:
             augmentations.append(K.RandomVerticalFlip(p=vflip_p))
         if color_jitter_p > 0 and max(brightness, contrast, saturation, hue) > 0:
-            augmentations.append(
-                K.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, p=color_jitter_p)
-            )
+            strengths = {"brightness": brightness, "contrast": contrast, "saturation": saturation, "hue": hue}
+            augmentations.append(K.ColorJitter(**strengths, p=color_jitter_p))
         self.augment = nn.Sequential(*augmentations)
         self.erase = K.RandomErasing(scale=erasing_scale, value=0.0, p=erasing_p) if erasing_p > 0 else None
 
@@ -130,7 +126,7 @@ class ReIDTransform:
 
     def __call__(self, batch: dict[str, list]) -> dict[str, Any]:
         if "image" not in batch:
-            raise KeyError(f"The batch has no 'image' column (columns: {sorted(batch)}); load it with load_reid_dataset.")
+            raise KeyError(f"The batch has no 'image' column (columns: {sorted(batch)}); use load_reid_dataset.")
         output: dict[str, Any] = {"pixel_values": self.pixel_values(batch["image"])}
         for column in PASSTHROUGH_COLUMNS:
             if column in batch:

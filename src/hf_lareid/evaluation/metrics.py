@@ -47,8 +47,9 @@ PROTOCOLS = ("market1501", "cuhk03", "no-camera")
 METRICS = ("cosine", "euclidean")
 
 # Bytes of working memory per (query, gallery) pair in a chunk: the float32 distance block, temporaries,
-# boolean masks and, in the worst case, the int64 keys of the items ordered exactly.
-_BYTES_PER_PAIR = 32
+# boolean masks and, in the worst case (a window spanning the whole gallery), the indices and int64 keys of the
+# items ordered exactly.
+_BYTES_PER_PAIR = 64
 _DEFAULT_MEMORY_BUDGET_MB = 512.0
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]

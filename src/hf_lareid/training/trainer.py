@@ -14,8 +14,11 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import speed_metrics
 from transformers.utils import SAFE_WEIGHTS_NAME
 
+from ..data import PKSampler
+from ..evaluation import evaluate_reid
 from ..features import extract_features
-from .callbacks import BlockwiseUnfreezeCallback
+from ..modelcard import write_model_card
+from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 
 logger = logging.getLogger(__name__)
@@ -110,6 +113,15 @@ def collate_reid_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor
     return {"pixel_values": pixel_values, "labels": labels}
 
 
+def _labels_of(dataset: Any) -> list[int]:
+    """The `label` of every row, read without running the dataset's image transform."""
+    if hasattr(dataset, "with_format") and "label" in getattr(dataset, "column_names", ()):
+        return list(dataset.with_format(None)["label"])
+    if hasattr(dataset, "labels"):
+        return list(dataset.labels)
+    return [int(dataset[index]["label"]) for index in range(len(dataset))]
+
+
 class LATransformerTrainer(Trainer):
     """
     A [`Trainer`] for [`LATransformerForReID`].
@@ -159,6 +171,9 @@ class LATransformerTrainer(Trainer):
         if (query_dataset is None) != (gallery_dataset is None):
             raise ValueError("pass both query_dataset and gallery_dataset (or neither) to LATransformerTrainer.")
         kwargs.setdefault("data_collator", collate_reid_batch)
+        if query_dataset is not None:
+            # The Trainer refuses an eval_strategy without an eval_dataset; evaluate() uses query/gallery instead.
+            kwargs.setdefault("eval_dataset", query_dataset)
         callbacks = kwargs.get("callbacks") or []
         self.unfreeze_callback = next((cb for cb in callbacks if isinstance(cb, BlockwiseUnfreezeCallback)), None)
         if self.unfreeze_callback is not None and args is not None:
@@ -208,13 +223,17 @@ class LATransformerTrainer(Trainer):
         """Identity-balanced P x K batches when the triplet loss is on; the Trainer's random sampler otherwise."""
         if getattr(self.args, "triplet_loss_weight", 0.0) <= 0:
             return super()._get_train_sampler(train_dataset)
-        from ..data.sampler import IdentityBalancedSampler
-
         dataset = self.train_dataset if train_dataset is None else train_dataset
-        return IdentityBalancedSampler.from_dataset(
-            dataset,
-            batch_size=self._train_batch_size,
-            samples_per_identity=self.args.samples_per_identity,
+        batch_size, instances = self._train_batch_size, self.args.samples_per_identity
+        if batch_size % instances:
+            raise ValueError(
+                f"with the triplet loss, per_device_train_batch_size ({batch_size}) must be a multiple of "
+                f"samples_per_identity ({instances}): batches hold P identities x K images."
+            )
+        return PKSampler(
+            _labels_of(dataset),
+            num_identities=batch_size // instances,
+            num_instances=instances,
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
 
@@ -290,8 +309,6 @@ class LATransformerTrainer(Trainer):
         """
         if eval_dataset is not None or self.query_dataset is None:
             return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
-        from ..evaluation import evaluate_reid
-
         self._memory_tracker.start()
         start_time = time.time()
         feature_options = {
@@ -304,10 +321,17 @@ class LATransformerTrainer(Trainer):
         model = self.accelerator.unwrap_model(self.model)
         query = extract_features(model, self.query_dataset, description="Query features", **feature_options)
         gallery = extract_features(model, self.gallery_dataset, description="Gallery features", **feature_options)
+        # Without camera ids (folder-per-person sets) the Market-1501 protocol cannot drop same-camera matches.
+        cameras_known = (query.camera_ids >= 0).any() and (gallery.camera_ids >= 0).any()
+        with_paths = all(query.paths) and all(gallery.paths)
         results = evaluate_reid(
             query.embeddings, gallery.embeddings,
             query.person_ids, gallery.person_ids,
             query.camera_ids, gallery.camera_ids,
+            protocol="market1501" if cameras_known else "no-camera",
+            query_paths=query.paths if with_paths else None,
+            gallery_paths=gallery.paths if with_paths else None,
+            show_progress=False,
         )
         metrics = {f"{metric_key_prefix}_{name}": float(results[name]) for name in RETRIEVAL_METRICS}
         metrics.update(speed_metrics(metric_key_prefix, start_time, num_samples=len(query) + len(gallery)))
@@ -332,8 +356,6 @@ class LATransformerTrainer(Trainer):
         """
         if not self.is_world_process_zero():
             return
-        from ..modelcard import write_model_card
-
         fields = {
             "metrics": self.latest_eval_metrics(),
             "training_args": self.args.to_dict(),
@@ -343,8 +365,6 @@ class LATransformerTrainer(Trainer):
             if kwargs.get(key):
                 fields[key] = kwargs[key]
         if self.unfreeze_callback is not None and "unfreeze_schedule" not in fields:
-            from .callbacks import format_unfreeze_schedule
-
             num_blocks = len(self.accelerator.unwrap_model(self.model).vit.layers)
             num_epochs = max(1, int(round(self.state.num_train_epochs or self.args.num_train_epochs)))
             fields["unfreeze_schedule"] = format_unfreeze_schedule(

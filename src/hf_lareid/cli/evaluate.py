@@ -1,0 +1,57 @@
+"""`lareid evaluate`: Rank-k, mAP and mINP of a model on one or several datasets (one row each: cross-domain)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_command, load_model_and_processor, write_json
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> None:
+    """`--dataset NAME` and `--data_dir DIR` (several of each, paired in order, where `multiple`)."""
+    from ..data import REID_DATASETS
+
+    nargs = "+" if multiple else None
+    parser.add_argument("--dataset", nargs=nargs, required=True, choices=sorted(REID_DATASETS), help="dataset loader name")
+    parser.add_argument("--data_dir", "--data-dir", nargs=nargs, required=True, help="dataset folder (one per --dataset)")
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (default: only where the CPU/GPU runs it fast)")
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "evaluate",
+        "Evaluate a model on query/gallery splits: Rank-1/5/10, mAP, mINP. Several datasets give one row each.",
+        "lareid evaluate ./my-model --dataset market1501 course --data_dir ~/Market-1501 ~/course --rerank",
+    )
+    parser.add_argument("model", help="a saved model folder or Hub id")
+    add_dataset_arguments(parser, multiple=True)
+    parser.add_argument("--protocol", default="market1501", choices=["market1501", "cuhk03", "no-camera"],
+                        help="which gallery images count for a query (no-camera: data without camera ids)")
+    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
+    parser.add_argument("--output_json", "--output-json", default="lareid-eval.json", help="where to write the results")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_reid_dataset
+    from ..evaluation import format_results_table
+    from ..model_evaluation import evaluate_model
+
+    if len(args.dataset) != len(args.data_dir):
+        raise ValueError(f"got {len(args.dataset)} --dataset names but {len(args.data_dir)} --data_dir folders: give one folder per dataset.")
+    model, image_processor = load_model_and_processor(args.model)
+    rows = []
+    for name, data_dir in zip(args.dataset, args.data_dir):
+        data = load_reid_dataset(name, data_dir=data_dir, splits=["query", "gallery"])
+        result = evaluate_model(
+            model, data["query"], data["gallery"], image_processor=image_processor, batch_size=args.batch_size,
+            flip=args.flip, bf16=True if args.bf16 else "auto", protocol=args.protocol, rerank=args.rerank,
+        )
+        rows.append({"name": name, "data_dir": str(data_dir), **result.metrics})
+    print(format_results_table(rows))
+    write_json(args.output_json, {"model": str(args.model), "protocol": args.protocol, "rerank": args.rerank, "results": rows})
+    print(f"wrote {args.output_json}")
+    return 0

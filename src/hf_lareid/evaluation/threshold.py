@@ -1,0 +1,158 @@
+"""Verification threshold: at which cosine similarity are two images the same person?
+
+[`calibrate_threshold`] picks the threshold from labelled validation images at a target false-match rate (FMR: the
+fraction of different-person pairs accepted) and reports the true-match rate (TMR: the fraction of same-person pairs
+accepted) there. A pair is declared the same person when `similarity > threshold`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .metrics import JUNK_ID, ArrayLike, _to_numpy, check_features, check_labels
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ThresholdCalibration", "calibrate_threshold", "calibrate_threshold_from_scores"]
+
+
+@dataclass(frozen=True)
+class ThresholdCalibration:
+    """Result of [`calibrate_threshold`]: same person when `cosine similarity > threshold`.
+
+    Attributes:
+        threshold (`float`): the similarity threshold.
+        target_false_match_rate (`float`): the requested FMR.
+        false_match_rate (`float`): the FMR reached on the validation pairs (at most the target).
+        true_match_rate (`float`): the fraction of same-person pairs above the threshold.
+        num_genuine_pairs (`int`): same-person pairs used.
+        num_impostor_pairs (`int`): different-person pairs used.
+    """
+
+    threshold: float
+    target_false_match_rate: float
+    false_match_rate: float
+    true_match_rate: float
+    num_genuine_pairs: int
+    num_impostor_pairs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_target(target_false_match_rate: float) -> None:
+    if not 0.0 < target_false_match_rate < 1.0:
+        raise ValueError(f"`target_false_match_rate` must be in (0, 1), got {target_false_match_rate!r}.")
+
+
+def _calibration(
+    genuine: np.ndarray, top_impostors: np.ndarray, num_impostors: int, target_false_match_rate: float
+) -> ThresholdCalibration:
+    """`top_impostors`: the highest impostor scores, sorted descending, at least `allowed + 1` of them (or all)."""
+    if genuine.size == 0:
+        raise ValueError("No same-person pairs: calibrating a threshold needs at least two images of one person.")
+    if num_impostors == 0:
+        raise ValueError("No different-person pairs: calibrating a threshold needs at least two people.")
+    allowed = math.floor(target_false_match_rate * num_impostors)  # impostor pairs that may be accepted
+    if allowed == 0:
+        logger.warning(
+            "Only %d different-person pairs: the smallest measurable false-match rate is %.2g, above the target %.2g;"
+            " the threshold rejects every validation impostor.", num_impostors, 1 / num_impostors,
+            target_false_match_rate,
+        )
+    threshold = float(top_impostors[allowed])  # `similarity > threshold` accepts at most `allowed` impostors
+    accepted = int(np.count_nonzero(top_impostors[:allowed] > threshold))
+    return ThresholdCalibration(
+        threshold=threshold,
+        target_false_match_rate=float(target_false_match_rate),
+        false_match_rate=accepted / num_impostors,
+        true_match_rate=float(np.count_nonzero(genuine > threshold) / genuine.size),
+        num_genuine_pairs=int(genuine.size),
+        num_impostor_pairs=int(num_impostors),
+    )
+
+
+def calibrate_threshold_from_scores(
+    scores: ArrayLike, same_person: ArrayLike, target_false_match_rate: float = 1e-3
+) -> ThresholdCalibration:
+    """[`calibrate_threshold`] from explicit pairs: similarity `scores` and a `same_person` flag per pair.
+
+    Example:
+        ```python
+        >>> calibrate_threshold_from_scores([0.9, 0.8, 0.3, 0.1], [True, True, False, False], 0.5).threshold
+        0.1
+        ```
+    """
+    _check_target(target_false_match_rate)
+    scores_array = np.asarray(_to_numpy(scores), dtype=np.float64).ravel()
+    same = np.asarray(_to_numpy(same_person)).ravel().astype(bool)
+    if scores_array.shape != same.shape:
+        raise ValueError(f"`scores` has {scores_array.size} entries but `same_person` has {same.size}: they must match.")
+    if not np.isfinite(scores_array).all():
+        raise ValueError("`scores` contains NaN or infinite values.")
+    impostors = np.sort(scores_array[~same])[::-1]
+    return _calibration(scores_array[same], impostors, impostors.size, target_false_match_rate)
+
+
+def calibrate_threshold(
+    features: ArrayLike,
+    person_ids: ArrayLike,
+    target_false_match_rate: float = 1e-3,
+    *,
+    chunk_size: int = 1024,
+) -> ThresholdCalibration:
+    """Cosine-similarity threshold at a target false-match rate, from all pairs of labelled validation images.
+
+    Every unordered pair of distinct images is used: same person id = genuine pair, different ids = impostor pair;
+    junk images (id -1) are ignored. Pairs are scored in chunks and only the highest impostor scores are kept, so
+    tens of thousands of images (hundreds of millions of pairs) fit in memory.
+
+    Args:
+        features (`np.ndarray` or `torch.Tensor` of shape `(num_images, dim)`): embeddings (normalised here).
+        person_ids (array of shape `(num_images,)`): person ids.
+        target_false_match_rate (`float`, *optional*, defaults to 1e-3): largest accepted fraction of impostor pairs.
+        chunk_size (`int`, *optional*, defaults to 1024): rows scored at a time.
+
+    Returns:
+        [`ThresholdCalibration`]: the threshold (same person when `similarity > threshold`), the FMR reached, the
+        TMR there and the numbers of pairs. Store `threshold` in the model config (`verification_threshold`) or a
+        [`GalleryIndex`] to get same-person flags from searches.
+
+    Example:
+        ```python
+        >>> calibration = calibrate_threshold(val_features, val_ids, target_false_match_rate=1e-3)
+        >>> calibration.threshold, calibration.true_match_rate
+        (0.62, 0.91)
+        ```
+    """
+    _check_target(target_false_match_rate)
+    array = check_features(features, "features")
+    ids = check_labels(person_ids, "person_ids", len(array))
+    keep = ids != JUNK_ID
+    array, ids = array[keep], ids[keep]
+    array = array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
+    num_images = len(array)
+    num_pairs = num_images * (num_images - 1) // 2
+    _, counts = np.unique(ids, return_counts=True)
+    num_genuine = int((counts * (counts - 1) // 2).sum())
+    num_impostors = num_pairs - num_genuine
+    keep_top = min(num_impostors, math.floor(target_false_match_rate * num_impostors) + 1)
+
+    genuine_scores, top_impostors = [], np.empty(0, dtype=np.float32)
+    for start in range(0, num_images, chunk_size):
+        stop = min(start + chunk_size, num_images)
+        similarities = array[start:stop] @ array[start:].T  # pairs (i, j) with j >= start
+        upper = np.arange(start, stop)[:, None] < np.arange(start, num_images)[None, :]  # j > i only
+        same = ids[start:stop, None] == ids[None, start:]
+        genuine_scores.append(similarities[upper & same])
+        impostors = similarities[upper & ~same]
+        if keep_top and impostors.size:
+            candidates = np.concatenate([top_impostors, impostors])
+            top_impostors = np.partition(candidates, candidates.size - min(keep_top, candidates.size))[-keep_top:]
+    return _calibration(
+        np.concatenate(genuine_scores), np.sort(top_impostors)[::-1], num_impostors, target_false_match_rate
+    )

@@ -1,0 +1,619 @@
+"""`GalleryIndex`: search a gallery of unit-norm embeddings with FAISS, with metadata, a model fingerprint and atomic saves.
+
+The index knows no model: it stores embeddings, per-image metadata (person id, camera id, path), the reference
+(path or Hub repo id) and fingerprint string of the model that produced the embeddings, and optionally a
+verification threshold (same person when `cosine similarity > threshold`).
+
+On disk (`save(directory)`): `gallery_config.json` (settings, counts, SHA-256 of the other files), `index.faiss`
+(`faiss.write_index`) and `metadata.npz` (plain arrays, loaded without pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import faiss
+import numpy as np
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "INDEX_TYPES",
+    "CorruptIndexError",
+    "FingerprintMismatchError",
+    "GalleryIndex",
+    "SearchResult",
+]
+
+INDEX_TYPES = ("flat", "ivf", "ivfpq", "hnsw")
+_FORMAT_VERSION = 1
+_CONFIG_NAME = "gallery_config.json"
+_INDEX_NAME = "index.faiss"
+_METADATA_NAME = "metadata.npz"
+_METADATA_FIELDS = ("person_ids", "camera_ids", "paths")
+
+
+class CorruptIndexError(ValueError):
+    """A saved gallery index is incomplete, damaged or of an unknown format."""
+
+
+class FingerprintMismatchError(ValueError):
+    """Query embeddings come from a different model than the gallery embeddings."""
+
+
+@dataclass
+class SearchResult:
+    """Top-k hits of [`GalleryIndex.search`], one row per query.
+
+    Attributes:
+        scores (`np.ndarray` of shape `(num_queries, k)`, float32): cosine similarities, best first.
+        indices (`np.ndarray` of shape `(num_queries, k)`, int64): positions of the hits in the index.
+        person_ids (`np.ndarray` of shape `(num_queries, k)`, *optional*): person ids of the hits.
+        camera_ids (`np.ndarray` of shape `(num_queries, k)`, *optional*): camera ids of the hits.
+        paths (`list[list[str]]`, *optional*): image paths of the hits.
+        same_person (`np.ndarray` of shape `(num_queries, k)`, bool, *optional*): `scores > verification_threshold`,
+            when the index has a threshold.
+    """
+
+    scores: np.ndarray
+    indices: np.ndarray
+    person_ids: Optional[np.ndarray] = None
+    camera_ids: Optional[np.ndarray] = None
+    paths: Optional[list[list[str]]] = None
+    same_person: Optional[np.ndarray] = None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _default_pq_m(dim: int) -> int:
+    """Largest divisor of `dim` giving sub-vectors of at least 8 dimensions (e.g. 96 for 768)."""
+    return max(m for m in range(1, max(1, dim // 8) + 1) if dim % m == 0)
+
+
+class GalleryIndex:
+    """A searchable gallery of unit-norm embeddings with metadata, over FAISS (inner product = cosine similarity).
+
+    Args:
+        dim (`int`): embedding width.
+        index_type (`str`, *optional*, defaults to `"flat"`): `"flat"` (exact, `IndexFlatIP`), `"ivf"` (inverted
+            lists), `"ivfpq"` (inverted lists + product quantisation: smallest) or `"hnsw"` (graph). `"ivf"` and
+            `"ivfpq"` are trained from a sample: [`train`], or the first call to [`add`] / [`add_batches`].
+        nlist (`int`, *optional*): inverted lists of `"ivf"`/`"ivfpq"`; defaults to `4 * sqrt(training size)`.
+        nprobe (`int`, *optional*, defaults to 16): lists visited per query (speed/recall trade-off).
+        pq_m (`int`, *optional*): sub-quantisers of `"ivfpq"` (must divide `dim`); defaults to `dim / 8` or less.
+        pq_bits (`int`, *optional*, defaults to 8): bits per sub-quantiser code.
+        hnsw_m (`int`, *optional*, defaults to 32): graph degree of `"hnsw"`.
+        ef_construction (`int`, *optional*, defaults to 80): `"hnsw"` build effort.
+        ef_search (`int`, *optional*, defaults to 64): `"hnsw"` search effort.
+        model_reference (`str`, *optional*): path or Hub repo id of the model that produced the embeddings.
+        model_fingerprint (`str`, *optional*): fingerprint of that model; searches given another one fail.
+        verification_threshold (`float`, *optional*): similarity above which a hit is the same person
+            (see [`calibrate_threshold`]); searches then return `same_person` flags.
+        norm_tolerance (`float`, *optional*, defaults to 1e-3): allowed deviation of embedding norms from 1.
+
+    Example:
+        ```python
+        >>> index = GalleryIndex(768, model_reference="user/lareid-market", model_fingerprint=fingerprint)
+        >>> index.add(gallery_embeddings, person_ids=ids, camera_ids=cams, paths=paths)
+        >>> hits = index.search(query_embeddings, k=5)
+        >>> hits.scores.shape, hits.paths[0][0]
+        ((2, 5), 'gallery/0001_c1s1_001051_00.jpg')
+        >>> index.save("gallery_index"); index = GalleryIndex.load("gallery_index")
+        ```
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        index_type: str = "flat",
+        *,
+        nlist: Optional[int] = None,
+        nprobe: int = 16,
+        pq_m: Optional[int] = None,
+        pq_bits: int = 8,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 64,
+        model_reference: Optional[str] = None,
+        model_fingerprint: Optional[str] = None,
+        verification_threshold: Optional[float] = None,
+        norm_tolerance: float = 1e-3,
+    ):
+        if not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ValueError(f"`dim` must be a positive integer, got {dim!r}.")
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"`index_type` must be one of {list(INDEX_TYPES)}, got {index_type!r}.")
+        pq_m = _default_pq_m(int(dim)) if pq_m is None else pq_m
+        if index_type == "ivfpq" and dim % pq_m:
+            raise ValueError(f"`pq_m` ({pq_m}) must divide `dim` ({dim}).")
+        self.dim = int(dim)
+        self.index_type = index_type
+        self.settings = {
+            "nlist": nlist, "nprobe": nprobe, "pq_m": pq_m, "pq_bits": pq_bits, "hnsw_m": hnsw_m,
+            "ef_construction": ef_construction, "ef_search": ef_search,
+        }
+        self.model_reference = model_reference
+        self.model_fingerprint = model_fingerprint
+        self.verification_threshold = None if verification_threshold is None else float(verification_threshold)
+        self.norm_tolerance = norm_tolerance
+        self._index: Optional[faiss.Index] = None if self.needs_training else self._build_faiss_index()
+        self._metadata_fields: Optional[tuple[str, ...]] = None  # fixed by the first add
+        self._metadata: dict[str, list] = {name: [] for name in _METADATA_FIELDS}
+        self._path_set: set[str] = set()
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Properties
+    # ---------------------------------------------------------------------------------------------------------------
+
+    @property
+    def needs_training(self) -> bool:
+        """Whether the FAISS index is an inverted-list index that must be trained before vectors are added."""
+        return self.index_type in ("ivf", "ivfpq")
+
+    @property
+    def is_trained(self) -> bool:
+        return self._index is not None and self._index.is_trained
+
+    def __len__(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    def __repr__(self) -> str:
+        return (
+            f"GalleryIndex(dim={self.dim}, index_type={self.index_type!r}, size={len(self)}, "
+            f"model_reference={self.model_reference!r})"
+        )
+
+    @property
+    def person_ids(self) -> Optional[np.ndarray]:
+        """`(len(self),)` int64 person ids, or `None` if none were given."""
+        return self._field("person_ids")
+
+    @property
+    def camera_ids(self) -> Optional[np.ndarray]:
+        """`(len(self),)` int64 camera ids, or `None` if none were given."""
+        return self._field("camera_ids")
+
+    @property
+    def paths(self) -> Optional[list[str]]:
+        """Image paths, or `None` if none were given."""
+        paths = self._field("paths")
+        return None if paths is None else paths.tolist()
+
+    def _field(self, name: str) -> Optional[np.ndarray]:
+        if self._metadata_fields is None or name not in self._metadata_fields:
+            return None
+        parts = self._metadata[name]
+        if len(parts) > 1:  # consolidate once
+            self._metadata[name] = parts = [np.concatenate(parts)]
+        return parts[0] if parts else None
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Building
+    # ---------------------------------------------------------------------------------------------------------------
+
+    def _build_faiss_index(self, num_training: int = 0) -> faiss.Index:
+        settings = self.settings
+        if self.index_type == "flat":
+            description = "Flat"
+        elif self.index_type == "hnsw":
+            description = f"HNSW{settings['hnsw_m']},Flat"
+        else:
+            if settings["nlist"] is None:
+                settings["nlist"] = max(1, min(int(4 * np.sqrt(num_training)), num_training // 39 or 1))
+            description = f"IVF{settings['nlist']},Flat"
+            if self.index_type == "ivfpq":
+                description = f"IVF{settings['nlist']},PQ{settings['pq_m']}x{settings['pq_bits']}"
+        index = faiss.index_factory(self.dim, description, faiss.METRIC_INNER_PRODUCT)
+        if self.index_type == "hnsw":
+            index.hnsw.efConstruction = settings["ef_construction"]
+        self._apply_search_settings(index)
+        return index
+
+    def _apply_search_settings(self, index: faiss.Index) -> None:
+        if self.index_type == "hnsw":
+            index.hnsw.efSearch = self.settings["ef_search"]
+        elif self.needs_training:
+            faiss.extract_index_ivf(index).nprobe = self.settings["nprobe"]
+
+    def set_search_parameters(self, nprobe: Optional[int] = None, ef_search: Optional[int] = None) -> None:
+        """Changes the speed/recall trade-off of `"ivf"`/`"ivfpq"` (`nprobe`) or `"hnsw"` (`ef_search`) indexes."""
+        if nprobe is not None:
+            self.settings["nprobe"] = nprobe
+        if ef_search is not None:
+            self.settings["ef_search"] = ef_search
+        if self._index is not None:
+            self._apply_search_settings(self._index)
+
+    def _check_embeddings(self, embeddings: Any, name: str) -> np.ndarray:
+        array = np.asarray(embeddings.detach().cpu().float() if hasattr(embeddings, "detach") else embeddings)
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise ValueError(
+                f"`{name}` must have shape (n, {self.dim}) to match the index dimension {self.dim}, got shape "
+                f"{tuple(array.shape)}: were they produced by the same model?"
+            )
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.isfinite(array).all():
+            raise ValueError(f"`{name}` contains NaN or infinite values; check the feature extraction.")
+        norms = np.linalg.norm(array, axis=1)
+        if array.size and np.abs(norms - 1.0).max() > self.norm_tolerance:
+            worst = int(np.abs(norms - 1.0).argmax())
+            raise ValueError(
+                f"`{name}` must be unit-norm (row {worst} has norm {norms[worst]:.4f}): normalise them first, e.g. "
+                "`x / np.linalg.norm(x, axis=1, keepdims=True)`."
+            )
+        return array
+
+    def train(self, sample: Any) -> None:
+        """Trains an `"ivf"`/`"ivfpq"` index on a sample of unit-norm embeddings `(n, dim)` (n >= `nlist`)."""
+        if not self.needs_training:
+            return
+        if self.is_trained:
+            raise ValueError("The index is already trained.")
+        array = self._check_embeddings(sample, "sample")
+        index = self._build_faiss_index(len(array))
+        minimum = max(self.settings["nlist"], 2 ** self.settings["pq_bits"] if self.index_type == "ivfpq" else 1)
+        if len(array) < minimum:
+            raise ValueError(
+                f"Training an {self.index_type!r} index with nlist={self.settings['nlist']} needs at least {minimum} "
+                f"vectors (39x that is better), got {len(array)}. Use a larger sample, a smaller nlist or "
+                "index_type='flat'."
+            )
+        logger.info("Training a %s index on %d vectors.", self.index_type, len(array))
+        index.train(array)
+        self._index = index
+
+    def add(
+        self,
+        embeddings: Any,
+        person_ids: Optional[Sequence[int]] = None,
+        camera_ids: Optional[Sequence[int]] = None,
+        paths: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Adds unit-norm embeddings `(n, dim)` with optional per-image metadata (each of length n).
+
+        Every call must give the same metadata fields as the first one. An untrained `"ivf"`/`"ivfpq"` index is
+        first trained on these embeddings.
+        """
+        array = self._check_embeddings(embeddings, "embeddings")
+        metadata = {"person_ids": person_ids, "camera_ids": camera_ids, "paths": paths}
+        given = tuple(name for name in _METADATA_FIELDS if metadata[name] is not None)
+        if self._metadata_fields is None:
+            self._metadata_fields = given
+        elif given != self._metadata_fields:
+            raise ValueError(
+                f"This index stores the metadata fields {list(self._metadata_fields)}, but this call gives "
+                f"{list(given)}: give the same fields every time."
+            )
+        columns = {}
+        for name in given:
+            values = metadata[name]
+            column = np.asarray([str(v) for v in values]) if name == "paths" else np.asarray(values, dtype=np.int64)
+            if column.shape != (len(array),):
+                raise ValueError(f"`{name}` has {len(column)} entries for {len(array)} embeddings: they must match.")
+            columns[name] = column
+        if len(array) == 0:
+            return
+        if not self.is_trained:
+            self.train(array)
+        self._index.add(array)
+        for name, column in columns.items():
+            self._metadata[name].append(column)
+        if "paths" in columns:
+            self._path_set.update(path for path in columns["paths"].tolist() if path)  # "" = unknown
+
+    def add_batches(
+        self,
+        batches: Iterable[Any],
+        *,
+        checkpoint_dir: Optional[Union[str, os.PathLike]] = None,
+        checkpoint_every: int = 50_000,
+        training_size: int = 50_000,
+        show_progress: bool = True,
+    ) -> int:
+        """Adds a stream of batches, skipping what the index already holds; resumable with checkpoints.
+
+        A batch is an object with an `embeddings` attribute (and optional `person_ids`, `camera_ids`, `paths`, as
+        `hf_lareid.FeatureSet`), a dict with those keys, a tuple `(embeddings, metadata_dict)` or a bare array.
+
+        Skipping: images whose path is already indexed are skipped (when paths are known); without paths, the first
+        `len(self)` images of the stream are skipped, so the stream must come in the same order as before. To avoid
+        computing embeddings that will be skipped, filter the images with [`indexed_paths`] or `len(self)` first.
+
+        Args:
+            batches (iterable): the batches.
+            checkpoint_dir (`str` or `os.PathLike`, *optional*): where to [`save`] (atomically) every
+                `checkpoint_every` added images and at the end; resume with `GalleryIndex.load(checkpoint_dir)`
+                and the same stream.
+            checkpoint_every (`int`, *optional*, defaults to 50000): images between checkpoints.
+            training_size (`int`, *optional*, defaults to 50000): images buffered to train an untrained
+                `"ivf"`/`"ivfpq"` index before the first add.
+            show_progress (`bool`, *optional*, defaults to `True`): show a progress bar.
+
+        Returns:
+            `int`: the number of images added by this call.
+
+        Example:
+            ```python
+            >>> index = GalleryIndex.load_or_create("gallery_index", dim=768, model_fingerprint=fingerprint)
+            >>> index.add_batches(iter_features(model, dataset), checkpoint_dir="gallery_index")
+            ```
+        """
+        skip_by_count = len(self) if not self._path_set else 0
+        added = added_since_checkpoint = 0
+        pending: list[tuple[np.ndarray, dict]] = []  # buffered until the index can be trained
+
+        def flush(parts: list[tuple[np.ndarray, dict]]) -> int:
+            if not self.is_trained and self.needs_training:
+                self.train(np.concatenate([embeddings for embeddings, _ in parts]))
+            for embeddings, metadata in parts:
+                self.add(embeddings, **metadata)
+            return sum(len(embeddings) for embeddings, _ in parts)
+
+        with tqdm(desc="Indexing", unit="img", disable=not show_progress) as progress:
+            for batch in batches:
+                embeddings, metadata = _parse_batch(batch)
+                keep = np.ones(len(embeddings), dtype=bool)
+                if skip_by_count:
+                    skipped = min(skip_by_count, len(embeddings))
+                    keep[:skipped] = False
+                    skip_by_count -= skipped
+                if self._path_set and metadata.get("paths") is not None:
+                    keep &= np.array([path not in self._path_set for path in metadata["paths"]], dtype=bool)
+                if not keep.all():
+                    embeddings = np.asarray(embeddings)[keep]
+                    metadata = {name: _select(values, keep) for name, values in metadata.items()}
+                if len(embeddings) == 0:
+                    continue
+                pending.append((embeddings, metadata))
+                buffered = sum(len(part) for part, _ in pending)
+                if self.is_trained or not self.needs_training or buffered >= training_size:
+                    count = flush(pending)
+                    pending = []
+                    added += count
+                    added_since_checkpoint += count
+                    progress.update(count)
+                if checkpoint_dir is not None and added_since_checkpoint >= checkpoint_every:
+                    self.save(checkpoint_dir)
+                    added_since_checkpoint = 0
+            if pending:
+                count = flush(pending)
+                added += count
+                progress.update(count)
+        if checkpoint_dir is not None and self._index is not None:
+            self.save(checkpoint_dir)
+        return added
+
+    @property
+    def indexed_paths(self) -> set[str]:
+        """The set of image paths already in the index (empty without paths)."""
+        return set(self._path_set)
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Searching
+    # ---------------------------------------------------------------------------------------------------------------
+
+    def check_fingerprint(self, model_fingerprint: Optional[str]) -> None:
+        """Raises [`FingerprintMismatchError`] if `model_fingerprint` differs from the gallery model's."""
+        if model_fingerprint is None or self.model_fingerprint is None:
+            return
+        if model_fingerprint != self.model_fingerprint:
+            raise FingerprintMismatchError(
+                f"The query model's fingerprint {model_fingerprint!r} differs from the one that built this gallery "
+                f"index ({self.model_fingerprint!r}, model {self.model_reference!r}): embeddings of different models "
+                "are not comparable. Use the same model or rebuild the index."
+            )
+
+    def search(
+        self, queries: Any, k: int = 10, *, model_fingerprint: Optional[str] = None
+    ) -> SearchResult:
+        """The `k` most similar gallery images of each query.
+
+        Args:
+            queries (`np.ndarray` or `torch.Tensor` of shape `(num_queries, dim)` or `(dim,)`): unit-norm embeddings.
+            k (`int`, *optional*, defaults to 10): hits per query (at most the index size).
+            model_fingerprint (`str`, *optional*): fingerprint of the query model, checked against the index's.
+
+        Returns:
+            [`SearchResult`] with arrays of shape `(num_queries, min(k, len(self)))`.
+        """
+        self.check_fingerprint(model_fingerprint)
+        if len(self) == 0:
+            raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"`k` must be a positive integer, got {k!r}.")
+        array = self._check_embeddings(queries, "queries")
+        scores, indices = self._index.search(array, min(int(k), len(self)))
+        indices = indices.astype(np.int64)
+        found = indices >= 0  # approximate indexes may return fewer hits
+        safe = np.where(found, indices, 0)
+        result = SearchResult(scores=scores, indices=indices)
+        for name in ("person_ids", "camera_ids"):
+            values = self._field(name)
+            if values is not None:
+                setattr(result, name, np.where(found, values[safe], -1))
+        paths = self._field("paths")
+        if paths is not None:
+            result.paths = [[str(paths[i]) if i >= 0 else "" for i in row] for row in indices]
+        if self.verification_threshold is not None:
+            result.same_person = found & (scores > self.verification_threshold)
+        return result
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Saving and loading
+    # ---------------------------------------------------------------------------------------------------------------
+
+    def save(self, directory: Union[str, os.PathLike]) -> None:
+        """Saves atomically into `directory`: files go to a temporary sibling folder, are fsynced, then renamed.
+
+        An interrupted save leaves the previous index (or none) in place, never a partial one.
+        """
+        if self._index is None:
+            raise ValueError("Nothing to save: the index has not been trained or filled yet.")
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        temporary = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex}"
+        temporary.mkdir()
+        try:
+            faiss.write_index(self._index, str(temporary / _INDEX_NAME))
+            arrays = {name: self._field(name) for name in (self._metadata_fields or ())}
+            np.savez(temporary / _METADATA_NAME, **arrays)
+            config = {
+                "format_version": _FORMAT_VERSION,
+                "dim": self.dim,
+                "index_type": self.index_type,
+                "size": len(self),
+                "settings": self.settings,
+                "model_reference": self.model_reference,
+                "model_fingerprint": self.model_fingerprint,
+                "verification_threshold": self.verification_threshold,
+                "norm_tolerance": self.norm_tolerance,
+                "metadata_fields": list(self._metadata_fields or ()),
+                "sha256": {name: _sha256(temporary / name) for name in (_INDEX_NAME, _METADATA_NAME)},
+            }
+            (temporary / _CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+            for name in (_INDEX_NAME, _METADATA_NAME, _CONFIG_NAME):
+                _fsync(temporary / name)
+            _fsync(temporary)
+            backup = None
+            if directory.exists():
+                backup = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex}"
+                os.rename(directory, backup)
+            os.rename(temporary, directory)
+            _fsync(directory.parent)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        logger.info("Saved a gallery index of %d images to %s.", len(self), directory)
+
+    @classmethod
+    def load(cls, directory: Union[str, os.PathLike]) -> "GalleryIndex":
+        """Loads an index written by [`save`], checking file checksums and sizes.
+
+        Raises:
+            `FileNotFoundError`: no index in `directory`.
+            [`CorruptIndexError`]: a missing, damaged or inconsistent file.
+        """
+        directory = Path(directory)
+        config_path = directory / _CONFIG_NAME
+        if not config_path.is_file():
+            backups = sorted(directory.parent.glob(f".{directory.name}.old-*"))
+            hint = (
+                f" A save was interrupted; the previous index is in {backups[-1]}: rename it to {directory}."
+                if backups and not directory.exists()
+                else " Build one with `GalleryIndex(...).add(...)` and `save(directory)` (or `lareid index`)."
+            )
+            raise FileNotFoundError(f"No gallery index in {directory} (missing {_CONFIG_NAME}).{hint}")
+        try:
+            config = json.loads(config_path.read_text())
+            version, dim, index_type = config["format_version"], config["dim"], config["index_type"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise CorruptIndexError(f"{config_path} is not a valid gallery index config ({error}).") from error
+        if version != _FORMAT_VERSION:
+            raise CorruptIndexError(
+                f"{config_path} has format version {version}; this hf_lareid reads version {_FORMAT_VERSION}."
+            )
+        for name, expected in config.get("sha256", {}).items():
+            path = directory / name
+            if not path.is_file():
+                raise CorruptIndexError(f"{path} is missing: the gallery index in {directory} is incomplete.")
+            if _sha256(path) != expected:
+                raise CorruptIndexError(f"{path} is damaged (checksum mismatch): rebuild or restore the index.")
+        index = cls(
+            dim, index_type, model_reference=config.get("model_reference"),
+            model_fingerprint=config.get("model_fingerprint"),
+            verification_threshold=config.get("verification_threshold"),
+            norm_tolerance=config.get("norm_tolerance", 1e-3),
+        )
+        index.settings.update(config.get("settings", {}))
+        try:
+            faiss_index = faiss.read_index(str(directory / _INDEX_NAME))
+            with np.load(directory / _METADATA_NAME, allow_pickle=False) as arrays:
+                metadata = {name: arrays[name] for name in config.get("metadata_fields", [])}
+        except (RuntimeError, OSError, ValueError, KeyError) as error:
+            raise CorruptIndexError(f"Cannot read the gallery index in {directory}: {error}") from error
+        sizes = {faiss_index.ntotal, config.get("size"), *(len(values) for values in metadata.values())}
+        if len(sizes) != 1 or faiss_index.d != dim:
+            raise CorruptIndexError(
+                f"The gallery index in {directory} is inconsistent (sizes {sorted(map(str, sizes))}, dimension "
+                f"{faiss_index.d} vs {dim}): rebuild it."
+            )
+        index._apply_search_settings(faiss_index)
+        index._index = faiss_index
+        index._metadata_fields = tuple(config.get("metadata_fields", []))
+        index._metadata = {name: [metadata[name]] if name in metadata else [] for name in _METADATA_FIELDS}
+        if "paths" in metadata:
+            index._path_set = {path for path in metadata["paths"].tolist() if path}
+        return index
+
+    @classmethod
+    def load_or_create(cls, directory: Union[str, os.PathLike], dim: int, **kwargs) -> "GalleryIndex":
+        """Loads the index (e.g. a checkpoint) in `directory` if there is one, else creates `GalleryIndex(dim, ...)`.
+
+        A loaded index must match `dim`, `index_type` and `model_fingerprint` when given.
+        """
+        if not (Path(directory) / _CONFIG_NAME).is_file():
+            return cls(dim, **kwargs)
+        index = cls.load(directory)
+        if index.dim != dim or index.index_type != kwargs.get("index_type", index.index_type):
+            raise ValueError(
+                f"The index in {directory} has dim={index.dim}, index_type={index.index_type!r}, not dim={dim}, "
+                f"index_type={kwargs.get('index_type')!r}: use another directory or delete it."
+            )
+        index.check_fingerprint(kwargs.get("model_fingerprint"))
+        logger.info("Resuming the gallery index in %s (%d images).", directory, len(index))
+        return index
+
+
+def _select(values: Any, keep: np.ndarray) -> Any:
+    if values is None:
+        return None
+    if isinstance(values, np.ndarray):
+        return values[keep]
+    return [value for value, kept in zip(values, keep) if kept]
+
+
+def _parse_batch(batch: Any) -> tuple[np.ndarray, dict]:
+    """`(embeddings, {"person_ids": ..., "camera_ids": ..., "paths": ...})` from any supported batch form."""
+    if hasattr(batch, "embeddings"):
+        embeddings, metadata = batch.embeddings, {name: getattr(batch, name, None) for name in _METADATA_FIELDS}
+    elif isinstance(batch, dict):
+        if "embeddings" not in batch:
+            raise ValueError(f"A batch dict needs an 'embeddings' key, got keys {sorted(batch)}.")
+        embeddings, metadata = batch["embeddings"], {name: batch.get(name) for name in _METADATA_FIELDS}
+    elif isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[1], dict):
+        embeddings, metadata = batch[0], {name: batch[1].get(name) for name in _METADATA_FIELDS}
+    else:
+        embeddings, metadata = batch, {}
+    if hasattr(embeddings, "detach"):
+        embeddings = embeddings.detach().cpu().float().numpy()
+    metadata = {name: values for name, values in metadata.items() if values is not None}
+    if "paths" in metadata and len(metadata["paths"]) == 0:  # e.g. a FeatureSet without paths
+        del metadata["paths"]
+    return np.asarray(embeddings), metadata

@@ -1,0 +1,28 @@
+"""The data package is a leaf: it imports no model, training, evaluation or CLI code."""
+
+import ast
+from pathlib import Path
+
+import hf_lareid.data
+
+FORBIDDEN = ("modeling", "configuration", "training", "evaluation", "retrieval", "cli", "features", "pipeline")
+
+
+def test_data_modules_import_only_data_and_libraries():
+    for module in Path(hf_lareid.data.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                name = ("." * node.level) + (node.module or "")
+                assert not (node.level >= 2 or name.startswith("hf_lareid.") and not name.startswith("hf_lareid.data")), (
+                    f"{module.name} imports {name}"
+                )
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not any(alias.name.startswith(f"hf_lareid.{part}") for part in FORBIDDEN), (
+                        f"{module.name} imports {alias.name}"
+                    )
+
+
+def test_public_names_exist():
+    for name in hf_lareid.data.__all__:
+        assert getattr(hf_lareid.data, name) is not None

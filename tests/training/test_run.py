@@ -1,0 +1,111 @@
+"""The train entry point: the no-download default run, setups as defaults, merged data sets, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, BertConfig, ViTConfig, ViTModel
+
+import hf_lareid  # noqa: F401  (registers the model with AutoModel)
+from hf_lareid.data import generate_synthetic_reid
+from hf_lareid.modelcard import read_model_card_metadata
+from hf_lareid.training.run import main, parse_arguments, uses_blockwise_unfreezing
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["--synthetic_num_ids", "12", "--synthetic_num_cameras", "2", "--synthetic_images_per_camera", "2",
+        "--bf16", "False", "--disable_tqdm", "True", "--save_strategy", "no"]  # fmt: skip
+
+
+def test_default_run_trains_tiny_on_generated_data_and_saves_everything(tmp_path):
+    out = tmp_path / "out"
+    metrics = main(["--output_dir", str(out), "--max_steps", "3", "--per_device_train_batch_size", "8",
+                    "--data_dir", str(tmp_path / "synthetic"), *FAST])  # fmt: skip
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md"):
+        assert (out / name).is_file(), name
+    model = AutoModel.from_pretrained(out)
+    assert type(model).__name__ == "LATransformerForReID"
+    assert model.config.num_parts == 8 and model.config.num_labels == 6  # tiny: 8 rows; 12 ids, half train
+    card = read_model_card_metadata(out / "README.md")
+    assert card["library_name"] == "hf-lareid" and card["pipeline_tag"] == "image-feature-extraction"
+    assert set(card["tags"]) >= {"person-reid", "la-transformer"} and card["datasets"] == ["synthetic"]
+    results = card["model-index"][0]["results"][0]
+    values = {m["name"]: m["value"] for m in results["metrics"]}
+    assert values["Rank-1"] == pytest.approx(metrics["eval_rank1"], abs=1e-4)
+    assert values["mAP"] == pytest.approx(metrics["eval_mAP"], abs=1e-4)
+    assert results["dataset"]["name"] == "synthetic"
+    text = (out / "README.md").read_text()
+    assert "pip install hf-lareid" in text and "import hf_lareid" in text and "Setup: `tiny`" in text
+    assert "consent" in text
+
+
+def test_setup_training_args_are_defaults_that_flags_override(tmp_path):
+    model_args, _, training_args, (config, _, _) = parse_arguments(
+        ["--setup", "baseline", "--output_dir", str(tmp_path), "--learning_rate", "1e-4"]
+    )
+    assert model_args.backbone == "google/vit-base-patch16-224" and config.num_parts == 14
+    assert training_args.per_device_train_batch_size == 32 and training_args.num_train_epochs == 30
+    assert training_args.learning_rate == 1e-4  # the command line wins over the setup
+    assert training_args.optimizer == "adam" and model_args.unfreeze_every_epochs == 2 and model_args.lr_decay == 0.8
+    model_args, _, training_args, _ = parse_arguments(["--output-dir", str(tmp_path)])  # hyphen alias
+    assert model_args.setup == "tiny" and model_args.backbone == "random"
+    assert not uses_blockwise_unfreezing(model_args)  # from scratch: every block trains
+    model_args, *_ = parse_arguments(["--output_dir", str(tmp_path), "--backbone", "random", "--blockwise_unfreeze", "True"])
+    assert uses_blockwise_unfreezing(model_args)  # unless asked for
+    assert training_args.lr_scheduler_type == "cosine" and training_args.warmup_steps == pytest.approx(0.1)
+
+
+def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
+    backbone_dir = tmp_path / "vit"
+    torch.manual_seed(0)
+    ViTModel(ViTConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64), add_pooling_layer=False).save_pretrained(backbone_dir)  # fmt: skip
+    market = generate_synthetic_reid(tmp_path / "market", num_ids=10, num_cameras=2, images_per_camera=2,
+                                     image_size=(128, 64), seed=1, first_id=100)  # fmt: skip
+    out = tmp_path / "out"
+    main(["--output_dir", str(out), "--backbone", str(backbone_dir), "--dataset", "synthetic", "market1501",
+          "--data_dir", str(tmp_path / "synthetic"), str(market), "--eval_on", "synthetic",
+          "--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--unfreeze_every_epochs", "1", *FAST])  # fmt: skip
+    model = AutoModel.from_pretrained(out)
+    assert model.config.num_labels == 6 + 5  # labels of the two training sets are disjoint
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert [e["trainable_blocks"] for e in state["log_history"] if "trainable_blocks" in e] == [1, 2]
+    args = torch.load(out / "training_args.bin", weights_only=False)
+    assert args.lr_scheduler_type == "constant"  # blockwise unfreezing: its step decay is the schedule
+    card = read_model_card_metadata(out / "README.md")
+    assert card["base_model"] == str(backbone_dir) and card["datasets"] == ["synthetic", "market1501"]
+    assert "Blockwise unfreezing schedule" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "extra, error, message",
+    [
+        (["--setup", "huge"], ValueError, "unknown setup 'huge'"),
+        (["--dataset", "market1501", "--data_dir", "/nonexistent/market"], FileNotFoundError, "/nonexistent/market"),
+        (["--dataset", "course"], ValueError, "needs its folder"),
+        (["--dataset", "synthetic", "--eval_on", "course"], ValueError, "--eval_on"),
+    ],
+)
+def test_clear_errors(tmp_path, extra, error, message):
+    with pytest.raises(error, match=message):
+        main(["--output_dir", str(tmp_path / "out"), *extra])
+
+
+def test_non_vit_backbone_is_refused(tmp_path):
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path / "bert")
+    with pytest.raises(ValueError, match="not a ViT"):
+        main(["--output_dir", str(tmp_path / "out"), "--backbone", str(tmp_path / "bert"),
+              "--data_dir", str(tmp_path / "synthetic"), *FAST])  # fmt: skip
+
+
+def test_example_script_prints_one_line_errors(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "train.py"), "--output_dir", str(tmp_path), "--setup", "huge"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "train.py: error: unknown setup 'huge'" in result.stderr and "Traceback" not in result.stderr

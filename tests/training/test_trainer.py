@@ -1,0 +1,180 @@
+"""LATransformerTrainer: exact gradient accumulation, optimizer, loss components, model card."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from training_helpers import RandomReIDDataset, tiny_model
+
+from hf_lareid.modelcard import read_model_card_metadata
+from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArguments, collate_reid_batch, part_cross_entropy
+
+
+def training_args(output_dir, **overrides) -> LATransformerTrainingArguments:
+    fields = dict(
+        output_dir=str(output_dir), per_device_train_batch_size=4, max_steps=1, learning_rate=0.1, use_cpu=True,
+        report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=1, seed=0, dataloader_num_workers=0,
+    )
+    fields.update(overrides)
+    return LATransformerTrainingArguments(**fields)
+
+
+def keep_batchnorm_in_eval_mode(model: nn.Module) -> None:
+    """BatchNorm in training mode normalises by batch statistics, which differ for B and 2B samples."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm1d):
+            module.eval()
+            module.train = lambda mode=True, m=module: m
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_gradient_accumulation_2_x_b_equals_one_step_of_2b(tmp_path, label_smoothing):
+    final = []
+    for batch_size, accumulation in [(4, 2), (8, 1)]:
+        model = tiny_model(seed=0)
+        keep_batchnorm_in_eval_mode(model)
+        # SGD: a step is proportional to the gradient (Adam's first step would hide a doubled gradient).
+        trainer = LATransformerTrainer(
+            model=model,
+            args=training_args(tmp_path, per_device_train_batch_size=batch_size,
+                               gradient_accumulation_steps=accumulation, label_smoothing=label_smoothing),
+            train_dataset=RandomReIDDataset(8),
+            optimizers=(torch.optim.SGD(model.parameters(), lr=0.1), None),
+        )
+        trainer.train()
+        assert trainer.state.global_step == 1
+        final.append({n: p.detach().clone() for n, p in model.named_parameters()})
+    initial = dict(tiny_model(seed=0).named_parameters())
+    for name, value in final[0].items():
+        assert not torch.equal(value, initial[name]) or name.startswith("vit.embeddings.cls")  # it did train
+        torch.testing.assert_close(value, final[1][name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_paper_adam_over_all_parameters_with_weight_decay(tmp_path):
+    model = tiny_model()
+    model.vit.layers[0].requires_grad_(False)  # frozen before the optimizer exists: must still be in it
+    trainer = LATransformerTrainer(model=model, args=training_args(tmp_path), train_dataset=RandomReIDDataset(8))
+    optimizer = trainer.create_optimizer()
+    assert type(optimizer) is torch.optim.Adam
+    assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {id(p) for p in model.parameters()}
+    decays = {g["weight_decay"] for g in optimizer.param_groups}
+    assert decays == {5e-4, 0.0}
+    adamw = LATransformerTrainer(
+        model=tiny_model(), args=training_args(tmp_path, optimizer="adamw"), train_dataset=RandomReIDDataset(8)
+    )
+    assert type(adamw.create_optimizer()) is torch.optim.AdamW
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        training_args(tmp_path, optimizer="sgd")
+
+
+def test_loss_components_are_logged(tmp_path):
+    trainer = LATransformerTrainer(
+        model=tiny_model(seed=0), args=training_args(tmp_path, max_steps=2, learning_rate=1e-3),
+        train_dataset=RandomReIDDataset(8),
+    )
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 2 and all(entry["ce_loss"] == pytest.approx(entry["loss"], rel=1e-3) for entry in logs)
+    assert trainer.args.lr_scheduler_type == "linear"  # "auto" without the unfreeze callback
+
+
+def test_label_smoothing_loss(tmp_path):
+    model = tiny_model(seed=0).eval()
+    with torch.no_grad():  # confident, distinct logits, so that smoothing matters
+        for head in model.part_classifiers:
+            head.classifier.weight.normal_(std=1.0)
+    batch = collate_reid_batch([RandomReIDDataset(4)[i] for i in range(4)])
+    trainer = LATransformerTrainer(model=model, args=training_args(tmp_path, label_smoothing=0.3))
+    with torch.no_grad():
+        loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+        plain = model(**batch).loss
+    torch.testing.assert_close(loss, part_cross_entropy(outputs.logits, batch["labels"], label_smoothing=0.3))
+    assert not torch.isclose(loss, plain)
+
+
+def test_collate_reid_batch_and_its_errors():
+    batch = collate_reid_batch([{"pixel_values": torch.zeros(3, 4, 2), "label": 1}, {"pixel_values": torch.ones(3, 4, 2), "label": 0}])
+    assert batch["pixel_values"].shape == (2, 3, 4, 2) and batch["labels"].tolist() == [1, 0]
+    with pytest.raises(ValueError, match="pixel_values"):
+        collate_reid_batch([{"image": None, "label": 1}])
+    with pytest.raises(ValueError, match="label"):
+        collate_reid_batch([{"pixel_values": torch.zeros(3, 4, 2)}])
+
+
+def test_query_without_gallery_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="gallery_dataset"):
+        LATransformerTrainer(model=tiny_model(), args=training_args(tmp_path), query_dataset=RandomReIDDataset(4))
+
+
+def test_create_model_card_writes_the_hf_lareid_card(tmp_path):
+    trainer = LATransformerTrainer(
+        model=tiny_model(), args=training_args(tmp_path), train_dataset=RandomReIDDataset(8),
+        model_card_fields={"setup": "tiny", "datasets": {"synthetic": 6}, "eval_dataset": "synthetic"},
+    )
+    trainer.state.log_history.append({"eval_rank1": 0.5, "eval_mAP": 0.25, "step": 1})
+    trainer.create_model_card(model_name="my-reid")  # what push_to_hub calls
+    metadata = read_model_card_metadata(tmp_path / "README.md")
+    assert metadata["library_name"] == "hf-lareid" and metadata["datasets"] == ["synthetic"]
+    metrics = {m["name"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
+    assert metrics == {"Rank-1": 0.5, "mAP": 0.25}
+    assert metadata["model-index"][0]["name"] == "my-reid"
+
+
+def test_triplet_loss_uses_identity_balanced_batches_and_is_logged(tmp_path):
+    from hf_lareid.data import PKSampler
+
+    trainer = LATransformerTrainer(
+        model=tiny_model(), train_dataset=RandomReIDDataset(12),
+        args=training_args(tmp_path, max_steps=2, learning_rate=1e-3, triplet_loss_weight=1.0, samples_per_identity=2),
+    )  # fmt: skip
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, PKSampler)
+    labels = RandomReIDDataset(12).labels
+    for start in range(0, len(sampler), 4):  # P=2 identities x K=2 images per batch of 4
+        batch = [labels[i] for i in list(sampler)[start : start + 4]]
+        assert sorted(batch.count(label) for label in set(batch)) == [2, 2]
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert all("triplet_loss" in entry and "ce_loss" in entry for entry in logs)
+    assert logs[0]["loss"] == pytest.approx(logs[0]["ce_loss"] + logs[0]["triplet_loss"], abs=2e-3)
+    with pytest.raises(ValueError, match="multiple of samples_per_identity"):
+        LATransformerTrainer(
+            model=tiny_model(), train_dataset=RandomReIDDataset(12),
+            args=training_args(tmp_path, triplet_loss_weight=1.0, samples_per_identity=3),
+        )._get_train_sampler()  # fmt: skip
+
+
+def retrieval_split(num_ids: int, camera: int, seed: int):
+    """A query or gallery split with pixel_values (no images), as a transformed dataset would give."""
+    import datasets
+
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randn(num_ids * 2, 3, 32, 16, generator=generator)
+    return datasets.Dataset.from_dict(
+        {"pixel_values": pixels.numpy(), "person_id": [1 + i // 2 for i in range(num_ids * 2)],
+         "camera_id": [camera] * (num_ids * 2)}
+    ).with_format("torch")  # fmt: skip
+
+
+def test_retrieval_metrics_drive_best_model_selection(tmp_path):
+    query, gallery = retrieval_split(4, camera=1, seed=1), retrieval_split(4, camera=2, seed=2)
+    trainer = LATransformerTrainer(
+        model=tiny_model(), train_dataset=RandomReIDDataset(8), query_dataset=query, gallery_dataset=gallery,
+        args=training_args(tmp_path, max_steps=4, learning_rate=1e-3, eval_strategy="steps", eval_steps=2,
+                           save_strategy="steps", save_steps=2, load_best_model_at_end=True,
+                           metric_for_best_model="rank1"),
+    )  # fmt: skip
+    metrics = trainer.evaluate()
+    assert set(metrics) >= {"eval_rank1", "eval_rank5", "eval_rank10", "eval_mAP", "eval_mINP"}
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("eval_rank1", "eval_mAP", "eval_mINP"))
+    trainer.train()
+    evaluations = [entry for entry in trainer.state.log_history if "eval_rank1" in entry and entry["step"] > 0]
+    assert [entry["step"] for entry in evaluations] == [2, 4]
+    best = max(evaluations, key=lambda entry: entry["eval_rank1"])  # first of equals wins, as in the Trainer
+    assert trainer.state.best_metric == best["eval_rank1"]
+    assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best['step']}")
+    # The best checkpoint was loaded back with every encoder weight (not only the heads).
+    reloaded = type(trainer.model).from_pretrained(trainer.state.best_model_checkpoint)
+    for name, tensor in reloaded.state_dict().items():
+        torch.testing.assert_close(trainer.model.state_dict()[name], tensor, msg=name)
