@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ._common import add_command, load_model_and_processor, write_json
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             model, data["query"], data["gallery"], image_processor=image_processor, batch_size=args.batch_size,
             flip=args.flip, bf16=True if args.bf16 else "auto", protocol=args.protocol, rerank=args.rerank,
         )
-        rows.append({"name": name, "data_dir": str(data_dir), **result.metrics})
+        rows.append({"name": f"{name} ({Path(data_dir).name})", "data_dir": str(data_dir), **result.metrics})
     print(format_results_table(rows))
     write_json(args.output_json, {"model": str(args.model), "protocol": args.protocol, "rerank": args.rerank, "results": rows})
     print(f"wrote {args.output_json}")

@@ -23,8 +23,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..onnx_export import export_onnx
 
-    model, _ = load_model_and_processor(args.model)
+    model, image_processor = load_model_and_processor(args.model)
     kwargs = {"opset": args.opset} if args.opset is not None else {}
-    report = export_onnx(model, args.output, **kwargs)
-    print(f"wrote {args.output}; onnxruntime vs PyTorch max abs diff {report['max_abs_diff']:.2e}")
+    report = export_onnx(model, args.output, image_processor=image_processor, **kwargs)
+    print(
+        f"wrote {args.output} ({report['file_size_bytes'] / 2**20:.1f} MiB, opset {report['opset']}, "
+        f"{report['exporter']} exporter); onnxruntime vs PyTorch max abs diff {report['max_abs_diff']:.2e} "
+        f"over batch sizes {sorted(report['max_abs_diff_per_batch_size'])}"
+    )
     return 0

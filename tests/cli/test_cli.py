@@ -1,0 +1,273 @@
+"""Every `lareid` subcommand end to end on a tiny model and a small generated Market-layout set, and its bad inputs."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hf_lareid import LATransformerForReID
+from hf_lareid.cli.main import build_parser, main
+from hf_lareid.data import generate_synthetic_reid
+from hf_lareid.features import model_fingerprint
+from hf_lareid.retrieval import GalleryIndex
+
+
+@pytest.fixture(scope="module")
+def market_dir(tmp_path_factory):
+    """6 train ids and 6 test ids, 2 cameras x 2 images each, plus 3 distractors, in the Market-1501 layout."""
+    return generate_synthetic_reid(
+        tmp_path_factory.mktemp("market"), num_ids=12, num_cameras=2, images_per_camera=2, image_size=(64, 32),
+        num_distractors=3,
+    )
+
+
+@pytest.fixture(scope="module")
+def other_market_dir(tmp_path_factory):
+    """Another population (other ids, other appearance seed) in the same layout: a second evaluation domain."""
+    return generate_synthetic_reid(
+        tmp_path_factory.mktemp("other"), num_ids=8, num_cameras=3, images_per_camera=2, image_size=(64, 32),
+        seed=1, first_id=100,
+    )
+
+
+def run_cli(*argv, capsys):
+    status = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line_error(status, err, *needles):
+    assert status == 1
+    lines = [line for line in err.strip().splitlines() if line.startswith("lareid ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", ["demo", "evaluate", "index", "search", "convert-original", "export-onnx", "push"])
+def test_every_subcommand_help_shows_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "Example:" in out and f"lareid {command}" in out.split("Example:")[1]
+
+
+def test_console_script_is_installed_and_lists_subcommands():
+    result = subprocess.run([str(Path(sys.executable).with_name("lareid")), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("demo", "train", "evaluate", "index", "search", "convert-original", "export-onnx", "push"):
+        assert command in result.stdout
+
+
+def test_evaluate_prints_a_table_and_writes_json_with_one_row_per_dataset(
+    tiny_model_dir, market_dir, other_market_dir, tmp_path, capsys
+):
+    output = tmp_path / "eval.json"
+    status, out, _ = run_cli(
+        "evaluate", tiny_model_dir, "--dataset", "market1501", "market1501", "--data_dir", market_dir, other_market_dir,
+        "--output_json", output, capsys=capsys,
+    )
+    assert status == 0
+    results = json.loads(output.read_text())["results"]
+    assert [row["data_dir"] for row in results] == [str(market_dir), str(other_market_dir)]
+    for row in results:
+        assert 0.0 <= row["rank1"] <= row["rank5"] <= row["rank10"] <= 1.0 and 0.0 <= row["mAP"] <= 1.0
+    # One query per test id and camera; each has a gallery match in another camera.
+    assert [row["num_queries"] for row in results] == [6 * 2, 4 * 3]
+    assert f"market1501 ({other_market_dir.name})" in out and str(output) in out
+
+
+def test_evaluate_bad_inputs_are_one_line_errors(tiny_model_dir, market_dir, tmp_path, capsys):
+    status, _, err = run_cli("evaluate", tmp_path / "nope", "--dataset", "market1501", "--data_dir", market_dir, capsys=capsys)
+    assert_one_line_error(status, err, "nope", "does not exist")
+    status, _, err = run_cli("evaluate", tiny_model_dir, "--dataset", "market1501", "--data_dir", tmp_path / "missing", capsys=capsys)
+    assert_one_line_error(status, err, "missing")
+    status, _, err = run_cli(
+        "evaluate", tiny_model_dir, "--dataset", "market1501", "synthetic", "--data_dir", market_dir, capsys=capsys
+    )
+    assert_one_line_error(status, err, "one folder per dataset")
+    with pytest.raises(SystemExit) as exit_:  # argparse: an unknown dataset name is refused with the choices
+        main(["evaluate", str(tiny_model_dir), "--dataset", "cuhk99", "--data_dir", str(market_dir)])
+    assert exit_.value.code == 2 and "invalid choice: 'cuhk99'" in capsys.readouterr().err
+
+
+def test_evaluate_reports_a_corrupt_image_by_name(tiny_model_dir, market_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(market_dir, broken)
+    victim = sorted((broken / "query").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:40])  # a truncated JPEG
+    status, _, err = run_cli("evaluate", tiny_model_dir, "--dataset", "market1501", "--data_dir", broken, capsys=capsys)
+    assert_one_line_error(status, err, victim.name)
+
+
+def test_index_then_search_finds_the_gallery_image_itself(tiny_model_dir, market_dir, tmp_path, capsys):
+    index_dir = tmp_path / "index"
+    status, out, _ = run_cli(
+        "index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir, "--index_dir", index_dir,
+        "--batch_size", 7, capsys=capsys,
+    )
+    assert status == 0
+    gallery_files = sorted((market_dir / "bounding_box_test").glob("*.jpg"))
+    index = GalleryIndex.load(index_dir)
+    assert len(index) == len(gallery_files) == 6 * 2 + 3  # one image per id and camera, plus 3 distractors
+    assert index.model_reference == str(tiny_model_dir)
+    assert index.model_fingerprint == model_fingerprint(LATransformerForReID.from_pretrained(tiny_model_dir))
+
+    query = gallery_files[4]  # a gallery image is its own best match, with similarity 1
+    picture, hits_json = tmp_path / "ranks.png", tmp_path / "hits.json"
+    status, out, _ = run_cli(
+        "search", "--index_dir", index_dir, query, "--top_k", 3, "--picture", picture, "--output_json", hits_json,
+        capsys=capsys,
+    )
+    assert status == 0
+    best = json.loads(hits_json.read_text())["results"][0]["matches"]
+    assert len(best) == 3 and best[0]["path"] == str(query) and best[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert [m["score"] for m in best] == sorted((m["score"] for m in best), reverse=True)
+    assert f"path={query}" in out
+    with Image.open(picture) as image:
+        assert image.format == "PNG" and image.width > image.height > 0
+
+
+def test_index_resumes_an_interrupted_build_without_duplicates(tiny_model_dir, market_dir, tmp_path, capsys):
+    index_dir = tmp_path / "index"
+    assert run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
+                   "--index_dir", index_dir, capsys=capsys)[0] == 0
+    complete = GalleryIndex.load(index_dir)
+    # Simulate an interruption after 5 images: keep a checkpoint holding only them.
+    partial = GalleryIndex(complete.dim, model_reference=complete.model_reference, model_fingerprint=complete.model_fingerprint)
+    first = sorted(complete.paths)[:5]
+    order = [complete.paths.index(path) for path in first]
+    partial.add(complete._index.reconstruct_n(0, len(complete))[order], person_ids=complete.person_ids[order],
+                camera_ids=complete.camera_ids[order], paths=first)
+    partial.save(index_dir)
+    status, out, _ = run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
+                             "--index_dir", index_dir, capsys=capsys)
+    assert status == 0 and "resuming" in out and f"indexed {len(complete) - 5} new images" in out
+    resumed = GalleryIndex.load(index_dir)
+    assert sorted(resumed.paths) == sorted(complete.paths)
+
+
+def test_search_refuses_a_different_model_and_bad_inputs(tiny_model_dir, market_dir, tmp_path, capsys):
+    index_dir = tmp_path / "index"
+    assert run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
+                   "--index_dir", index_dir, capsys=capsys)[0] == 0
+    other = LATransformerForReID.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        other.vit.layernorm.weight.add_(0.01)
+    other_dir = tmp_path / "other-model"
+    other.save_pretrained(other_dir)
+    shutil.copy(tiny_model_dir / "preprocessor_config.json", other_dir)
+    query = next((market_dir / "query").glob("*.jpg"))
+
+    status, _, err = run_cli("search", "--index_dir", index_dir, query, "--model", other_dir, capsys=capsys)
+    assert_one_line_error(status, err, "fingerprint")
+    status, _, err = run_cli("search", "--index_dir", tmp_path / "no-index", query, capsys=capsys)
+    assert_one_line_error(status, err, "no-index")
+    status, _, err = run_cli("search", "--index_dir", index_dir, tmp_path / "ghost.jpg", capsys=capsys)
+    assert_one_line_error(status, err, "ghost.jpg")
+    (index_dir / "index.faiss").write_bytes(b"garbage")  # a damaged index file
+    status, _, err = run_cli("search", "--index_dir", index_dir, query, capsys=capsys)
+    assert_one_line_error(status, err, "damaged")
+
+
+def test_index_refuses_an_unknown_split_and_another_models_index(tiny_model_dir, market_dir, tmp_path, capsys):
+    index_dir = tmp_path / "index"
+    status, _, err = run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
+                             "--index_dir", index_dir, "--split", "validation", capsys=capsys)
+    assert_one_line_error(status, err, "validation", "--split")
+    assert run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
+                   "--index_dir", index_dir, capsys=capsys)[0] == 0
+    other = LATransformerForReID.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        other.vit.layernorm.bias.add_(0.1)
+    other_dir = tmp_path / "other-model"
+    other.save_pretrained(other_dir)
+    shutil.copy(tiny_model_dir / "preprocessor_config.json", other_dir)
+    status, _, err = run_cli("index", other_dir, "--dataset", "market1501", "--data_dir", market_dir,
+                             "--index_dir", index_dir, capsys=capsys)
+    assert_one_line_error(status, err, "fingerprint")
+
+
+def test_export_onnx_writes_a_checked_model(tiny_model_dir, tmp_path, capsys):
+    output = tmp_path / "model.onnx"
+    status, out, _ = run_cli("export-onnx", tiny_model_dir, output, capsys=capsys)
+    assert status == 0 and output.stat().st_size > 10_000
+    difference = float(out.split("max abs diff ")[1].split()[0])
+    assert difference < 1e-4
+    status, _, err = run_cli("export-onnx", tmp_path / "nope", output, capsys=capsys)
+    assert_one_line_error(status, err, "nope")
+
+
+def test_convert_original_cli_writes_a_loadable_model(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("original_checkpoints", Path(__file__).parents[1] / "test_convert_original.py")
+    original = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(original)  # the converter's tests build a state dict with the original's key names
+
+    checkpoint = tmp_path / "net_best.pth"
+    torch.save(original.original_state_dict(), checkpoint)
+    status, out, _ = run_cli("convert-original", checkpoint, tmp_path / "converted", "--lambda", 8, capsys=capsys)
+    assert status == 0
+    model = LATransformerForReID.from_pretrained(tmp_path / "converted")
+    assert model.config.lambda_global == pytest.approx(1 / 8) and model.config.num_labels == original.CLASSES
+    assert model.config.embedding == "local" and model.config.head_activation is None
+    status, _, err = run_cli("convert-original", tmp_path / "missing.pth", tmp_path / "x", capsys=capsys)
+    assert_one_line_error(status, err, "missing.pth")
+
+
+def test_push_dry_run_lists_the_files_and_checks_the_card(tmp_path, capsys):
+    from hf_lareid.training.run import main as train_main
+
+    model_dir = tmp_path / "trained"
+    train_main(["--output_dir", str(model_dir), "--max_steps", "2", "--per_device_train_batch_size", "8",
+                "--report_to", "none", "--disable_tqdm", "true"])
+    capsys.readouterr()
+    status, out, _ = run_cli("push", model_dir, "me/lareid-tiny", "--dry_run", capsys=capsys)
+    assert status == 0
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md"):
+        assert name in out
+    assert "tags=['person-reid', 'la-transformer'" in out or "person-reid" in out
+
+    (model_dir / "README.md").write_text("---\nlicense: mit\n---\nNo metadata.\n")
+    status, _, err = run_cli("push", model_dir, "me/lareid-tiny", "--dry_run", capsys=capsys)
+    assert_one_line_error(status, err, "library_name")
+    (model_dir / "model.safetensors").unlink()
+    status, _, err = run_cli("push", model_dir, "me/lareid-tiny", "--dry_run", capsys=capsys)
+    assert_one_line_error(status, err, "model.safetensors")
+
+
+def test_train_subcommand_runs_the_training_entry_point(tmp_path, capsys):
+    output_dir = tmp_path / "out"
+    status, _, _ = run_cli("train", "--output_dir", output_dir, "--max_steps", 2, "--per_device_train_batch_size", 8,
+                           "--report_to", "none", "--disable_tqdm", "true", capsys=capsys)
+    assert status == 0
+    model = LATransformerForReID.from_pretrained(output_dir)
+    assert model.config.num_labels > 1 and (output_dir / "README.md").is_file()
+    status, _, err = run_cli("train", "--output_dir", output_dir, "--setup", "no-such-setup", capsys=capsys)
+    assert_one_line_error(status, err, "no-such-setup")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "export-onnx", str(tmp_path / "nope"), str(tmp_path / "x.onnx")])
+
+
+def test_search_draws_known_identities_green(tiny_model_dir, market_dir, tmp_path, capsys):
+    """The picture frames a hit green exactly when its person id (from the index) equals the query's file-name id."""
+    from hf_lareid.cli.pictures import BORDER_WIDTH, RIGHT_COLOR
+
+    index_dir = tmp_path / "index"
+    assert run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
+                   "--index_dir", index_dir, capsys=capsys)[0] == 0
+    query = sorted((market_dir / "bounding_box_test").glob("0*.jpg"))[-1]  # a gallery image: top-1 is itself
+    picture = tmp_path / "ranks.png"
+    assert run_cli("search", "--index_dir", index_dir, query, "--top_k", 1, "--picture", picture, capsys=capsys)[0] == 0
+    pixels = np.asarray(Image.open(picture).convert("RGB"))
+    assert (np.abs(pixels.reshape(-1, 3).astype(int) - RIGHT_COLOR).sum(axis=1) == 0).sum() >= 4 * BORDER_WIDTH
