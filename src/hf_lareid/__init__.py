@@ -1,13 +1,18 @@
 """hf-lareid: person re-identification with the Locally Aware Transformer, the Hugging Face way.
 
 `import hf_lareid` registers the `la-transformer` config and model with `AutoConfig` / `AutoModel` and the
-`lareid-embedding` pipeline task.
+`lareid-embedding` pipeline task. The model, features and pipeline are imported at once; data, evaluation,
+retrieval, training, conversion and export are imported on first use (`hf_lareid.LATransformerTrainer` works,
+without paying for `datasets` or the Trainer on `import hf_lareid`).
 """
+
+from importlib import import_module
+from typing import Any
 
 from transformers import AutoConfig, AutoModel
 
 from .configuration_lareid import LATransformerConfig
-from .features import FeatureSet, extract_features, model_fingerprint
+from .features import FeatureSet, extract_features, iter_features, model_fingerprint
 from .modeling_lareid import LATransformerForReID, LATransformerOutput
 from .pipeline_lareid import LAReIDEmbeddingPipeline, register_pipeline
 
@@ -17,6 +22,39 @@ AutoConfig.register(LATransformerConfig.model_type, LATransformerConfig, exist_o
 AutoModel.register(LATransformerConfig, LATransformerForReID, exist_ok=True)
 register_pipeline()
 
+# Public names of the submodules, imported lazily: name -> submodule.
+_LAZY_EXPORTS = {
+    ".data": (
+        "PKSampler", "REID_DATASETS", "ReIDDataError", "build_eval_transform", "build_train_transform",
+        "clear_reid_cache", "generate_synthetic_reid", "load_reid_dataset", "merge_training_sets",
+    ),
+    ".evaluation": (
+        "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
+        "format_results_table", "re_rank",
+    ),
+    ".model_evaluation": ("ModelEvaluation", "evaluate_model"),
+    ".retrieval": ("CorruptIndexError", "FingerprintMismatchError", "GalleryIndex", "SearchResult"),
+    ".training": ("BlockwiseUnfreezeCallback", "LATransformerTrainer", "LATransformerTrainingArguments"),
+    ".hub_configs": ("list_setups", "load_setup", "setup_path"),
+    ".convert_original": ("ConversionError", "convert_original_checkpoint"),
+    ".onnx_export": ("check_onnx", "export_onnx"),
+    ".modelcard": ("render_model_card", "write_model_card"),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY_EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY_NAMES:
+        raise AttributeError(f"module 'hf_lareid' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY_NAMES[name], __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 __all__ = [
     "FeatureSet",
     "LAReIDEmbeddingPipeline",
@@ -25,5 +63,7 @@ __all__ = [
     "LATransformerOutput",
     "__version__",
     "extract_features",
+    "iter_features",
     "model_fingerprint",
+    *_LAZY_NAMES,
 ]

@@ -41,6 +41,7 @@ def evaluate_model(
     flip: bool = False,
     bf16: BF16Option = "auto",
     progress: bool = True,
+    protocol: str = "auto",
     **evaluate_options: Any,
 ) -> ModelEvaluation:
     """
@@ -52,8 +53,9 @@ def evaluate_model(
             [`extract_features`] for what else is accepted).
         image_processor: prepares raw images (not needed when the datasets have a `pixel_values` transform).
         batch_size, flip, bf16: as in [`extract_features`].
-        evaluate_options: passed to [`evaluate_reid`]: `protocol` (`"market1501"`, `"cuhk03"`, `"no-camera"`),
-            `rerank`, `metric`, `max_rank`, ...
+        protocol: `"market1501"`, `"cuhk03"` or `"no-camera"` (see [`evaluate_reid`]); `"auto"` picks
+            `"market1501"` when both sets have camera ids, else `"no-camera"` (folder-per-person sets).
+        evaluate_options: passed to [`evaluate_reid`]: `rerank`, `metric`, `max_rank`, ...
 
     Example:
 
@@ -65,13 +67,17 @@ def evaluate_model(
     options = {"batch_size": batch_size, "flip": flip, "bf16": bf16, "image_processor": image_processor, "progress": progress}
     query = extract_features(model, query_data, description="Query features", **options)
     gallery = extract_features(model, gallery_data, description="Gallery features", **options)
+    if protocol == "auto":
+        cameras_known = (query.camera_ids >= 0).any() and (gallery.camera_ids >= 0).any()
+        protocol = "market1501" if cameras_known else "no-camera"
     evaluate_options.setdefault("show_progress", progress)
-    if evaluate_options.get("protocol") == "no-camera":
+    if protocol == "no-camera" and all(query.paths) and all(gallery.paths):
+        # The same file in both sets is the query itself: excluded by path.
         evaluate_options.setdefault("query_paths", query.paths)
         evaluate_options.setdefault("gallery_paths", gallery.paths)
     metrics = evaluate_reid(
         query.embeddings, gallery.embeddings, query.person_ids, gallery.person_ids,
-        query.camera_ids, gallery.camera_ids, **evaluate_options,
+        query.camera_ids, gallery.camera_ids, protocol=protocol, **evaluate_options,
     )
     return ModelEvaluation(metrics=metrics, query=query, gallery=gallery)
 

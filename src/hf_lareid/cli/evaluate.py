@@ -29,8 +29,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("model", help="a saved model folder or Hub id")
     add_dataset_arguments(parser, multiple=True)
-    parser.add_argument("--protocol", default="market1501", choices=["market1501", "cuhk03", "no-camera"],
-                        help="which gallery images count for a query (no-camera: data without camera ids)")
+    parser.add_argument("--protocol", default="auto", choices=["auto", "market1501", "cuhk03", "no-camera"],
+                        help="which gallery images count for a query (no-camera: data without camera ids; auto: "
+                        "market1501 where camera ids are known, else no-camera)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
     parser.add_argument("--output_json", "--output-json", default="lareid-eval.json", help="where to write the results")
     parser.set_defaults(func=run)

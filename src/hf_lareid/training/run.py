@@ -27,7 +27,7 @@ from typing import Any
 import datasets
 import torch
 import transformers
-from transformers import HfArgumentParser, SchedulerType
+from transformers import HfArgumentParser, SchedulerType, TrainerCallback
 
 from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
@@ -248,6 +248,64 @@ def build_model(model_args: ModelArguments, config, num_labels: int, id2label: d
     return model
 
 
+def build_trainer(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: LATransformerTrainingArguments,
+    model: LATransformerForReID,
+    image_processor: Any,
+    train: datasets.Dataset,
+    eval_splits: datasets.DatasetDict,
+    identities: dict[str, int],
+    callbacks: Sequence[TrainerCallback] = (),
+) -> LATransformerTrainer:
+    """
+    The trainer of [`main`] for `model`, from the parsed arguments and what [`load_data`] returned.
+
+    Sets the training transform (with the `--*_p` augmentations) on `train`, evaluates on the query/gallery splits of
+    `eval_splits` (raw images prepared by `image_processor`, as users will), adds a [`BlockwiseUnfreezeCallback`]
+    where [`uses_blockwise_unfreezing`], then `callbacks`, and fills the model card fields (setup, data, backbone,
+    hyper-parameters).
+    """
+    blockwise = uses_blockwise_unfreezing(model_args)
+    unfreezing = []
+    if blockwise:
+        unfreezing.append(
+            BlockwiseUnfreezeCallback(
+                t=model_args.unfreeze_every_epochs, lr_decay=model_args.lr_decay,
+                train_final_norm=model_args.train_final_norm,
+                unfreeze_embeddings_with_first_block=model_args.unfreeze_embeddings_with_first_block,
+            )
+        )  # fmt: skip
+    augmentations = {
+        name: getattr(data_args, name)
+        for name in ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
+        if getattr(data_args, name) is not None
+    }
+    train.set_transform(build_train_transform(image_processor, **augmentations))
+    eval_on = data_args.eval_on or (data_args.dataset or ["synthetic"])[-1]
+    card_training_args = {"backbone": model_args.backbone, **training_args.to_dict()}
+    if blockwise:
+        card_training_args.update(unfreeze_every_epochs=model_args.unfreeze_every_epochs, lr_decay=model_args.lr_decay)
+    return LATransformerTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        # Evaluation reads the raw images and prepares them with the saved image processor, as users will.
+        query_dataset=eval_splits["query"],
+        gallery_dataset=eval_splits["gallery"],
+        processing_class=image_processor,
+        callbacks=[*unfreezing, *callbacks],
+        model_card_fields={
+            "setup": model_args.setup,
+            "datasets": identities,
+            "eval_dataset": eval_on,
+            "base_model": None if model_args.backbone == RANDOM_BACKBONE else model_args.backbone,
+            "training_args": card_training_args,
+        },
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """
     Trains, evaluates and saves an LA-Transformer; returns the final evaluation metrics (`eval_rank1`, `eval_mAP`, ...).
@@ -268,46 +326,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     train, eval_splits, identities = load_data(data_args, config.image_size)
     label_names = train.features["label"].names
     model = build_model(model_args, config, len(label_names), dict(enumerate(label_names)))
-    blockwise = uses_blockwise_unfreezing(model_args)
-    callbacks = []
-    if blockwise:
-        callbacks.append(
-            BlockwiseUnfreezeCallback(
-                t=model_args.unfreeze_every_epochs, lr_decay=model_args.lr_decay,
-                train_final_norm=model_args.train_final_norm,
-                unfreeze_embeddings_with_first_block=model_args.unfreeze_embeddings_with_first_block,
-            )
-        )  # fmt: skip
-    augmentations = {
-        name: getattr(data_args, name)
-        for name in ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
-        if getattr(data_args, name) is not None
-    }
-    train.set_transform(build_train_transform(image_processor, **augmentations))
-    eval_on = data_args.eval_on or (data_args.dataset or ["synthetic"])[-1]
-    card_training_args = {"backbone": model_args.backbone, **training_args.to_dict()}
-    if blockwise:
-        card_training_args.update(unfreeze_every_epochs=model_args.unfreeze_every_epochs, lr_decay=model_args.lr_decay)
-    trainer = LATransformerTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train,
-        # Evaluation reads the raw images and prepares them with the saved image processor, as users will.
-        query_dataset=eval_splits["query"],
-        gallery_dataset=eval_splits["gallery"],
-        processing_class=image_processor,
-        callbacks=callbacks,
-        model_card_fields={
-            "setup": model_args.setup,
-            "datasets": identities,
-            "eval_dataset": eval_on,
-            "base_model": None if model_args.backbone == RANDOM_BACKBONE else model_args.backbone,
-            "training_args": card_training_args,
-        },
-    )
+    trainer = build_trainer(model_args, data_args, training_args, model, image_processor, train, eval_splits, identities)
     logger.info(
         "training setup %s, backbone %s, %d identities from %s, blockwise unfreezing %s",
-        model_args.setup, model_args.backbone, len(label_names), list(identities), "on" if blockwise else "off",
+        model_args.setup, model_args.backbone, len(label_names), list(identities),
+        "on" if trainer.unfreeze_callback is not None else "off",
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()  # model.safetensors, config.json and preprocessor_config.json
@@ -328,6 +351,7 @@ __all__ = [
     "ModelArguments",
     "build_model",
     "build_parser",
+    "build_trainer",
     "load_data",
     "main",
     "parse_arguments",

@@ -15,8 +15,7 @@ from transformers.trainer_utils import speed_metrics
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..data import PKSampler
-from ..evaluation import evaluate_reid
-from ..features import extract_features
+from ..model_evaluation import evaluate_model
 from ..modelcard import write_model_card
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .losses import batch_hard_triplet_loss, part_cross_entropy
@@ -135,8 +134,8 @@ class LATransformerTrainer(Trainer):
     - Gradient accumulation is exact for the cross-entropy: the losses are batch means and the Trainer divides
       them by the accumulation steps (the batch-hard triplet mines within each micro-batch).
     - Evaluation: with `query_dataset` and `gallery_dataset`, `evaluate()` embeds both with
-      [`extract_features`] and reports `eval_rank1`, `eval_rank5`, `eval_rank10`, `eval_mAP` and `eval_mINP`
-      (usable as `metric_for_best_model="rank1"`). Under DDP each process computes the same metrics.
+      [`evaluate_model`] (the package's one feature-extraction loop) and reports `eval_rank1`, `eval_rank5`,
+      `eval_rank10`, `eval_mAP` and `eval_mINP` (usable as `metric_for_best_model="rank1"`). Under DDP each process computes the same metrics.
 
     Args:
         query_dataset, gallery_dataset: `datasets.Dataset`s with `person_id` and `camera_id` columns and either an
@@ -311,30 +310,14 @@ class LATransformerTrainer(Trainer):
             return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
         self._memory_tracker.start()
         start_time = time.time()
-        feature_options = {
-            "batch_size": self.args.per_device_eval_batch_size,
-            "flip": getattr(self.args, "eval_flip", False),
-            "bf16": bool(self.args.bf16),
-            "image_processor": self.processing_class,
-            "progress": not self.args.disable_tqdm,
-        }
-        model = self.accelerator.unwrap_model(self.model)
-        query = extract_features(model, self.query_dataset, description="Query features", **feature_options)
-        gallery = extract_features(model, self.gallery_dataset, description="Gallery features", **feature_options)
-        # Without camera ids (folder-per-person sets) the Market-1501 protocol cannot drop same-camera matches.
-        cameras_known = (query.camera_ids >= 0).any() and (gallery.camera_ids >= 0).any()
-        with_paths = all(query.paths) and all(gallery.paths)
-        results = evaluate_reid(
-            query.embeddings, gallery.embeddings,
-            query.person_ids, gallery.person_ids,
-            query.camera_ids, gallery.camera_ids,
-            protocol="market1501" if cameras_known else "no-camera",
-            query_paths=query.paths if with_paths else None,
-            gallery_paths=gallery.paths if with_paths else None,
-            show_progress=False,
+        result = evaluate_model(
+            self.accelerator.unwrap_model(self.model), self.query_dataset, self.gallery_dataset,
+            image_processor=self.processing_class, batch_size=self.args.per_device_eval_batch_size,
+            flip=getattr(self.args, "eval_flip", False), bf16=bool(self.args.bf16), progress=not self.args.disable_tqdm,
         )
+        results, num_samples = result.metrics, len(result.query) + len(result.gallery)
         metrics = {f"{metric_key_prefix}_{name}": float(results[name]) for name in RETRIEVAL_METRICS}
-        metrics.update(speed_metrics(metric_key_prefix, start_time, num_samples=len(query) + len(gallery)))
+        metrics.update(speed_metrics(metric_key_prefix, start_time, num_samples=num_samples))
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         self._memory_tracker.stop_and_update_metrics(metrics)
