@@ -1,0 +1,397 @@
+"""`lareid demo`: the paper's recipe at small scale on generated people, with no download.
+
+Three disjoint populations of generated identities (`hf_lareid.data.generate_synthetic_reid`):
+
+1. pretraining: people filmed by cameras of their own (another seed: another domain, as ImageNet is to re-ID).
+   The `tiny` ViT trains from scratch on them, every block training (no ImageNet weights offline); a few held-out
+   identities of this population validate each epoch.
+2. fine-tuning: people filmed by the target cameras. The pretrained model gets new row classifiers and is fine-tuned
+   blockwise: one more encoder block unfreezes every epoch, with a learning-rate decay (Algorithm 1).
+3. evaluation: other people filmed by the target cameras (the query/gallery splits of the target folder). The
+   untrained, the pretrained and the fine-tuned model are evaluated on them (Rank-1/5/10, mAP, mINP); the fine-tuning
+   also evaluates on them after each epoch, for the training curves (nothing is selected on them).
+
+Then the gallery of population 3 goes into a FAISS index (embedded by the fine-tuned model), a few queries are run,
+and the pictures are drawn. Both training stages are `lareid train` runs (`hf_lareid.training.run`) built from flags.
+`--quick` runs the same path with smaller populations and fewer epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+from transformers import TrainerCallback
+
+from ._common import add_command, write_json
+
+if TYPE_CHECKING:
+    import datasets
+
+    from ..model_evaluation import ModelEvaluation
+    from ..modeling_lareid import LATransformerForReID
+    from ..retrieval import GalleryIndex, SearchResult
+    from ..training import LATransformerTrainer
+
+SETUP = "tiny"
+STAGES = ("untrained", "pretrained", "fine-tuned")
+PRETRAINED_DIR = "pretrained"
+FINE_TUNED_DIR = "fine-tuned"
+INDEX_DIR = "gallery_index"
+DATA_DIR = "data"
+METRICS_FILE = "metrics.json"
+PICTURES = {
+    "ranked_lists": "ranked_lists.png",
+    "cmc_curves": "cmc_curves.png",
+    "attention": "attention_rollout.png",
+    "pretraining_curves": "training_curves_pretraining.png",
+    "fine_tuning_curves": "training_curves_fine_tuning.png",
+}
+TOP_K = 10  # gallery images per query in the ranked lists
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoPlan:
+    """Population sizes, epochs and the few hyper-parameters the demo sets; `--quick` only shrinks the sizes."""
+
+    pretraining_ids: int
+    validation_ids: int  # held-out identities of the pretraining population (its per-epoch validation)
+    fine_tuning_ids: int
+    evaluation_ids: int
+    num_cameras: int
+    images_per_camera: int
+    pretraining_epochs: int
+    fine_tuning_epochs: int
+    batch_size: int = 64
+    fine_tuning_learning_rate: float = 5e-4
+    unfreeze_every_epochs: int = 1  # t of Algorithm 1: with 6 blocks and >= 6 epochs every block unfreezes
+    lr_decay: float = 0.8
+    num_queries: int = 6  # rows of the ranked-list picture
+    num_attention_images: int = 6
+
+
+FULL = DemoPlan(
+    pretraining_ids=400, validation_ids=50, fine_tuning_ids=250, evaluation_ids=100,
+    num_cameras=4, images_per_camera=4, pretraining_epochs=6, fine_tuning_epochs=8,
+)  # fmt: skip
+QUICK = DemoPlan(
+    pretraining_ids=16, validation_ids=4, fine_tuning_ids=12, evaluation_ids=8,
+    num_cameras=2, images_per_camera=2, pretraining_epochs=2, fine_tuning_epochs=6, batch_size=16,
+    fine_tuning_learning_rate=1e-3, num_queries=3, num_attention_images=3,
+)  # fmt: skip
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "demo",
+        "Pretrain, fine-tune blockwise and evaluate the tiny LA-Transformer on generated people, index a gallery and "
+        "draw pictures; no download (about 5 minutes on a 2-core CPU, --quick under a minute).",
+        "lareid demo --output_dir ./lareid-demo",
+    )
+    parser.add_argument("--output_dir", "--output-dir", default="lareid-demo", help="where everything goes (default: ./lareid-demo)")
+    parser.add_argument("--quick", action="store_true", help="the same steps at toy size (under a minute), for tests")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated people and of training")
+    parser.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+@dataclasses.dataclass(frozen=True)
+class Populations:
+    """The two generated folders (Market-1501 layout) holding the three populations."""
+
+    pretraining: Path  # train split: population 1; query/gallery: its held-out validation identities
+    target: Path  # train split: population 2; query/gallery: population 3
+
+
+def generate_populations(data_dir: Path, plan: DemoPlan, seed: int, image_size: tuple[int, int]) -> Populations:
+    """
+    Draws the populations: disjoint person-id ranges; the pretraining folder has its own cameras (seed `2 * seed`),
+    populations 2 and 3 share the target cameras (seed `2 * seed + 1`). An identical earlier generation is reused.
+    """
+    from ..data import generate_synthetic_reid
+
+    common = {"num_cameras": plan.num_cameras, "images_per_camera": plan.images_per_camera, "image_size": image_size}
+    pretraining_ids = plan.pretraining_ids + plan.validation_ids
+    pretraining = generate_synthetic_reid(
+        data_dir / "pretraining", num_ids=pretraining_ids, num_train_ids=plan.pretraining_ids,
+        seed=2 * seed, first_id=1, **common,
+    )  # fmt: skip
+    target = generate_synthetic_reid(
+        data_dir / "target", num_ids=plan.fine_tuning_ids + plan.evaluation_ids, num_train_ids=plan.fine_tuning_ids,
+        seed=2 * seed + 1, first_id=pretraining_ids + 1, **common,
+    )  # fmt: skip
+    return Populations(pretraining=pretraining, target=target)
+
+
+@contextlib.contextmanager
+def quiet_dataset_builds() -> Iterator[None]:
+    """Hides the `datasets` progress bars of the Arrow builds (one per split), restoring them afterwards."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+# ------------------------------------------------------------------------------------------------------ training
+class StageProgress(TrainerCallback):
+    """One progress bar over the training steps of a stage, showing the latest loss, Rank-1 and mAP."""
+
+    def __init__(self, description: str):
+        self.description = description
+        self.bar: tqdm | None = None
+        self.latest: dict[str, str] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar = tqdm(total=state.max_steps, desc=self.description, unit="step")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key, label in (("loss", "loss"), ("eval_rank1", "Rank-1"), ("eval_mAP", "mAP")):
+            if key in (logs or {}):
+                value = logs[key]
+                self.latest[label] = f"{value:.3f}" if key == "loss" else f"{100 * value:.1f}%"
+        if self.bar is not None:
+            self.bar.set_postfix(self.latest, refresh=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()
+
+
+def training_flags(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path, seed: int, backbone: str) -> list[str]:
+    """
+    The `lareid train` flags of a stage: the `tiny` setup's recipe (AdamW, cosine schedule from scratch), evaluation
+    and a few loss logs per epoch, no checkpoints, no Trainer bars; fine-tuning adds blockwise unfreezing.
+    """
+    pretraining = stage == "pretraining"
+    identities = plan.pretraining_ids if pretraining else plan.fine_tuning_ids
+    steps_per_epoch = -(-identities * plan.num_cameras * plan.images_per_camera // plan.batch_size)
+    flags = [
+        "--setup", SETUP, "--backbone", backbone, "--dataset", "market1501", "--data_dir", str(data_dir),
+        "--output_dir", str(output_dir), "--seed", str(seed), "--report_to", "none",
+        "--num_train_epochs", str(plan.pretraining_epochs if pretraining else plan.fine_tuning_epochs),
+        "--per_device_train_batch_size", str(plan.batch_size), "--per_device_eval_batch_size", "128",
+        "--eval_strategy", "epoch", "--logging_steps", str(max(1, steps_per_epoch // 4)),
+        "--save_strategy", "no", "--disable_tqdm", "True",
+    ]  # fmt: skip
+    if not pretraining:
+        flags += [
+            "--learning_rate", str(plan.fine_tuning_learning_rate), "--blockwise_unfreeze", "True",
+            "--unfreeze_every_epochs", str(plan.unfreeze_every_epochs), "--lr_decay", str(plan.lr_decay),
+        ]  # fmt: skip
+    return flags
+
+
+def with_new_heads(model_args, config, num_labels: int, id2label: dict[int, str]) -> LATransformerForReID:
+    """The saved LA-Transformer of `--backbone` with new row classifiers for `num_labels` identities."""
+    from ..modeling_lareid import LATransformerForReID
+
+    model = LATransformerForReID.from_pretrained(model_args.backbone, num_labels=num_labels, ignore_mismatched_sizes=True)
+    model.config.id2label, model.config.label2id = id2label, {name: label for label, name in id2label.items()}
+    return model
+
+
+def prepare_training(flags: list[str], build: Callable[..., LATransformerForReID], description: str, model_name: str) -> LATransformerTrainer:
+    """
+    A training stage as `lareid train` builds it from `flags`, with the model from `build(model_args, config,
+    num_labels, id2label)`, a progress bar in place of the Trainer's printed logs, and a model card naming the
+    generated data.
+    """
+    from transformers import PrinterCallback, set_seed
+
+    from ..training.run import build_trainer, load_data, parse_arguments
+
+    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(flags)
+    train, eval_splits, identities = load_data(data_args, config.image_size)
+    label_names = train.features["label"].names
+    set_seed(training_args.seed)  # the model's initial weights
+    model = build(model_args, config, len(label_names), dict(enumerate(label_names)))
+    trainer = build_trainer(
+        model_args, data_args, training_args, model, image_processor, train, eval_splits, identities,
+        callbacks=[StageProgress(description)],
+    )  # fmt: skip
+    trainer.remove_callback(PrinterCallback)
+    trainer.model_card_fields.update(
+        model_name=model_name, datasets={"synthetic": len(label_names)}, eval_dataset="synthetic",
+        model_summary=f"Trained by `lareid demo` on generated people (hf-lareid's synthetic re-ID set), {description}.",
+    )  # fmt: skip
+    return trainer
+
+
+def train_and_save(trainer: LATransformerTrainer) -> None:
+    """Trains, then saves the model, its image processor, the Trainer state (log history) and the model card."""
+    trainer.train()
+    trainer.save_model()
+    trainer.save_state()
+    trainer.create_model_card()
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+def evaluate(model: LATransformerForReID, evaluation: datasets.DatasetDict, image_processor: Any) -> ModelEvaluation:
+    """Rank-k, mAP and mINP of `model` on population 3 (Market-1501 protocol), with progress bars."""
+    from ..model_evaluation import evaluate_model
+
+    return evaluate_model(
+        model, evaluation["query"], evaluation["gallery"], image_processor=image_processor, batch_size=128
+    )
+
+
+def build_gallery_index(model: LATransformerForReID, result: ModelEvaluation, model_dir: Path, index_dir: Path) -> GalleryIndex:
+    """A FAISS index of the gallery embeddings `result` holds, stamped with `model`'s fingerprint; saved to `index_dir`."""
+    from ..features import model_fingerprint
+    from ..retrieval import GalleryIndex
+
+    gallery = result.gallery
+    index = GalleryIndex(
+        gallery.embeddings.shape[1], model_reference=str(model_dir), model_fingerprint=model_fingerprint(model)
+    )
+    index.add(gallery.embeddings, person_ids=gallery.person_ids, camera_ids=gallery.camera_ids, paths=gallery.paths)
+    index.save(index_dir)
+    return index
+
+
+def run_queries(index: GalleryIndex, result: ModelEvaluation, num_queries: int) -> tuple[list[int], SearchResult]:
+    """Searches the index with `num_queries` queries spread over population 3; prints one line each."""
+    import numpy as np
+
+    query = result.query
+    rows = sorted({int(row) for row in np.linspace(0, len(query) - 1, num_queries)})
+    hits = index.search(query.embeddings[rows], k=TOP_K, model_fingerprint=index.model_fingerprint)
+    for row, hit_ids in zip(rows, hits.person_ids):
+        same = np.flatnonzero(hit_ids == query.person_ids[row])
+        found = f"first at rank {same[0] + 1}" if len(same) else "none"
+        print(f"  query person {query.person_ids[row]} (camera {query.camera_ids[row]}): "
+              f"{len(same)} of the top {len(hit_ids)} are this person, {found}")  # fmt: skip
+    return rows, hits
+
+
+# ------------------------------------------------------------------------------------------------------ pictures
+def draw_pictures(
+    output_dir: Path,
+    plan: DemoPlan,
+    results: dict[str, ModelEvaluation],
+    query_rows: list[int],
+    hits: SearchResult,
+    index: GalleryIndex,
+    fine_tuned: LATransformerForReID,
+    image_processor: Any,
+    log_histories: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The ranked lists, CMC curves, attention rollout and training curves (see `PICTURES`)."""
+    from .pictures import plot_attention, plot_cmc_curves, plot_ranked_lists, plot_training_curves
+
+    query = results["fine-tuned"].query
+    plot_ranked_lists(
+        [query.paths[row] for row in query_rows], [query.person_ids[row] for row in query_rows],
+        index.paths, index.person_ids, hits.indices, output_dir / PICTURES["ranked_lists"], top_k=TOP_K,
+    )  # fmt: skip
+    plot_cmc_curves({name: result.metrics for name, result in results.items()}, output_dir / PICTURES["cmc_curves"])
+    plot_attention(
+        fine_tuned, query.paths[: plan.num_attention_images], image_processor, output_dir / PICTURES["attention"]
+    )
+    plot_training_curves(log_histories["pretraining"], output_dir / PICTURES["pretraining_curves"])
+    plot_training_curves(log_histories["fine-tuning"], output_dir / PICTURES["fine_tuning_curves"])
+
+
+# ------------------------------------------------------------------------------------------------------- summary
+def list_files(root: Path) -> list[str]:
+    """Every file under `root` with its size, relative to `root`; a folder of generated images is one line."""
+    lines = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        relative = Path(folder).relative_to(root)
+        images = [name for name in files if name.endswith(".jpg")]
+        if images:
+            lines.append(f"{relative}/  ({len(images)} generated images)")
+        for name in sorted(set(files) - set(images)):
+            lines.append(f"{relative / name}  ({_size(os.path.getsize(Path(folder) / name))})")
+    return lines
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 2**20:.1f} MiB" if num_bytes >= 2**20 else f"{num_bytes / 2**10:.1f} KiB"
+
+
+def _stage(number: int, text: str) -> None:
+    print(f"\n[{number}/6] {text}", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------- run
+def run(args: argparse.Namespace, plan: DemoPlan | None = None) -> int:
+    """Runs the demo into `args.output_dir`; `plan` defaults to `QUICK` with `args.quick`, else `FULL`."""
+    from ..data import load_reid_dataset
+    from ..evaluation import format_results_table
+    from ..hub_configs import load_setup
+    from ..training.run import RANDOM_BACKBONE, build_model
+
+    plan = plan or (QUICK if args.quick else FULL)
+    output_dir = Path(args.output_dir).expanduser().absolute()
+    pretrained_dir, fine_tuned_dir = output_dir / PRETRAINED_DIR, output_dir / FINE_TUNED_DIR
+    start = time.monotonic()
+    config, image_processor, _ = load_setup(SETUP)
+
+    _stage(1, "Generating three disjoint populations of people")
+    with quiet_dataset_builds():
+        populations = generate_populations(output_dir / DATA_DIR, plan, args.seed, config.image_size)
+        evaluation = load_reid_dataset("market1501", data_dir=populations.target, splits=["query", "gallery"])
+        print(f"  1. pretraining: {plan.pretraining_ids} people, their own {plan.num_cameras} cameras "
+              f"(+ {plan.validation_ids} held out for validation)\n"
+              f"  2. fine-tuning: {plan.fine_tuning_ids} people, the target cameras\n"
+              f"  3. evaluation:  {plan.evaluation_ids} other people, the target cameras "
+              f"({len(evaluation['query'])} queries, {len(evaluation['gallery'])} gallery images)")  # fmt: skip
+
+        _stage(2, f"Pretraining the {SETUP} ViT from scratch on population 1 (all blocks train)")
+        pretraining = prepare_training(
+            training_flags(plan, "pretraining", populations.pretraining, pretrained_dir, args.seed, RANDOM_BACKBONE),
+            build_model, "pretraining", "lareid-demo-pretrained",
+        )  # fmt: skip
+        results = {"untrained": evaluate(pretraining.model, evaluation, image_processor)}
+        train_and_save(pretraining)
+        results["pretrained"] = evaluate(pretraining.model, evaluation, image_processor)
+
+        _stage(3, "Fine-tuning on population 2 with blockwise unfreezing (Algorithm 1)")
+        fine_tuning = prepare_training(
+            training_flags(plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir)),
+            with_new_heads, "fine-tuning", "lareid-demo-fine-tuned",
+        )  # fmt: skip
+        train_and_save(fine_tuning)
+    fine_tuned = fine_tuning.model.eval()
+
+    _stage(4, "Evaluating the fine-tuned model on population 3")
+    results["fine-tuned"] = evaluate(fine_tuned, evaluation, image_processor)
+    write_json(output_dir / METRICS_FILE, {
+        "evaluated_on": f"population 3: {plan.evaluation_ids} generated people never trained on (query/gallery of "
+                        f"{populations.target}), Market-1501 protocol",
+        "seed": args.seed, "quick": bool(args.quick), "plan": dataclasses.asdict(plan),
+        "stages": {name: result.metrics for name, result in results.items()},
+    })  # fmt: skip
+
+    _stage(5, "Indexing the gallery of population 3 with FAISS and running a few queries")
+    index = build_gallery_index(fine_tuned, results["fine-tuned"], fine_tuned_dir, output_dir / INDEX_DIR)
+    query_rows, hits = run_queries(index, results["fine-tuned"], plan.num_queries)
+
+    _stage(6, "Drawing the pictures")
+    log_histories = {"pretraining": pretraining.state.log_history, "fine-tuning": fine_tuning.state.log_history}
+    draw_pictures(output_dir, plan, results, query_rows, hits, index, fine_tuned, image_processor, log_histories)
+
+    print(f"\nPopulation 3 ({plan.evaluation_ids} people never trained on), Market-1501 protocol, in %:")
+    print(format_results_table([{"name": name, **result.metrics} for name, result in results.items()]))
+    minutes, seconds = divmod(round(time.monotonic() - start), 60)
+    print(f"\nFinished in {minutes} min {seconds} s. Files in {output_dir}:")
+    for line in list_files(output_dir):
+        print(f"  {line}")
+    return 0
