@@ -43,6 +43,16 @@ def run_cli(*argv, capsys):
     return status, captured.out, captured.err
 
 
+def save_other_model(model_dir, output_dir):
+    """The same architecture with one backbone weight changed: embeddings differ, so the fingerprint differs."""
+    other = LATransformerForReID.from_pretrained(model_dir)
+    with torch.no_grad():
+        other.vit.layernorm.bias.add_(0.1)
+    other.save_pretrained(output_dir)
+    shutil.copy(model_dir / "preprocessor_config.json", output_dir)
+    return output_dir
+
+
 def assert_one_line_error(status, err, *needles):
     assert status == 1
     lines = [line for line in err.strip().splitlines() if line.startswith("lareid ")]
@@ -159,12 +169,7 @@ def test_search_refuses_a_different_model_and_bad_inputs(tiny_model_dir, market_
     index_dir = tmp_path / "index"
     assert run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
                    "--index_dir", index_dir, capsys=capsys)[0] == 0
-    other = LATransformerForReID.from_pretrained(tiny_model_dir)
-    with torch.no_grad():
-        other.vit.layernorm.weight.add_(0.01)
-    other_dir = tmp_path / "other-model"
-    other.save_pretrained(other_dir)
-    shutil.copy(tiny_model_dir / "preprocessor_config.json", other_dir)
+    other_dir = save_other_model(tiny_model_dir, tmp_path / "other-model")
     query = next((market_dir / "query").glob("*.jpg"))
 
     status, _, err = run_cli("search", "--index_dir", index_dir, query, "--model", other_dir, capsys=capsys)
@@ -185,12 +190,7 @@ def test_index_refuses_an_unknown_split_and_another_models_index(tiny_model_dir,
     assert_one_line_error(status, err, "validation", "--split")
     assert run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
                    "--index_dir", index_dir, capsys=capsys)[0] == 0
-    other = LATransformerForReID.from_pretrained(tiny_model_dir)
-    with torch.no_grad():
-        other.vit.layernorm.bias.add_(0.1)
-    other_dir = tmp_path / "other-model"
-    other.save_pretrained(other_dir)
-    shutil.copy(tiny_model_dir / "preprocessor_config.json", other_dir)
+    other_dir = save_other_model(tiny_model_dir, tmp_path / "other-model")
     status, _, err = run_cli("index", other_dir, "--dataset", "market1501", "--data_dir", market_dir,
                              "--index_dir", index_dir, capsys=capsys)
     assert_one_line_error(status, err, "fingerprint")
