@@ -241,8 +241,8 @@ def render_model_card(
         "",
         "## Citation",
         "",
-        "The method (the setups `baseline`, `improvement1` and `improvement2` follow Table 2 of Bithel and Sharma, "
-        "*Person Re-Identification with a Locally Aware Transformer*, IIT Delhi):",
+        "The method (Sharma, Kapil and Chapman 2021; the setups `baseline`, `improvement1` and `improvement2` "
+        "follow Table 2 of Bithel and Sharma's follow-up of the same title, IIT Delhi):",
         "",
         "```bibtex",
         "@article{sharma2021person,",
