@@ -2,6 +2,8 @@
 #   make demo   -> runs the main job (the LA-Transformer demo on generated data)
 #   make test   -> runs the whole test suite
 PYTHON ?= python3
+# Where PyPI serves a CUDA build of torch, take the CPU one: make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -13,7 +15,7 @@ $(BIN)/activate:
 $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first: the CPU wheel, so that no multi-GB CUDA build is pulled in.
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 

@@ -282,3 +282,24 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     optimizer.step()
     optimizer.zero_grad()
     assert checkpointed(pixel_values, labels=labels).loss < losses[1]
+
+
+def test_predict_runs_in_eval_mode_and_restores_training_mode(tester, model):
+    pixel_values, _ = tester.prepare_inputs()
+    model.train()
+    running_means = [head.norm.running_mean.clone() for head in model.part_classifiers]
+    first, _ = model.predict(pixel_values)
+    second, _ = model.predict(pixel_values)  # no dropout: deterministic
+    assert model.training and first.tolist() == second.tolist()
+    for head, before in zip(model.part_classifiers, running_means):
+        torch.testing.assert_close(head.norm.running_mean, before, rtol=0, atol=0)
+
+
+def test_not_registered_as_an_image_classifier(tester):
+    """Per-part logits (batch, parts, labels) do not fit AutoModelForImageClassification's contract."""
+    from transformers import AutoModelForImageClassification
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
+
+    assert LATransformerConfig not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
+    with pytest.raises(ValueError, match="Unrecognized configuration class"):
+        AutoModelForImageClassification.from_config(tester.get_config())

@@ -266,8 +266,14 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         Identity prediction of eq. 8-9: the per-row softmax scores summed, then argmax.
 
         Returns `(predictions, scores)`: `(batch_size,)` label indices and `(batch_size, num_labels)` summed scores.
+        Runs in eval mode (no dropout, BatchNorm running statistics untouched) and restores the previous mode.
         """
-        logits = self(pixel_values, return_dict=True).logits  # (batch, parts, labels)
+        was_training = self.training
+        self.eval()
+        try:
+            logits = self(pixel_values, return_dict=True).logits  # (batch, parts, labels)
+        finally:
+            self.train(was_training)
         scores = logits.softmax(dim=-1).sum(dim=1)
         return scores.argmax(dim=-1), scores
 

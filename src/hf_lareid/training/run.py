@@ -112,6 +112,14 @@ class DataArguments:
     synthetic_num_cameras: int = field(default=4, metadata={"help": "synthetic: cameras."})
     synthetic_images_per_camera: int = field(default=4, metadata={"help": "synthetic: images per identity and camera."})
     synthetic_seed: int = field(default=0, metadata={"help": "synthetic: appearance seed."})
+    course_num_train_ids: int = field(default=62, metadata={"help": "course: identities in the train split."})
+    course_num_val_ids: int = field(
+        default=12,
+        metadata={
+            "help": "course: validation identities (its query/gallery splits). The paper's Improvement1 trained on "
+            "them too: --course_num_train_ids 74 --course_num_val_ids 0 --eval_on market1501 gives its 825 classes."
+        },
+    )
     hflip_p: float | None = field(default=None, metadata={"help": "Horizontal flip probability (default 0.5)."})
     vflip_p: float | None = field(default=None, metadata={"help": "Vertical flip probability (default 0.5)."})
     color_jitter_p: float | None = field(default=None, metadata={"help": "Colour jitter probability (default 0.8)."})
@@ -203,9 +211,11 @@ def load_data(data_args: DataArguments, image_size: tuple[int, int]) -> tuple[da
                 images_per_camera=data_args.synthetic_images_per_camera, image_size=tuple(image_size),
                 seed=data_args.synthetic_seed,
             )  # fmt: skip
-        elif data_dir is None:
+        elif name == "course":
+            options = dict(num_train_ids=data_args.course_num_train_ids, num_val_ids=data_args.course_num_val_ids)
+        if data_dir is None:
             raise ValueError(f"--dataset {name} needs its folder: add --data_dir PATH (one per --dataset, in order).")
-        elif not os.path.isdir(data_dir):
+        if name != "synthetic" and not os.path.isdir(data_dir):
             raise FileNotFoundError(f"--data_dir {data_dir!r} (for --dataset {name}) is not a folder: check the path.")
         loaded[name] = load_reid_dataset(name, data_dir=data_dir, **options)
         if "train" not in loaded[name]:
