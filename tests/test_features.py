@@ -77,11 +77,20 @@ def test_bf16_resolution_follows_the_cpu():
     assert resolve_bf16("auto") is bf16_pays("cpu") is bool(torch.cpu._is_avx512_bf16_supported())
 
 
-@pytest.mark.skipif(not bf16_pays("cpu"), reason="bf16 autocast is slow and not used on this CPU")
-def test_bf16_embeddings_close_to_fp32(tiny_model, tiny_image_processor, random_images):
-    fp32 = extract_features(tiny_model, random_images, image_processor=tiny_image_processor, bf16=False).embeddings
-    bf16 = extract_features(tiny_model, random_images, image_processor=tiny_image_processor, bf16=True).embeddings
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_embeddings_close_to_fp32_and_weights_stay_fp32(device, tiny_model, tiny_image_processor, random_images):
+    """bf16 autocast runs on every CPU (only slowly without AVX512-BF16, so "auto" avoids it there)."""
+    model = tiny_model.to(device)
+    options = {"image_processor": tiny_image_processor, "progress": False}
+    fp32 = extract_features(model, random_images, bf16=False, **options).embeddings
+    bf16 = extract_features(model, random_images, bf16=True, **options).embeddings
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
     assert ((fp32 * bf16).sum(axis=1) > 0.99).all()
+    assert not np.array_equal(fp32, bf16)  # autocast did run in bf16
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.float32}
 
 
 def test_fingerprint_tracks_backbone_weights_and_embedding_config(tiny_model):

@@ -52,3 +52,10 @@ def test_pipeline_converts_grayscale_and_rgba(embedder, random_images):
     for mode in ("L", "RGBA", "CMYK"):
         vector = embedder(rgb.convert(mode), return_tensors="np")
         assert vector.shape == (128,) and np.isfinite(vector).all()
+
+
+def test_pipeline_bf16_option_runs_autocast(embedder, random_images):
+    fp32 = np.stack(embedder(random_images, return_tensors="np"))
+    bf16 = np.stack(embedder(random_images, bf16=True, return_tensors="np"))
+    assert not np.array_equal(fp32, bf16) and ((fp32 * bf16).sum(axis=1) > 0.99).all()
+    np.testing.assert_allclose(np.stack(embedder(random_images, bf16=False, return_tensors="np")), fp32)

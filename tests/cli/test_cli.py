@@ -271,3 +271,22 @@ def test_search_draws_known_identities_green(tiny_model_dir, market_dir, tmp_pat
     assert run_cli("search", "--index_dir", index_dir, query, "--top_k", 1, "--picture", picture, capsys=capsys)[0] == 0
     pixels = np.asarray(Image.open(picture).convert("RGB"))
     assert (np.abs(pixels.reshape(-1, 3).astype(int) - RIGHT_COLOR).sum(axis=1) == 0).sum() >= 4 * BORDER_WIDTH
+
+
+def test_threshold_from_the_model_config_flags_same_person_hits(tiny_model_dir, market_dir, tmp_path, capsys):
+    model = LATransformerForReID.from_pretrained(tiny_model_dir)
+    model.config.verification_threshold = 0.9
+    model_dir = tmp_path / "with-threshold"
+    model.save_pretrained(model_dir)
+    shutil.copy(tiny_model_dir / "preprocessor_config.json", model_dir)
+    index_dir, hits_json = tmp_path / "index", tmp_path / "hits.json"
+    assert run_cli("index", model_dir, "--dataset", "market1501", "--data_dir", market_dir,
+                   "--index_dir", index_dir, capsys=capsys)[0] == 0
+    assert GalleryIndex.load(index_dir).verification_threshold == pytest.approx(0.9)
+    query = sorted((market_dir / "bounding_box_test").glob("*.jpg"))[0]
+    assert run_cli("search", "--index_dir", index_dir, query, "--top_k", 15, "--output_json", hits_json,
+                   capsys=capsys)[0] == 0
+    matches = json.loads(hits_json.read_text())["results"][0]["matches"]
+    assert [m["same_person"] for m in matches] == [m["score"] > 0.9 for m in matches]
+    assert {m["same_person"] for m in matches} == {True, False}  # the threshold splits this gallery
+    assert matches[0]["same_person"]  # the image itself, similarity 1
