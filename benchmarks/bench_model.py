@@ -2,13 +2,16 @@
 
 Same weights, config and batch, measured in one run with the two interleaved, in fp32 and (where the CPU has
 AVX-512 bf16, or with --force-bf16) under bf16 autocast. Prints img/s as median +- half-range over the repeats
-and the ratio to the ViTModel. The head overhead is given two ways: the median of the per-repeat paired ratios
-(robust to drift, not to noise from other work on the machine) and the head alone (row pooling + normalisation
-on the cached last hidden state) timed against the backbone, which the goal (overhead under 3% in fp32) is
-judged on.
+and the ratio to the ViTModel. The goal (head overhead under 3% in fp32) is judged as the issue defines it: the
+`embed` throughput against the bare `ViTModel` forward, as the median of the per-repeat paired ratios (robust to
+drift, not to noise from other work on the machine). The head alone (row pooling + normalisation on the cached
+last hidden state) is timed too and shown as extra information: its cost as a share of a backbone forward.
 
-    python benchmarks/bench_model.py                  # ViT-B/16 at 224 (the baseline setup), random weights
-    python benchmarks/bench_model.py --setup tiny --batch-size 64 --repeats 10
+The default setup is `tiny` (hub_configs), the one setup all benchmarks use; the others stay selectable.
+
+    python benchmarks/bench_model.py                  # the tiny setup, batch 8, random weights
+    python benchmarks/bench_model.py --batch-size 64 --repeats 10
+    python benchmarks/bench_model.py --setup baseline # ViT-B/16 at 224
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from hf_lareid.hub_configs import list_setups, load_setup
 from hf_lareid.modeling_lareid import embed_parts
 
 OVERHEAD_GOAL = 0.03
-BACKBONE, EMBED, HEAD = "ViTModel forward", "LATransformer embed", "head only"
+BACKBONE, EMBED, HEAD = "ViTModel forward", "LATransformer embed", "head only (cached)"
 
 
 def measure(model: LATransformerForReID, pixel_values: torch.Tensor, repeats: int, bf16: bool) -> dict[str, list[float]]:
@@ -48,7 +51,10 @@ def measure(model: LATransformerForReID, pixel_values: torch.Tensor, repeats: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--setup", default="baseline", choices=list_setups(), help="model config (default: baseline, ViT-B/16 224)")
+    parser.add_argument(
+        "--setup", default="tiny", choices=list_setups(),
+        help="model config from hf_lareid.hub_configs (default: tiny, the benchmarks' setup; baseline is ViT-B/16 224)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     bf16_group = parser.add_mutually_exclusive_group()
@@ -62,9 +68,10 @@ def main() -> None:
     model = LATransformerForReID(config).eval()
     pixel_values = torch.randn(args.batch_size, 3, *config.image_size)
     print(
-        f"setup {args.setup}: {config.backbone_config.num_hidden_layers} blocks, width {config.hidden_size}, "
-        f"input {config.image_size}, {config.num_parts} parts, embedding {config.embedding!r}; "
-        f"batch {args.batch_size}, {args.repeats} repeats (random weights)\n"
+        f"ran: setup {args.setup!r}{' (default)' if args.setup == parser.get_default('setup') else ''}, "
+        f"batch {args.batch_size}, {args.repeats} repeats, random weights; "
+        f"{config.backbone_config.num_hidden_layers} blocks, width {config.hidden_size}, input {config.image_size}, "
+        f"{config.num_parts} parts, embedding {config.embedding!r}\n"
     )
 
     precisions = ["fp32"]
@@ -80,22 +87,30 @@ def main() -> None:
     for precision in precisions:
         rates = measure(model, pixel_values, args.repeats, bf16=precision != "fp32")
         baseline, _ = median_and_spread(rates[BACKBONE])
-        for name in (BACKBONE, EMBED):
+        for name in (BACKBONE, EMBED, HEAD):
             median, spread = median_and_spread(rates[name])
             print(f"| {precision:<13} | {name:<20} | {f'{median:.2f} +- {spread:.2f}':>28} | {median / baseline:>10.3f}x |")
-        paired = statistics.median(1 - e / b for e, b in zip(rates[EMBED], rates[BACKBONE]))
-        head_share = statistics.median(rates[BACKBONE]) / statistics.median(rates[HEAD])
-        overheads[precision] = (paired, head_share)
+        # The goal's measure: the embed throughput against the ViTModel's, paired repeat by repeat.
+        paired, paired_spread = median_and_spread([1 - e / b for e, b in zip(rates[EMBED], rates[BACKBONE])])
+        head_share = baseline / statistics.median(rates[HEAD])
+        overheads[precision] = (paired, paired_spread, head_share)
     print()
-    for precision, (paired, head_share) in overheads.items():
+    for precision, (paired, paired_spread, head_share) in overheads.items():
         print(
-            f"head overhead, {precision}: {100 * paired:+.1f}% (median of paired repeats), "
-            f"{100 * head_share:.3f}% (head alone vs backbone)"
+            f"head overhead, {precision}: {100 * paired:+.1f}% +- {100 * paired_spread:.1f}% (embed vs ViTModel img/s, "
+            f"median of paired repeats); the head alone costs {100 * head_share:.3f}% of a backbone forward"
         )
-    # The head alone is timed on cached tokens, so other work on the machine cannot swamp it as it can the
-    # small difference of two full forwards.
-    verdict = "met" if overheads["fp32"][1] < OVERHEAD_GOAL else "NOT met"
-    print(f"goal: head overhead < {100 * OVERHEAD_GOAL:.0f}% in fp32 (head alone vs backbone): {verdict}")
+    paired, paired_spread, _ = overheads["fp32"]
+    verdict = "met" if paired < OVERHEAD_GOAL else "NOT met"
+    if paired_spread > OVERHEAD_GOAL:
+        verdict += (
+            f" (noisy: the paired repeats spread +-{100 * paired_spread:.1f}%, more than the goal; "
+            f"load average {info['load_average']}: rerun on an idle machine, with more repeats or a larger batch)"
+        )
+    print(
+        f"goal: head overhead < {100 * OVERHEAD_GOAL:.0f}% in fp32 (embed vs ViTModel throughput, median of paired "
+        f"repeats; setup {args.setup!r}, batch {args.batch_size}): {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Each measurement runs in its own subprocess and reports its peak resident memory
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -19,16 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from _common import print_cpu_info
 
 SIZES = [(200, 1000), (500, 2500), (1000, 5000), (3368, 19732)]
-
-
-def cpu_summary() -> str:
-    flags = open("/proc/cpuinfo").read().split() if platform.system() == "Linux" else []
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line), "?")
-    return f"CPU: {model}, {torch.get_num_threads()} threads, avx512f={'avx512f' in flags}, " \
-           f"avx512_bf16={'avx512_bf16' in flags}"
 
 
 def features(num_query: int, num_gallery: int):
@@ -73,7 +66,7 @@ def main() -> None:
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), int(args.worker[2]), args.worker[3])
         return
-    print(cpu_summary())
+    print_cpu_info()
     print("| queries x gallery | re_rank (s) | re_rank peak RSS (GB) | dense (s) | dense peak RSS (GB) | max abs diff |")
     print("|---|---|---|---|---|---|")
     tmp = Path("/tmp") / f"bench_rerank_{np.random.randint(1 << 30)}"

@@ -1,5 +1,6 @@
 """The converter from the original LA-Transformer code, checked against an independent plain-torch reference."""
 
+import functools
 import json
 import math
 
@@ -11,9 +12,10 @@ from transformers import AutoModel
 from hf_lareid import LATransformerForReID
 from hf_lareid.convert_original import ConversionError, convert_original_checkpoint, main
 
-# The original is ViT-B/16 (width 768, 12 blocks); the test keeps its 224/16 grid and key layout but shrinks the
-# depth and width (two 64-wide heads) so that it runs in a second. The reference below is generic in both.
-DEPTH, WIDTH, HEADS, MLP, PATCH, GRID, PARTS, BOTTLENECK, CLASSES = 2, 128, 2, 512, 16, 14, 14, 256, 10
+# The original is ViT-B/16 at 224: width 768, MLP 3072, twelve 64-wide heads (which the converter infers from the
+# width), 12 blocks, 14 row classifiers with a 256-wide bottleneck. The test builds exactly those shapes and key
+# names, with only the depth reduced (2 blocks) so that it runs in about a second; the reference below is generic.
+DEPTH, WIDTH, HEADS, MLP, PATCH, GRID, PARTS, BOTTLENECK, CLASSES = 2, 768, 12, 3072, 16, 14, 14, 256, 10
 LAMBDA_CODE = 8.0
 
 
@@ -22,11 +24,25 @@ class NotATensor:
 
 
 def original_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under the exact names and shapes that the original code's `state_dict()` has."""
+    """
+    Random tensors under the exact names and shapes that the original code's `state_dict()` has.
+
+    A new dict each call, so a test may add, delete or replace keys; the tensors are drawn once per seed and shared
+    (ViT-B/16 blocks take a while to draw), so they must not be modified in place.
+    """
+    return dict(_random_original_state_dict(seed))
+
+
+@functools.lru_cache(maxsize=1)
+def _random_original_state_dict(seed: int) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
 
     def randn(*shape, std=0.02, mean=0.0):
         return torch.randn(*shape, generator=generator) * std + mean
+
+    # Linear weights scaled by 1/sqrt(fan_in) keep the activations of order one at full width, so the attention is
+    # neither uniform nor one-hot and a wrong head split, q/k/v order or row pooling changes the outputs.
+    w_in, w_mlp, w_bottleneck = WIDTH**-0.5, MLP**-0.5, BOTTLENECK**-0.5
 
     state = {
         "model.cls_token": randn(1, 1, WIDTH, std=0.5),
@@ -38,11 +54,11 @@ def original_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
         p = f"model.blocks.{i}."
         state.update({
             p + "norm1.weight": randn(WIDTH, std=0.1, mean=1.0), p + "norm1.bias": randn(WIDTH, std=0.1),
-            p + "attn.qkv.weight": randn(3 * WIDTH, WIDTH, std=0.1), p + "attn.qkv.bias": randn(3 * WIDTH, std=0.1),
-            p + "attn.proj.weight": randn(WIDTH, WIDTH, std=0.1), p + "attn.proj.bias": randn(WIDTH),
+            p + "attn.qkv.weight": randn(3 * WIDTH, WIDTH, std=w_in), p + "attn.qkv.bias": randn(3 * WIDTH, std=0.1),
+            p + "attn.proj.weight": randn(WIDTH, WIDTH, std=w_in), p + "attn.proj.bias": randn(WIDTH),
             p + "norm2.weight": randn(WIDTH, std=0.1, mean=1.0), p + "norm2.bias": randn(WIDTH, std=0.1),
-            p + "mlp.fc1.weight": randn(MLP, WIDTH, std=0.1), p + "mlp.fc1.bias": randn(MLP),
-            p + "mlp.fc2.weight": randn(WIDTH, MLP, std=0.05), p + "mlp.fc2.bias": randn(WIDTH),
+            p + "mlp.fc1.weight": randn(MLP, WIDTH, std=w_in), p + "mlp.fc1.bias": randn(MLP),
+            p + "mlp.fc2.weight": randn(WIDTH, MLP, std=0.5 * w_mlp), p + "mlp.fc2.bias": randn(WIDTH),
         })
     state.update({
         "model.norm.weight": randn(WIDTH, std=0.1, mean=1.0), "model.norm.bias": randn(WIDTH, std=0.1),
@@ -53,12 +69,12 @@ def original_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     for i in range(PARTS):
         p = f"classifier{i}."
         state.update({
-            p + "add_block.0.weight": randn(BOTTLENECK, WIDTH, std=0.1), p + "add_block.0.bias": randn(BOTTLENECK),
+            p + "add_block.0.weight": randn(BOTTLENECK, WIDTH, std=w_in), p + "add_block.0.bias": randn(BOTTLENECK),
             p + "add_block.1.weight": randn(BOTTLENECK, std=0.1, mean=1.0), p + "add_block.1.bias": randn(BOTTLENECK, std=0.1),
             p + "add_block.1.running_mean": randn(BOTTLENECK, std=0.1),
             p + "add_block.1.running_var": torch.rand(BOTTLENECK, generator=generator) + 0.5,
             p + "add_block.1.num_batches_tracked": torch.tensor(1000),
-            p + "classifier.0.weight": randn(CLASSES, BOTTLENECK, std=0.1), p + "classifier.0.bias": randn(CLASSES),
+            p + "classifier.0.weight": randn(CLASSES, BOTTLENECK, std=w_bottleneck), p + "classifier.0.bias": randn(CLASSES),
         })
     return state
 
