@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import statistics
 import tempfile
 import time
@@ -21,20 +20,7 @@ from pathlib import Path
 import datasets
 
 from hf_lareid.data import generate_synthetic_reid, load_reid_dataset
-
-
-def cpu_description() -> str:
-    """CPU model and the avx512 / bf16 flags, from /proc/cpuinfo where available."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name") and model in ("unknown CPU", "x86_64", ""):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    wanted = sorted(flag for flag in flags if flag.startswith("avx512") or "bf16" in flag or flag == "avx2")
-    return f"{model} | flags: {' '.join(wanted) or 'none of avx2/avx512/bf16'}"
+from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
 
 def main() -> None:
@@ -69,7 +55,7 @@ def main() -> None:
             cached.append(time.perf_counter() - start)
         cached_s = statistics.median(cached)
 
-    print(f"CPU: {cpu_description()}")
+    print_cpu_info()
     print(f"datasets {datasets.__version__}; {rows} images ({num_ids} ids x {num_cameras} cameras x "
           f"{images_per_camera} + {num_distractors} distractors), 128x64 JPEG")  # fmt: skip
     print()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,22 +24,7 @@ from hf_lareid import LATransformerForReID
 from hf_lareid.hub_configs import load_setup
 from hf_lareid.training import BlockwiseUnfreezeCallback
 from hf_lareid.training.run import main as train_main
-
-
-def cpu_description() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        flags = ""
-    return (
-        f"{model}; {torch.get_num_threads()} torch threads; avx512f={'avx512f' in flags}; "
-        f"avx512_bf16={torch.cpu._is_avx512_bf16_supported()}; torch {torch.__version__}"
-    )
+from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
 
 def steps_per_second(model: LATransformerForReID, epoch: int, batch_size: int, steps: int, bf16: bool) -> float:
@@ -116,7 +100,7 @@ def main() -> None:
     parser.add_argument("--skip_learning", action="store_true", help="only the speed table")
     args = parser.parse_args()
     bf16 = torch.cpu._is_avx512_bf16_supported() if args.bf16 == "auto" else args.bf16 == "True"
-    print(f"CPU: {cpu_description()}")
+    print_cpu_info()
     speed_table(args.batch_size, args.speed_steps, bf16)
     if not args.skip_learning:
         learning_table(args.steps, args.batch_size, bf16)
