@@ -74,3 +74,18 @@ def test_too_few_ids_and_bad_ids(person_folders_factory, cache_dir):
         load_reid_dataset("course", data_dir=root, num_train_ids=1, val_ids=[9], cache_dir=cache_dir)
     with pytest.raises(ReIDDataError, match="more than one"):
         load_reid_dataset("course", data_dir=root, train_ids=[1], val_ids=[1], cache_dir=cache_dir)
+
+
+def test_explicit_test_ids_leave_no_id_without_a_group(course_dir, cache_dir):
+    # 80 ids: 62 train + 12 val drawn, so test_ids of the 6 others cover every id.
+    data = load_reid_dataset("course", data_dir=course_dir, test_ids=[75, 76, 77, 78, 79, 80], cache_dir=cache_dir)
+    assert _ids(data["test_query"]) == set(range(75, 81))
+    assert _ids(data["train"]) | _ids(data["query"]) | _ids(data["test_query"]) == set(range(1, 81))
+    # Only 3 test ids: 3 ids are left after the draws; they must not vanish silently.
+    with pytest.raises(ReIDDataError, match=r"3 person id\(s\) fall in no group: \[\d+, \d+, \d+\]") as error:
+        load_reid_dataset("course", data_dir=course_dir, test_ids=[78, 79, 80], cache_dir=cache_dir)
+    assert "test_ids" in str(error.value) and "num_train_ids / num_val_ids" in str(error.value)
+    data = load_reid_dataset(
+        "course", data_dir=course_dir, test_ids=[78, 79, 80], num_train_ids=65, cache_dir=cache_dir
+    )  # the fix the message names
+    assert len(_ids(data["train"])) == 65 and len(_ids(data["query"])) == 12

@@ -49,3 +49,13 @@ def test_missing_or_flat_folder(tmp_path, image_writer, cache_dir):
     image_writer(tmp_path / "flat" / "a.jpg")
     with pytest.raises(ReIDDataError, match="no person sub-folders"):
         load_reid_dataset("identity_folders", data_dir=tmp_path / "flat", cache_dir=cache_dir)
+
+
+def test_explicit_ids_leave_no_id_without_a_group(person_folders_factory, cache_dir):
+    root = person_folders_factory([str(i) for i in range(1, 11)], ["a.jpg", "b.jpg"])
+    with pytest.raises(ReIDDataError, match=r"7 person id\(s\) fall in no group: \[4, 5, 6, 7, 8, 9, 10\]"):
+        load_reid_dataset("identity_folders", data_dir=root, train_ids=[1, 2], test_ids=[3], cache_dir=cache_dir)
+    with pytest.raises(ReIDDataError, match=r"2 person id\(s\) fall in no group.*num_train_ids"):
+        load_reid_dataset("identity_folders", data_dir=root, test_ids=[8, 9, 10], cache_dir=cache_dir)  # 5 + 3 of 10
+    data = load_reid_dataset("identity_folders", data_dir=root, test_ids=[8, 9, 10], num_train_ids=7, cache_dir=cache_dir)
+    assert set(data["train"]["person_id"]) == set(range(1, 8)) and set(data["query"]["person_id"]) == {8, 9, 10}

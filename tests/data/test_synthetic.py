@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from hf_lareid.data import generate_synthetic_reid, load_reid_dataset, parse_market1501_name
+import hf_lareid.data.synthetic as synthetic_module
 from hf_lareid.data.synthetic import SYNTHETIC_MANIFEST
 
 SMALL = {"num_ids": 6, "num_cameras": 3, "images_per_camera": 2}
@@ -100,3 +101,22 @@ def test_load_synthetic(tmp_path):
     assert [data[split].num_rows for split in data] == [18, 9, 9]
     assert data["train"].features["label"].num_classes == 3
     assert data["gallery"][0]["image"].size == (64, 128)
+
+
+def test_identities_share_clothing_colours(tmp_path, monkeypatch):
+    """Colours come from a shared palette: tops and trousers repeat across identities, so colour alone is no id."""
+    drawn = []
+    original = synthetic_module._make_identity
+    monkeypatch.setattr(synthetic_module, "_make_identity", lambda rng: drawn.append(original(rng)) or drawn[-1])
+    generate_synthetic_reid(tmp_path / "s", num_ids=24, num_cameras=2, images_per_camera=2, image_size=(32, 16))
+    assert len(drawn) == 24  # one identity drawn per person
+
+    for part in ("top", "bottom"):
+        colours = [tuple(int(v) for v in getattr(identity, part)) for identity in drawn]
+        counts = {colour: colours.count(colour) for colour in colours}
+        shared = sum(count for count in counts.values() if count > 1)
+        assert max(counts.values()) >= 2, f"no {part} colour is shared"
+        assert shared >= len(drawn) // 2, f"only {shared} of {len(drawn)} identities share their {part} colour"
+    # ...while the identities themselves still differ.
+    looks = {(tuple(i.top), tuple(i.bottom), i.top_pattern, i.bottom_pattern, i.item) for i in drawn}
+    assert len(looks) > len(drawn) // 2

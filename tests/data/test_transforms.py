@@ -1,5 +1,7 @@
 """Transforms: evaluation equals the image processor; each augmentation does what it says."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,49 @@ def test_with_dataset_and_dataloader(market_dir, cache_dir, processor):
     assert row["pixel_values"].shape == (3, 32, 16) and row["pixel_values"].dtype == torch.float32
     batch = next(iter(DataLoader(transformed, batch_size=4)))
     assert batch["pixel_values"].shape == (4, 3, 32, 16) and batch["label"].shape == (4,)
+
+
+class _TorchvisionLikeProcessor:
+    """Stands in for transformers 5's default `ViTImageProcessor` (torchvision backend; torchvision may be absent)."""
+
+    backend = "torchvision"
+    image_mean = [0.5, 0.5, 0.5]
+    image_std = [0.5, 0.5, 0.5]
+    resample = 3
+
+
+@pytest.mark.parametrize("build", [build_eval_transform, build_train_transform])
+def test_non_pil_backend_is_an_error(build):
+    with pytest.raises(ValueError, match=r"'torchvision' backend.*backend=\"pil\".*resample=3"):
+        build(_TorchvisionLikeProcessor())
+    no_backend = type("Custom", (), {"image_mean": [0.5] * 3, "image_std": [0.5] * 3})()
+    with pytest.raises(ValueError, match="PIL backend"):
+        build(no_backend)
+
+
+def test_non_bicubic_resample_warns_but_works(images, caplog):
+    bilinear = ViTImageProcessorPil(size={"height": 32, "width": 16})  # transformers' default: resample=2
+    assert bilinear.resample == 2
+    with caplog.at_level(logging.WARNING, logger="hf_lareid.data"):
+        transform = build_eval_transform(bilinear)
+    assert "resample=2" in caplog.text and "bicubic (resample=3)" in caplog.text
+    assert transform({"image": images})["pixel_values"].shape == (3, 3, 32, 16)
+
+
+def test_bicubic_pil_processor_is_silent(processor, caplog):
+    with caplog.at_level(logging.WARNING, logger="hf_lareid.data"):
+        build_train_transform(processor)
+        build_eval_transform(processor)
+    assert caplog.text == ""
+
+
+def test_shipped_setups_and_auto_pil_processor_pass_silently(caplog):
+    from transformers import AutoImageProcessor
+
+    from hf_lareid.hub_configs import list_setups, load_setup, setup_path
+
+    with caplog.at_level(logging.WARNING, logger="hf_lareid.data"):
+        for name in list_setups():
+            build_train_transform(load_setup(name)[1])
+            build_eval_transform(AutoImageProcessor.from_pretrained(setup_path(name), backend="pil"))
+    assert caplog.text == ""

@@ -24,7 +24,7 @@ from .identity_folders import collect_identity_folders
 from .market1501 import collect_market1501, parse_market1501_name
 from .sampler import PKSampler
 from .synthetic import generate_synthetic_reid
-from .transforms import ReIDTransform, build_eval_transform, build_train_transform, to_rgb
+from .transforms import ReIDTransform, build_eval_transform, build_train_transform, check_image_processor, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ __all__ = [
     "ReIDTransform",
     "build_eval_transform",
     "build_train_transform",
+    "check_image_processor",
     "clear_reid_cache",
     "default_cache_dir",
     "generate_synthetic_reid",

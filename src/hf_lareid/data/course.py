@@ -5,7 +5,9 @@ Identity assignment (explicit, seeded, configurable): the sorted person ids are 
 ``numpy.random.default_rng(seed)`` (``seed=0`` by default); the first ``num_train_ids`` (62) form ``train``, the next
 ``num_val_ids`` (12) the validation ids, split into ``query`` / ``gallery``, and all remaining ids (40 in the full set)
 the test ids, split into ``test_query`` / ``test_gallery`` (left out when there are none). ``train_ids``,
-``val_ids`` and ``test_ids`` fix a group's ids explicitly instead. Query and gallery images of a person are disjoint:
+``val_ids`` and ``test_ids`` fix a group's ids explicitly instead. With ``test_ids`` given no group takes "the rest",
+so ids left over after the ``train`` and validation draws raise `ReIDDataError` naming them (add them to an id list
+or raise ``num_train_ids`` / ``num_val_ids``). Query and gallery images of a person are disjoint:
 by camera where every file name carries one (``c1``, ``cam1``, ...; the lowest camera is the query), else
 alternately; see :mod:`hf_lareid.data.identity_folders`.
 

@@ -78,10 +78,12 @@ def assign_ids(
 ) -> dict[str, list[int]]:
     """Split `person_ids` into named groups.
 
-    Groups with an explicit id list take those ids; the others take, in order, the next `counts[group]` ids of a
-    permutation of the remaining sorted ids drawn with `numpy.random.default_rng(seed)`; a float count is a fraction
-    of all ids (rounded down) and None takes all that remain. Raises `ReIDDataError` for unknown or overlapping ids
-    and when there are too few ids.
+    Groups with an explicit id list take exactly those ids; the others take, in order, the next `counts[group]` ids
+    of a permutation of the remaining sorted ids drawn with `numpy.random.default_rng(seed)`; a float count is a
+    fraction of all ids (rounded down) and None takes all that remain. Every id must end in a group: when the group
+    that takes the rest (count None) has an explicit list, ids left over after the counted draws raise
+    `ReIDDataError` naming them (an explicit list is never widened silently). Also raises `ReIDDataError` for
+    unknown or overlapping ids and when there are too few ids.
 
     Example:
         >>> groups = assign_ids(range(1, 11), {"train": 6, "test": None}, {}, seed=0)
@@ -117,6 +119,21 @@ def assign_ids(
             )
         chosen, order = (order, []) if count is None else (order[:count], order[count:])
         groups[group] = sorted(chosen)
+    if order:
+        leftover = sorted(order)
+        shown = ", ".join(str(person_id) for person_id in leftover[:20]) + (", ..." if len(leftover) > 20 else "")
+        given = [f"{group}_ids" for group in groups if explicit.get(group) is not None]
+        drawn = [f"num_{group}_ids" for group in groups if explicit.get(group) is None]
+        rest = [f"{group}_ids" for group, count in counts.items() if count is None]
+        fixes = [f"add them to one of {', '.join(given)}"] if given else ["give one group the count None"]
+        fixes += [f"raise {' / '.join(drawn)} to draw them"] if drawn else []
+        fixes += [f"leave out {' / '.join(rest)} so that group takes the rest"] if rest else []
+        raise ReIDDataError(
+            f"{len(leftover)} person id(s) fall in no group: [{shown}]. "
+            + (f"With {', '.join(given)} given, no" if given else "No")
+            + f" group takes the ids left after the draws; {', '.join(fixes[:-1])}"
+            + (" or " if len(fixes) > 1 else "") + f"{fixes[-1]}."
+        )
     return groups
 
 
@@ -221,7 +238,9 @@ def collect_identity_folders(
         splits: splits to return (default: those that are not empty).
         num_train_ids: identities drawn for ``train``; the rest form query/gallery. 0 makes an evaluation-only set.
         train_fraction: share of the identities drawn for ``train`` (rounded down) when `num_train_ids` is None.
-        train_ids / test_ids: explicit person ids per group (override the draw).
+        train_ids / test_ids: explicit person ids per group (override the draw). With `test_ids` given, ids that
+            neither `test_ids` nor the ``train`` draw takes raise `ReIDDataError` naming them (set `num_train_ids`
+            to the number of remaining ids to train on all of them).
         seed: seed of the id permutation.
         query_rule: ``"auto"``, ``"camera"`` or ``"alternate"`` (module docstring).
     """

@@ -6,6 +6,12 @@ rescaled image in [0, 1], applies kornia augmentations (horizontal flip, vertica
 random erasing, each with its own probability; 0 turns it off) and then normalises with the processor's mean/std.
 Every image is converted to RGB first (grayscale, RGBA, CMYK, palette files all work).
 
+The processor must use the PIL backend: in transformers 5 `ViTImageProcessor` / `AutoImageProcessor` give the
+torchvision backend by default, whose resizing differs from the PIL one the models are saved with, so any other
+backend raises `ValueError` (load it with ``AutoImageProcessor.from_pretrained(path, backend="pil")``). A resample
+other than bicubic (``resample=3``, the original LA-Transformer preprocessing; `ViTImageProcessorPil` defaults to
+bilinear) only logs a warning, since converted or user processors may differ on purpose.
+
 Example:
     >>> from transformers import ViTImageProcessorPil
     >>> processor = ViTImageProcessorPil(size={"height": 128, "width": 64}, resample=3)  # PIL bicubic
@@ -16,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +31,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-__all__ = ["PASSTHROUGH_COLUMNS", "ReIDTransform", "build_eval_transform", "build_train_transform", "to_rgb"]
+__all__ = [
+    "BICUBIC", "PASSTHROUGH_COLUMNS", "ReIDTransform", "build_eval_transform", "build_train_transform",
+    "check_image_processor", "to_rgb",
+]  # fmt: skip
+
+logger = logging.getLogger(__name__)
+
+BICUBIC = 3
+"""`PIL.Image.Resampling.BICUBIC`, the resampling of the original preprocessing and of the shipped setups."""
 
 PASSTHROUGH_COLUMNS = ("label", "person_id", "camera_id")
 """Columns copied unchanged from the batch to the transform's output (when present)."""
@@ -47,12 +62,38 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def check_image_processor(image_processor: Any) -> None:
+    """Check that `image_processor` resizes like the saved models: PIL backend (else `ValueError`), bicubic (else a
+    warning).
+
+    Example:
+        >>> from transformers import ViTImageProcessorPil
+        >>> check_image_processor(ViTImageProcessorPil(resample=3))  # PIL backend, bicubic: fine
+    """
+    backend = getattr(image_processor, "backend", None)
+    if backend != "pil":
+        raise ValueError(
+            f"image_processor {type(image_processor).__name__} uses the {backend or 'unknown'!r} backend, but re-ID "
+            "transforms need the PIL backend so that training and evaluation resize like the saved processor. "
+            'Load it with AutoImageProcessor.from_pretrained(path, backend="pil") or build '
+            "ViTImageProcessorPil(size=..., resample=3)."
+        )
+    resample = getattr(image_processor, "resample", None)
+    if resample is not None and int(resample) != BICUBIC:
+        logger.warning(
+            "image_processor %s resizes with resample=%s, not bicubic (resample=3) as the original LA-Transformer "
+            "preprocessing and the shipped setups do; pass resample=3 unless this is deliberate.",
+            type(image_processor).__name__, resample,
+        )  # fmt: skip
+
+
 class ReIDTransform:
     """Batch transform for `datasets`: ``{"image": [PIL, ...], ...}`` -> ``{"pixel_values": (B, 3, H, W), ...}``.
 
     Args:
-        image_processor: the model's image processor (`ViTImageProcessorPil`); it fixes the size, resampling,
-            rescale factor, mean and std.
+        image_processor: the model's image processor (`ViTImageProcessorPil`, PIL backend, bicubic); it fixes the
+            size, resampling, rescale factor, mean and std. Another backend raises `ValueError`; a resample other
+            than bicubic (3) logs a warning.
         train (`bool`, *optional*, defaults to `False`): apply the augmentations below; `False` returns exactly the
             processor's output.
         hflip_p (`float`, *optional*, defaults to 0.5): probability of a horizontal flip.
@@ -86,6 +127,7 @@ class ReIDTransform:
         for name in ("image_mean", "image_std"):
             if getattr(image_processor, name, None) is None:
                 raise TypeError(f"image_processor must be an image processor with {name} (e.g. ViTImageProcessorPil).")
+        check_image_processor(image_processor)
         for name, value in (("hflip_p", hflip_p), ("vflip_p", vflip_p), ("color_jitter_p", color_jitter_p),
                             ("erasing_p", erasing_p)):  # fmt: skip
             if not 0.0 <= value <= 1.0:
