@@ -206,3 +206,39 @@ def test_many_splits_and_table():
     assert f"| a | {100 * rows[0]['rank1']:.1f} |" in table
     with pytest.raises(ValueError, match="Split 'x'"):
         evaluate_reid_many({"x": (qf, gf, qi[:3], gi)}, protocol="no-camera")
+
+
+# Allowance on top of `memory_budget_mb` for what outlives the chunks or comes before them: the per-query outputs
+# (average precisions, mINP terms, CMC histogram: a few KB here) and the input checks' temporaries (an
+# `isfinite` mask of the gallery features: 40 KB here).
+_OUTPUT_ALLOWANCE_BYTES = 256 * 2**10
+
+
+@pytest.mark.parametrize(
+    "num_ids, protocol",
+    [
+        (3, "market1501"),  # the audited case, scaled down
+        (1, "market1501"),  # every gallery item of another camera is a positive: the window is the whole gallery
+        (1, "no-camera"),
+        (1, "cuhk03"),
+    ],
+)
+def test_memory_budget_holds_in_the_worst_case(num_ids, protocol):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    num_query, num_gallery, budget_mb = 120, 10_000, 8.0
+    qf = rng.normal(size=(num_query, 4)).astype(np.float32)
+    gf = rng.normal(size=(num_gallery, 4)).astype(np.float32)
+    qi, gi = rng.integers(1, num_ids + 1, num_query), rng.integers(1, num_ids + 1, num_gallery)
+    qc, gc = np.zeros(num_query, dtype=np.int64), rng.integers(0 if num_ids > 1 else 1, 6, num_gallery)
+    arguments = dict(protocol=protocol, show_progress=False)
+    tracemalloc.start()
+    try:
+        result = evaluate_reid(qf, gf, qi, gi, qc, gc, memory_budget_mb=budget_mb, **arguments)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= budget_mb * 2**20 + _OUTPUT_ALLOWANCE_BYTES, f"peak {peak / 2**20:.2f} MB > budget {budget_mb} MB"
+    # chunking does not change the results
+    assert_same_results(result, evaluate_reid(qf, gf, qi, gi, qc, gc, memory_budget_mb=512.0, **arguments), 50)

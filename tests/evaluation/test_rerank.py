@@ -111,3 +111,29 @@ def test_bad_arguments(kwargs, message):
         re_rank(query, gallery, **kwargs)
     with pytest.raises(ValueError, match="dimension"):
         re_rank(query, gallery[:, :4])
+
+
+def _with_nan(features, row=1):
+    features = features.copy()
+    features[row, 0] = np.nan
+    return features
+
+
+@pytest.mark.parametrize(
+    "make_inputs, message",
+    [
+        (lambda q, g: (_with_nan(q), g), r"`query_features` contains NaN or infinite values in 1 row"),
+        (lambda q, g: (q, _with_nan(g, row=3)), r"`gallery_features` contains NaN or infinite values in 1 row"),
+        (lambda q, g: (q, np.full_like(g, np.inf)), r"`gallery_features` contains NaN or infinite values in 5 row"),
+        (lambda q, g: (q, g[:0]), r"`gallery_features` is empty"),
+        (lambda q, g: (q[:0], g), r"`query_features` is empty"),
+        (lambda q, g: (q, g[:, :4]), r"`gallery_features` has feature dimension 4, expected 8"),
+        (lambda q, g: (q[:, :4], g), r"`gallery_features` has feature dimension 8, expected 4"),
+    ],
+    ids=["nan-query", "nan-gallery", "inf-gallery", "empty-gallery", "empty-query", "narrow-gallery", "narrow-query"],
+)
+def test_bad_features(make_inputs, message):
+    query, gallery = make_inputs(*clustered_features(0, 3, 5))
+    with pytest.raises(ValueError, match=message) as raised:
+        re_rank(query, gallery, show_progress=False)
+    assert raised.type is ValueError  # one clear error, not a numpy/torch failure further down

@@ -89,6 +89,37 @@ def test_interrupted_save_keeps_the_previous_index(tmp_path, monkeypatch):
     assert len(GalleryIndex.load(tmp_path / "gallery")) == 50
 
 
+def test_failed_swap_restores_the_previous_index(tmp_path, monkeypatch):
+    index, vectors = filled_index()
+    index.save(tmp_path / "gallery")
+    index.add(unit_vectors(5, seed=9), person_ids=[0] * 5, camera_ids=[0] * 5, paths=list("abcde"))
+    real_rename, calls = os.rename, []
+
+    def rename(source, target):  # 1st call: old index -> backup; 2nd: new index -> gallery (fails)
+        calls.append((source, target))
+        if len(calls) == 2:
+            raise OSError("rename failed")
+        return real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="rename failed"):
+        index.save(tmp_path / "gallery")
+    assert len(calls) >= 2
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["gallery"]  # backup restored, temporary folder removed
+    loaded = GalleryIndex.load(tmp_path / "gallery")
+    assert len(loaded) == 50 and loaded.paths == [f"img_{i}.jpg" for i in range(50)]
+    np.testing.assert_array_equal(loaded.search(vectors[:3], k=1).indices[:, 0], np.arange(3))
+
+
+def test_crash_between_renames_is_explained_by_load(tmp_path):
+    index, _ = filled_index()
+    index.save(tmp_path / "gallery")
+    os.rename(tmp_path / "gallery", tmp_path / ".gallery.old-0123")  # as if killed between the two renames
+    with pytest.raises(FileNotFoundError, match=r"interrupted.*\.gallery\.old-0123"):
+        GalleryIndex.load(tmp_path / "gallery")
+
+
 def test_corrupt_and_missing_files(tmp_path):
     index, _ = filled_index()
     index.save(tmp_path / "gallery")

@@ -46,10 +46,15 @@ DISTRACTOR_ID = 0
 PROTOCOLS = ("market1501", "cuhk03", "no-camera")
 METRICS = ("cosine", "euclidean")
 
-# Bytes of working memory per (query, gallery) pair in a chunk: the float32 distance block, temporaries,
-# boolean masks and, in the worst case (a window spanning the whole gallery), the indices and int64 keys of the
-# items ordered exactly.
-_BYTES_PER_PAIR = 64
+# Working memory of one chunk of B queries against G gallery items, besides the inputs. Per (query, gallery) pair:
+# the float32 distance block (4 bytes) plus, in the worst case (every gallery item a positive and the ranking window
+# spanning the whole gallery), the int64 sort keys of the positives (8) and of the window items (8) and one int64
+# array being built or searched (8) with its float32/int32 scratch (4): 32 bytes, measured with tracemalloc
+# (tests/evaluation/test_metrics.py::test_memory_budget_holds_in_the_worst_case), rounded up to 40 for numpy's
+# small temporaries. Per gallery item, whatever the chunk size: gallery-sized vectors (norms, per-row scratch of the
+# CUHK03 sampling, path lookups), reserved from the budget.
+_BYTES_PER_PAIR = 40
+_BYTES_PER_GALLERY_ITEM = 128
 _DEFAULT_MEMORY_BUDGET_MB = 512.0
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
@@ -128,7 +133,8 @@ def _check_choice(value: str, name: str, choices: Sequence[str]) -> str:
 def _chunk_size(num_gallery: int, memory_budget_mb: float) -> int:
     if memory_budget_mb <= 0:
         raise ValueError(f"`memory_budget_mb` must be positive, got {memory_budget_mb}.")
-    return max(1, int(memory_budget_mb * 2**20 // (num_gallery * _BYTES_PER_PAIR)))
+    available = memory_budget_mb * 2**20 - num_gallery * _BYTES_PER_GALLERY_ITEM
+    return max(1, int(available // (num_gallery * _BYTES_PER_PAIR)))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -218,10 +224,32 @@ def _group_lookup(gallery_keys: np.ndarray, query_keys: np.ndarray) -> tuple[np.
     return rows, order[offsets]
 
 
-def _monotone_uint32(values: np.ndarray) -> np.ndarray:
-    """Maps float32 values to uint32 (as int64) so that integer order equals float order (-0.0 == 0.0)."""
-    bits = (values.astype(np.float32) + np.float32(0.0)).view(np.int32).astype(np.int64)
-    return np.where(bits < 0, -1 - bits, bits + 2**31)
+def _sort_keys(distances: np.ndarray, flat: np.ndarray, gallery_bits: int) -> np.ndarray:
+    """Int64 keys ordering the items `flat` (flat indices into the C-contiguous `(B, G)` block `distances`) by row,
+    then distance, then gallery column: `row << (32 + gallery_bits) | monotone(distance) << gallery_bits | column`.
+
+    The keys are written into `flat`'s buffer (which is returned), so the working memory is the keys plus 12 bytes
+    of scratch per item. `monotone` maps float32 to [0, 2**32) with integer order == float order (-0.0 == 0.0).
+    """
+    num_gallery = distances.shape[1]
+    values = distances.reshape(-1)[flat]
+    values += np.float32(0.0)  # -0.0 -> +0.0
+    bits = values.view(np.int32)
+    flip = bits >> 31  # negative floats: flip the magnitude bits so that the signed integer order is the float order
+    flip &= 0x7FFFFFFF
+    bits ^= flip
+    del flip
+    rows = flat // num_gallery
+    np.remainder(flat, num_gallery, out=flat)  # flat -> column
+    rows <<= 32 + gallery_bits
+    flat |= rows
+    del rows
+    monotone = bits.astype(np.int64)
+    del values, bits
+    monotone += 2**31
+    monotone <<= gallery_bits
+    flat |= monotone
+    return flat
 
 
 @dataclass
@@ -254,72 +282,96 @@ class _Ranker:
         gallery: _GalleryLabels,
         exclude_same_index: bool,
     ) -> None:
-        """`distances`: `(B, G)` float32 array for queries `query_offset .. query_offset + B` (modified in place)."""
+        """`distances`: `(B, G)` float32 array for queries `query_offset .. query_offset + B` (modified in place).
+
+        Working memory: see `_BYTES_PER_PAIR`; every large temporary is released as soon as it is used.
+        """
+        distances = np.ascontiguousarray(distances)
         num_rows, num_gallery = distances.shape
         # Invalid gallery items get +inf: junk, same person seen by the same camera, the query image itself.
         if gallery.junk_cols.size:
             distances[:, gallery.junk_cols] = np.inf
-        rows, cols = _group_lookup(gallery.ids, query_ids)
+        positive = query_ids[:, None] == gallery.ids[None, :]  # (B, G) bool
         if self.protocol != "no-camera":
-            same_cam = gallery.cams[cols] == query_cams[rows]
-            distances[rows[same_cam], cols[same_cam]] = np.inf
-            rows, cols = rows[~same_cam], cols[~same_cam]
+            same_cam = query_cams[:, None] == gallery.cams[None, :]
+            same_cam &= positive
+            distances[same_cam] = np.inf
+            positive ^= same_cam  # same_cam is a subset of positive
+            del same_cam
         if query_path_codes is not None:
             path_rows, path_cols = _group_lookup(gallery.path_codes, query_path_codes)
             distances[path_rows, path_cols] = np.inf
+            del path_rows, path_cols
         if exclude_same_index:
             self_rows = np.arange(num_rows)
             self_cols = self_rows + query_offset
             inside = self_cols < num_gallery
             distances[self_rows[inside], self_cols[inside]] = np.inf
+        positive &= np.isfinite(distances)  # junk-id queries and excluded self-matches are not positives
 
-        positive_distances = distances[rows, cols]
-        keep = np.isfinite(positive_distances)  # junk-id queries and excluded self-matches are not positives
-        rows, cols, positive_distances = rows[keep], cols[keep], positive_distances[keep]
-        num_positives = np.bincount(rows, minlength=num_rows)
+        num_positives = np.count_nonzero(positive, axis=1)
         self.num_skipped += int((num_positives == 0).sum())
         if not num_positives.any():
             return
-
-        # Items strictly closer than the easiest positive are only counted; those between the easiest and the
-        # hardest positive (ties included) are ordered exactly by (distance, gallery index).
-        lowest = np.full(num_rows, np.inf, dtype=np.float32)
-        highest = np.full(num_rows, -np.inf, dtype=np.float32)
-        np.minimum.at(lowest, rows, positive_distances)
-        np.maximum.at(highest, rows, positive_distances)
-        num_closer = np.count_nonzero(distances < lowest[:, None], axis=1)
-        in_window = distances >= lowest[:, None]
-        in_window &= distances <= highest[:, None]
-        window_rows, window_cols = np.nonzero(in_window)
-        window_values = distances[window_rows, window_cols]
-
+        used = num_positives > 0
+        row_start = np.cumsum(num_positives) - num_positives
         gallery_bits = max(1, int(num_gallery - 1).bit_length())
         row_shift = 32 + gallery_bits
 
-        def keys(row: np.ndarray, col: np.ndarray, value: np.ndarray) -> np.ndarray:
-            return (row << row_shift) | (_monotone_uint32(value) << gallery_bits) | col
+        # Positives, as sort keys sorted by (row, distance, column): flat indices are row-major, so each row's
+        # positives are contiguous and the easiest / hardest positive of a row are reductions over its segment.
+        positive_keys = np.flatnonzero(positive)
+        del positive
+        positive_distances = distances.reshape(-1)[positive_keys]
+        lowest = np.full(num_rows, np.inf, dtype=np.float32)
+        highest = np.full(num_rows, -np.inf, dtype=np.float32)
+        lowest[used] = np.minimum.reduceat(positive_distances, row_start[used])
+        highest[used] = np.maximum.reduceat(positive_distances, row_start[used])
+        del positive_distances
+        positive_keys = _sort_keys(distances, positive_keys, gallery_bits)
+        positive_keys.sort()
 
-        positive_keys = np.sort(keys(rows, cols, positive_distances))
-        window_keys = keys(window_rows, window_cols, window_values)
-        # For each window item, the index (within its row) of the first positive it does not come after.
-        row_start = np.cumsum(num_positives) - num_positives
-        local_bin = np.searchsorted(positive_keys, window_keys) - row_start[window_rows]
-        bins_per_row = num_positives + 1
-        bin_offset = np.cumsum(bins_per_row) - bins_per_row
-        counts = np.bincount(bin_offset[window_rows] + local_bin, minlength=int(bins_per_row.sum()))
-        cumulative = np.cumsum(counts)
-        sorted_rows = positive_keys >> row_shift
-        local_index = np.arange(len(positive_keys)) - row_start[sorted_rows]
-        # items at or before positive j in its row = cumulative count up to bin j of that row
-        before_row = np.where(bin_offset > 0, cumulative[np.maximum(bin_offset - 1, 0)], 0)
-        at_or_before = cumulative[bin_offset[sorted_rows] + local_index] - before_row[sorted_rows]
-        ranks = num_closer[sorted_rows] + at_or_before - 1  # 0-based rank of each positive, ascending per row
+        # Items strictly closer than the easiest positive are only counted; those between the easiest and the
+        # hardest positive (ties included) are ordered exactly by (distance, gallery index).
+        num_closer = np.count_nonzero(distances < lowest[:, None], axis=1)
+        in_window = distances >= lowest[:, None]
+        in_window &= distances <= highest[:, None]
+        window_keys = np.flatnonzero(in_window)
+        del in_window
+        window_keys = _sort_keys(distances, window_keys, gallery_bits)
+        # Bins: row r has num_positives[r] + 1 bins, bin j counting the window items after positive j - 1 and at or
+        # before positive j. A window item's global bin is (positives sorted before it) + (its row).
+        bins = np.searchsorted(positive_keys, window_keys)
+        window_keys >>= row_shift  # -> row
+        bins += window_keys
+        del window_keys
+        num_positive_total = len(positive_keys)
+        cumulative = np.bincount(bins, minlength=num_positive_total + num_rows)
+        del bins
+        np.cumsum(cumulative, out=cumulative)
+        sorted_rows = positive_keys
+        sorted_rows >>= row_shift  # in place: the keys are no longer needed
+        del positive_keys
+        row_last_bin = row_start + np.arange(num_rows) + num_positives  # the bin after the row's last positive
+        before_row = np.zeros(num_rows, dtype=np.int64)  # window items in earlier rows
+        before_row[1:] = cumulative[row_last_bin[:-1]]
+        ranks = np.delete(cumulative, row_last_bin)  # window items up to positive j (all rows)
+        del cumulative
+        ranks -= before_row[sorted_rows]
+        ranks += num_closer[sorted_rows]
+        ranks -= 1  # 0-based rank of each positive, ascending per row
+        del sorted_rows
 
-        used = num_positives > 0
         first_ranks = ranks[row_start[used]]
         last_ranks = ranks[row_start[used] + num_positives[used] - 1]
-        precision_sums = np.bincount(sorted_rows, weights=(local_index + 1) / (ranks + 1.0), minlength=num_rows)
-        self.average_precisions.append(precision_sums[used] / num_positives[used])
+        precisions = np.arange(1, num_positive_total + 1, dtype=np.float64)
+        precisions -= np.repeat(row_start.astype(np.float64), num_positives)  # 1-based index within the row
+        ranks += 1
+        precisions /= ranks
+        del ranks
+        precision_sums = np.add.reduceat(precisions, row_start[used])
+        del precisions
+        self.average_precisions.append(precision_sums / num_positives[used])
         self.inverse_negative_penalties.append(num_positives[used] / (last_ranks + 1.0))
 
         if self.protocol == "cuhk03":
@@ -499,8 +551,10 @@ def evaluate_reid(
             ([`re_rank`] with its defaults; cosine normalises the features first).
         query_paths (`list[str]`, *optional*): image paths of the queries, to exclude a query's own image.
         gallery_paths (`list[str]`, *optional*): image paths of the gallery.
-        memory_budget_mb (`float`, *optional*, defaults to 512): working memory for a chunk of queries, besides the
-            inputs (and the `(num_query, num_gallery)` re-ranked distances when `rerank=True`).
+        memory_budget_mb (`float`, *optional*, defaults to 512): peak working memory while ranking, besides the
+            inputs (and the `(num_query, num_gallery)` re-ranked distances when `rerank=True`); queries are ranked in
+            chunks sized for the worst case (about 40 bytes per query x gallery pair plus 128 per gallery image).
+            At least one query is ranked at a time, so budgets under ~170 bytes x num_gallery are exceeded.
         num_repeats (`int`, *optional*, defaults to 10): repeats of the `"cuhk03"` gallery sampling.
         seed (`int`, *optional*, defaults to 0): seed of the `"cuhk03"` gallery sampling.
         show_progress (`bool`, *optional*, defaults to `True`): show a progress bar over query chunks.

@@ -470,7 +470,9 @@ class GalleryIndex:
     def save(self, directory: Union[str, os.PathLike]) -> None:
         """Saves atomically into `directory`: files go to a temporary sibling folder, are fsynced, then renamed.
 
-        An interrupted save leaves the previous index (or none) in place, never a partial one.
+        An interrupted save leaves the previous index (or none) in place, never a partial one: the previous index is
+        moved aside to `.<name>.old-*` just before the new one is renamed into place, and moved back if that rename
+        fails. Only a crash between the two renames leaves it aside; [`load`] then names it.
         """
         if self._index is None:
             raise ValueError("Nothing to save: the index has not been trained or filled yet.")
@@ -478,6 +480,7 @@ class GalleryIndex:
         directory.parent.mkdir(parents=True, exist_ok=True)
         temporary = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex}"
         temporary.mkdir()
+        backup = None
         try:
             faiss.write_index(self._index, str(temporary / _INDEX_NAME))
             arrays = {name: self._field(name) for name in (self._metadata_fields or ())}
@@ -499,7 +502,6 @@ class GalleryIndex:
             for name in (_INDEX_NAME, _METADATA_NAME, _CONFIG_NAME):
                 _fsync(temporary / name)
             _fsync(temporary)
-            backup = None
             if directory.exists():
                 backup = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex}"
                 os.rename(directory, backup)
@@ -507,6 +509,16 @@ class GalleryIndex:
             _fsync(directory.parent)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
+            if backup is not None and backup.exists() and not directory.exists():
+                # The old index was moved aside but the new one never took its place: put the old one back.
+                try:
+                    os.rename(backup, directory)
+                    _fsync(directory.parent)
+                except OSError as error:
+                    logger.error(
+                        "Saving the gallery index failed and the previous index could not be restored from %s "
+                        "(%s): rename it to %s.", backup, error, directory,
+                    )
             raise
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
