@@ -1,7 +1,8 @@
 """The one model-card writer: `README.md` for a training output folder and for `lareid push`.
 
 The card carries Hub metadata (`library_name`, `pipeline_tag`, tags, datasets, license and a `model-index` with
-Rank-1/mAP and the evaluation protocol), the method in a few lines, how to load the model and run the pipeline,
+Rank-1/mAP, the evaluation dataset, and the protocol and training setup in `results[].dataset.args`), the method in
+a few lines, how to load the model and run the pipeline,
 the training setup (hyper-parameters and the blockwise unfreezing schedule) and the intended uses and limitations.
 """
 
@@ -59,8 +60,58 @@ def _metric_value(metrics: Mapping[str, Any], key: str) -> float | None:
     return None
 
 
+def _hyperparameters(training_args: Mapping[str, Any]) -> dict[str, Any]:
+    """The [`HYPERPARAMETERS`] present in `training_args`, in order (`backbone` and an unset `max_steps` left out)."""
+    found = {}
+    for key in HYPERPARAMETERS:
+        value = training_args.get(key)
+        if key == "backbone" or value in (None, "", [], {}) or (key == "max_steps" and value == -1):
+            continue
+        found[key] = value
+    return found
+
+
+def _yaml_value(value: Any) -> Any:
+    """`value` as plain YAML data (str, int, float, bool, lists, dicts): other objects become their text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _yaml_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_yaml_value(v) for v in value]
+    return str(getattr(value, "value", value))  # enums by their value
+
+
+def _training_setup(
+    setup: str | None,
+    base_model: str | None,
+    datasets: Mapping[str, int | None],
+    training_args: Mapping[str, Any],
+) -> dict[str, Any]:
+    """
+    The training setup as stated in the card's `model-index` (`results[].dataset.args`, next to the protocol):
+    `setup`, `backbone`, `train_datasets` (`{name: training identities}`, or a list of names) and
+    `hyperparameters`. Empty entries are left out.
+    """
+    found: dict[str, Any] = {}
+    if setup:
+        found["setup"] = str(setup)
+    found["backbone"] = str(base_model) if base_model else "none (trained from scratch)"
+    if datasets:
+        counted = any(count for count in datasets.values())
+        found["train_datasets"] = dict(datasets) if counted else list(datasets)
+    hyperparameters = _hyperparameters(training_args)
+    if hyperparameters:
+        found["hyperparameters"] = hyperparameters
+    return _yaml_value(found)
+
+
 def _model_index(
-    model_name: str, metrics: Mapping[str, Any], eval_dataset: str | None, protocol: str
+    model_name: str,
+    metrics: Mapping[str, Any],
+    eval_dataset: str | None,
+    protocol: str,
+    setup: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     values = [(key, _metric_value(metrics, key)) for key in METRICS]
     entries = [
@@ -81,7 +132,8 @@ def _model_index(
                         "type": dataset_name,
                         "name": dataset_name,
                         "split": "query/gallery",
-                        "args": {"protocol": protocol},
+                        # The Hub's model-index has no field for the training setup; dataset.args holds any dict.
+                        "args": {"protocol": protocol, **dict(setup or {})},
                     },
                     "metrics": entries,
                 }
@@ -154,7 +206,8 @@ def render_model_card(
         metadata["datasets"] = list(dataset_counts)
     if base_model:
         metadata["base_model"] = base_model
-    model_index = _model_index(model_name, metrics, eval_dataset, protocol)
+    setup_fields = _training_setup(setup, base_model, dataset_counts, training_args)
+    model_index = _model_index(model_name, metrics, eval_dataset, protocol, setup_fields)
     if model_index:
         metadata["model-index"] = model_index
     front_matter = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
@@ -218,9 +271,8 @@ def render_model_card(
     if dataset_counts:
         described = [f"`{name}`" + (f" ({count} identities)" if count else "") for name, count in dataset_counts.items()]
         lines.append(f"- Training data: {', '.join(described)}")
-    for key in HYPERPARAMETERS:
-        if key in training_args and training_args[key] not in (None, "", [], {}) and key != "backbone":
-            lines.append(f"- {key}: {_format_value(training_args[key])}")
+    for key, value in _hyperparameters(training_args).items():
+        lines.append(f"- {key}: {_format_value(value)}")
     lines.append("")
     if unfreeze_schedule:
         lines += ["Blockwise unfreezing schedule (Algorithm 1):", "", "```text", unfreeze_schedule.rstrip(), "```", ""]

@@ -92,18 +92,40 @@ def test_frozen_blocks_record_no_autograd_graph():
 
 
 class Recorder(TrainerCallback):
-    """Records, at each epoch start (after the unfreeze callback), the trainable blocks and the learning rate."""
+    """
+    Records, at each epoch start (after the unfreeze callback), the trainable blocks and the learning rate, and,
+    right before every optimizer step, `(global step, learning rate of every param group)`: the rates that step
+    actually uses.
+    """
 
     def __init__(self):
         self.epochs = []
+        self.steps = []
 
     def on_epoch_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         blocks = sum(trainable(block) for block in model.vit.layers)
         self.epochs.append((blocks, optimizer.param_groups[0]["lr"]))
 
-    def on_step_end(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
-        # The change persists through scheduler steps: the group lr equals the (scaled) base lr.
-        assert optimizer.param_groups[0]["lr"] == pytest.approx(lr_scheduler.base_lrs[0])
+    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        self.steps.append((state.global_step, [group["lr"] for group in optimizer.param_groups]))
+
+
+def assert_every_step_uses_the_stage_lr(trainer, recorder, lr, lr_decay, steps_per_epoch, first_step=0):
+    """
+    The stage's learning rate (t=1: `lr * lr_decay ** (epoch + 1)`) is used by EVERY optimizer step of the epoch and
+    logged at every step, not only at the epoch's first step: setting only the param groups' `lr` would be undone
+    by the scheduler's first step.
+    """
+    expected = lambda step: lr * lr_decay ** (step // steps_per_epoch + 1)  # noqa: E731  (step: 0-based)
+    assert [step for step, _ in recorder.steps] == list(range(first_step, trainer.state.global_step))
+    for step, lrs in recorder.steps:
+        assert lrs == pytest.approx([expected(step)] * len(lrs)), f"optimizer step {step}"
+    history = trainer.state.log_history
+    logged = [(entry["step"], entry["learning_rate"]) for entry in history if "learning_rate" in entry]
+    # logging_steps=1; the logged step counts from 1; a resumed run's history holds the steps before the resume.
+    assert [step for step, _ in logged] == list(range(1, trainer.state.global_step + 1))
+    for step, logged_lr in logged:
+        assert logged_lr == pytest.approx(expected(step - 1)), f"logged step {step}"
 
 
 class StopAt(TrainerCallback):
@@ -135,6 +157,7 @@ def test_schedule_and_learning_rate_in_a_real_run(tmp_path):
     trainer.train()
     assert trainer.args.lr_scheduler_type == "constant"  # "auto" with the callback on
     assert recorder.epochs == [(1, 5e-4), (2, 2.5e-4), (3, 1.25e-4), (4, 6.25e-5)]
+    assert_every_step_uses_the_stage_lr(trainer, recorder, lr=1e-3, lr_decay=0.5, steps_per_epoch=4)
     logged = [entry["trainable_blocks"] for entry in trainer.state.log_history if "trainable_blocks" in entry]
     assert logged == [1, 2, 3, 4]
     # Every parameter is in the optimizer, so blocks unfrozen mid-run did train.
@@ -166,6 +189,9 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(tmp_path):
     # The resumed run started in epoch 1 with 2 blocks at lr 1e-3 * 0.8**2, then went on as scheduled.
     assert [blocks for blocks, _ in resumed_recorder.epochs] == [2, 3, 4]
     assert resumed_recorder.epochs[0][1] == pytest.approx(1e-3 * 0.8**2)
+    assert_every_step_uses_the_stage_lr(
+        resumed, resumed_recorder, lr=1e-3, lr_decay=0.8, steps_per_epoch=4, first_step=6
+    )
     expected = dict(uninterrupted.model.named_parameters())
     for name, param in resumed.model.named_parameters():
         torch.testing.assert_close(param, expected[name], atol=1e-6, rtol=0, msg=name)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from transformers import AutoModel, BertConfig, ViTConfig, ViTModel
 
 import hf_lareid  # noqa: F401  (registers the model with AutoModel)
+from hf_lareid.cli.push import check_model_card
 from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.modelcard import read_model_card_metadata
 from hf_lareid.training.run import main, parse_arguments, uses_blockwise_unfreezing
@@ -38,6 +42,14 @@ def test_default_run_trains_tiny_on_generated_data_and_saves_everything(tmp_path
     assert values["Rank-1"] == pytest.approx(metrics["eval_rank1"], abs=1e-4)
     assert values["mAP"] == pytest.approx(metrics["eval_mAP"], abs=1e-4)
     assert results["dataset"]["name"] == "synthetic"
+    # The model-index holds the setup too (dataset.args: the Hub's model-index has no other place for it).
+    setup = results["dataset"]["args"]
+    assert setup["setup"] == "tiny" and setup["backbone"] == "none (trained from scratch)"
+    assert setup["train_datasets"] == {"synthetic": 6} and "Market-1501 protocol" in setup["protocol"]
+    hyperparameters = setup["hyperparameters"]
+    assert hyperparameters["max_steps"] == 3 and hyperparameters["per_device_train_batch_size"] == 8
+    assert hyperparameters["optimizer"] == "adamw" and hyperparameters["learning_rate"] == pytest.approx(1e-3)
+    check_model_card(out / "README.md")  # what `lareid push` requires
     text = (out / "README.md").read_text()
     assert "pip install hf-lareid" in text and "import hf_lareid" in text and "Setup: `tiny`" in text
     assert "consent" in text
@@ -78,6 +90,10 @@ def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
     assert args.lr_scheduler_type == "constant"  # blockwise unfreezing: its step decay is the schedule
     card = read_model_card_metadata(out / "README.md")
     assert card["base_model"] == str(backbone_dir) and card["datasets"] == ["synthetic", "market1501"]
+    setup = card["model-index"][0]["results"][0]["dataset"]["args"]
+    assert setup["backbone"] == str(backbone_dir) and setup["train_datasets"] == {"synthetic": 6, "market1501": 5}
+    assert setup["hyperparameters"]["unfreeze_every_epochs"] == 1 and setup["hyperparameters"]["lr_decay"] == 0.8
+    assert setup["hyperparameters"]["lr_scheduler_type"] == "constant"
     assert "Blockwise unfreezing schedule" in (out / "README.md").read_text()
 
 
@@ -132,3 +148,58 @@ def test_course_options_give_the_papers_improvement1_class_count(tmp_path):
     train, evaluation, identities = load_data(data_args, image_size=(64, 32))
     assert identities == {"synthetic": 2, "course": 8}
     assert train.features["label"].num_classes == 10 and {"query", "gallery"} <= set(evaluation)
+
+
+def test_push_to_hub_uploads_once_with_the_final_model_card(tmp_path, monkeypatch):
+    """--push_to_hub: one upload, after the final evaluation, whose README.md has the final Rank-1/mAP."""
+    from huggingface_hub import HfApi
+
+    uploads = []
+
+    def create_repo(self, repo_id, **kwargs):
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, *, repo_id, folder_path, commit_message=None, **kwargs):
+        folder = Path(folder_path)
+        card = folder / "README.md"
+        uploads.append({
+            "repo_id": repo_id, "message": commit_message, "files": sorted(p.name for p in folder.iterdir()),
+            "card": read_model_card_metadata(card) if card.is_file() else None,
+        })  # fmt: skip
+        return SimpleNamespace(commit_url="https://example.invalid/commit", oid="0" * 40)
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    out = tmp_path / "out"
+    metrics = main(["--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "8",
+                    "--data_dir", str(tmp_path / "synthetic"), "--push_to_hub", "True",
+                    "--hub_model_id", "someone/la-reid", *FAST])  # fmt: skip
+    assert len(uploads) == 1, [upload["message"] for upload in uploads]
+    upload = uploads[0]
+    assert upload["repo_id"] == "someone/la-reid" and upload["message"] == "End of training"
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= set(upload["files"])
+    index = upload["card"]["model-index"][0]
+    values = {m["name"]: m["value"] for m in index["results"][0]["metrics"]}
+    assert values["Rank-1"] == pytest.approx(metrics["eval_rank1"], abs=1e-4)
+    assert values["mAP"] == pytest.approx(metrics["eval_mAP"], abs=1e-4)
+    assert index["results"][0]["dataset"]["args"]["setup"] == "tiny"
+
+
+def test_documented_command_runs_literally(tmp_path):
+    """`python examples/train.py --output_dir OUT --max_steps 6 --per_device_train_batch_size 8`, as documented."""
+    out = tmp_path / "out"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"),
+               HF_DATASETS_CACHE=str(tmp_path / "datasets_cache"))  # fmt: skip
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "examples/train.py", "--output_dir", str(out), "--max_steps", "6",
+         "--per_device_train_batch_size", "8"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    print(f"documented command: {time.perf_counter() - start:.1f} s")
+    assert result.returncode == 0, result.stderr[-4000:]
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md"):
+        assert (out / name).is_file(), name
+    # The generated default set went to the datasets cache given (the synthetic default dir lives under it).
+    assert any((tmp_path / "datasets_cache" / "hf_lareid").glob("synthetic-*"))
+    check_model_card(out / "README.md")

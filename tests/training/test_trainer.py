@@ -58,12 +58,26 @@ def test_paper_adam_over_all_parameters_with_weight_decay(tmp_path):
     optimizer = trainer.create_optimizer()
     assert type(optimizer) is torch.optim.Adam
     assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {id(p) for p in model.parameters()}
-    decays = {g["weight_decay"] for g in optimizer.param_groups}
-    assert decays == {5e-4, 0.0}
+    # As the original code's optim.Adam(model.parameters(), weight_decay=5e-4): L2 decay on EVERY parameter,
+    # biases and norms included.
+    decay_of = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert set(decay_of.values()) == {5e-4}
+    named = dict(model.named_parameters())
+    assert decay_of[id(named["vit.layernorm.weight"])] == 5e-4
+    assert decay_of[id(named["vit.layers.0.mlp.fc1.bias"])] == 5e-4
+    # AdamW: decoupled decay with the usual no-decay group for biases and norms.
+    adamw_model = tiny_model()
     adamw = LATransformerTrainer(
-        model=tiny_model(), args=training_args(tmp_path, optimizer="adamw"), train_dataset=RandomReIDDataset(8)
+        model=adamw_model, args=training_args(tmp_path, optimizer="adamw"), train_dataset=RandomReIDDataset(8)
     )
-    assert type(adamw.create_optimizer()) is torch.optim.AdamW
+    adamw_optimizer = adamw.create_optimizer()
+    assert type(adamw_optimizer) is torch.optim.AdamW
+    decay_of = {id(p): g["weight_decay"] for g in adamw_optimizer.param_groups for p in g["params"]}
+    assert len(decay_of) == len(list(adamw_model.parameters()))
+    named = dict(adamw_model.named_parameters())
+    assert decay_of[id(named["vit.layernorm.weight"])] == 0.0
+    assert decay_of[id(named["vit.layers.0.mlp.fc1.bias"])] == 0.0
+    assert decay_of[id(named["vit.layers.0.mlp.fc1.weight"])] == 5e-4
     with pytest.raises(ValueError, match="optimizer must be one of"):
         training_args(tmp_path, optimizer="sgd")
 

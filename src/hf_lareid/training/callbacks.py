@@ -84,8 +84,9 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
       `resume_from_checkpoint` restores exactly the trainable blocks and learning rate of the interrupted run.
     - The learning-rate change persists: it is written to the optimizer's param groups and to the scheduler's
       `base_lrs` (which the scheduler multiplies by its schedule factor at every step, and which are saved in
-      checkpoints). A decaying schedule would stack on the step decay, so [`LATransformerTrainer`] uses a
-      constant schedule when this callback is on and `lr_scheduler_type` is left at `"auto"`.
+      checkpoints), and to its last learning rate, which the Trainer logs. A decaying schedule would stack on the
+      step decay, so [`LATransformerTrainer`] uses a constant schedule when this callback is on and
+      `lr_scheduler_type` is left at `"auto"`.
     - Freezing only flips `requires_grad`: every parameter stays in the optimizer (Adam skips parameters whose
       gradient is `None`), so the optimizer state always has the same shape and resumes; under DDP the model is
       wrapped before the first epoch starts, so every block is registered for gradient synchronisation.
@@ -172,6 +173,9 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
             else:
                 group["lr"] = target
             base_lrs[index] = target
+        if hasattr(lr_scheduler, "_last_lr"):
+            # What the Trainer logs as `learning_rate` (get_last_lr()); else a stage's first step logs the old rate.
+            lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
     def _on_stage(self, args: TrainingArguments, state: TrainerState, model, optimizer, lr_scheduler) -> None:
         # state.epoch is a float (epoch + fraction of steps); at an epoch start it is the epoch index, mid-epoch

@@ -343,7 +343,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         "on" if trainer.unfreeze_callback is not None else "off",
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model()  # model.safetensors, config.json and preprocessor_config.json
+    # model.safetensors, config.json and preprocessor_config.json. _internal_call: with --push_to_hub, a plain
+    # save_model() would push at once, before the final evaluation (a card without Rank-1/mAP, then a second push);
+    # push_to_hub() below uploads once, with the final card.
+    trainer.save_model(_internal_call=True)
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
     metrics = trainer.evaluate()
@@ -352,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     trainer.save_state()
     trainer.create_model_card()
     if training_args.push_to_hub:
-        trainer.push_to_hub()
+        trainer.push_to_hub()  # saves again and rewrites the card (with the final metrics), then uploads once
     return metrics
 
 

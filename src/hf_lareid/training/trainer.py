@@ -45,8 +45,8 @@ class LATransformerTrainingArguments(TrainingArguments):
     optimizer: str = field(
         default="adam",
         metadata={
-            "help": "adam: torch.optim.Adam with L2 weight decay, as the paper's code; adamw: torch.optim.AdamW "
-            "(decoupled weight decay); hf: the Trainer's own `--optim` choice.",
+            "help": "adam: torch.optim.Adam with L2 weight decay on every parameter, as the paper's code; adamw: "
+            "torch.optim.AdamW (decoupled weight decay, none on biases and norms); hf: the Trainer's own `--optim`.",
             "choices": list(OPTIMIZERS),
         },
     )
@@ -128,9 +128,11 @@ class LATransformerTrainer(Trainer):
     - Loss: the model's sum of per-row cross-entropies (label-smoothed when `args.label_smoothing > 0`), plus
       `args.triplet_loss_weight` times a batch-hard triplet loss on the embeddings (batches are then P identities
       x K images, `K = args.samples_per_identity`). Each component is logged (`ce_loss`, `triplet_loss`).
-    - Optimizer: Adam with L2 weight decay as in the paper (`args.optimizer="adamw"` for AdamW, `"hf"` for the
-      Trainer's `--optim`). Every parameter is in the optimizer, trainable or not, so freezing can change during
-      training (see [`BlockwiseUnfreezeCallback`]) and checkpoints always resume.
+    - Optimizer: Adam with L2 weight decay (`args.weight_decay`, 5e-4) on every parameter, biases and norms
+      included, as the original code's `optim.Adam(model.parameters(), weight_decay=5e-4)`; `args.optimizer="adamw"`
+      for AdamW (decoupled decay, none on biases and norms), `"hf"` for the Trainer's `--optim`. Every parameter is
+      in the optimizer, trainable or not, so freezing can change during training (see
+      [`BlockwiseUnfreezeCallback`]) and checkpoints always resume.
     - Gradient accumulation is exact for the cross-entropy: the losses are batch means and the Trainer divides
       them by the accumulation steps (the batch-hard triplet mines within each micro-batch).
     - Evaluation: with `query_dataset` and `gallery_dataset`, `evaluate()` embeds both with
@@ -191,17 +193,29 @@ class LATransformerTrainer(Trainer):
 
     # ----------------------------------------------------------------- optimisation
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
-        """Adam (coupled L2 weight decay, as the paper's code) or AdamW over ALL parameters; no decay on biases and norms."""
+        """
+        The optimizer over ALL parameters (trainable or not, see the class docstring).
+
+        - `"adam"`: `torch.optim.Adam(params, weight_decay=args.weight_decay)` in one group, so every parameter,
+          biases and norms included, gets the coupled L2 decay: the original LA-Transformer code's
+          `optim.Adam(model.parameters(), weight_decay=5e-4, lr=lr)`.
+        - `"adamw"`: `torch.optim.AdamW` with decoupled weight decay and the usual two groups: no decay on biases
+          and norm weights (the Trainer's `get_decay_parameter_names`).
+        - `"hf"`: the Trainer's own `--optim`.
+        """
         name = getattr(self.args, "optimizer", "hf")
         if self.optimizer is not None or name == "hf":
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
-        decay_names = set(self.get_decay_parameter_names(opt_model))
         named = list(opt_model.named_parameters())
-        groups = [
-            {"params": [p for n, p in named if n in decay_names], "weight_decay": self.args.weight_decay},
-            {"params": [p for n, p in named if n not in decay_names], "weight_decay": 0.0},
-        ]
+        if name == "adam":
+            groups = [{"params": [p for _, p in named], "weight_decay": self.args.weight_decay}]
+        else:
+            decay_names = set(self.get_decay_parameter_names(opt_model))
+            groups = [
+                {"params": [p for n, p in named if n in decay_names], "weight_decay": self.args.weight_decay},
+                {"params": [p for n, p in named if n not in decay_names], "weight_decay": 0.0},
+            ]
         optimizer_cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
         self.optimizer = optimizer_cls(
             [group for group in groups if group["params"]],
