@@ -202,8 +202,9 @@ def training_flags(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path,
     ]  # fmt: skip
     if not pretraining:
         flags += [
-            "--learning_rate", str(plan.fine_tuning_learning_rate), "--blockwise_unfreeze", "True",
-            "--unfreeze_every_epochs", str(plan.unfreeze_every_epochs), "--lr_decay", str(plan.lr_decay),
+            "--learning_rate", str(plan.fine_tuning_learning_rate), "--warmup_steps", "0",
+            "--blockwise_unfreeze", "True", "--unfreeze_every_epochs", str(plan.unfreeze_every_epochs),
+            "--lr_decay", str(plan.lr_decay),
         ]  # fmt: skip
     return flags
 
