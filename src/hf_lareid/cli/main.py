@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     logging.basicConfig(level=logging.INFO if not debug else logging.DEBUG, format="%(message)s")
-    for name in ("transformers", "datasets", "httpx", "huggingface_hub"):
+    for name in ("transformers", "datasets", "httpx", "huggingface_hub", "faiss", "faiss.loader"):
         logging.getLogger(name).setLevel(logging.ERROR if not debug else logging.INFO)
     if argv and argv[0] == "train":
         # The training script owns its flags (HfArgumentParser over TrainingArguments).
