@@ -266,13 +266,9 @@ def convert_original_checkpoint(
     return model
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m hf_lareid.convert_original IN.pth OUT_DIR [--lambda 8] [--num-labels auto]`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m hf_lareid.convert_original",
-        description="Convert a checkpoint of the original LA-Transformer code into a from_pretrained folder.",
-    )
-    parser.add_argument("checkpoint", help="the .pth state dict saved by the original code")
+def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
+    """The converter's arguments (shared by `python -m hf_lareid.convert_original` and `lareid convert-original`)."""
+    parser.add_argument("checkpoint", help="the .pth state dict saved by the original code (read with weights_only=True)")
     parser.add_argument("out_dir", help="output folder (must not exist or be empty)")
     parser.add_argument(
         "--lambda", dest="lambda_code", type=float, default=8.0,
@@ -280,18 +276,30 @@ def main(argv: list[str] | None = None) -> int:
         "stored as the paper's lambda_global = 1/lambda",
     )
     parser.add_argument(
-        "--num-labels", default="auto", help="number of classes, or 'auto' to read it from the classifiers (default)"
+        "--num-labels", "--num_labels", dest="num_labels", type=_num_labels, default=None,
+        help="number of classes, or 'auto' to read it from the classifiers (default)",
     )
+
+
+def _num_labels(value: str) -> int | None:
+    if value == "auto":
+        return None
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {value!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m hf_lareid.convert_original IN.pth OUT_DIR [--lambda 8] [--num-labels auto]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m hf_lareid.convert_original",
+        description="Convert a checkpoint of the original LA-Transformer code into a from_pretrained folder.",
+    )
+    add_conversion_arguments(parser)
     args = parser.parse_args(argv)
-    if args.num_labels == "auto":
-        num_labels = None
-    elif args.num_labels.isdigit():
-        num_labels = int(args.num_labels)
-    else:
-        parser.error(f"--num-labels must be 'auto' or a positive integer, got {args.num_labels!r}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        convert_original_checkpoint(args.checkpoint, args.out_dir, lambda_code=args.lambda_code, num_labels=num_labels)
+        convert_original_checkpoint(args.checkpoint, args.out_dir, lambda_code=args.lambda_code, num_labels=args.num_labels)
     except (ConversionError, FileNotFoundError, FileExistsError) as error:
         parser.exit(2, f"error: {error}\n")
     return 0

@@ -20,6 +20,18 @@ def add_command(subparsers: Any, name: str, help: str, example: str) -> argparse
     )
 
 
+def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> None:
+    """`--dataset NAME` and `--data_dir DIR` (several of each, paired in order, where `multiple`)."""
+    from ..data import REID_DATASETS
+
+    nargs = "+" if multiple else None
+    parser.add_argument("--dataset", nargs=nargs, required=True, choices=sorted(REID_DATASETS), help="dataset loader name")
+    parser.add_argument("--data_dir", "--data-dir", nargs=nargs, required=True, help="dataset folder (one per --dataset)")
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (default: only where the CPU/GPU runs it fast)")
+
+
 def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = None):
     """
     An `LATransformerForReID` in eval mode and its image processor (PIL backend) from a folder or Hub id.

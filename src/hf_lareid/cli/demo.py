@@ -231,23 +231,15 @@ def prepare_training(
     num_labels, id2label)`, a progress bar in place of the Trainer's printed logs, and a model card naming the
     generated data.
     """
-    from transformers import PrinterCallback, set_seed
+    from transformers import PrinterCallback
 
-    from ..training.run import build_trainer, load_data, parse_arguments
+    from ..training.run import prepare_trainer
 
-    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(flags)
     with quiet_dataset_builds():
-        train, eval_splits, identities = load_data(data_args, config.image_size)
-    label_names = train.features["label"].names
-    set_seed(training_args.seed)  # the model's initial weights
-    model = build(model_args, config, len(label_names), dict(enumerate(label_names)))
-    trainer = build_trainer(
-        model_args, data_args, training_args, model, image_processor, train, eval_splits, identities,
-        callbacks=[StageProgress(description)],
-    )  # fmt: skip
+        trainer = prepare_trainer(flags, build=build, callbacks=[StageProgress(description)])
     trainer.remove_callback(PrinterCallback)
     trainer.model_card_fields.update(
-        model_name=model_name, datasets={"synthetic": len(label_names)}, eval_dataset="synthetic",
+        model_name=model_name, datasets={"synthetic": trainer.model.config.num_labels}, eval_dataset="synthetic",
         model_summary=f"The {description} stage of `lareid demo`, on generated people (hf-lareid's synthetic set).",
     )  # fmt: skip
     return trainer

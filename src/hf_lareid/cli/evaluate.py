@@ -5,19 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_command, load_model_and_processor, write_json
-
-
-def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> None:
-    """`--dataset NAME` and `--data_dir DIR` (several of each, paired in order, where `multiple`)."""
-    from ..data import REID_DATASETS
-
-    nargs = "+" if multiple else None
-    parser.add_argument("--dataset", nargs=nargs, required=True, choices=sorted(REID_DATASETS), help="dataset loader name")
-    parser.add_argument("--data_dir", "--data-dir", nargs=nargs, required=True, help="dataset folder (one per --dataset)")
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=64, help="images per forward pass")
-    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (default: only where the CPU/GPU runs it fast)")
+from ._common import add_command, add_dataset_arguments, load_model_and_processor, write_json
 
 
 def add_parser(subparsers) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_command, load_model_and_processor, write_json
+from ._common import add_command, add_dataset_arguments, load_model_and_processor, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -15,7 +15,6 @@ def add_parser(subparsers) -> None:
 
 
 def _add_index_parser(subparsers) -> None:
-    from ..data import REID_DATASETS
     from ..retrieval.index import INDEX_TYPES
 
     parser = add_command(
@@ -26,19 +25,15 @@ def _add_index_parser(subparsers) -> None:
         "lareid index ./my-model --dataset market1501 --data_dir ~/Market-1501 --index_dir ./market-index",
     )
     parser.add_argument("model", help="a saved model folder or Hub id (recorded in the index)")
-    parser.add_argument("--dataset", required=True, choices=sorted(REID_DATASETS), help="dataset loader name")
-    parser.add_argument("--data_dir", "--data-dir", required=True, help="dataset folder")
+    add_dataset_arguments(parser, multiple=False)
     parser.add_argument("--split", default="gallery", help="which split to index (default: gallery)")
     parser.add_argument("--index_dir", "--index-dir", required=True, help="folder to write the index to")
     parser.add_argument("--index_type", "--index-type", default="flat", choices=list(INDEX_TYPES),
                         help="flat (exact), or ivf / ivfpq / hnsw (approximate, for large galleries)")
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=64, help="images per forward pass")
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=5000,
                         help="save the index every N added images, so an interrupted build can resume")
     parser.add_argument("--threshold", type=float, default=None,
                         help="same-person similarity threshold (default: the model config's verification_threshold)")
-    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (default: only where the CPU/GPU runs it fast)")
     parser.set_defaults(func=run_index)
 
 

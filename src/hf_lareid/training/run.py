@@ -20,14 +20,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
 import torch
 import transformers
-from transformers import HfArgumentParser, SchedulerType, TrainerCallback
+from transformers import HfArgumentParser, SchedulerType, TrainerCallback, set_seed
 
 from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
@@ -316,6 +316,26 @@ def build_trainer(
     )
 
 
+def prepare_trainer(
+    argv: Sequence[str] | None = None,
+    build: Callable[..., LATransformerForReID] = build_model,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> LATransformerTrainer:
+    """
+    The trainer `lareid train ARGV` runs: parses `argv`, loads the data, builds the model with
+    `build(model_args, config, num_labels, id2label)` (default [`build_model`]) after seeding `--seed`, and wraps it
+    with [`build_trainer`] (plus `callbacks`).
+    """
+    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(argv)
+    train, eval_splits, identities = load_data(data_args, config.image_size)
+    label_names = train.features["label"].names
+    set_seed(training_args.seed)  # the model's initial weights
+    model = build(model_args, config, len(label_names), dict(enumerate(label_names)))
+    return build_trainer(
+        model_args, data_args, training_args, model, image_processor, train, eval_splits, identities, callbacks
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """
     Trains, evaluates and saves an LA-Transformer; returns the final evaluation metrics (`eval_rank1`, `eval_mAP`, ...).
@@ -328,19 +348,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     >>> sorted(k for k in metrics if k.startswith("eval_r"))  # -> ['eval_rank1', 'eval_rank10', 'eval_rank5']
     ```
     """
-    model_args, data_args, training_args, (config, image_processor, setup_args) = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     transformers.utils.logging.enable_explicit_format()
-
-    train, eval_splits, identities = load_data(data_args, config.image_size)
-    label_names = train.features["label"].names
-    model = build_model(model_args, config, len(label_names), dict(enumerate(label_names)))
-    trainer = build_trainer(model_args, data_args, training_args, model, image_processor, train, eval_splits, identities)
+    trainer = prepare_trainer(argv)
+    training_args = trainer.args
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    fields = trainer.model_card_fields
     logger.info(
         "training setup %s, backbone %s, %d identities from %s, blockwise unfreezing %s",
-        model_args.setup, model_args.backbone, len(label_names), list(identities),
-        "on" if trainer.unfreeze_callback is not None else "off",
+        fields["setup"], fields["base_model"] or RANDOM_BACKBONE, trainer.model.config.num_labels,
+        list(fields["datasets"]), "on" if trainer.unfreeze_callback is not None else "off",
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     # model.safetensors, config.json and preprocessor_config.json. _internal_call: with --push_to_hub, a plain
@@ -368,6 +385,7 @@ __all__ = [
     "load_data",
     "main",
     "parse_arguments",
+    "prepare_trainer",
     "setup_defaults",
     "uses_blockwise_unfreezing",
 ]
