@@ -128,8 +128,6 @@ def run_search(args: argparse.Namespace) -> int:
 
 def _draw_ranked_lists(images: list[str], index, ranked, path: str, top_k: int) -> None:
     """The query images and their hits; identities come from Market-1501-style file names where they parse."""
-    import numpy as np
-
     from ..data.market1501 import parse_market1501_name
     from .pictures import plot_ranked_lists
 
@@ -141,10 +139,7 @@ def _draw_ranked_lists(images: list[str], index, ranked, path: str, top_k: int) 
             query_ids.append(parse_market1501_name(image)[0])
         except ValueError:
             query_ids.append(None)  # unknown identity: every hit is framed red
-    hits = np.asarray(ranked)
-    used = np.unique(hits)  # draw only the gallery images that appear
-    position = {int(g): i for i, g in enumerate(used)}
     plot_ranked_lists(
-        images, query_ids, [index.paths[g] for g in used], index.person_ids[used],
-        np.vectorize(position.get)(hits), path, top_k=top_k, query_titles=[Path(image).name for image in images],
+        images, query_ids, index.paths, index.person_ids, ranked, path, top_k=top_k,
+        query_titles=[Path(image).name for image in images],
     )
