@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..features import ImageLike, _load_rgb
+from ..file_utils import atomic_path
 from ..training.callbacks import LOG_KEY as UNFREEZE_LOG_KEY
 
 logger = logging.getLogger(__name__)
@@ -33,15 +33,8 @@ _DPI = 100
 def _save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Writes `figure` as a PNG at `path` atomically; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file_descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(file_descriptor, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=_DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=_DPI)
     logger.info("Wrote %s", path)
     return path
 
