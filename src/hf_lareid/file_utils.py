@@ -184,6 +184,14 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Pat
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where Linux reports it (setting it races with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

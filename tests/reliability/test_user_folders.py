@@ -82,3 +82,20 @@ def test_evaluate_reid_refuses_zero_and_non_unit_vectors():
     with pytest.raises(ValueError, match="unit-norm"):
         evaluate_reid(gallery * 2, gallery, ids, ids, cams, 3 - cams, norm_tolerance=1e-3)
     assert evaluate_reid(gallery, gallery, ids, ids, cams, 3 - cams, norm_tolerance=1e-3)["rank1"] == 1.0
+
+
+def test_cards_and_pictures_get_the_users_normal_mode(tmp_path):
+    import os
+    import stat
+
+    from hf_lareid.cli.pictures import plot_cmc_curves
+    from hf_lareid.modelcard import write_model_card
+
+    previous = os.umask(0o022)
+    try:
+        card = write_model_card(tmp_path / "model", setup="tiny", datasets=["synthetic"], eval_dataset="synthetic")
+        picture = plot_cmc_curves({"model": {"cmc": np.linspace(0.5, 1.0, 10), "mAP": 0.4}}, tmp_path / "cmc.png", 10)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(card).st_mode) == stat.S_IMODE(os.stat(picture).st_mode) == 0o644
+    assert sorted(os.listdir(tmp_path / "model")) == ["README.md"]  # no temporary file left

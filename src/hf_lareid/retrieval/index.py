@@ -550,6 +550,7 @@ class GalleryIndex:
         """
         if self._index is None:
             raise ValueError("Nothing to save: the index has not been trained or filled yet.")
+        check_index_target(directory)  # before the lock file is made beside a folder that is not ours
         with folder_lock(directory):
             _recover(directory)
             check_index_target(directory)
@@ -628,9 +629,9 @@ class GalleryIndex:
         A loaded index must match `dim`, `index_type`, `model_fingerprint` and `embedding_settings` when given. A
         path that exists and is not an index is refused (`FileExistsError`) before any work is done.
         """
+        check_index_target(directory)
         with folder_lock(directory):
             _recover(directory)
-        check_index_target(directory)
         if not (Path(directory) / _CONFIG_NAME).is_file():
             return cls(dim, **kwargs)
         index = cls.load(directory)
