@@ -8,8 +8,8 @@ import json
 import logging
 import os
 import re
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch

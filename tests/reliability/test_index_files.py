@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from hf_lareid.file_utils import FAULT_ENV, folder_lock
+from hf_lareid.file_utils import FAULT_ENV
 from hf_lareid.retrieval import CorruptIndexError, EmbeddingSettingsMismatchError, GalleryIndex
 
-from conftest import assert_one_line_error, run_cli, small_tmpfs, snapshot
+from reliability_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
 
 
 def unit_vectors(num, dim=16, seed=0):
