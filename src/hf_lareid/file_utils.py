@@ -35,8 +35,8 @@ Example:
 from __future__ import annotations
 
 import errno
-import hashlib
 import fnmatch
+import hashlib
 import logging
 import os
 import shutil
