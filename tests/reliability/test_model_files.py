@@ -114,3 +114,16 @@ def test_models_saved_elsewhere_are_not_checked(tiny_model_dir):
     del config["weights_sha256"]
     config_path.write_text(json.dumps(config))
     assert verify_model_weights(tiny_model_dir) is False
+
+
+def test_a_sharded_save_then_a_single_file_save_leaves_no_stale_shards(tiny_model_dir, tiny_model):
+    tiny_model.save_pretrained(tiny_model_dir, max_shard_size="50KB")
+    shards = sorted(p.name for p in tiny_model_dir.glob("model-*.safetensors"))
+    recorded = json.loads((tiny_model_dir / "config.json").read_text())["weights_sha256"]
+    assert len(shards) > 1 and sorted(recorded) == sorted([*shards, "model.safetensors.index.json"])
+    assert verify_model_weights(tiny_model_dir)
+    assert_same_weights(tiny_model_dir, tiny_model)
+    tiny_model.save_pretrained(tiny_model_dir)
+    assert not list(tiny_model_dir.glob("model-*")) and not (tiny_model_dir / "model.safetensors.index.json").exists()
+    assert verify_model_weights(tiny_model_dir)
+    assert_same_weights(tiny_model_dir, tiny_model)

@@ -448,8 +448,8 @@ class GalleryIndex:
         difference = _settings_difference(self.embedding_settings, embedding_settings)
         if difference:
             raise EmbeddingSettingsMismatchError(
-                f"The query embeddings are made with other settings than this gallery index ({difference}): embed the "
-                "queries the way the index was built (e.g. the same --flip and image processor) or rebuild the index."
+                f"These embeddings are made with other settings than the gallery index's ({difference}): embed them "
+                "the way the index was built (the same --flip and image processor) or build a new index."
             )
         difference = _settings_difference(self.runtime_settings, runtime_settings)
         if difference:
