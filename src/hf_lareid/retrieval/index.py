@@ -321,15 +321,13 @@ class GalleryIndex:
                 raise ValueError(f"`{name}` has {len(column)} entries for {len(array)} embeddings: they must match.")
             columns[name] = column
         # Everything is checked: only now does the index change (a failed call leaves it as it was).
-        if len(array) == 0:
-            if self._metadata_fields is None and given:
-                self._metadata_fields = given
-            return
-        if not self.is_trained:
+        if len(array) and not self.is_trained:
             self.train(array)
-        self._index.add(array)
-        if self._metadata_fields is None:
+        if self._metadata_fields is None:  # the first add fixes the fields
             self._metadata_fields = given
+        if len(array) == 0:
+            return
+        self._index.add(array)
         for name, column in columns.items():
             self._metadata[name].append(column)
         if "paths" in columns:
