@@ -664,20 +664,21 @@ def check_index_target(directory: Union[str, os.PathLike]) -> None:
     path = Path(os.path.abspath(Path(directory).expanduser()))
     if not path.exists() and not path.is_symlink():
         return
+    name = str(directory) if str(directory) == str(path) else f"{directory} ({path})"
     if not path.is_dir():
-        raise FileExistsError(f"{directory} is a file, not a gallery index folder: choose another folder for the index.")
+        raise FileExistsError(f"{name} is a file, not a gallery index folder: choose another folder for the index.")
     entries = sorted(entry.name for entry in path.iterdir())
     if not entries:
         return
     if not is_gallery_index(path):
         raise FileExistsError(
-            f"{directory} exists and is not a gallery index (no valid {_CONFIG_NAME}): choose a new or empty folder for "
+            f"{name} exists and is not a gallery index (no valid {_CONFIG_NAME}): choose a new or empty folder for "
             "the index; nothing in it was changed."
         )
     foreign = [name for name in entries if name not in (_CONFIG_NAME, *_DATA_FILES)]
     if foreign:
         raise FileExistsError(
-            f"{directory} is a gallery index but also holds other files ({', '.join(foreign[:3])}), which a save would "
+            f"{name} is a gallery index but also holds other files ({', '.join(foreign[:3])}), which a save would "
             "remove: move them out or choose another folder for the index."
         )
 
