@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from .features import BF16Option, _load_rgb, embed_pixels, resolve_bf16
+from .features import BF16Option, embed_pixels, resolve_bf16
+from .image_utils import load_rgb
 
 TASK_NAME = "lareid-embedding"
 
@@ -58,11 +59,7 @@ class LAReIDEmbeddingPipeline(Pipeline):
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
-        if isinstance(image, str) and image.startswith(("http://", "https://")) and timeout is not None:
-            from transformers.image_utils import load_image
-
-            image = load_image(image, timeout=timeout)
-        return self.image_processor(_load_rgb(image), return_tensors="pt")
+        return self.image_processor(load_rgb(image, timeout=timeout), return_tensors="pt")
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], flip: bool = False, bf16: BF16Option = False) -> dict:
         use_bf16 = resolve_bf16(bf16, self.device)

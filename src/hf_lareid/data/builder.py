@@ -95,7 +95,8 @@ class ReIDBuilder(datasets.GeneratorBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         features = datasets.Features(
             {
-                "image": datasets.Image(mode="RGB"),
+                # No mode: datasets' convert("RGB") would clip 16-bit images to white; the transforms use load_rgb.
+                "image": datasets.Image(),
                 "person_id": datasets.Value("int32"),
                 "camera_id": datasets.Value("int32"),
                 "path": datasets.Value("string"),

@@ -4,7 +4,8 @@ Both paths resize with the model's image processor (`transformers.ViTImageProces
 and evaluation inputs match: evaluation is exactly the processor's output; training takes the processor's resized,
 rescaled image in [0, 1], applies kornia augmentations (horizontal flip, vertical flip, colour jitter, optional
 random erasing, each with its own probability; 0 turns it off) and then normalises with the processor's mean/std.
-Every image is converted to RGB first (grayscale, RGBA, CMYK, palette files all work).
+Every image goes through `hf_lareid.image_utils.load_rgb` first (16-bit, float, grayscale, RGBA, CMYK and palette
+images all work).
 
 The processor must use the PIL backend: in transformers 5 `ViTImageProcessor` / `AutoImageProcessor` give the
 torchvision backend by default, whose resizing differs from the PIL one the models are saved with, so any other
@@ -31,9 +32,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..image_utils import load_rgb
+
 __all__ = [
     "BICUBIC", "PASSTHROUGH_COLUMNS", "ReIDTransform", "build_eval_transform", "build_train_transform",
-    "check_image_processor", "to_rgb",
+    "check_image_processor",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -43,23 +46,6 @@ BICUBIC = 3
 
 PASSTHROUGH_COLUMNS = ("label", "person_id", "camera_id")
 """Columns copied unchanged from the batch to the transform's output (when present)."""
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Return `image` in RGB mode (grayscale, RGBA, CMYK, palette and 16-bit images are converted).
-
-    Example:
-        >>> to_rgb(Image.new("CMYK", (4, 8))).mode
-        'RGB'
-    """
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"Expected a PIL image in the 'image' column, got {type(image).__name__}.")
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit integer grayscale: PIL's convert("RGB") clips instead of scaling, so scale to 8 bits first.
-        image = image.point(lambda value: value / 256).convert("L")
-    return image.convert("RGB")
 
 
 def check_image_processor(image_processor: Any) -> None:
@@ -154,7 +140,7 @@ class ReIDTransform:
 
     def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Transform PIL `images` into a float32 tensor of shape (len(images), 3, height, width)."""
-        images = [to_rgb(image) for image in images]
+        images = [load_rgb(image) for image in images]
         if not self.train:
             return self.image_processor(images, return_tensors="pt")["pixel_values"]
         pixels = self.image_processor(images, do_normalize=False, return_tensors="pt")["pixel_values"]  # [0, 1]
