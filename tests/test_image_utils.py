@@ -168,7 +168,7 @@ def test_pipeline_and_extract_features_scale_16_bit(deep_and_flat, tiny_model, t
 
 
 def test_datasets_and_transforms_scale_16_bit(tmp_path, picture, tiny_model, tiny_image_processor, monkeypatch):
-    """A 16-bit PNG in a data folder: the dataset keeps its mode, the transforms and extract_features scale it."""
+    """A 16-bit PNG in a data folder decodes (datasets, transforms, extract_features) as its 8-bit copy."""
     root = tmp_path / "people"
     for person in ("1", "2"):
         (root / person).mkdir(parents=True)
@@ -181,7 +181,8 @@ def test_datasets_and_transforms_scale_16_bit(tmp_path, picture, tiny_model, tin
     train = data["train"].sort("path")
     names = [path.rsplit("/", 1)[-1] for path in train["path"]]
     assert names == ["c1_deep.png", "c2_flat.png", "c1_white.png", "c2_black.png"]
-    assert train[0]["image"].mode == "I;16"
+    assert Image.open(train[0]["path"]).mode == "I;16"
+    np.testing.assert_array_equal(np.asarray(train[0]["image"]), np.asarray(train[1]["image"]))
     features = extract_features(tiny_model, train, image_processor=tiny_image_processor, progress=False)
     deep, flat, white, _ = features.embeddings
     assert_matches_8_bit_copy(deep, flat, white)

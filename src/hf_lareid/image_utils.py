@@ -31,7 +31,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageLike", "ImageReadError", "load_rgb", "read_image"]
+__all__ = ["ImageLike", "ImageReadError", "load_rgb", "needs_load_rgb", "read_image"]
 
 ImageLike = Union[Image.Image, str, os.PathLike, np.ndarray]
 """What `load_rgb` accepts: a PIL image, a local path, an http(s) URL, or an `(height, width[, channels])` array."""
@@ -125,6 +125,12 @@ def _scaled_grey(image: Image.Image) -> Image.Image:
 
 def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def needs_load_rgb(image: Image.Image) -> bool:
+    """Whether PIL's own ``convert("RGB")`` gives another picture than `load_rgb`: 16-bit, 32-bit and float images
+    (clipped) and transparent ones (alpha dropped). `datasets.Image(mode="RGB")` converts that way."""
+    return image.mode.startswith("I") or image.mode == "F" or _has_alpha(image)
 
 
 def load_rgb(image: ImageLike, *, timeout: float | None = None, background: tuple[int, int, int] = WHITE) -> Image.Image:

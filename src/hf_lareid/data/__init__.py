@@ -1,8 +1,8 @@
 """Re-ID datasets as Hugging Face `datasets`: Market-1501, the course set, folder-per-person sets, a generated set.
 
 One entry point, :func:`load_reid_dataset`, returns a `datasets.DatasetDict` whose splits all have the columns
-``image`` (`datasets.Image`, decoded lazily in the file's own mode: `hf_lareid.load_rgb` makes it RGB, scaling
-16-bit images), ``person_id``, ``camera_id`` (-1 when unknown) and ``path``; ``train`` also has ``label`` (`ClassLabel`, contiguous 0..K-1). :func:`merge_training_sets` joins several training
+``image`` (`datasets.Image`, decoded lazily to RGB as `hf_lareid.load_rgb` reads it), ``person_id``, ``camera_id``
+(-1 when unknown) and ``path``; ``train`` also has ``label`` (`ClassLabel`, contiguous 0..K-1). :func:`merge_training_sets` joins several training
 splits with disjoint label ranges. Builds are cached as Arrow files under :func:`default_cache_dir`.
 
 This package is a leaf: it imports no model, training, evaluation or CLI code.

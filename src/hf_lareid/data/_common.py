@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from ..image_utils import ImageReadError, read_image
 
 logger = logging.getLogger(__name__)
@@ -147,13 +149,13 @@ def folder_digest(root: str | os.PathLike, files: Iterable[str], options: Mappin
     return digest.hexdigest()
 
 
-def check_image(path: str | os.PathLike) -> None:
-    """Decode the image at `path` fully once, raising `ReIDDataError` if it is corrupt, truncated or a
+def check_image(path: str | os.PathLike) -> Image.Image:
+    """Decode the image at `path` fully once and return it, raising `ReIDDataError` if it is corrupt, truncated or a
     decompression bomb.
 
     Loaders call this while building the Arrow cache, so a cached load does not repeat it.
     """
     try:
-        read_image(path)
+        return read_image(path)
     except ImageReadError as error:
         raise ReIDDataError(str(error)) from error
