@@ -41,6 +41,11 @@ class LAReIDEmbeddingPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            raise ValueError("the lareid-embedding pipeline got an empty list: pass at least one image (a PIL image, a path, a URL or an array).")
+        return super().__call__(inputs, *args, **kwargs)
+
     def _sanitize_parameters(
         self,
         flip: bool | None = None,

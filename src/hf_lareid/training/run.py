@@ -32,6 +32,7 @@ from transformers import HfArgumentParser, SchedulerType, TrainerCallback, set_s
 from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
+from ..file_checks import resolve_resume_checkpoint
 from ..hub_configs import load_setup
 from ..modeling_lareid import LATransformerForReID
 from .callbacks import BlockwiseUnfreezeCallback
@@ -359,7 +360,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         fields["setup"], fields["base_model"] or RANDOM_BACKBONE, trainer.model.config.num_labels,
         list(fields["datasets"]), "on" if trainer.unfreeze_callback is not None else "off",
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    train_result = trainer.train(resume_from_checkpoint=resume)
     # model.safetensors, config.json and preprocessor_config.json. _internal_call: with --push_to_hub, a plain
     # save_model() would push at once, before the final evaluation (a card without Rank-1/mAP, then a second push);
     # push_to_hub() below uploads once, with the final card.

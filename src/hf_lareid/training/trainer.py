@@ -15,6 +15,7 @@ from transformers.trainer_utils import speed_metrics
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..data import PKSampler
+from ..file_checks import check_trainer_checkpoint
 from ..model_evaluation import evaluate_model
 from ..modelcard import write_model_card
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
@@ -304,6 +305,7 @@ class LATransformerTrainer(Trainer):
         return True
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        check_trainer_checkpoint(resume_from_checkpoint)  # one clear line naming a damaged or missing file
         if not self._load_weights(resume_from_checkpoint, model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
 
