@@ -293,7 +293,9 @@ def build_trainer(
         for name in ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
         if getattr(data_args, name) is not None
     }
-    train.set_transform(build_train_transform(image_processor, **augmentations))
+    # Augmentations seeded per (seed, epoch, image): a run killed at any step resumes exactly.
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    train.set_transform(build_train_transform(image_processor, seed=seed, **augmentations))
     eval_on = data_args.eval_on or (data_args.dataset or ["synthetic"])[-1]
     card_training_args = {"backbone": model_args.backbone, **training_args.to_dict()}
     if blockwise:
