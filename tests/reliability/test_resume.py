@@ -116,30 +116,33 @@ FAST = ["--synthetic_num_ids", "12", "--synthetic_num_cameras", "2", "--syntheti
         "--color_jitter_p", "0.8", "--erasing_p", "0.5", "--dataloader_num_workers", "0"]  # fmt: skip
 
 
-def lareid_train(output_dir: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
+def lareid_train(output_dir: Path, data_dir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """Starts `lareid train` (the CLI's main in a child process); its output goes to a log file (a full pipe could
+    block the child before the awaited checkpoint)."""
     code = "import sys; from hf_lareid.cli.main import main; sys.exit(main(sys.argv[1:]))"
     argv = [sys.executable, "-c", code, "train", "--output_dir", str(output_dir), "--data_dir", str(data_dir), *FAST, *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    log = output_dir.with_name(f"{output_dir.name}-{len(list(output_dir.parent.glob('*.log')))}.log")
+    with log.open("w") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return process, log
+
+
+def finish(process: subprocess.Popen, log: Path) -> None:
+    assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
 
 
 def test_sigkill_at_the_kth_checkpoint_then_resume_equals_uninterrupted(tmp_path):
     """`lareid train` killed (SIGKILL) when checkpoint-5 appears, resumed with --resume_from_checkpoint True."""
     data_dir = tmp_path / "synthetic"
-    reference = lareid_train(tmp_path / "a", data_dir)
-    output, _ = reference.communicate(timeout=600)
-    assert reference.returncode == 0, output[-3000:]
+    finish(*lareid_train(tmp_path / "a", data_dir))
 
-    killed = lareid_train(tmp_path / "b", data_dir)
+    killed, log = lareid_train(tmp_path / "b", data_dir)
     checkpoint = tmp_path / "b" / "checkpoint-5"
     while not checkpoint.exists() and killed.poll() is None:
         time.sleep(0.01)
     killed.send_signal(signal.SIGKILL)
-    killed.communicate(timeout=60)
-    assert killed.returncode == -signal.SIGKILL, "the run ended before checkpoint-5 appeared"
+    assert killed.wait(timeout=60) == -signal.SIGKILL, f"the run ended before checkpoint-5 appeared: {log.read_text()[-2000:]}"
     assert not (tmp_path / "b" / "model.safetensors").exists()
 
-    resumed = lareid_train(tmp_path / "b", data_dir, "--resume_from_checkpoint", "True")
-    output, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, output[-3000:]
+    finish(*lareid_train(tmp_path / "b", data_dir, "--resume_from_checkpoint", "True"))
     assert_same_weights(load_file(tmp_path / "b" / "model.safetensors"), load_file(tmp_path / "a" / "model.safetensors"))
