@@ -146,3 +146,8 @@ def test_sigkill_at_the_kth_checkpoint_then_resume_equals_uninterrupted(tmp_path
 
     finish(*lareid_train(tmp_path / "b", data_dir, "--resume_from_checkpoint", "True"))
     assert_same_weights(load_file(tmp_path / "b" / "model.safetensors"), load_file(tmp_path / "a" / "model.safetensors"))
+
+
+def test_seeded_transform_refuses_persistent_workers(tmp_path, train_split, processor):
+    with pytest.raises(ValueError, match="persistent DataLoader workers"):
+        make_trainer(tmp_path, train_split, processor, dataloader_num_workers=1, dataloader_persistent_workers=True)

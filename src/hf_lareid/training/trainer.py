@@ -180,7 +180,7 @@ class LATransformerTrainer(Trainer):
         callbacks = kwargs.get("callbacks") or []
         epoch_transform = epoch_transform_of(kwargs.get("train_dataset"))
         if epoch_transform is not None:  # a seeded augmentation follows the epochs (exact resume)
-            kwargs["callbacks"] = callbacks = [*callbacks, TransformEpochCallback(epoch_transform)]
+            kwargs["callbacks"] = callbacks = [*callbacks, TransformEpochCallback(epoch_transform, args)]
         self.unfreeze_callback = next((cb for cb in callbacks if isinstance(cb, BlockwiseUnfreezeCallback)), None)
         if self.unfreeze_callback is not None and args is not None:
             if args.ddp_find_unused_parameters is False:
