@@ -191,3 +191,13 @@ def test_datasets_and_transforms_scale_16_bit(tmp_path, picture, tiny_model, tin
     torch.testing.assert_close(pixels[0], pixels[1])
     no_augmentation = build_train_transform(tiny_image_processor, hflip_p=0, vflip_p=0, color_jitter_p=0)
     torch.testing.assert_close(no_augmentation({"image": images})["pixel_values"][0], pixels[1])
+
+
+def test_a_truncated_file_opened_lazily_is_named(tmp_path, colour_picture):
+    path = tmp_path / "cut.png"
+    Image.fromarray(colour_picture).save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ImageReadError, match=r"cut\.png cannot be decoded"):
+        load_rgb(path)
+    with pytest.raises(ImageReadError, match=r"cut\.png cannot be decoded"):
+        load_rgb(Image.open(path))  # PIL opens lazily: the error comes while converting

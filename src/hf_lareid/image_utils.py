@@ -154,6 +154,8 @@ def load_rgb(image: ImageLike, *, timeout: float | None = None, background: tupl
         image = _from_array(image)
     elif not isinstance(image, Image.Image):
         raise TypeError(f"expected a PIL image, a path, a URL or a numpy array, got {type(image).__name__}.")
+    else:
+        source = getattr(image, "filename", "") or source  # an opened file decodes lazily, below
     try:
         if image.getexif().get(Image.ExifTags.Base.Orientation, 1) != 1:
             image = ImageOps.exif_transpose(image)
