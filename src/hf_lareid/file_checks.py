@@ -74,7 +74,8 @@ def check_safetensors(path: str | os.PathLike, fix: str = WEIGHTS_FIX) -> None:
             if not all(isinstance(entry["dtype"], str) for entry in tensors.values()):
                 raise TypeError("a dtype is not a string")
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
-            raise DamagedFileError(f"{path} is damaged: its header is not valid safetensors JSON ({error!r}). {fix}") from None
+            reason = f"its header is not valid safetensors JSON ({error!r})"
+            raise DamagedFileError(f"{path} is damaged: {reason}. {fix}") from None
     needed = 8 + header_length + max(ends, default=0)
     if size < needed:
         raise DamagedFileError(f"{path} is damaged: truncated to {size} bytes, its header needs {needed}. {fix}")
@@ -162,15 +163,12 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | os.Pat
         return None
     if value is True or str(value).strip().lower() in _RESUME_LAST:
         output = Path(output_dir)
-        candidates = sorted(
-            (path for path in (output.iterdir() if output.is_dir() else ()) if path.is_dir() and _checkpoint_step(path) >= 0),
-            key=_checkpoint_step,
-            reverse=True,
-        )
+        folders = [path for path in (output.iterdir() if output.is_dir() else ()) if path.is_dir()]
+        candidates = sorted((path for path in folders if _checkpoint_step(path) >= 0), key=_checkpoint_step, reverse=True)
         for candidate in candidates:
             if (candidate / TRAINER_STATE_NAME).is_file():
                 return str(candidate)
-            logger.warning("Skipping %s: incomplete (no %s, the run was stopped while saving it).", candidate, TRAINER_STATE_NAME)
+            logger.warning("Skipping %s: incomplete (no %s, stopped while saving it).", candidate, TRAINER_STATE_NAME)
         found = "holds only incomplete checkpoint-* folders" if candidates else "holds no checkpoint-* folder"
         raise FileNotFoundError(
             f"--resume_from_checkpoint {value}: {output} {found} to resume from. Train without "
@@ -189,6 +187,8 @@ def explain_model_load_error(reference: str | os.PathLike, error: BaseException)
     file in a local folder is named (`DamagedFileError`); a name that is no local folder, looked up on the Hub
     without network, says so (`FileNotFoundError`).
     """
+    if not isinstance(reference, (str, os.PathLike)):
+        return None
     local = Path(reference).expanduser()
     if _safetensors_error(error):
         if local.is_dir():

@@ -120,7 +120,7 @@ def _scaled_grey(image: Image.Image) -> Image.Image:
         values = values * 255.0
     elif not (image.mode == "F" and low >= 0 and high <= 255):
         values = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-    return Image.fromarray(np.clip(values.round(), 0, 255).astype(np.uint8), mode="L")
+    return Image.fromarray(np.clip(values.round(), 0, 255).astype(np.uint8))  # 2-D uint8 -> mode L
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -157,6 +157,7 @@ def load_rgb(image: ImageLike, *, timeout: float | None = None, background: tupl
     else:
         source = getattr(image, "filename", "") or source  # an opened file decodes lazily, below
     try:
+        image.load()  # decodes a lazily opened file (a no-op when loaded)
         if image.getexif().get(Image.ExifTags.Base.Orientation, 1) != 1:
             image = ImageOps.exif_transpose(image)
         if image.mode == "RGB" and "transparency" not in image.info:
@@ -168,5 +169,5 @@ def load_rgb(image: ImageLike, *, timeout: float | None = None, background: tupl
             canvas = Image.new("RGBA", rgba.size, (*background, 255))
             return Image.alpha_composite(canvas, rgba).convert("RGB")
         return image.convert("RGB")
-    except _DECODE_ERRORS as error:  # a lazily opened image decodes here
+    except _DECODE_ERRORS as error:
         raise ImageReadError(_describe(source, error)) from error

@@ -18,9 +18,9 @@ class LAReIDEmbeddingPipeline(Pipeline):
     """
     Person re-ID embeddings from an [`LATransformerForReID`] and its image processor.
 
-    Inputs: a PIL image, a local path or a URL, or a list/generator of these; `batch_size` works as in every
-    pipeline. Output per image: the unit-norm embedding, a list of `num_parts * hidden_size` floats, or a numpy
-    array with `return_tensors="np"` (`"pt"` for a torch tensor).
+    Inputs: a PIL image, a local path, a URL or an image array (read with `hf_lareid.load_rgb`), or a list/generator
+    of these; `batch_size` works as in every pipeline. Output per image: the unit-norm embedding, a list of
+    `num_parts * hidden_size` floats, or a numpy array with `return_tensors="np"` (`"pt"` for a torch tensor).
 
     Options (at construction or per call): `flip=True` averages each image with its mirror image;
     `bf16="auto"|True|False` runs under bf16 autocast where it pays (default `False`: exact fp32).
@@ -43,7 +43,10 @@ class LAReIDEmbeddingPipeline(Pipeline):
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(inputs, (list, tuple)) and not inputs:
-            raise ValueError("the lareid-embedding pipeline got an empty list: pass at least one image (a PIL image, a path, a URL or an array).")
+            raise ValueError(
+                "the lareid-embedding pipeline got an empty list: pass at least one image (a PIL image, a path, a URL "
+                "or an array)."
+            )
         return super().__call__(inputs, *args, **kwargs)
 
     def _sanitize_parameters(
