@@ -3,8 +3,9 @@ import pytest
 import torch
 from datasets import Dataset, Features, Image as ImageFeature, Value
 
-from hf_lareid import extract_features, model_fingerprint
-from hf_lareid.features import bf16_pays, embed_pixels, iter_features, resolve_bf16
+from hf_lareid import FeatureSet, extract_features, gather_features, model_fingerprint
+from hf_lareid.distributed import resolve_shard, shard_bounds
+from hf_lareid.features import bf16_pays, embed_pixels, iter_features, resolve_bf16, shard_data
 
 
 def reference_embeddings(model, image_processor, images):
@@ -50,10 +51,29 @@ def test_flip_averages_image_and_mirror(tiny_model):
     torch.testing.assert_close(embed_pixels(tiny_model, symmetric, flip=True), embed_pixels(tiny_model, symmetric), atol=1e-5, rtol=0)
 
 
-def test_skip_resumes_a_stream(tiny_model, tiny_image_processor, random_images):
-    whole = extract_features(tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False)
-    rest = list(iter_features(tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False, skip=3))
-    np.testing.assert_allclose(np.concatenate([r.embeddings for r in rest]), whole.embeddings[3:], atol=1e-6)
+def test_shards_are_contiguous_and_join_in_the_original_order(tiny_model, tiny_image_processor, random_images):
+    options = dict(batch_size=2, image_processor=tiny_image_processor, bf16=False, progress=False)
+    whole = extract_features(tiny_model, random_images, **options)
+    shards = [extract_features(tiny_model, random_images, shard=(rank, 3), **options) for rank in range(3)]
+    assert [len(s) for s in shards] == [2, 2, 1]  # 5 images: contiguous, balanced
+    joined = FeatureSet.concatenate(shards, embedding_dim=tiny_model.config.embedding_dim)
+    np.testing.assert_allclose(joined.embeddings, whole.embeddings, atol=1e-6)
+    assert joined.paths == whole.paths
+    streamed = list(iter_features(tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False, shard=(2, 3)))
+    np.testing.assert_allclose(np.concatenate([s.embeddings for s in streamed]), shards[2].embeddings, atol=1e-6)
+    # Without a process group, "auto" is the whole input and gathering returns the part itself.
+    alone = gather_features(extract_features(tiny_model, random_images, shard="auto", **options))
+    np.testing.assert_allclose(alone.embeddings, whole.embeddings, atol=1e-6)
+
+
+def test_shard_bounds_and_bad_shards():
+    assert [shard_bounds(10, r, 4) for r in range(4)] == [(0, 3), (3, 6), (6, 8), (8, 10)]
+    assert [shard_bounds(1, r, 2) for r in range(2)] == [(0, 1), (1, 1)]
+    for bad in [(2, 2), (0, 0), "all", 3]:
+        with pytest.raises(ValueError, match="shard"):
+            resolve_shard(bad)
+    with pytest.raises(ValueError, match="generator"):
+        shard_data((x for x in range(3)), (0, 2))
 
 
 def test_empty_input_gives_empty_features(tiny_model, tiny_image_processor):

@@ -32,6 +32,7 @@ _LAZY_EXPORTS = {
         "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
         "format_results_table", "re_rank",
     ),
+    ".distributed": ("gather_features",),
     ".image_utils": ("ImageReadError", "load_rgb"),
     ".model_evaluation": ("ModelEvaluation", "evaluate_model"),
     ".retrieval": (

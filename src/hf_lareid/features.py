@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .distributed import ShardOption, resolve_shard, shard_bounds
 from .image_utils import load_rgb
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,24 @@ def _iter_batches(data: Any, batch_size: int) -> Iterator[dict[str, Any]]:
         yield {"image": chunk, "path": paths}
 
 
+def shard_data(data: Any, shard: ShardOption) -> Any:
+    """
+    This rank's contiguous shard of `data` (see `hf_lareid.distributed.shard_bounds`): a `datasets.Dataset` is
+    `select`ed, a list/tuple/array sliced; `shard=None` returns `data` unchanged.
+    """
+    rank, world_size = resolve_shard(shard)
+    if world_size == 1:
+        return data
+    if _is_one_image(data):
+        data = [data]
+    if not hasattr(data, "__len__"):
+        raise ValueError("sharding needs data with a length (a dataset, list or array), not a generator: pass list(data).")
+    start, stop = shard_bounds(len(data), rank, world_size)
+    if hasattr(data, "select") and hasattr(data, "column_names"):
+        return data.select(range(start, stop))
+    return data[start:stop]
+
+
 def iter_features(
     model: torch.nn.Module,
     data: Any,
@@ -153,30 +172,23 @@ def iter_features(
     flip: bool = False,
     bf16: BF16Option = "auto",
     image_processor: Any = None,
-    skip: int = 0,
+    shard: ShardOption = None,
 ) -> Iterator[FeatureSet]:
     """
     Streams embeddings batch by batch (for galleries larger than memory); see `extract_features`.
 
-    `skip` drops the first `skip` images without embedding them (to resume an interrupted index build).
+    `shard=(rank, world_size)` or `"auto"` embeds only this rank's contiguous shard of `data`.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    data = shard_data(data, shard)
     device = next(model.parameters()).device
     use_bf16 = resolve_bf16(bf16, device)
     was_training = model.training
     model.eval()
     try:
-        if skip and hasattr(data, "select") and hasattr(data, "column_names"):
-            data, skip = data.select(range(min(skip, len(data)), len(data))), 0
         for batch in _iter_batches(data, batch_size):
             size = len(next(iter(batch.values())))
-            if skip >= size:
-                skip -= size
-                continue
-            if skip:
-                batch, skip = {key: list(values)[skip:] for key, values in batch.items()}, 0
-                size = len(next(iter(batch.values())))
             pixel_values = _batch_to_pixels(batch, image_processor)
             embeddings = embed_pixels(model, pixel_values, flip=flip, bf16=use_bf16)
             if not torch.isfinite(embeddings).all():
@@ -200,6 +212,7 @@ def extract_features(
     image_processor: Any = None,
     progress: bool = True,
     description: str = "Extracting features",
+    shard: ShardOption = None,
 ) -> FeatureSet:
     """
     Embeds every image of `data` with `model.embed`, batched, with a progress bar.
@@ -213,18 +226,24 @@ def extract_features(
         flip: average each image's embedding with its mirror image's, then re-normalise.
         bf16: `"auto"` uses bf16 autocast where the CPU/GPU runs it fast (weights stay fp32); `True`/`False` force.
         image_processor: prepares raw images (a `ViTImageProcessorPil` saved with the model).
+        shard: `(rank, world_size)`, or `"auto"` (from `torch.distributed` / torchrun's `RANK`, `WORLD_SIZE`):
+            embed only this rank's contiguous shard of `data`; `hf_lareid.gather_features` joins the shards on
+            rank 0 in the original order. `None` (default): everything.
 
     Returns:
         A [`FeatureSet`]: `embeddings` `(num_images, embedding_dim)` float32 unit-norm, `person_ids`,
-        `camera_ids` (-1 where unknown) and `paths`.
+        `camera_ids` (-1 where unknown) and `paths` (of this rank's shard when sharded).
 
     Example:
 
     ```python
     >>> features = extract_features(model, dataset["query"], batch_size=64)
     >>> features.embeddings.shape  # -> (3368, 10752)
+    >>> # under `torchrun --nproc_per_node 4 script.py`: each rank embeds a quarter, rank 0 gets them all, in order
+    >>> features = gather_features(extract_features(model, dataset["query"], shard="auto"))
     ```
     """
+    data = shard_data(data, shard)
     total = len(data) if hasattr(data, "__len__") and not _is_one_image(data) else None
     parts = []
     with tqdm(total=total, desc=description, unit="img", disable=not progress) as bar:
@@ -289,4 +308,5 @@ __all__ = [
     "model_fingerprint",
     "resolve_bf16",
     "runtime_settings",
+    "shard_data",
 ]
