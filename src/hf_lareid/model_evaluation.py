@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from .distributed import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
 from .evaluation import evaluate_reid
 from .features import BF16Option, FeatureSet, extract_features
 
@@ -22,8 +23,9 @@ class ModelEvaluation:
     Attributes:
         metrics: what `evaluate_reid` returns: `rank1`, `rank5`, `rank10`, `mAP`, `mINP` (fractions), `cmc`
             `(max_rank,)`, `num_queries`, `num_skipped_queries`.
-        query: the query [`FeatureSet`] `(num_query, embedding_dim)`.
-        gallery: the gallery [`FeatureSet`] `(num_gallery, embedding_dim)`.
+        query: the query [`FeatureSet`] `(num_query, embedding_dim)` (when sharded: on rank 0; elsewhere this
+            rank's shard).
+        gallery: the gallery [`FeatureSet`] `(num_gallery, embedding_dim)` (likewise).
     """
 
     metrics: dict[str, Any]
@@ -42,6 +44,7 @@ def evaluate_model(
     bf16: BF16Option = "auto",
     progress: bool = True,
     protocol: str = "auto",
+    shard: ShardOption = None,
     **evaluate_options: Any,
 ) -> ModelEvaluation:
     """
@@ -55,6 +58,8 @@ def evaluate_model(
         batch_size, flip, bf16: as in [`extract_features`].
         protocol: `"market1501"`, `"cuhk03"` or `"no-camera"` (see [`evaluate_reid`]); `"auto"` picks
             `"market1501"` when both sets have camera ids, else `"no-camera"` (folder-per-person sets).
+        shard: `"auto"` under torchrun / DDP (or `(rank, world_size)` with a process group): each rank embeds its
+            contiguous shard of both sets, rank 0 gathers them and computes the metrics, every rank gets them.
         evaluate_options: passed to [`evaluate_reid`]: `rerank`, `metric`, `max_rank`, ...
 
     Example:
@@ -64,9 +69,30 @@ def evaluate_model(
     >>> result.metrics["rank1"], result.gallery.embeddings.shape  # -> 0.93, (19732, 10752)
     ```
     """
-    options = {"batch_size": batch_size, "flip": flip, "bf16": bf16, "image_processor": image_processor, "progress": progress}
+    rank, world_size = resolve_shard(shard)
+    if world_size > 1 and not is_distributed():
+        raise ValueError(f"shard={shard!r} needs the metrics of all shards: run under torchrun (a torch.distributed process group).")
+    options = {
+        "batch_size": batch_size, "flip": flip, "bf16": bf16, "image_processor": image_processor,
+        "progress": progress and rank == 0, "shard": (rank, world_size),
+    }
     query = extract_features(model, query_data, description="Query features", **options)
     gallery = extract_features(model, gallery_data, description="Gallery features", **options)
+    if world_size == 1:
+        return ModelEvaluation(_retrieval_metrics(query, gallery, protocol, progress, evaluate_options), query, gallery)
+    full_query, full_gallery = gather_features(query), gather_features(gallery)
+    metrics = None
+    if rank == 0:
+        metrics = _retrieval_metrics(full_query, full_gallery, protocol, progress, evaluate_options)
+        query, gallery = full_query, full_gallery
+    return ModelEvaluation(broadcast_object(metrics), query, gallery)
+
+
+def _retrieval_metrics(
+    query: FeatureSet, gallery: FeatureSet, protocol: str, progress: bool, evaluate_options: dict[str, Any],
+) -> dict[str, Any]:
+    """`evaluate_reid` on the whole query and gallery sets, with the protocol `"auto"` resolved."""
+    evaluate_options = dict(evaluate_options)
     if protocol == "auto":
         cameras_known = (query.camera_ids >= 0).any() and (gallery.camera_ids >= 0).any()
         protocol = "market1501" if cameras_known else "no-camera"
@@ -76,11 +102,10 @@ def evaluate_model(
         # The same file in both sets is the query itself: excluded by path.
         evaluate_options.setdefault("query_paths", query.paths)
         evaluate_options.setdefault("gallery_paths", gallery.paths)
-    metrics = evaluate_reid(
+    return evaluate_reid(
         query.embeddings, gallery.embeddings, query.person_ids, gallery.person_ids,
         query.camera_ids, gallery.camera_ids, protocol=protocol, **evaluate_options,
     )
-    return ModelEvaluation(metrics=metrics, query=query, gallery=gallery)
 
 
 __all__ = ["ModelEvaluation", "evaluate_model"]

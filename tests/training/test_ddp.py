@@ -1,18 +1,21 @@
-"""Blockwise unfreezing under DDP: 2 CPU processes (torchrun, gloo) train and synchronise a block unfrozen mid-run."""
+"""DDP with 2 CPU processes (torchrun, gloo): blockwise unfreezing trains and synchronises a block unfrozen mid-run;
+the retrieval evaluation embeds one shard per rank and gives the single-process metrics."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
+EVAL_WORKER = Path(__file__).with_name("ddp_eval_worker.py")
 
 
-def run_worker(output_dir: Path, processes: int) -> None:
+def run_worker(output_dir: Path, processes: int, worker: Path = WORKER) -> None:
     launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--standalone"]
-    command = (launcher if processes > 1 else [sys.executable]) + [str(WORKER), str(output_dir)]
+    command = (launcher if processes > 1 else [sys.executable]) + [str(worker), str(output_dir)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")])}
     env["OMP_NUM_THREADS"] = "1"
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -43,3 +46,19 @@ def test_two_process_ddp_trains_and_synchronises_unfrozen_blocks(tmp_path):
     assert not changed("vit.layers.0.") and not changed("vit.embeddings.")
     # The schedule of trainable blocks and learning rates is the single-process one.
     assert ranks[0]["schedule"] == ranks[1]["schedule"] == single["schedule"] == [(1, 5e-4), (2, 2.5e-4), (3, 1.25e-4)]
+
+
+def test_two_process_evaluation_embeds_one_shard_per_rank_with_the_single_process_metrics(tmp_path):
+    run_worker(tmp_path / "ddp", processes=2, worker=EVAL_WORKER)
+    run_worker(tmp_path / "single", processes=1, worker=EVAL_WORKER)
+    ranks = [torch.load(tmp_path / "ddp" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    single = torch.load(tmp_path / "single" / "rank0.pt", weights_only=True)
+
+    assert [r["world_size"] for r in ranks] == [2, 2] and single["world_size"] == 1
+    # 9 query + 8 gallery images: rank 0 embeds 5 + 4, rank 1 embeds 4 + 4; nothing is embedded twice.
+    assert single["embedded"] == 17 and [r["embedded"] for r in ranks] == [9, 8]
+    names = ("eval_rank1", "eval_rank5", "eval_rank10", "eval_mAP", "eval_mINP")
+    expected = [single["metrics"][name] for name in names]
+    assert 0 < single["metrics"]["eval_mAP"] < 1  # a random model: the metrics are not trivially 0 or 1
+    for rank in ranks:  # every rank gets the metrics (early stopping and best-model selection run on all)
+        assert [rank["metrics"][name] for name in names] == pytest.approx(expected, abs=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from training_helpers import RandomReIDDataset, tiny_model
+from training_helpers import RandomReIDDataset, retrieval_split, tiny_model
 
 from hf_lareid.modelcard import read_model_card_metadata
 from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArguments, collate_reid_batch, part_cross_entropy
@@ -157,18 +157,6 @@ def test_triplet_loss_uses_identity_balanced_batches_and_is_logged(tmp_path):
             model=tiny_model(), train_dataset=RandomReIDDataset(12),
             args=training_args(tmp_path, triplet_loss_weight=1.0, samples_per_identity=3),
         )._get_train_sampler()  # fmt: skip
-
-
-def retrieval_split(num_ids: int, camera: int, seed: int):
-    """A query or gallery split with pixel_values (no images), as a transformed dataset would give."""
-    import datasets
-
-    generator = torch.Generator().manual_seed(seed)
-    pixels = torch.randn(num_ids * 2, 3, 32, 16, generator=generator)
-    return datasets.Dataset.from_dict(
-        {"pixel_values": pixels.numpy(), "person_id": [1 + i // 2 for i in range(num_ids * 2)],
-         "camera_id": [camera] * (num_ids * 2)}
-    ).with_format("torch")  # fmt: skip
 
 
 def test_retrieval_metrics_drive_best_model_selection(tmp_path):

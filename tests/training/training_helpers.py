@@ -47,3 +47,16 @@ class RandomReIDDataset(torch.utils.data.Dataset):
 
 def state_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def retrieval_split(num_ids: int, camera: int, seed: int, images_per_id: int = 2):
+    """A query or gallery split with pixel_values (no images), as a transformed dataset would give."""
+    import datasets
+
+    size = num_ids * images_per_id
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randn(size, 3, 32, 16, generator=generator)
+    return datasets.Dataset.from_dict(
+        {"pixel_values": pixels.numpy(), "person_id": [1 + i // images_per_id for i in range(size)],
+         "camera_id": [camera] * size}
+    ).with_format("torch")  # fmt: skip

@@ -330,7 +330,8 @@ class LATransformerTrainer(Trainer):
         """
         Query/gallery retrieval metrics when the trainer has `query_dataset` and `gallery_dataset`.
 
-        Returns `{prefix}_rank1`, `_rank5`, `_rank10`, `_mAP`, `_mINP` (fractions in [0, 1]) plus timings. With an
+        Returns `{prefix}_rank1`, `_rank5`, `_rank10`, `_mAP`, `_mINP` (fractions in [0, 1]) plus timings, on every
+        rank; under DDP each rank embeds its contiguous shard of both sets and rank 0 computes the metrics. With an
         explicit `eval_dataset`, or without query/gallery sets, this is the Trainer's loss evaluation.
         """
         if eval_dataset is not None or self.query_dataset is None:
@@ -341,8 +342,9 @@ class LATransformerTrainer(Trainer):
             self.accelerator.unwrap_model(self.model), self.query_dataset, self.gallery_dataset,
             image_processor=self.processing_class, batch_size=self.args.per_device_eval_batch_size,
             flip=getattr(self.args, "eval_flip", False), bf16=bool(self.args.bf16), progress=not self.args.disable_tqdm,
+            shard="auto" if self.args.world_size > 1 else None,  # DDP: each rank embeds its shard, rank 0 gathers
         )
-        results, num_samples = result.metrics, len(result.query) + len(result.gallery)
+        results, num_samples = result.metrics, len(self.query_dataset) + len(self.gallery_dataset)
         metrics = {f"{metric_key_prefix}_{name}": float(results[name]) for name in RETRIEVAL_METRICS}
         metrics.update(speed_metrics(metric_key_prefix, start_time, num_samples=num_samples))
         self.log(metrics)
