@@ -7,7 +7,11 @@ shards in rank order gives the rows in their original order. Used by `extract_fe
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any, Literal, Optional, Union
 
 import torch
@@ -84,6 +88,16 @@ def gather_features(part: Any, dst: int = 0) -> Any:
     return parts[0] if len(parts) == 1 else FeatureSet.concatenate(parts, embedding_dim=part.embeddings.shape[1])
 
 
+@contextlib.contextmanager
+def main_process_first() -> Iterator[None]:
+    """Rank 0 runs the block first (e.g. builds a dataset cache), the other ranks after it; a no-op alone."""
+    if is_distributed() and dist.get_rank() != 0:
+        dist.barrier()
+    yield
+    if is_distributed() and dist.get_rank() == 0:
+        dist.barrier()
+
+
 def check_launch(environ: Optional[dict[str, str]] = None) -> None:
     """
     Refuses (one line) a launch whose world size differs from the number of processes asked for, where that can be
@@ -117,7 +131,9 @@ def init_from_launcher() -> bool:
         use_cuda = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "false").lower() not in ("1", "true")
         if use_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # Ranks wait in a collective while rank 0 saves a large index: allow hours, not the default 30 minutes.
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=timedelta(hours=6))
+        atexit.register(dist.destroy_process_group)
     return True
 
 
@@ -138,6 +154,7 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "launcher_device",
+    "main_process_first",
     "resolve_shard",
     "shard_bounds",
 ]

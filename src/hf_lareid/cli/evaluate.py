@@ -27,20 +27,26 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_reid_dataset
+    from ..distributed import init_from_launcher, is_main_process, launcher_device, main_process_first
     from ..evaluation import format_results_table
     from ..model_evaluation import evaluate_model
 
     if len(args.dataset) != len(args.data_dir):
         raise ValueError(f"got {len(args.dataset)} --dataset names but {len(args.data_dir)} --data_dir folders: give one folder per dataset.")
-    model, image_processor = load_model_and_processor(args.model)
+    distributed = init_from_launcher()  # under torchrun: each rank embeds its shard, rank 0 computes the metrics
+    model, image_processor = load_model_and_processor(args.model, device=launcher_device())
     rows = []
     for name, data_dir in zip(args.dataset, args.data_dir):
-        data = load_reid_dataset(name, data_dir=data_dir, splits=["query", "gallery"])
+        with main_process_first():  # rank 0 builds the dataset cache, the others read it
+            data = load_reid_dataset(name, data_dir=data_dir, splits=["query", "gallery"])
         result = evaluate_model(
             model, data["query"], data["gallery"], image_processor=image_processor, batch_size=args.batch_size,
             flip=args.flip, bf16=True if args.bf16 else "auto", protocol=args.protocol, rerank=args.rerank,
+            shard="auto" if distributed else None,
         )
         rows.append({"name": f"{name} ({Path(data_dir).name})", "data_dir": str(data_dir), **result.metrics})
+    if not is_main_process():
+        return 0
     print(format_results_table(rows))
     write_json(args.output_json, {"model": str(args.model), "protocol": args.protocol, "rerank": args.rerank, "results": rows})
     print(f"wrote {args.output_json}")

@@ -21,7 +21,8 @@ def _add_index_parser(subparsers) -> None:
         subparsers,
         "index",
         "Embed a dataset split (the gallery by default) and store it in a FAISS gallery index. An interrupted "
-        "build resumes: images already in --index_dir are skipped.",
+        "build resumes: images already in --index_dir are skipped. Runs on several processes or machines under "
+        "torchrun / accelerate launch --multi_gpu.",
         "lareid index ./my-model --dataset market1501 --data_dir ~/Market-1501 --index_dir ./market-index",
     )
     parser.add_argument("model", help="a saved model folder or Hub id (recorded in the index)")
@@ -56,40 +57,60 @@ def _add_search_parser(subparsers) -> None:
 
 
 def run_index(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from ..distributed import init_from_launcher, resolve_shard
     from ..file_utils import folder_lock
     from ..retrieval import check_index_target
 
-    check_index_target(args.index_dir)  # before loading anything: a model or photo folder is never replaced
-    with folder_lock(args.index_dir):  # a second `lareid index` on the same folder stops here with one line
-        return _build_index(args)
+    distributed = init_from_launcher()  # under torchrun / accelerate launch: join the process group
+    rank, world_size = resolve_shard("auto") if distributed else (0, 1)
+    if rank == 0:  # before loading anything: a model or photo folder is never replaced
+        check_index_target(args.index_dir)
+    # Only rank 0 writes; a second `lareid index` on the same folder stops here with one line.
+    with folder_lock(args.index_dir) if rank == 0 else contextlib.nullcontext():
+        return _build_index(args, rank, world_size)
 
 
-def _build_index(args: argparse.Namespace) -> int:
+def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     from ..data import load_reid_dataset
+    from ..distributed import launcher_device, main_process_first
     from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
     from ..retrieval import GalleryIndex
+    from .index_shards import build_from_shards, shard_store
 
-    model, image_processor = load_model_and_processor(args.model)
-    data = load_reid_dataset(args.dataset, data_dir=args.data_dir)
+    model, image_processor = load_model_and_processor(args.model, device=launcher_device())
+    with main_process_first():  # rank 0 builds the dataset cache, the others read it
+        data = load_reid_dataset(args.dataset, data_dir=args.data_dir)
     if args.split not in data:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
     threshold = args.threshold if args.threshold is not None else model.config.verification_threshold
     device = next(model.parameters()).device
     bf16 = resolve_bf16(True if args.bf16 else "auto", device)
-    index = GalleryIndex.load_or_create(
-        args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
-        model_fingerprint=model_fingerprint(model), verification_threshold=threshold,
-        embedding_settings=embedding_settings(image_processor, args.flip), runtime_settings=runtime_settings(bf16, device),
-    )
-    if len(index):  # resume: embed only the images the index does not hold yet
-        indexed = index.indexed_paths
-        split = split.select([i for i, path in enumerate(split["path"]) if path not in indexed])
-        print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
-    batches = iter_features(
-        model, split, batch_size=args.batch_size, flip=args.flip, bf16=bf16, image_processor=image_processor,
-    )
-    added = index.add_batches(batches, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every)
+    fingerprint, settings = model_fingerprint(model), embedding_settings(image_processor, args.flip)
+    index = None
+    if rank == 0:
+        index = GalleryIndex.load_or_create(
+            args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
+            model_fingerprint=fingerprint, verification_threshold=threshold,
+            embedding_settings=settings, runtime_settings=runtime_settings(bf16, device),
+        )
+    options = {"flip": args.flip, "bf16": bf16, "image_processor": image_processor}
+    if world_size > 1 or shard_store(args.index_dir).is_dir():  # several processes, or a killed run of several
+        added = build_from_shards(
+            index, model, split, index_dir=args.index_dir, rank=rank, world_size=world_size, fingerprint=fingerprint,
+            settings=settings, checkpoint_every=args.checkpoint_every, batch_size=args.batch_size, **options,
+        )
+        if rank != 0:
+            return 0
+    else:
+        if len(index):  # resume: embed only the images the index does not hold yet (by path)
+            indexed = index.indexed_paths
+            split = split.select([i for i, path in enumerate(split["path"]) if path not in indexed])
+            print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
+        batches = iter_features(model, split, batch_size=args.batch_size, **options)
+        added = index.add_batches(batches, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every)
     if len(index) == 0:
         raise ValueError(f"the {args.split!r} split of {args.data_dir} has no images: nothing to index.")
     print(f"indexed {added} new images; {args.index_dir} holds {len(index)} ({index.index_type}, dim {index.dim})")
