@@ -130,7 +130,13 @@ def init_from_launcher() -> bool:
     if not dist.is_initialized():
         use_cuda = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "false").lower() not in ("1", "true")
         if use_cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            local_rank = int(os.environ.get("LOCAL_RANK", 0))
+            if local_rank >= torch.cuda.device_count():
+                raise RuntimeError(
+                    f"local rank {local_rank} has no GPU (this machine has {torch.cuda.device_count()}): start at most "
+                    "that many processes per machine, or run on CPUs with CUDA_VISIBLE_DEVICES=''."
+                )
+            torch.cuda.set_device(local_rank)
         # Ranks wait in a collective while rank 0 saves a large index: allow hours, not the default 30 minutes.
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=timedelta(hours=6))
         atexit.register(dist.destroy_process_group)
