@@ -21,7 +21,7 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_lareid import LATransformerConfig, _pair
-from .file_checks import explain_model_load_error
+from .file_checks import check_safetensors, explain_model_load_error
 from .file_utils import file_sha256, staged_replace
 
 CONFIG_NAME = "config.json"
@@ -411,6 +411,8 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
                 f"{path} is missing, but {config_path} records it: restore the file or save the model again."
             )
         if file_sha256(path) != expected:
+            if path.suffix == ".safetensors":
+                check_safetensors(path)  # a truncated or unreadable file: say how it is damaged
             raise ModelWeightsMismatchError(
                 f"{path} does not match the SHA-256 recorded in {config_path}: the file is damaged or comes from "
                 "another save; restore it or save the model again."
