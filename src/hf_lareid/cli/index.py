@@ -56,7 +56,7 @@ def _add_search_parser(subparsers) -> None:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from ..data import load_reid_dataset
+    from ..data import data_root, load_reid_dataset
     from ..features import iter_features, model_fingerprint
     from ..retrieval import GalleryIndex
 
@@ -69,6 +69,7 @@ def run_index(args: argparse.Namespace) -> int:
     index = GalleryIndex.load_or_create(
         args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
         model_fingerprint=model_fingerprint(model), verification_threshold=threshold,
+        data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
     )
     if len(index):  # resume: embed only the images the index does not hold yet
         indexed = index.indexed_paths
@@ -110,7 +111,7 @@ def run_search(args: argparse.Namespace) -> int:
                 if getattr(hits, name) is not None:
                     match[name[:-1]] = int(getattr(hits, name)[row, rank])
             if hits.paths is not None:
-                match["path"] = hits.paths[row][rank]
+                match["path"] = index.resolve_path(hits.paths[row][rank])
             if hits.same_person is not None:
                 match["same_person"] = bool(hits.same_person[row, rank])
             matches.append(match)
@@ -139,7 +140,8 @@ def _draw_ranked_lists(images: list[str], index, ranked, path: str, top_k: int) 
             query_ids.append(parse_market1501_name(image)[0])
         except ValueError:
             query_ids.append(None)  # unknown identity: every hit is framed red
+    gallery_paths = [index.resolve_path(gallery_path) for gallery_path in index.paths]
     plot_ranked_lists(
-        images, query_ids, index.paths, index.person_ids, ranked, path, top_k=top_k,
+        images, query_ids, gallery_paths, index.person_ids, ranked, path, top_k=top_k,
         query_titles=[Path(image).name for image in images],
     )

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import datasets
 import numpy as np
 
-from ._common import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, folder_digest
+from ._common import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, data_root, folder_digest
 from .builder import build_dataset_dict, clear_reid_cache, default_cache_dir
 from .course import collect_course
 from .cuhk03_np import collect_cuhk03_np
@@ -42,6 +42,7 @@ __all__ = [
     "build_train_transform",
     "check_image_processor",
     "clear_reid_cache",
+    "data_root",
     "default_cache_dir",
     "generate_synthetic_reid",
     "load_reid_dataset",
@@ -147,7 +148,7 @@ def load_reid_dataset(
         `datasets.DatasetDict`: splits with the same columns ``image``, ``person_id``, ``camera_id``, ``path``
         (relative to `data_dir`, ``/``-separated) and ``label``. Labels run 0..K-1 over the sorted training person ids
         and are -1 outside ``train`` (and MSMT17's separate ``val``). Open a row's file with
-        ``os.path.join(data_dir, row["path"])``; the ``image`` column decodes it for you.
+        ``os.path.join(data_root(data_dir), row["path"])``; the ``image`` column decodes it for you.
 
     The cache key covers the absolute folder path and each image's name, size and modification time, so adding,
     removing or replacing an image, or moving the folder, builds afresh; every image is decoded once during the

@@ -33,6 +33,7 @@ __all__ = [
     "ReIDRecord",
     "check_image",
     "collect_bounding_box_folders",
+    "data_root",
     "folder_digest",
     "list_image_files",
     "parse_camera_id",
@@ -133,9 +134,20 @@ class FileNameScheme:
         return int(match.group("person")), int(match.group("camera"))
 
 
+def data_root(data_dir: str | os.PathLike) -> Path:
+    """The absolute folder that the ``path`` column of a set loaded from `data_dir` is relative to.
+
+    Example:
+        >>> data = load_reid_dataset("market1501", data_dir="~/Market-1501")  # doctest: +SKIP
+        >>> os.path.join(data_root("~/Market-1501"), data["query"][0]["path"])  # doctest: +SKIP
+        '/home/me/Market-1501/query/0001_c1s1_001051_00.jpg'
+    """
+    return Path(data_dir).expanduser().absolute()
+
+
 def require_folder(path: str | os.PathLike, what: str, fix: str) -> Path:
     """Return `path` as an absolute `Path`, or raise `FileNotFoundError` naming it, `what` it is and the `fix`."""
-    folder = Path(path).expanduser().absolute()
+    folder = data_root(path)
     if not folder.is_dir():
         state = "is a file, not a folder" if folder.exists() else "does not exist"
         raise FileNotFoundError(f"{what} {folder} {state}. {fix}")

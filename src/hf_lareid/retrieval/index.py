@@ -112,6 +112,8 @@ class GalleryIndex:
         model_fingerprint (`str`, *optional*): fingerprint of that model; searches given another one fail.
         verification_threshold (`float`, *optional*): similarity above which a hit is the same person
             (see [`calibrate_threshold`]); searches then return `same_person` flags.
+        data_dir (`str`, *optional*): the data folder that relative image paths are relative to (the ``path``
+            column of `load_reid_dataset` is); [`resolve_path`] joins them to it.
         norm_tolerance (`float`, *optional*, defaults to 1e-3): allowed deviation of embedding norms from 1.
 
     Example:
@@ -140,6 +142,7 @@ class GalleryIndex:
         model_reference: Optional[str] = None,
         model_fingerprint: Optional[str] = None,
         verification_threshold: Optional[float] = None,
+        data_dir: Optional[Union[str, os.PathLike]] = None,
         norm_tolerance: float = 1e-3,
     ):
         if not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -158,6 +161,7 @@ class GalleryIndex:
         self.model_reference = model_reference
         self.model_fingerprint = model_fingerprint
         self.verification_threshold = None if verification_threshold is None else float(verification_threshold)
+        self.data_dir = None if data_dir is None else str(data_dir)
         self.norm_tolerance = norm_tolerance
         self._index: Optional[faiss.Index] = None if self.needs_training else self._build_faiss_index()
         self._metadata_fields: Optional[tuple[str, ...]] = None  # fixed by the first add
@@ -201,6 +205,19 @@ class GalleryIndex:
         """Image paths, or `None` if none were given."""
         paths = self._field("paths")
         return None if paths is None else paths.tolist()
+
+    def resolve_path(self, path: str) -> str:
+        """`path` as stored (relative to [`data_dir`] or absolute) -> a path to open: joined to `data_dir` if relative.
+
+        Example:
+            ```python
+            >>> GalleryIndex(8, data_dir="/data/Market").resolve_path("bounding_box_test/0001_c1s1_001051_00.jpg")
+            '/data/Market/bounding_box_test/0001_c1s1_001051_00.jpg'
+            ```
+        """
+        if not path or self.data_dir is None or os.path.isabs(path):
+            return path
+        return os.path.join(self.data_dir, path)
 
     def _field(self, name: str) -> Optional[np.ndarray]:
         if self._metadata_fields is None or name not in self._metadata_fields:
@@ -494,6 +511,7 @@ class GalleryIndex:
                 "model_reference": self.model_reference,
                 "model_fingerprint": self.model_fingerprint,
                 "verification_threshold": self.verification_threshold,
+                "data_dir": self.data_dir,
                 "norm_tolerance": self.norm_tolerance,
                 "metadata_fields": list(self._metadata_fields or ()),
                 "sha256": {name: _sha256(temporary / name) for name in (_INDEX_NAME, _METADATA_NAME)},
@@ -561,6 +579,7 @@ class GalleryIndex:
             dim, index_type, model_reference=config.get("model_reference"),
             model_fingerprint=config.get("model_fingerprint"),
             verification_threshold=config.get("verification_threshold"),
+            data_dir=config.get("data_dir"),
             norm_tolerance=config.get("norm_tolerance", 1e-3),
         )
         index.settings.update(config.get("settings", {}))
@@ -588,7 +607,7 @@ class GalleryIndex:
     def load_or_create(cls, directory: Union[str, os.PathLike], dim: int, **kwargs) -> "GalleryIndex":
         """Loads the index (e.g. a checkpoint) in `directory` if there is one, else creates `GalleryIndex(dim, ...)`.
 
-        A loaded index must match `dim`, `index_type` and `model_fingerprint` when given.
+        A loaded index must match `dim`, `index_type`, `model_fingerprint` and `data_dir` when given.
         """
         if not (Path(directory) / _CONFIG_NAME).is_file():
             return cls(dim, **kwargs)
@@ -599,6 +618,14 @@ class GalleryIndex:
                 f"index_type={kwargs.get('index_type')!r}: use another directory or delete it."
             )
         index.check_fingerprint(kwargs.get("model_fingerprint"))
+        data_dir = kwargs.get("data_dir")
+        if data_dir is not None and index.data_dir is not None and str(data_dir) != index.data_dir:
+            raise ValueError(
+                f"The index in {directory} holds images of {index.data_dir}, not {data_dir}: its paths are relative "
+                "to that folder. Use another directory for this data folder."
+            )
+        if index.data_dir is None and data_dir is not None:  # an index saved before data_dir was recorded
+            index.data_dir = str(data_dir)
         logger.info("Resuming the gallery index in %s (%d images).", directory, len(index))
         return index
 
