@@ -29,7 +29,7 @@ import torch
 import transformers
 from transformers import HfArgumentParser, SchedulerType, TrainerCallback, set_seed
 
-from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
+from ..data import REID_DATASETS, default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
 from ..hub_configs import load_setup
@@ -93,7 +93,7 @@ class DataArguments:
     dataset: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "market1501, course, identity_folders or synthetic; several are merged with disjoint labels "
+            "help": f"{', '.join(REID_DATASETS)}; several are merged with disjoint labels "
             "(e.g. --dataset market1501 course). Default: synthetic (generated, no download)."
         },
     )
