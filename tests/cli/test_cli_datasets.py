@@ -67,3 +67,22 @@ def test_a_bad_msmt17_folder_is_one_line(tiny_model_dir, market_dir, capsys):
     lines = [line for line in err.strip().splitlines() if line.startswith("lareid ")]
     assert status == 1 and len(lines) == 1 and "Traceback" not in err
     assert "MSMT17 image folder (test or mask_test_v2)" in lines[0]
+
+
+def test_resuming_an_index_of_absolute_paths_adds_no_duplicates(market_dir, tiny_model_dir, tmp_path):
+    """An index saved before paths were relative (absolute paths, no data_dir) resumes without re-adding images."""
+    index_dir = tmp_path / "index"
+    assert main(["index", str(tiny_model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
+                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    complete = GalleryIndex.load(index_dir)
+    old = GalleryIndex(complete.dim, model_reference=complete.model_reference, model_fingerprint=complete.model_fingerprint)
+    old.add(complete._index.reconstruct_n(0, 5), person_ids=complete.person_ids[:5], camera_ids=complete.camera_ids[:5],
+            paths=[complete.resolve_path(path) for path in complete.paths[:5]])  # fmt: skip
+    old.save(index_dir)
+    assert main(["index", str(tiny_model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
+                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    resumed = GalleryIndex.load(index_dir)
+    assert resumed.data_dir == str(market_dir) and len(resumed) == len(complete)
+    assert sorted(resumed.resolve_path(path) for path in resumed.paths) == sorted(
+        complete.resolve_path(path) for path in complete.paths
+    )

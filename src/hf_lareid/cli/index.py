@@ -72,8 +72,8 @@ def run_index(args: argparse.Namespace) -> int:
         data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
     )
     if len(index):  # resume: embed only the images the index does not hold yet
-        indexed = index.indexed_paths
-        split = split.select([i for i, path in enumerate(split["path"]) if path not in indexed])
+        indexed = {index.resolve_path(path) for path in index.indexed_paths}  # also an index of absolute paths
+        split = split.select([i for i, path in enumerate(split["path"]) if index.resolve_path(path) not in indexed])
         print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
     batches = iter_features(
         model, split, batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto",
