@@ -1,10 +1,10 @@
 """Shared parts of the re-ID loaders: records, folder listing, cache digests, image checks, camera ids.
 
 Every loader (Market-1501, DukeMTMC-reID, CUHK03-np, MSMT17, the course set, identity folders, the generated set)
-turns a folder into a :class:`ReIDCollection`: one list of :class:`ReIDRecord` per split. The three sets in the
-Market-1501 layout share :func:`collect_bounding_box_folders` and differ only in their :class:`FileNameScheme`. Parsing happens here, in plain Python, so that
-errors name the offending file before any Arrow file is written; :mod:`hf_lareid.data.builder` then writes the
-records into the `datasets` cache.
+turns a folder into a :class:`ReIDCollection`: one list of :class:`ReIDRecord` per split. The sets in the
+Market-1501 layout (Market-1501, DukeMTMC-reID, CUHK03-np) share :func:`collect_bounding_box_folders` and differ only
+in their :class:`FileNameScheme`. Parsing happens here, in plain Python, so that errors name the offending file before
+any Arrow file is written; :mod:`hf_lareid.data.builder` then writes the records into the `datasets` cache.
 """
 
 from __future__ import annotations
@@ -228,7 +228,9 @@ def collect_bounding_box_folders(
     relative to `data_dir`; the split folders sit in `image_root` (default `data_dir`; CUHK03-np reads a variant
     sub-folder). Raises `FileNotFoundError` for a missing folder, `ReIDDataError` for a file name that does not parse.
     """
-    root = require_folder(data_dir, f"{scheme.dataset} folder", f"Pass data_dir= pointing at the unpacked {scheme.dataset} folder.")
+    root = require_folder(
+        data_dir, f"{scheme.dataset} folder", f"Pass data_dir= pointing at the unpacked {scheme.dataset} folder."
+    )
     image_root = root if image_root is None else Path(image_root)
     splits = list(splits) if splits is not None else list(BOUNDING_BOX_FOLDERS)
     unknown = sorted(set(splits) - set(BOUNDING_BOX_FOLDERS))

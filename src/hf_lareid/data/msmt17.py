@@ -70,7 +70,8 @@ def _read_list(list_file: Path, image_folder: Path, images: set[str]) -> list[Re
     """Records of the ``relative/path label`` lines of `list_file`; errors name the file, the line and the fix."""
     if not list_file.is_file():
         raise FileNotFoundError(
-            f"MSMT17 list file {list_file} does not exist. {_LAYOUT}; restore it, or leave the split out with splits=[...]."
+            f"MSMT17 list file {list_file} does not exist. {_LAYOUT}; restore it, or leave the split out with "
+            "splits=[...]."
         )
     records = []
     for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
@@ -96,7 +97,9 @@ def collect_msmt17(
     data_dir: str | os.PathLike, splits: Sequence[str] | None = None, separate_val: bool = False
 ) -> ReIDCollection:
     """Parse an MSMT17 folder into records for `splits` (default: train, query, gallery; plus val if `separate_val`)."""
-    root = require_folder(data_dir, "MSMT17 folder", "Pass data_dir= pointing at the unpacked MSMT17 folder (MSMT17_V1).")
+    root = require_folder(
+        data_dir, "MSMT17 folder", "Pass data_dir= pointing at the unpacked MSMT17 folder (MSMT17_V1)."
+    )
     known = ["train", "val", "query", "gallery"] if separate_val else ["train", "query", "gallery"]
     splits = list(splits) if splits is not None else known
     unknown = sorted(set(splits) - set(known))
