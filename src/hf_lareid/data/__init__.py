@@ -4,8 +4,8 @@ folder-per-person sets, a generated set.
 One entry point, :func:`load_reid_dataset`, returns a `datasets.DatasetDict` whose splits all have the same columns:
 ``image`` (`datasets.Image`, decoded lazily to RGB), ``person_id``, ``camera_id`` (-1 when unknown), ``path``
 (relative to the data folder) and ``label`` (`ClassLabel`, contiguous 0..K-1 over the training identities; -1 in the
-evaluation splits). :func:`merge_training_sets` joins several training
-splits with disjoint label ranges. Builds are cached as Arrow files under :func:`default_cache_dir`.
+evaluation splits). :func:`merge_training_sets` joins several training splits with disjoint label ranges. Builds are
+cached as Arrow files under :func:`default_cache_dir`.
 
 This package is a leaf: it imports no model, training, evaluation or CLI code.
 """
