@@ -2,7 +2,7 @@
 folder-per-person sets, a generated set.
 
 One entry point, :func:`load_reid_dataset`, returns a `datasets.DatasetDict` whose splits all have the same columns:
-``image`` (`datasets.Image`, decoded lazily to RGB), ``person_id``, ``camera_id`` (-1 when unknown), ``path``
+``image`` (`datasets.Image`, decoded lazily to RGB as `hf_lareid.load_rgb` reads it), ``person_id``, ``camera_id`` (-1 when unknown), ``path``
 (relative to the data folder) and ``label`` (`ClassLabel`, contiguous 0..K-1 over the training identities; -1 in the
 evaluation splits). :func:`merge_training_sets` joins several training splits with disjoint label ranges. Builds are
 cached as Arrow files under :func:`default_cache_dir`.
@@ -29,7 +29,7 @@ from .market1501 import collect_market1501, parse_market1501_name
 from .msmt17 import collect_msmt17
 from .sampler import PKSampler
 from .synthetic import generate_synthetic_reid
-from .transforms import ReIDTransform, build_eval_transform, build_train_transform, check_image_processor, to_rgb
+from .transforms import ReIDTransform, build_eval_transform, build_train_transform, check_image_processor
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ __all__ = [
     "load_reid_dataset",
     "merge_training_sets",
     "parse_market1501_name",
-    "to_rgb",
 ]
 
 def _collect_synthetic(data_dir: str | os.PathLike, splits: Sequence[str] | None = None, **options) -> ReIDCollection:

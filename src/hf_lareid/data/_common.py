@@ -18,7 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from ..image_utils import ImageReadError, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +60,8 @@ BOUNDING_BOX_FOLDERS = {"train": "bounding_box_train", "query": "query", "galler
 _JUNK_OR_DISTRACTOR = (-1, 0)
 
 # Bumped whenever the rows a loader writes change meaning, so that old caches are not reused.
-# 2: `path` relative to the data folder, `label` on every split.
-_CACHE_FORMAT = 2
+# 3: `path` relative to the data folder, `label` on every split.
+_CACHE_FORMAT = 3
 
 
 class ReIDDataError(ValueError):
@@ -258,16 +260,13 @@ def collect_bounding_box_folders(
     return ReIDCollection(root=root, splits=records, folders=folders)
 
 
-def check_image(path: str | os.PathLike) -> None:
-    """Decode the image at `path` fully once, raising `ReIDDataError` if it is corrupt or truncated.
+def check_image(path: str | os.PathLike) -> Image.Image:
+    """Decode the image at `path` fully once and return it, raising `ReIDDataError` if it is corrupt, truncated or a
+    decompression bomb.
 
     Loaders call this while building the Arrow cache, so a cached load does not repeat it.
     """
     try:
-        with Image.open(path) as image:
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ReIDDataError(
-            f"Image {path} cannot be decoded ({error}); it is corrupt or truncated. "
-            "Replace it with a good copy or delete it, then load again."
-        ) from error
+        return read_image(path)
+    except ImageReadError as error:
+        raise ReIDDataError(str(error)) from error
