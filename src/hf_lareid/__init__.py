@@ -26,7 +26,7 @@ register_pipeline()
 _LAZY_EXPORTS = {
     ".data": (
         "PKSampler", "REID_DATASETS", "ReIDDataError", "build_eval_transform", "build_train_transform",
-        "clear_reid_cache", "generate_synthetic_reid", "load_reid_dataset", "merge_training_sets",
+        "clear_reid_cache", "data_root", "generate_synthetic_reid", "load_reid_dataset", "merge_training_sets",
     ),
     ".evaluation": (
         "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",

@@ -129,6 +129,9 @@ def test_index_then_search_finds_the_gallery_image_itself(tiny_model_dir, market
     index = GalleryIndex.load(index_dir)
     assert len(index) == len(gallery_files) == 6 * 2 + 3  # one image per id and camera, plus 3 distractors
     assert index.model_reference == str(tiny_model_dir)
+    # Paths are stored relative to the recorded data folder; resolve_path finds the files.
+    assert index.data_dir == str(market_dir) and all(path.startswith("bounding_box_test/") for path in index.paths)
+    assert sorted(Path(index.resolve_path(path)) for path in index.paths) == gallery_files
     assert index.model_fingerprint == model_fingerprint(LATransformerForReID.from_pretrained(tiny_model_dir))
 
     query = gallery_files[4]  # a gallery image is its own best match, with similarity 1

@@ -266,15 +266,20 @@ def evaluate_stage(
 
 
 def build_gallery_index(
-    model: LATransformerForReID, result: ModelEvaluation, model_dir: Path, index_dir: Path
+    model: LATransformerForReID, result: ModelEvaluation, model_dir: Path, index_dir: Path, data_dir: Path
 ) -> GalleryIndex:
-    """A FAISS index of the gallery embeddings in `result`, stamped with `model`'s fingerprint, saved to `index_dir`."""
+    """
+    A FAISS index of the gallery embeddings in `result`, stamped with `model`'s fingerprint, saved to `index_dir`;
+    its paths are relative to `data_dir`, the folder the gallery was loaded from.
+    """
+    from ..data import data_root
     from ..features import model_fingerprint
     from ..retrieval import GalleryIndex
 
     gallery = result.gallery
     index = GalleryIndex(
-        gallery.embeddings.shape[1], model_reference=str(model_dir), model_fingerprint=model_fingerprint(model)
+        gallery.embeddings.shape[1], model_reference=str(model_dir), model_fingerprint=model_fingerprint(model),
+        data_dir=str(data_root(data_dir)),
     )
     index.add(gallery.embeddings, person_ids=gallery.person_ids, camera_ids=gallery.camera_ids, paths=gallery.paths)
     index.save(index_dir)
@@ -313,7 +318,7 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
         print(f"  query person {query.person_ids[row]} (camera {query.camera_ids[row]}): {len(matches)} of the "
               f"top {width} from other cameras are this person{first}")  # fmt: skip
     return RankedQueries(
-        paths=[query.paths[row] for row in rows],
+        paths=[index.resolve_path(query.paths[row]) for row in rows],  # same data folder as the gallery
         person_ids=[int(query.person_ids[row]) for row in rows],
         ranked=np.array([kept[:width] for kept in ranked]),
     )
@@ -332,8 +337,9 @@ def draw_pictures(
     """The ranked lists, CMC curves, attention rollout (of the query images) and training curves (see `PICTURES`)."""
     from .pictures import plot_attention, plot_cmc_curves, plot_ranked_lists, plot_training_curves
 
+    gallery_paths = [index.resolve_path(path) for path in index.paths]
     plot_ranked_lists(
-        queries.paths, queries.person_ids, index.paths, index.person_ids, queries.ranked,
+        queries.paths, queries.person_ids, gallery_paths, index.person_ids, queries.ranked,
         output_dir / PICTURES["ranked_lists"], top_k=TOP_K,
     )  # fmt: skip
     plot_cmc_curves({name: result.metrics for name, result in results.items()}, output_dir / PICTURES["cmc_curves"])
@@ -416,7 +422,9 @@ def run(args: argparse.Namespace) -> int:
     })  # fmt: skip
 
     _stage(5, "Indexing the gallery of population 3 with FAISS and running a few queries")
-    index = build_gallery_index(fine_tuned, results["fine-tuned"], fine_tuned_dir, output_dir / INDEX_DIR)
+    index = build_gallery_index(
+        fine_tuned, results["fine-tuned"], fine_tuned_dir, output_dir / INDEX_DIR, data_dir=populations.target
+    )
     queries = run_queries(index, results["fine-tuned"].query, plan.num_queries, args.seed)
 
     _stage(6, "Drawing the pictures")

@@ -65,7 +65,7 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def _build_index(args: argparse.Namespace) -> int:
-    from ..data import load_reid_dataset
+    from ..data import data_root, load_reid_dataset
     from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
     from ..retrieval import GalleryIndex
 
@@ -81,10 +81,11 @@ def _build_index(args: argparse.Namespace) -> int:
         args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
         model_fingerprint=model_fingerprint(model), verification_threshold=threshold,
         embedding_settings=embedding_settings(image_processor, args.flip), runtime_settings=runtime_settings(bf16, device),
+        data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
     )
     if len(index):  # resume: embed only the images the index does not hold yet
-        indexed = index.indexed_paths
-        split = split.select([i for i, path in enumerate(split["path"]) if path not in indexed])
+        indexed = {index.resolve_path(path) for path in index.indexed_paths}  # also an index of absolute paths
+        split = split.select([i for i, path in enumerate(split["path"]) if index.resolve_path(path) not in indexed])
         print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
     batches = iter_features(
         model, split, batch_size=args.batch_size, flip=args.flip, bf16=bf16, image_processor=image_processor,
@@ -124,7 +125,7 @@ def run_search(args: argparse.Namespace) -> int:
                 if getattr(hits, name) is not None:
                     match[name[:-1]] = int(getattr(hits, name)[row, rank])
             if hits.paths is not None:
-                match["path"] = hits.paths[row][rank]
+                match["path"] = index.resolve_path(hits.paths[row][rank])
             if hits.same_person is not None:
                 match["same_person"] = bool(hits.same_person[row, rank])
             matches.append(match)
@@ -153,7 +154,8 @@ def _draw_ranked_lists(images: list[str], index, ranked, path: str, top_k: int) 
             query_ids.append(parse_market1501_name(image)[0])
         except ValueError:
             query_ids.append(None)  # unknown identity: every hit is framed red
+    gallery_paths = [index.resolve_path(gallery_path) for gallery_path in index.paths]
     plot_ranked_lists(
-        images, query_ids, index.paths, index.person_ids, ranked, path, top_k=top_k,
+        images, query_ids, gallery_paths, index.person_ids, ranked, path, top_k=top_k,
         query_titles=[Path(image).name for image in images],
     )

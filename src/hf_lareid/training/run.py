@@ -32,7 +32,7 @@ import transformers
 from transformers import HfArgumentParser, SchedulerType, TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
+from ..data import REID_DATASETS, default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
 from ..file_checks import resolve_resume_checkpoint
@@ -97,7 +97,7 @@ class DataArguments:
     dataset: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "market1501, course, identity_folders or synthetic; several are merged with disjoint labels "
+            "help": f"{', '.join(REID_DATASETS)}; several are merged with disjoint labels "
             "(e.g. --dataset market1501 course). Default: synthetic (generated, no download)."
         },
     )
