@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from ._common import add_command, write_json
+from ._common import write_json
 
 if TYPE_CHECKING:
     import datasets
@@ -91,20 +91,19 @@ QUICK = DemoPlan(
 )  # fmt: skip
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "demo",
-        "Pretrain, fine-tune blockwise and evaluate the tiny LA-Transformer on generated people, index a gallery and "
-        "draw pictures; no download (about 5 minutes on a 2-core CPU, --quick under a minute).",
-        "lareid demo --output_dir ./lareid-demo",
-    )
+DESCRIPTION = (
+    "Pretrain, fine-tune blockwise and evaluate the tiny LA-Transformer on generated people, index a gallery and "
+    "draw pictures; no download (about 5 minutes on a 2-core CPU, --quick under a minute)."
+)
+EXAMPLE = "lareid demo --output_dir ./lareid-demo"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output_dir", "--output-dir", default="lareid-demo", help="where everything goes (default: ./lareid-demo)"
     )
     parser.add_argument("--quick", action="store_true", help="the same steps at toy size (under a minute), for tests")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated people and of training")
-    parser.set_defaults(func=run)
 
 
 # ---------------------------------------------------------------------------------------------------------- data

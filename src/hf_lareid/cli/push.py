@@ -5,25 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_command
 
 REQUIRED_FILES = ("model.safetensors", "config.json", "preprocessor_config.json", "README.md")
 OPTIONAL_FILES = ("training_args.json", "metrics.json")
 REQUIRED_METADATA = ("library_name", "pipeline_tag", "tags", "license")
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "push",
-        "Upload a trained model folder to the Hugging Face Hub (weights, config, image processor, model card).",
-        "lareid push ./tiny-reid my-user/la-transformer-tiny --dry_run",
-    )
+DESCRIPTION = "Upload a trained model folder to the Hugging Face Hub (weights, config, image processor, model card)."
+EXAMPLE = "lareid push ./tiny-reid my-user/la-transformer-tiny --dry_run"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="a folder written by `lareid train` / examples/train.py")
     parser.add_argument("repo_id", help="the Hub repository, e.g. my-user/la-transformer-market")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--dry_run", "--dry-run", action="store_true", help="list what would be uploaded and check the card, upload nothing")
-    parser.set_defaults(func=run)
 
 
 def files_to_upload(model_dir: str | Path) -> list[Path]:

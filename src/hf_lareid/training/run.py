@@ -126,9 +126,12 @@ class DataArguments:
     erasing_p: float | None = field(default=None, metadata={"help": "Random erasing probability (default 0: off)."})
 
 
-def build_parser() -> HfArgumentParser:
-    """The parser of [`main`]: [`ModelArguments`], [`DataArguments`] and [`LATransformerTrainingArguments`]."""
-    return HfArgumentParser((ModelArguments, DataArguments, LATransformerTrainingArguments))
+def build_parser(prog: str | None = None) -> HfArgumentParser:
+    """
+    The parser of [`main`]: [`ModelArguments`], [`DataArguments`] and [`LATransformerTrainingArguments`]; `prog` names
+    the command in usage lines (default: the script's name).
+    """
+    return HfArgumentParser((ModelArguments, DataArguments, LATransformerTrainingArguments), prog=prog)
 
 
 def setup_defaults(setup_training_args: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -155,20 +158,22 @@ def setup_defaults(setup_training_args: dict[str, Any], parser: argparse.Argumen
     return defaults
 
 
-def parse_arguments(argv: Sequence[str] | None = None):
+def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None):
     """
     Parses `argv` (default `sys.argv[1:]`) into `(ModelArguments, DataArguments, LATransformerTrainingArguments,
     setup)`, where `setup` is `(config, image_processor, training_args dict)` of `--setup`.
 
     The setup's training_args.json supplies the defaults; on a CPU, `--bf16` defaults to whether bf16 pays there.
     With blockwise unfreezing the learning-rate schedule is constant unless `--lr_scheduler_type` is given.
+    Progress bars are on unless `--disable_tqdm true` (the Trainer would otherwise turn them off whenever the
+    transformers logger is quieter than WARNING, as under `lareid`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(prog)
     pre_parser = argparse.ArgumentParser(add_help=False)
     pre_parser.add_argument("--setup", default=ModelArguments.setup)
     setup = load_setup(pre_parser.parse_known_args(argv)[0].setup)
-    defaults = {"logging_steps": 10}
+    defaults = {"logging_steps": 10, "disable_tqdm": False}
     if not torch.cuda.is_available():
         # bf16 autocast on a CPU needs use_cpu; it pays only with AVX-512 bf16 (6x slower on AVX2-only CPUs).
         defaults.update(use_cpu=True, bf16=bf16_pays("cpu"))
@@ -320,13 +325,14 @@ def prepare_trainer(
     argv: Sequence[str] | None = None,
     build: Callable[..., LATransformerForReID] = build_model,
     callbacks: Sequence[TrainerCallback] = (),
+    prog: str | None = None,
 ) -> LATransformerTrainer:
     """
-    The trainer `lareid train ARGV` runs: parses `argv`, loads the data, builds the model with
-    `build(model_args, config, num_labels, id2label)` (default [`build_model`]) after seeding `--seed`, and wraps it
-    with [`build_trainer`] (plus `callbacks`).
+    The trainer `lareid train ARGV` runs: parses `argv` (`prog` names the command in usage errors), loads the data,
+    builds the model with `build(model_args, config, num_labels, id2label)` (default [`build_model`]) after seeding
+    `--seed`, and wraps it with [`build_trainer`] (plus `callbacks`).
     """
-    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(argv)
+    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(argv, prog)
     train, eval_splits, identities = load_data(data_args, config.image_size)
     label_names = train.features["label"].names
     set_seed(training_args.seed)  # the model's initial weights
@@ -336,9 +342,10 @@ def prepare_trainer(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str, float]:
     """
     Trains, evaluates and saves an LA-Transformer; returns the final evaluation metrics (`eval_rank1`, `eval_mAP`, ...).
+    `prog` names the command in usage errors (`lareid train`; default: the script's name).
 
     Example:
 
@@ -350,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.enable_explicit_format()
-    trainer = prepare_trainer(argv)
+    trainer = prepare_trainer(argv, prog=prog)
     training_args = trainer.args
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     fields = trainer.model_card_fields
