@@ -2,7 +2,11 @@
 
 import importlib.util
 import json
+import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,7 @@ import torch
 from PIL import Image
 
 from hf_lareid import LATransformerForReID
+from hf_lareid.cli.pictures import OTHER_PERSON_COLOR, RIGHT_COLOR, SAME_PERSON_COLOR, TILE_SIZE, WRONG_COLOR
 from hf_lareid_cli import build_subcommand_parser, main
 from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.features import model_fingerprint
@@ -270,12 +275,17 @@ def test_search_draws_known_identities_green(tiny_model_dir, market_dir, tmp_pat
     assert (np.abs(pixels.reshape(-1, 3).astype(int) - RIGHT_COLOR).sum(axis=1) == 0).sum() >= 4 * BORDER_WIDTH
 
 
+def save_with_threshold(model_dir, output_dir, threshold):
+    """The same model with `verification_threshold` set in its config (the index records it)."""
+    model = LATransformerForReID.from_pretrained(model_dir)
+    model.config.verification_threshold = threshold
+    model.save_pretrained(output_dir)
+    shutil.copy(model_dir / "preprocessor_config.json", output_dir)
+    return output_dir
+
+
 def test_threshold_from_the_model_config_flags_same_person_hits(tiny_model_dir, market_dir, tmp_path, capsys):
-    model = LATransformerForReID.from_pretrained(tiny_model_dir)
-    model.config.verification_threshold = 0.9
-    model_dir = tmp_path / "with-threshold"
-    model.save_pretrained(model_dir)
-    shutil.copy(tiny_model_dir / "preprocessor_config.json", model_dir)
+    model_dir = save_with_threshold(tiny_model_dir, tmp_path / "with-threshold", 0.9)
     index_dir, hits_json = tmp_path / "index", tmp_path / "hits.json"
     assert run_cli("index", model_dir, "--dataset", "market1501", "--data_dir", market_dir,
                    "--index_dir", index_dir, capsys=capsys)[0] == 0
@@ -287,3 +297,47 @@ def test_threshold_from_the_model_config_flags_same_person_hits(tiny_model_dir, 
     assert [m["same_person"] for m in matches] == [m["score"] > 0.9 for m in matches]
     assert {m["same_person"] for m in matches} == {True, False}  # the threshold splits this gallery
     assert matches[0]["same_person"]  # the image itself, similarity 1
+
+
+def test_search_picture_of_an_unknown_person_shows_the_threshold_verdict(tiny_model_dir, market_dir, tmp_path):
+    """A query without a Market-style name: hits framed by the index threshold's verdict, "wrote" said once."""
+    from hf_lareid.cli.pictures import BORDER_WIDTH
+
+    model_dir = save_with_threshold(tiny_model_dir, tmp_path / "with-threshold", 0.9)
+    index_dir, picture, hits_json = tmp_path / "index", tmp_path / "ranks.png", tmp_path / "hits.json"
+    assert main(["index", str(model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
+                 "--index_dir", str(index_dir)]) == 0
+    query = tmp_path / "someone.jpg"  # identity unknown
+    shutil.copy(sorted((market_dir / "bounding_box_test").glob("*.jpg"))[0], query)
+    env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl"))  # matplotlib builds its font cache afresh
+    result = subprocess.run(
+        [sys.executable, "-m", "hf_lareid_cli", "search", "--index_dir", str(index_dir), str(query), "--top_k", "6",
+         "--picture", str(picture), "--output_json", str(hits_json)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert output.lower().count(f"wrote {picture}".lower()) == 1 and "font cache" not in output
+    verdicts = [m["same_person"] for m in json.loads(hits_json.read_text())["results"][0]["matches"]]
+    assert True in verdicts and False in verdicts
+    pixels = np.asarray(Image.open(picture).convert("RGB"))
+    frame = (TILE_SIZE[0] + 2 * BORDER_WIDTH) * (TILE_SIZE[1] + 2 * BORDER_WIDTH) - TILE_SIZE[0] * TILE_SIZE[1]
+
+    def count(color):
+        return int((pixels == np.array(color, dtype=np.uint8)).all(axis=-1).sum())
+
+    assert count(SAME_PERSON_COLOR) == verdicts.count(True) * frame
+    assert count(OTHER_PERSON_COLOR) == verdicts.count(False) * frame
+    assert count(RIGHT_COLOR) == count(WRONG_COLOR) == 0  # no identity colours for an unknown identity
+
+
+def test_lareid_quiets_the_libraries_logs_but_not_with_debug():
+    from hf_lareid_cli import configure_logging
+
+    configure_logging(debug=False)
+    # matplotlib's "building the font cache" line is a warning of this logger.
+    assert not logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
+    assert not logging.getLogger("transformers.trainer").isEnabledFor(logging.WARNING)
+    configure_logging(debug=True)
+    assert logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
+    configure_logging(debug=False)

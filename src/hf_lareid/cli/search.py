@@ -33,6 +33,11 @@ def run(args: argparse.Namespace) -> int:
     missing = [image for image in args.images if not Path(image).is_file()]
     if missing:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
+    if args.picture:  # before the model loads: the plots extra and an index that can show its images
+        from . import pictures  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
+
+        if index.paths is None or index.person_ids is None:
+            raise ValueError(f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it.")
     model, image_processor = load_model_and_processor(model_ref)
     index.check_fingerprint(model_fingerprint(model))
     queries = extract_features(model, list(args.images), flip=args.flip, image_processor=image_processor, progress=False)
@@ -58,25 +63,28 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.output_json, {"index_dir": str(args.index_dir), "model": str(model_ref), "results": results})
         print(f"wrote {args.output_json}")
     if args.picture:
-        _draw_ranked_lists(args.images, index, hits.indices, args.picture, args.top_k)
+        _draw_ranked_lists(args.images, index, hits, args.picture, args.top_k)
         print(f"wrote {args.picture}")
     return 0
 
 
-def _draw_ranked_lists(images: list[str], index, ranked, path: str, top_k: int) -> None:
-    """The query images and their hits; identities come from Market-1501-style file names where they parse."""
+def _draw_ranked_lists(images: list[str], index, hits, path: str, top_k: int) -> None:
+    """
+    The query images and their hits with their scores. A query's identity comes from its Market-1501-style file name
+    where it parses: its hits are framed by identity. Otherwise they are framed by the index threshold's verdict.
+    """
     from ..data.market1501 import parse_market1501_name
     from .pictures import plot_ranked_lists
 
-    if index.paths is None or index.person_ids is None:
-        raise ValueError("this index stores no image paths or person ids, so --picture cannot draw the gallery images.")
-    query_ids = []
+    query_ids, titles = [], []
     for image in images:
         try:
             query_ids.append(parse_market1501_name(image)[0])
+            titles.append(f"{Path(image).name}\nid {query_ids[-1]}")
         except ValueError:
-            query_ids.append(None)  # unknown identity: every hit is framed red
+            query_ids.append(None)
+            titles.append(f"{Path(image).name}\nidentity unknown")
     plot_ranked_lists(
-        images, query_ids, index.paths, index.person_ids, ranked, path, top_k=top_k,
-        query_titles=[Path(image).name for image in images],
+        images, query_ids, index.paths, index.person_ids, hits.indices, path, top_k=top_k, query_titles=titles,
+        scores=hits.scores, same_person=hits.same_person,
     )
