@@ -33,6 +33,7 @@ from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
 from ..hub_configs import load_setup
+from ..modelcard import DEFAULT_LICENSE
 from ..modeling_lareid import LATransformerForReID
 from .callbacks import BlockwiseUnfreezeCallback
 from .trainer import LATransformerTrainer, LATransformerTrainingArguments
@@ -83,6 +84,10 @@ class ModelArguments:
     )
     unfreeze_embeddings_with_first_block: bool = field(
         default=True, metadata={"help": "The patch/position embeddings and CLS token unfreeze with the lowest block."}
+    )
+    license: str = field(
+        default=DEFAULT_LICENSE,
+        metadata={"help": "The license of the trained weights, as the model card states it (a Hub license id)."},
     )
 
 
@@ -317,6 +322,7 @@ def build_trainer(
             "eval_dataset": eval_on,
             "base_model": None if model_args.backbone == RANDOM_BACKBONE else model_args.backbone,
             "training_args": card_training_args,
+            "license": model_args.license,
         },
     )
 
