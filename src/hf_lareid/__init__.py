@@ -30,7 +30,7 @@ _LAZY_EXPORTS = {
     ),
     ".evaluation": (
         "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
-        "format_results_table", "re_rank",
+        "format_results_table", "load_reid_metric", "re_rank",
     ),
     ".model_evaluation": ("ModelEvaluation", "evaluate_model"),
     ".retrieval": ("CorruptIndexError", "FingerprintMismatchError", "GalleryIndex", "SearchResult"),

@@ -369,8 +369,11 @@ def run(args: argparse.Namespace) -> int:
     """Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0."""
     from ..data import load_reid_dataset
     from ..evaluation import format_results_table
+    from ..extras import require_extra
     from ..hub_configs import load_setup
     from ..training.run import RANDOM_BACKBONE, build_model
+
+    require_extra("matplotlib", "plots", "The pictures of lareid demo")  # before minutes of training, not after
 
     plan = QUICK if args.quick else FULL
     output_dir = Path(args.output_dir).expanduser().absolute()
