@@ -74,3 +74,4 @@ def test_load_reid_metric_gives_evaluate_reids_numbers():
                                         camera_ids=cams.tolist(), is_query=is_query.tolist(), max_rank=5)  # fmt: skip
     expected = evaluate_reid(features[:8], features[8:], ids[:8], ids[8:], cams[:8], cams[8:], max_rank=5)
     assert result["mAP"] == pytest.approx(expected["mAP"], abs=1e-9)
+
