@@ -222,7 +222,9 @@ def render_model_card(
         for key in METRICS
         if (value := _metric_value(metrics, key)) is not None
     ]
-    training_data = ", ".join(f"`{name}`" + (f" ({count} identities)" if count else "") for name, count in dataset_counts.items())
+    training_data = ", ".join(
+        f"`{name}`" + (f" ({count} identities)" if count else "") for name, count in dataset_counts.items()
+    )
     card = ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE_PATH),

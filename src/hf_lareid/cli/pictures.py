@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 RIGHT_COLOR = (0, 200, 0)  # RGB border of a gallery image of the query's identity
 WRONG_COLOR = (230, 0, 0)  # RGB border of a gallery image of another identity
 SAME_PERSON_COLOR = (30, 110, 240)  # query identity unknown: similarity above the threshold (same person)
-OTHER_PERSON_COLOR = (140, 140, 160)  # query unknown: below the threshold or no threshold (not a pure gray: text blends are)
+# Query identity unknown: below the threshold, or no threshold (not a pure gray, which antialiased text produces).
+OTHER_PERSON_COLOR = (140, 140, 160)
 QUERY_COLOR = (0, 0, 0)  # border of the query image
 BORDER_WIDTH = 4  # pixels
 TILE_SIZE = (128, 64)  # (height, width) of one ranked-list image, inside its border
@@ -125,7 +126,9 @@ def _check_lengths(**sequences: Sequence[Any]) -> None:
         raise ValueError(f"{' and '.join(lengths)} are empty: pass at least one item.")
 
 
-def hit_label(rank: int, query_id: Any, gallery_id: Any, score: float | None = None, same_person: bool | None = None) -> str:
+def hit_label(
+    rank: int, query_id: Any, gallery_id: Any, score: float | None = None, same_person: bool | None = None
+) -> str:
     """
     The two lines above a ranked gallery image: rank and similarity, then the hit's identity where the query's is
     known, else the same-person verdict (or the hit's identity when there is no verdict).
@@ -218,8 +221,9 @@ def plot_ranked_lists(
     ranked = ranked[:, :top_k]
     top_k = ranked.shape[1]
     for name, values in (("scores", scores), ("same_person", same_person)):
-        if values is not None and (np.ndim(values) != 2 or np.shape(values)[0] != len(query_ids) or np.shape(values)[1] < top_k):
-            raise ValueError(f"{name} must have shape (num_queries={len(query_ids)}, >= {top_k}), got {np.shape(values)}.")
+        shape = np.shape(values)
+        if values is not None and (len(shape) != 2 or shape[0] != len(query_ids) or shape[1] < top_k):
+            raise ValueError(f"{name} must have shape (num_queries={len(query_ids)}, >= {top_k}), got {shape}.")
 
     renderer, font = RendererAgg(1, 1, _DPI), FontProperties(size=LABEL_FONT_SIZE)
     cell_height, cell_width = TILE_SIZE[0] + 2 * BORDER_WIDTH, TILE_SIZE[1] + 2 * BORDER_WIDTH

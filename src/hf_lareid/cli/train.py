@@ -17,7 +17,10 @@ DESCRIPTION = (
     "from, --dataset/--data_dir the data (default: a generated set, no download). Evaluates Rank-1/5/10, mAP and "
     "mINP on the query/gallery splits and saves the model, its image processor and a model card to --output_dir."
 )
-USAGE = "%(prog)s [--setup NAME] [--backbone NAME|FOLDER|random] [--dataset NAME ...] [--data_dir DIR ...] --output_dir DIR [TRAINING FLAGS]"
+USAGE = (
+    "%(prog)s [--setup NAME] [--backbone NAME|FOLDER|random] [--dataset NAME ...] [--data_dir DIR ...] "
+    "--output_dir DIR [TRAINING FLAGS]"
+)
 # The TrainingArguments flags most runs set, listed by `--help` (`--help-all` lists them all).
 COMMON_TRAINING_FLAGS = (
     "output_dir", "num_train_epochs", "max_steps", "per_device_train_batch_size", "learning_rate", "eval_strategy",
