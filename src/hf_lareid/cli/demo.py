@@ -282,11 +282,15 @@ def build_gallery_index(
 
 @dataclasses.dataclass(frozen=True)
 class RankedQueries:
-    """A few queries of population 3 (image paths and person ids) and their `(num_queries, top_k)` gallery ranks."""
+    """
+    A few queries of population 3 (image paths and person ids), their `(num_queries, top_k)` gallery ranks and the
+    cosine similarities of those hits.
+    """
 
     paths: list[str]
     person_ids: list[int]
     ranked: np.ndarray
+    scores: np.ndarray
 
 
 def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: int) -> RankedQueries:
@@ -304,7 +308,12 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
     ]
     k = min(len(index), TOP_K + max(int(skipped.sum()) for skipped in same_camera))
     hits = index.search(query.embeddings[rows], k=k, model_fingerprint=index.model_fingerprint)
-    ranked = [[i for i in found if not skipped[i]][:TOP_K] for found, skipped in zip(hits.indices, same_camera)]
+    # Where in each hit list the gallery images from other cameras are, best first.
+    kept_positions = [
+        [position for position, i in enumerate(found) if not skipped[i]][:TOP_K]
+        for found, skipped in zip(hits.indices, same_camera)
+    ]
+    ranked = [list(found[positions]) for found, positions in zip(hits.indices, kept_positions)]
     width = min(len(kept) for kept in ranked)
     for row, kept in zip(rows, ranked):
         matches = np.flatnonzero(index.person_ids[kept[:width]] == query.person_ids[row])
@@ -315,6 +324,7 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
         paths=[query.paths[row] for row in rows],
         person_ids=[int(query.person_ids[row]) for row in rows],
         ranked=np.array([kept[:width] for kept in ranked]),
+        scores=np.array([scores[positions[:width]] for scores, positions in zip(hits.scores, kept_positions)]),
     )
 
 
@@ -333,7 +343,7 @@ def draw_pictures(
 
     plot_ranked_lists(
         queries.paths, queries.person_ids, index.paths, index.person_ids, queries.ranked,
-        output_dir / PICTURES["ranked_lists"], top_k=TOP_K,
+        output_dir / PICTURES["ranked_lists"], top_k=TOP_K, scores=queries.scores,
     )  # fmt: skip
     plot_cmc_curves({name: result.metrics for name, result in results.items()}, output_dir / PICTURES["cmc_curves"])
     plot_attention(fine_tuned, queries.paths, image_processor, output_dir / PICTURES["attention"])
