@@ -332,12 +332,19 @@ def test_search_picture_of_an_unknown_person_shows_the_threshold_verdict(tiny_mo
 
 
 def test_lareid_quiets_the_libraries_logs_but_not_with_debug():
-    from hf_lareid_cli import configure_logging
+    from hf_lareid_cli import QUIET_LOGGERS, configure_logging
 
-    configure_logging(debug=False)
-    # matplotlib's "building the font cache" line is a warning of this logger.
-    assert not logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
-    assert not logging.getLogger("transformers.trainer").isEnabledFor(logging.WARNING)
-    configure_logging(debug=True)
-    assert logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
-    configure_logging(debug=False)
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers), {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    try:
+        configure_logging(debug=False)
+        # matplotlib's "building the font cache" line is a warning of this logger.
+        assert not logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
+        assert not logging.getLogger("transformers.trainer").isEnabledFor(logging.WARNING)
+        configure_logging(debug=True)
+        assert logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
+    finally:  # leave the logging of the other tests as it was
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
