@@ -259,13 +259,40 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+# Image processor settings that change the pixels a model sees, hence its embeddings.
+PROCESSOR_EMBEDDING_FIELDS = (
+    "do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std",
+)
+
+
+def embedding_settings(image_processor: Any, flip: bool) -> dict[str, Any]:
+    """
+    What changes an embedding besides the model: `flip` and the image processor's resize/rescale/normalise settings
+    (JSON values). A gallery index records it and refuses queries embedded otherwise.
+    """
+    settings: dict[str, Any] = {"flip": bool(flip)}
+    if image_processor is not None:
+        values = image_processor.to_dict() if hasattr(image_processor, "to_dict") else vars(image_processor)
+        for name in PROCESSOR_EMBEDDING_FIELDS:
+            value = values.get(name)
+            settings[f"processor_{name}"] = int(value) if name == "resample" and value is not None else value
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def runtime_settings(bf16: bool, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """What changes embeddings only slightly (bf16 vs fp32: cosine ~0.99998): bf16, the torch version, the device type."""
+    return {"bf16": bool(bf16), "torch": torch.__version__, "device": torch.device(device).type}
+
+
 __all__ = [
     "FeatureSet",
     "autocast_context",
     "bf16_pays",
     "embed_pixels",
+    "embedding_settings",
     "extract_features",
     "iter_features",
     "model_fingerprint",
     "resolve_bf16",
+    "runtime_settings",
 ]

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .file_utils import atomic_write_text
 
 MODEL_CARD_NAME = "README.md"
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
@@ -248,8 +249,8 @@ def render_model_card(
 
 def write_model_card(output_dir: str | os.PathLike, **card_fields: Any) -> Path:
     """
-    Writes `output_dir/README.md`; `card_fields` as in [`render_model_card`]. `model_name` defaults to the folder's
-    name. Returns the path written.
+    Writes `output_dir/README.md` atomically (`file_utils.atomic_write_text`); `card_fields` as in
+    [`render_model_card`]. `model_name` defaults to the folder's name. Returns the path written.
 
     Example:
 
@@ -265,10 +266,8 @@ def write_model_card(output_dir: str | os.PathLike, **card_fields: Any) -> Path:
 
 
 def _write_card_file(path: Path, text: str) -> Path:
-    """The one place a model card file is written: atomically (temporary file in the same folder, then rename)."""
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write(text)
-    os.replace(f.name, path)
+    """The one place a model card file is written (atomically)."""
+    atomic_write_text(path, text)
     return path
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from PIL import Image
 
 from ..extras import require_extra
 from ..features import ImageLike, _load_rgb
+from ..file_utils import atomic_path
 from ..training.callbacks import LOG_KEY as UNFREEZE_LOG_KEY
 
 require_extra("matplotlib", "plots", "The pictures (lareid demo, lareid search --picture)")
@@ -45,15 +45,8 @@ _DPI = 100
 def _save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Writes `figure` as a PNG at `path` atomically; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file_descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(file_descriptor, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=_DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=_DPI)
     logger.debug("Wrote %s", path)  # the caller says what it wrote (once)
     return path
 

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..features import extract_features, model_fingerprint
+    from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
     from ..retrieval import GalleryIndex
 
     index = GalleryIndex.load(args.index_dir)
@@ -40,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it.")
     model, image_processor = load_model_and_processor(model_ref)
     index.check_fingerprint(model_fingerprint(model))
-    queries = extract_features(model, list(args.images), flip=args.flip, image_processor=image_processor, progress=False)
-    hits = index.search(queries.embeddings, k=args.top_k)
+    index.check_embedding_settings(embedding_settings(image_processor, args.flip))
+    device = next(model.parameters()).device
+    bf16 = resolve_bf16("auto", device)
+    queries = extract_features(
+        model, list(args.images), flip=args.flip, bf16=bf16, image_processor=image_processor, progress=False
+    )
+    hits = index.search(queries.embeddings, k=args.top_k, runtime_settings=runtime_settings(bf16, device))
     results = []
     for row, image in enumerate(args.images):
         print(f"query {image}")

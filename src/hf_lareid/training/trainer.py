@@ -73,6 +73,13 @@ class LATransformerTrainingArguments(TrainingArguments):
     eval_flip: bool = field(
         default=False, metadata={"help": "Evaluate with flip test-time augmentation (image + mirror image)."}
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train into an --output_dir that already holds a model or checkpoints, replacing them (the flag "
+            "transformers 4 had). Without it, or --resume_from_checkpoint, such a folder is refused."
+        },
+    )
     auto_lr_scheduler: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
