@@ -32,6 +32,7 @@ _LAZY_EXPORTS = {
         "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
         "format_results_table", "load_reid_metric", "re_rank",
     ),
+    ".image_utils": ("ImageReadError", "load_rgb"),
     ".model_evaluation": ("ModelEvaluation", "evaluate_model"),
     ".retrieval": (
         "CorruptIndexError", "EmbeddingSettingsMismatchError", "FingerprintMismatchError", "GalleryIndex", "SearchResult",

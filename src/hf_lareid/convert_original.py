@@ -27,6 +27,7 @@ from transformers import ViTConfig, ViTImageProcessorPil
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
 from .configuration_lareid import LATransformerConfig
+from .file_checks import DamagedFileError, check_torch_file
 from .file_utils import atomic_folder
 from .modeling_lareid import LATransformerForReID
 
@@ -75,6 +76,10 @@ def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}: pass the .pth file saved by the original code.")
+    try:
+        check_torch_file(path, fix="Pass the .pth file saved by the original LA-Transformer code.")
+    except DamagedFileError as error:
+        raise ConversionError(str(error)) from None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

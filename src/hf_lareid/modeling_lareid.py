@@ -21,6 +21,7 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_lareid import LATransformerConfig, _pair
+from .file_checks import explain_model_load_error
 from .file_utils import file_sha256, staged_replace
 
 CONFIG_NAME = "config.json"
@@ -135,6 +136,18 @@ class LATransformerPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     # The loss is a per-batch mean: let the Trainer divide it by the accumulation steps (see DEVELOPERS.md).
     accepts_loss_kwargs = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with one clear error for a damaged weights file (named) or a model name
+        that is no local folder while the Hub cannot be reached (see `hf_lareid.file_checks`)."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except Exception as error:
+            clearer = explain_model_load_error(pretrained_model_name_or_path, error)
+            if clearer is None:
+                raise
+            raise clearer from error
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)

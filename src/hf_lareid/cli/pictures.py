@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from ..extras import require_extra
-from ..features import ImageLike, _load_rgb
 from ..file_utils import atomic_path
+from ..image_utils import ImageLike, load_rgb
 from ..training.callbacks import LOG_KEY as UNFREEZE_LOG_KEY
 
 require_extra("matplotlib", "plots", "The pictures (lareid demo, lareid search --picture)")
@@ -93,7 +93,7 @@ def framed(image: ImageLike | np.ndarray, color: tuple[int, int, int], width: in
     >>> framed(np.zeros((128, 64, 3), np.uint8), RIGHT_COLOR).shape  # -> (136, 72, 3)
     ```
     """
-    array = np.asarray(image if isinstance(image, np.ndarray) else _load_rgb(image), dtype=np.uint8)
+    array = np.asarray(image if isinstance(image, np.ndarray) else load_rgb(image), dtype=np.uint8)
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"framed expects an RGB image of shape (height, width, 3), got {array.shape}.")
     if width < 0:
@@ -107,7 +107,7 @@ def framed(image: ImageLike | np.ndarray, color: tuple[int, int, int], width: in
 def _tile(image: ImageLike, size: tuple[int, int]) -> np.ndarray:
     """An image resized to `size` (height, width) as a uint8 array."""
     height, width = size
-    return np.asarray(_load_rgb(image).resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return np.asarray(load_rgb(image).resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def _check_lengths(**sequences: Sequence[Any]) -> None:
@@ -366,7 +366,7 @@ def plot_attention(
     """
     if not len(images):
         raise ValueError("images is empty: pass at least one image.")
-    pictures = [_load_rgb(image) for image in images]
+    pictures = [load_rgb(image) for image in images]
     pixel_values = image_processor(pictures, return_tensors="pt")["pixel_values"]
     height, width = model.config.image_size
     rows, _ = model.config.grid_size

@@ -7,6 +7,7 @@ folder digest of :func:`~hf_lareid.data._common.folder_digest`, so a changed or 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import datasets
 from datasets.exceptions import DatasetGenerationError
+from PIL import Image
 
+from ..image_utils import load_rgb, needs_load_rgb
 from ._common import ReIDDataError, ReIDRecord, check_image
 
 logger = logging.getLogger(__name__)
@@ -157,15 +160,25 @@ class ReIDBuilder(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, records: Sequence[ReIDRecord]):
         for index, record in enumerate(records):
-            check_image(record.path)
+            image = check_image(record.path)
             label = self._label_of[record.person_id] if split == TRAIN_SPLIT else -1
+            # datasets keeps only the path when the file exists: store bytes without it (the path column has it).
+            stored = {"path": None, "bytes": _rgb_bytes(image)} if needs_load_rgb(image) else {"path": record.path}
             yield index, {
-                "image": {"path": record.path, "bytes": None},
+                "image": {"bytes": None, **stored},
                 "person_id": record.person_id,
                 "camera_id": record.camera_id,
                 "path": record.path,
                 "label": label,
             }
+
+
+def _rgb_bytes(image: Image.Image) -> bytes:
+    """`image` as `load_rgb` reads it, PNG-encoded: stored for the images `datasets.Image(mode="RGB")` would clip
+    (16-bit, float) or whose transparency it would drop, so that every path sees the same picture."""
+    buffer = io.BytesIO()
+    load_rgb(image).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def build_dataset_dict(

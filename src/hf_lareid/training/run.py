@@ -35,6 +35,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
+from ..file_checks import resolve_resume_checkpoint
 from ..hub_configs import load_setup
 from ..modelcard import DEFAULT_LICENSE
 from ..modeling_lareid import LATransformerForReID
@@ -305,7 +306,9 @@ def build_trainer(
         for name in ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
         if getattr(data_args, name) is not None
     }
-    train.set_transform(build_train_transform(image_processor, **augmentations))
+    # Augmentations seeded per (seed, epoch, image): a run killed at any step resumes exactly.
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    train.set_transform(build_train_transform(image_processor, seed=seed, **augmentations))
     eval_on = data_args.eval_on or (data_args.dataset or ["synthetic"])[-1]
     card_training_args = {"backbone": model_args.backbone, **training_args.to_dict()}
     if blockwise:
@@ -406,7 +409,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str
         fields["setup"], fields["base_model"] or RANDOM_BACKBONE, trainer.model.config.num_labels,
         list(fields["datasets"]), "on" if trainer.unfreeze_callback is not None else "off",
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    train_result = trainer.train(resume_from_checkpoint=resume)
     # model.safetensors, config.json and preprocessor_config.json. _internal_call: with --push_to_hub, a plain
     # save_model() would push at once, before the final evaluation (a card without Rank-1/mAP, then a second push);
     # push_to_hub() below uploads once, with the final card.
