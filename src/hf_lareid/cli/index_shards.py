@@ -86,8 +86,9 @@ def build_from_shards(
     done = stored = None
     if rank == 0:
         stored = read_shard_store(store, fingerprint, settings, dim)
-        held = index.indexed_paths | set(stored.paths)
-        done = np.fromiter((path in held for path in paths), dtype=bool, count=len(paths))
+        # The index may hold absolute paths where the split has paths relative to its data_dir: compare resolved.
+        held = {index.resolve_path(path) for path in index.indexed_paths} | set(stored.paths)
+        done = np.fromiter((path in held or index.resolve_path(path) in held for path in paths), dtype=bool, count=len(paths))
         if done.any():
             print(f"resuming {index_dir}: {int(done.sum())} images embedded, {int((~done).sum())} to go on {world_size} processes")
     done = broadcast_object(done)
