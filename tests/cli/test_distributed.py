@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -51,10 +52,15 @@ def test_two_process_index_equals_one_process_and_resumes_after_a_kill(tiny_mode
     assert killed.returncode != 0
     assert not index_dir.exists() and len(list(shard_store(index_dir).glob("chunk-*.npz"))) == 2
 
+    # The same killed build resumed by ONE process (a copy of the chunks) gives the same index too.
+    shutil.copytree(shard_store(index_dir), shard_store(tmp_path / "resumed-alone"))
+    assert main([*map(str, common), "--index_dir", str(tmp_path / "resumed-alone")]) == 0
+    assert "8 images embedded, 7 to go (world size 1)" in capsys.readouterr().out
+
     result = torchrun(*common, "--index_dir", index_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # Each rank skips the 4 images of its shard already stored: 8 done, 7 to go.
-    assert f"resuming {index_dir}: 8 images embedded, 7 to go on 2 processes" in result.stdout
+    assert f"resuming {index_dir}: 8 images embedded, 7 to go (world size 2)" in result.stdout
     assert result.stdout.count("indexed 15 new images") == 1  # only rank 0 prints
     two, two_vectors = index_contents(index_dir)
     assert len(single) == len(two) == 15
@@ -64,6 +70,9 @@ def test_two_process_index_equals_one_process_and_resumes_after_a_kill(tiny_mode
     np.testing.assert_allclose(two_vectors, single_vectors, atol=1e-6, rtol=0)
     assert two.model_fingerprint == single.model_fingerprint and two.embedding_settings == single.embedding_settings
     assert not shard_store(index_dir).exists()  # the chunks are in the index now
+    alone, alone_vectors = index_contents(tmp_path / "resumed-alone")
+    assert alone.paths == single.paths and not shard_store(tmp_path / "resumed-alone").exists()
+    np.testing.assert_allclose(alone_vectors, single_vectors, atol=1e-6, rtol=0)
 
 
 def test_two_process_evaluate_gives_the_one_process_metrics(tiny_model_dir, market_dir, tmp_path):

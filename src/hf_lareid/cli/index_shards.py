@@ -88,9 +88,10 @@ def build_from_shards(
         stored = read_shard_store(store, fingerprint, settings, dim)
         # The index may hold absolute paths where the split has paths relative to its data_dir: compare resolved.
         held = {index.resolve_path(path) for path in index.indexed_paths} | set(stored.paths)
-        done = np.fromiter((path in held or index.resolve_path(path) in held for path in paths), dtype=bool, count=len(paths))
+        done = np.fromiter((path in held or index.resolve_path(path) in held for path in paths), bool, len(paths))
         if done.any():
-            print(f"resuming {index_dir}: {int(done.sum())} images embedded, {int((~done).sum())} to go on {world_size} processes")
+            print(f"resuming {index_dir}: {int(done.sum())} images embedded, {int((~done).sum())} to go "
+                  f"(world size {world_size})")
     done = broadcast_object(done)
     todo = []
     for r in range(world_size):
@@ -111,7 +112,7 @@ def build_from_shards(
                     _write_chunk(store, number, piece, fingerprint, settings)
                     new_parts.append(piece)
                     number += 1
-            print(f"embedded round {round_index + 1}/{rounds} on {world_size} processes")
+            print(f"embedded round {round_index + 1}/{rounds} (world size {world_size})")
     if rank != 0:
         return 0
     stored = FeatureSet.concatenate([stored, *new_parts], dim)
