@@ -303,3 +303,56 @@ def test_not_registered_as_an_image_classifier(tester):
     assert LATransformerConfig not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
     with pytest.raises(ValueError, match="Unrecognized configuration class"):
         AutoModelForImageClassification.from_config(tester.get_config())
+
+
+# ----------------------------------------------------------------------------------- row-head initialisation
+def assert_row_heads_initialised(model, check_classifier=True):
+    """PCB / original-code init of every row head: kaiming fan-out bottleneck, BN weight ~ N(1, 0.02), classifier
+    ~ N(0, 0.001), zero biases (tolerances fit the sample sizes of `init_config`)."""
+    heads = model.part_classifiers
+    dense = torch.cat([head.dense.weight.detach().flatten() for head in heads])
+    fan_out = heads[0].dense.out_features
+    assert dense.std().item() == pytest.approx((2.0 / fan_out) ** 0.5, rel=0.05)
+    norm = torch.cat([head.norm.weight.detach() for head in heads])
+    assert norm.mean().item() == pytest.approx(1.0, abs=0.005)
+    assert norm.std().item() == pytest.approx(0.02, rel=0.15)
+    for head in heads:
+        assert torch.count_nonzero(head.dense.bias) == 0 and torch.count_nonzero(head.norm.bias) == 0
+    if check_classifier:
+        classifier = torch.cat([head.classifier.weight.detach().flatten() for head in heads])
+        assert classifier.std().item() == pytest.approx(0.001, rel=0.05)
+        assert all(torch.count_nonzero(head.classifier.bias) == 0 for head in heads)
+
+
+def init_config(num_labels=50) -> LATransformerConfig:
+    """The tiny test ViT with 256-wide bottlenecks and 50 labels: enough weights for the std checks."""
+    config = LATransformerModelTester(num_labels=num_labels).get_config()
+    config.bottleneck_dim = 256
+    return config
+
+
+def test_row_heads_get_their_init_on_a_fresh_model():
+    torch.manual_seed(0)
+    model = LATransformerForReID(init_config())
+    assert model.part_classifiers[0].dense.weight.shape == (256, 32)
+    assert_row_heads_initialised(model)
+    # the backbone keeps transformers' ViT init
+    assert model.vit.layers[0].attention.q_proj.weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_row_heads_get_their_init_with_from_backbone(tmp_path):
+    save_tiny_vit(tmp_path, 32)
+    torch.manual_seed(0)
+    model = LATransformerForReID.from_backbone(str(tmp_path), num_labels=50, bottleneck_dim=256)
+    assert_row_heads_initialised(model)
+
+
+def test_head_swap_initialises_the_new_classifiers_and_keeps_the_rest(tmp_path):
+    torch.manual_seed(0)
+    saved = LATransformerForReID(init_config(num_labels=5))
+    saved.save_pretrained(tmp_path)
+    swapped = LATransformerForReID.from_pretrained(tmp_path, num_labels=50, ignore_mismatched_sizes=True)
+    assert swapped.part_classifiers[0].classifier.weight.shape == (50, 256)
+    assert_row_heads_initialised(swapped)
+    for old, new in zip(saved.part_classifiers, swapped.part_classifiers):
+        assert torch.equal(old.dense.weight, new.dense.weight) and torch.equal(old.norm.weight, new.norm.weight)

@@ -126,16 +126,33 @@ class LATransformerPreTrainedModel(PreTrainedModel):
     accepts_loss_kwargs = False
 
     def _init_weights(self, module: nn.Module) -> None:
+        """
+        transformers' init, then the row heads as in PCB and the original LA-Transformer code: kaiming bottleneck
+        (fan-out), BatchNorm weight ~ N(1, 0.02), classifier ~ N(0, 0.001), zero biases.
+
+        The row heads' leaf modules (the Linear and BatchNorm1d layers) are matched by ownership, not the
+        `LATransformerPartClassifier` around them: for custom code, transformers 5 marks a module without
+        parameters of its own as initialised without calling `_init_weights` on it.
+        """
         super()._init_weights(module)
-        # The row heads as in PCB and the original LA-Transformer code: kaiming bottleneck, BN weight ~ N(1, 0.02),
-        # classifier ~ N(0, 0.001).
-        if isinstance(module, LATransformerPartClassifier):
-            init.kaiming_normal_(module.dense.weight, a=0, mode="fan_out")
-            init.zeros_(module.dense.bias)
-            init.normal_(module.norm.weight, mean=1.0, std=0.02)
-            init.zeros_(module.norm.bias)
-            init.normal_(module.classifier.weight, std=0.001)
-            init.zeros_(module.classifier.bias)
+        role = self._row_head_role(module)
+        if role == "dense":
+            init.kaiming_normal_(module.weight, a=0, mode="fan_out")
+            init.zeros_(module.bias)
+        elif role == "norm":
+            init.normal_(module.weight, mean=1.0, std=0.02)
+            init.zeros_(module.bias)
+        elif role == "classifier":
+            init.normal_(module.weight, std=0.001)
+            init.zeros_(module.bias)
+
+    def _row_head_role(self, module: nn.Module) -> str | None:
+        """`"dense"`, `"norm"` or `"classifier"` when `module` is that layer of one of this model's row heads."""
+        for head in getattr(self, "part_classifiers", ()):
+            for role in ("dense", "norm", "classifier"):
+                if getattr(head, role) is module:
+                    return role
+        return None
 
 
 class LATransformerForReID(LATransformerPreTrainedModel):
