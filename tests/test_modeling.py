@@ -131,6 +131,26 @@ def test_local_embedding_math_and_switch_on_loaded_model(tester, model, tmp_path
         torch.testing.assert_close(loaded.embed(pixel_values), local_embeddings)
 
 
+def test_bottleneck_embedding_is_the_row_heads_batch_normalised_features(tester, model):
+    pixel_values, labels = tester.prepare_inputs()
+    model.config.embedding = "bottleneck"
+    assert model.config.embedding_dim == tester.num_parts * 16  # bottleneck_dim 16
+    with torch.no_grad():
+        out = model(pixel_values, labels=labels)
+        gelt = out.part_features
+        rows = [head.norm(head.dense(gelt[:, i])) for i, head in enumerate(model.part_classifiers)]
+        embedded = model.embed(pixel_values)
+    expected = torch.cat([row / (row.norm(dim=1, keepdim=True) * tester.num_parts**0.5) for row in rows], dim=1)
+    assert out.embeddings.shape == (tester.batch_size, model.config.embedding_dim)
+    torch.testing.assert_close(out.embeddings, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(embedded, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.embeddings.norm(dim=1), torch.ones(tester.batch_size))
+    # the classifiers read the same bottleneck features: the logits do not depend on the embedding choice
+    model.config.embedding = "gelt"
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values).logits, out.logits)
+
+
 def test_loss_is_the_sum_over_rows_of_per_row_cross_entropy(tester, model):
     pixel_values, labels = tester.prepare_inputs()
     with torch.no_grad():

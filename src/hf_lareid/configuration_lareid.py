@@ -8,7 +8,7 @@ from typing import ClassVar
 from transformers import ViTConfig
 from transformers.configuration_utils import PreTrainedConfig
 
-EMBEDDING_TYPES = ("gelt", "local")
+EMBEDDING_TYPES = ("gelt", "local", "bottleneck")
 HEAD_ACTIVATIONS = ("relu", "gelu", None)
 
 
@@ -47,7 +47,13 @@ class LATransformerConfig(PreTrainedConfig):
             The test-time embedding. `"gelt"` (the paper): the row vectors `L_i` concatenated, then divided by
             the L2 norm of the whole vector. `"local"` (the original public code): the row-averaged patch
             tokens without the global token, each row divided by (its L2 norm times sqrt(num_parts)), then
-            concatenated. Both have unit norm. Read at forward time, so it can be changed on a loaded model.
+            concatenated. `"bottleneck"` (the BNNeck of Luo et al., "Bag of Tricks and a Strong Baseline for Deep
+            Person Re-identification", 2019): each row's batch-normalised bottleneck feature (the row classifier's
+            Linear + BatchNorm1d output, before activation and dropout), each row divided by (its L2 norm times
+            sqrt(num_parts)), then concatenated; its length is `num_parts * bottleneck_dim`. The classifiers train on
+            these normalised features while a triplet loss, if any, acts on the features before the norm (the
+            `"gelt"` vectors), so the two losses do not pull one feature space in two directions. All three have
+            unit norm. Read at forward time, so it can be changed on a loaded model.
         verification_threshold (`float`, *optional*):
             Cosine similarity above which two embeddings are taken to show the same person, as calibrated by
             `hf_lareid.evaluation.calibrate_threshold`. `None` until calibrated.
@@ -147,8 +153,9 @@ class LATransformerConfig(PreTrainedConfig):
 
     @property
     def embedding_dim(self) -> int:
-        """Length of the test-time embedding: num_parts * hidden_size (10,752 for ViT-B/16 at 224)."""
-        return self.num_parts * self.hidden_size
+        """Length of the test-time embedding: num_parts * hidden_size (10,752 for ViT-B/16 at 224), or
+        num_parts * bottleneck_dim for the `"bottleneck"` embedding."""
+        return self.num_parts * (self.bottleneck_dim if self.embedding == "bottleneck" else self.hidden_size)
 
     @property
     def local_embedding_scale(self) -> float:

@@ -31,8 +31,8 @@ class LATransformerOutput(ModelOutput):
             Sum over the row parts of the per-part cross-entropy.
         logits (`torch.FloatTensor` of shape `(batch_size, num_parts, num_labels)`):
             Scores of every row classifier, before softmax.
-        embeddings (`torch.FloatTensor` of shape `(batch_size, num_parts * hidden_size)`):
-            Unit-norm test-time embedding, `"gelt"` or `"local"` as `config.embedding` says.
+        embeddings (`torch.FloatTensor` of shape `(batch_size, config.embedding_dim)`):
+            Unit-norm test-time embedding, `"gelt"`, `"local"` or `"bottleneck"` as `config.embedding` says.
         part_features (`torch.FloatTensor` of shape `(batch_size, num_parts, hidden_size)`):
             The globally enhanced local tokens `L_i` of eq. 6, the inputs of the row classifiers.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
@@ -91,22 +91,44 @@ class LATransformerPartClassifier(nn.Module):
         self.dropout = nn.Dropout(config.head_dropout)
         self.classifier = nn.Linear(config.bottleneck_dim, config.num_labels)
 
+    def bottleneck(self, features: torch.Tensor) -> torch.Tensor:
+        """The batch-normalised bottleneck feature (BNNeck): `(batch, hidden) -> (batch, bottleneck_dim)`."""
+        return self.norm(self.dense(features))
+
+    def classify(self, bottleneck_features: torch.Tensor) -> torch.Tensor:
+        """Scores from the bottleneck feature: `(batch, bottleneck_dim) -> (batch, num_labels)`."""
+        return self.classifier(self.dropout(self.activation(bottleneck_features)))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.activation(self.norm(self.dense(features)))))
+        return self.classify(self.bottleneck(features))
 
 
-def embed_parts(gelt: torch.Tensor, local: torch.Tensor, embedding: str) -> torch.Tensor:
+def _rows_to_unit_vector(rows: torch.Tensor) -> torch.Tensor:
+    """`(batch, rows, dim) -> (batch, rows * dim)`: each row divided by (its norm * sqrt(rows)), so every row weighs
+    the same and the whole vector has unit norm."""
+    return (F.normalize(rows, dim=-1) / rows.shape[1] ** 0.5).flatten(1)
+
+
+def embed_parts(
+    gelt: torch.Tensor, local: torch.Tensor, embedding: str, bottleneck: torch.Tensor | None = None
+) -> torch.Tensor:
     """
-    The unit-norm test-time embedding from the pooled rows, both `(batch, rows, hidden)`.
+    The unit-norm test-time embedding from the pooled rows `gelt` and `local`, both `(batch, rows, hidden)`.
 
     `"gelt"`: the rows concatenated, divided by the norm of the whole vector. `"local"`: each plain row average
-    divided by (its norm * sqrt(rows)), then concatenated. Returns `(batch, rows * hidden)`.
+    divided by (its norm * sqrt(rows)), then concatenated. `"bottleneck"`: the same per-row normalisation of the
+    row heads' batch-normalised bottleneck features `bottleneck` `(batch, rows, bottleneck_dim)`. Returns
+    `(batch, rows * hidden)`, or `(batch, rows * bottleneck_dim)` for `"bottleneck"`.
     """
     if embedding == "gelt":
         return F.normalize(gelt.flatten(1), dim=-1)
     if embedding == "local":
-        return (F.normalize(local, dim=-1) / local.shape[1] ** 0.5).flatten(1)
-    raise ValueError(f"embedding must be 'gelt' or 'local', got {embedding!r}.")
+        return _rows_to_unit_vector(local)
+    if embedding == "bottleneck":
+        if bottleneck is None:
+            raise ValueError("the 'bottleneck' embedding needs the row heads' bottleneck features.")
+        return _rows_to_unit_vector(bottleneck)
+    raise ValueError(f"embedding must be 'gelt', 'local' or 'bottleneck', got {embedding!r}.")
 
 
 class LATransformerPreTrainedModel(PreTrainedModel):
@@ -246,7 +268,8 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
 
         gelt, local, outputs = self._encode(pixel_values, output_attentions, output_hidden_states)
-        logits = torch.stack([head(gelt[:, i]) for i, head in enumerate(self.part_classifiers)], dim=1)
+        bottleneck = self._bottleneck_features(gelt)  # (batch, parts, bottleneck_dim)
+        logits = torch.stack([head.classify(bottleneck[:, i]) for i, head in enumerate(self.part_classifiers)], dim=1)
 
         loss = None
         if labels is not None:
@@ -260,7 +283,7 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         output = LATransformerOutput(
             loss=loss,
             logits=logits,
-            embeddings=embed_parts(gelt, local, self.config.embedding),
+            embeddings=embed_parts(gelt, local, self.config.embedding, bottleneck),
             part_features=gelt,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
@@ -271,11 +294,16 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         """
         Unit-norm test-time embeddings, without the classifier work.
 
-        `(batch_size, 3, height, width) -> (batch_size, num_parts * hidden_size)`; `config.embedding` picks
-        `"gelt"` or `"local"`.
+        `(batch_size, 3, height, width) -> (batch_size, config.embedding_dim)`; `config.embedding` picks
+        `"gelt"`, `"local"` or `"bottleneck"` (which runs the row heads' bottlenecks, not their classifiers).
         """
         gelt, local, _ = self._encode(pixel_values, output_attentions=False, output_hidden_states=False)
-        return embed_parts(gelt, local, self.config.embedding)
+        bottleneck = self._bottleneck_features(gelt) if self.config.embedding == "bottleneck" else None
+        return embed_parts(gelt, local, self.config.embedding, bottleneck)
+
+    def _bottleneck_features(self, gelt: torch.Tensor) -> torch.Tensor:
+        """The row heads' batch-normalised bottleneck features: `(batch, rows, hidden) -> (batch, rows, bottleneck_dim)`."""
+        return torch.stack([head.bottleneck(gelt[:, i]) for i, head in enumerate(self.part_classifiers)], dim=1)
 
     @torch.no_grad()
     def predict(self, pixel_values: torch.Tensor) -> tuple[torch.LongTensor, torch.FloatTensor]:
