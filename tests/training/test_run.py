@@ -33,7 +33,7 @@ def test_default_run_trains_tiny_on_generated_data_and_saves_everything(tmp_path
         assert (out / name).is_file(), name
     model = AutoModel.from_pretrained(out)
     assert type(model).__name__ == "LATransformerForReID"
-    assert model.config.num_parts == 8 and model.config.num_labels == 6  # tiny: 8 rows; 12 ids, half train
+    assert model.config.num_parts == 16 and model.config.num_labels == 6  # tiny: 16 rows; 12 ids, half train
     card = read_model_card_metadata(out / "README.md")
     assert card["library_name"] == "hf-lareid" and card["pipeline_tag"] == "image-feature-extraction"
     assert set(card["tags"]) >= {"person-reid", "la-transformer"} and card["datasets"] == ["synthetic"]

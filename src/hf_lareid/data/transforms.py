@@ -158,6 +158,11 @@ class ReIDTransform:
         if not self.train:
             return self.image_processor(images, return_tensors="pt")["pixel_values"]
         pixels = self.image_processor(images, do_normalize=False, return_tensors="pt")["pixel_values"]  # [0, 1]
+        return self.augment_pixels(pixels)
+
+    def augment_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The training augmentations and normalisation of resized, rescaled `pixels` (batch, 3, height, width) in
+        [0, 1]; the same float32 shape out. Used by `pixel_values` and by images decoded once into memory."""
         with torch.no_grad():
             if len(self.augment):
                 pixels = self.augment(pixels).clamp_(0.0, 1.0)
