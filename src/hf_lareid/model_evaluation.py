@@ -67,19 +67,30 @@ def evaluate_model(
     options = {"batch_size": batch_size, "flip": flip, "bf16": bf16, "image_processor": image_processor, "progress": progress}
     query = extract_features(model, query_data, description="Query features", **options)
     gallery = extract_features(model, gallery_data, description="Gallery features", **options)
+    metrics = evaluate_feature_sets(query, gallery, protocol=protocol, progress=progress, **evaluate_options)
+    return ModelEvaluation(metrics=metrics, query=query, gallery=gallery)
+
+
+def evaluate_feature_sets(
+    query: FeatureSet, gallery: FeatureSet, *, protocol: str = "auto", progress: bool = True, **evaluate_options: Any
+) -> dict[str, Any]:
+    """
+    [`evaluate_reid`] on two [`FeatureSet`]s, whatever made them (a model, or a hand-made baseline).
+
+    `protocol="auto"` picks `"market1501"` when both sets have camera ids, else `"no-camera"`, where the same file
+    in both sets (by path) is the query itself and is excluded. Returns `evaluate_reid`'s dict.
+    """
     if protocol == "auto":
         cameras_known = (query.camera_ids >= 0).any() and (gallery.camera_ids >= 0).any()
         protocol = "market1501" if cameras_known else "no-camera"
     evaluate_options.setdefault("show_progress", progress)
     if protocol == "no-camera" and all(query.paths) and all(gallery.paths):
-        # The same file in both sets is the query itself: excluded by path.
         evaluate_options.setdefault("query_paths", query.paths)
         evaluate_options.setdefault("gallery_paths", gallery.paths)
-    metrics = evaluate_reid(
+    return evaluate_reid(
         query.embeddings, gallery.embeddings, query.person_ids, gallery.person_ids,
         query.camera_ids, gallery.camera_ids, protocol=protocol, **evaluate_options,
     )
-    return ModelEvaluation(metrics=metrics, query=query, gallery=gallery)
 
 
-__all__ = ["ModelEvaluation", "evaluate_model"]
+__all__ = ["ModelEvaluation", "evaluate_feature_sets", "evaluate_model"]
