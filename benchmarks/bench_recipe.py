@@ -36,7 +36,7 @@ from PIL import Image
 from transformers import TrainerCallback
 
 from hf_lareid.data import load_reid_dataset
-from hf_lareid.data.transforms import to_rgb
+from hf_lareid.image_utils import load_rgb
 from hf_lareid.features import FeatureSet
 from hf_lareid.model_evaluation import evaluate_feature_sets, evaluate_model
 from hf_lareid.training.run import prepare_trainer
@@ -58,7 +58,7 @@ def stripe_histogram(image: Image.Image, stripes: int = STRIPES, bins: Sequence[
     stripes are concatenated and the whole vector divided by its norm.
     """
     height, width = HISTOGRAM_SIZE
-    hsv = np.asarray(to_rgb(image).resize((width, height), Image.Resampling.BILINEAR).convert("HSV"), dtype=np.int64)
+    hsv = np.asarray(load_rgb(image).resize((width, height), Image.Resampling.BILINEAR).convert("HSV"), dtype=np.int64)
     bins = np.asarray(bins)
     quantised = hsv * bins // 256  # (height, width, 3), each channel in [0, bins)
     codes = (quantised[..., 0] * bins[1] + quantised[..., 1]) * bins[2] + quantised[..., 2]  # (height, width)

@@ -51,3 +51,17 @@ def test_augmentations_run_at_every_access(train, processor):
 def test_missing_column_is_a_clear_error(train, processor):
     with pytest.raises(ValueError, match="needs the 'label' column"):
         InMemoryReIDDataset(train.remove_columns("label"), build_train_transform(processor))
+
+
+def test_seeded_augmentations_equal_the_per_step_path_and_follow_the_epoch(train, processor):
+    transform = build_train_transform(processor, **{**OFF, "hflip_p": 0.5, "erasing_p": 0.5}, seed=3)
+    decoded = InMemoryReIDDataset(train, transform)
+    per_step = train.with_transform(transform)
+    rows = range(len(train))
+    epoch_0 = [decoded[i]["pixel_values"] for i in rows]
+    for i in rows:  # the same (seed, epoch, path) seeds: the same augmentation as decoding every step
+        torch.testing.assert_close(epoch_0[i], per_step[i]["pixel_values"], rtol=0, atol=1e-5)
+        assert torch.equal(decoded[i]["pixel_values"], epoch_0[i])  # and again at every access
+    decoded.set_epoch(1)
+    assert any(not torch.equal(decoded[i]["pixel_values"], epoch_0[i]) for i in rows)
+    assert decoded.seed == 3

@@ -191,14 +191,16 @@ def write_demo_setup(folder: Path, plan: DemoPlan) -> Path:
     The `tiny` setup with the demo's patch size, written to `folder` (config, image processor, training arguments):
     the `--setup` of both training stages. Returns `folder`.
     """
+    from ..file_utils import staged_replace
     from ..hub_configs import load_setup
 
     config, image_processor, training_args = load_setup(SETUP)
     config.backbone_config.patch_size = plan.patch_size
     config.validate_layout()
-    config.save_pretrained(folder)
-    image_processor.save_pretrained(folder)
-    write_json(folder / "training_args.json", training_args)
+    with staged_replace(folder) as staging:
+        config.save_pretrained(staging)
+        image_processor.save_pretrained(staging)
+        write_json(staging / "training_args.json", training_args)
     return folder
 
 

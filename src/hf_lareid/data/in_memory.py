@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from .transforms import ReIDTransform, to_rgb
+from ..image_utils import load_rgb
+from .transforms import ReIDTransform
 
 __all__ = ["InMemoryReIDDataset"]
 
@@ -41,7 +42,9 @@ class InMemoryReIDDataset(Dataset):
             `augment_pixels` runs at every access.
 
     Each item is ``{"pixel_values": (3, height, width) float32, "label": int}``; `labels` lists every row's label
-    (what `PKSampler` reads). Memory: ``len(dataset) * 3 * height * width`` bytes.
+    (what `PKSampler` reads). Memory: ``len(dataset) * 3 * height * width`` bytes. With a seeded transform each
+    image's augmentation is drawn from ``(seed, epoch, its path)`` as in the per-step path (the Trainer calls
+    `set_epoch`), so a resumed run augments as an uninterrupted one.
     """
 
     def __init__(self, dataset: Any, transform: ReIDTransform):
@@ -51,11 +54,13 @@ class InMemoryReIDDataset(Dataset):
         self.transform = transform
         self.rescale_factor = float(transform.image_processor.rescale_factor)
         self.labels = [int(label) for label in dataset["label"]]
+        # The seeds' keys: the image paths (as the per-step transform uses them), else the row numbers.
+        self.keys = [str(path) for path in dataset["path"]] if "path" in dataset.column_names else None
         start = time.perf_counter()
         rows = dataset.select_columns(["image"])
         chunks = []
         for first in range(0, len(rows), DECODE_BATCH):
-            images = [to_rgb(image) for image in rows[first : first + DECODE_BATCH]["image"]]
+            images = [load_rgb(image) for image in rows[first : first + DECODE_BATCH]["image"]]
             resized = transform.image_processor(images, do_rescale=False, do_normalize=False, return_tensors="pt")
             chunks.append(resized["pixel_values"].round().clamp_(0, 255).to(torch.uint8))
         self.images = torch.cat(chunks)  # (rows, 3, height, width) uint8
@@ -64,9 +69,21 @@ class InMemoryReIDDataset(Dataset):
             len(self.images), self.images.numel() / 2**20, time.perf_counter() - start,
         )  # fmt: skip
 
+    @property
+    def seed(self) -> int | None:
+        """The transform's augmentation seed (`None`: torch's global generator)."""
+        return self.transform.seed
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use `epoch`'s augmentations (a seeded transform; `TransformEpochCallback` calls this)."""
+        self.transform.set_epoch(epoch)
+
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pixels = self.images[index : index + 1].float() * self.rescale_factor  # (1, 3, height, width) in [0, 1]
-        return {"pixel_values": self.transform.augment_pixels(pixels)[0], "label": self.labels[index]}
+        seeds = None
+        if self.transform.seed is not None:
+            seeds = self.transform.sample_seeds([], [self.keys[index] if self.keys else str(index)])
+        return {"pixel_values": self.transform.augment_pixels(pixels, seeds)[0], "label": self.labels[index]}
