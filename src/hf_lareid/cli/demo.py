@@ -91,11 +91,9 @@ FULL = DemoPlan(
     pretraining_ids=400, validation_ids=50, fine_tuning_ids=250, evaluation_ids=100,
     num_cameras=4, images_per_camera=4, pretraining_epochs=6, fine_tuning_epochs=8,
 )  # fmt: skip
-# Batch 8 (2 identities x 4 images) gives the toy fine-tuning 36 steps: its new classifiers start at the PCB init
-# (std 0.001), which takes a few dozen steps to move the loss.
 QUICK = DemoPlan(
     pretraining_ids=16, validation_ids=4, fine_tuning_ids=12, evaluation_ids=8,
-    num_cameras=2, images_per_camera=2, pretraining_epochs=2, fine_tuning_epochs=6, batch_size=8, num_queries=3,
+    num_cameras=2, images_per_camera=2, pretraining_epochs=2, fine_tuning_epochs=6, batch_size=16, num_queries=3,
 )  # fmt: skip
 
 
