@@ -2,21 +2,10 @@
 
 import pytest
 import torch
-from PIL import Image
-from transformers import ViTImageProcessorPil
+from test_transforms import OFF, processor  # noqa: F401  (the same 32x16 processor fixture)
 
 from hf_lareid.data import build_train_transform, load_reid_dataset
 from hf_lareid.data.in_memory import InMemoryReIDDataset
-
-OFF = {"hflip_p": 0.0, "vflip_p": 0.0, "color_jitter_p": 0.0, "erasing_p": 0.0}
-
-
-@pytest.fixture
-def processor():
-    return ViTImageProcessorPil(
-        size={"height": 32, "width": 16}, resample=Image.Resampling.BICUBIC, image_mean=[0.4, 0.5, 0.6],
-        image_std=[0.2, 0.25, 0.3],
-    )  # fmt: skip
 
 
 @pytest.fixture
