@@ -54,3 +54,12 @@ def test_seeded_augmentations_equal_the_per_step_path_and_follow_the_epoch(train
     decoded.set_epoch(1)
     assert any(not torch.equal(decoded[i]["pixel_values"], epoch_0[i]) for i in rows)
     assert decoded.seed == 3
+
+
+def test_the_trainer_finds_the_epoch_hook(train, processor):
+    from hf_lareid.training.transform_epoch import epoch_transform_of
+
+    decoded = InMemoryReIDDataset(train, build_train_transform(processor, seed=0))
+    assert epoch_transform_of(decoded) is decoded  # LATransformerTrainer adds its TransformEpochCallback for it
+    decoded.set_epoch(4)
+    assert decoded.transform.epoch == 4
