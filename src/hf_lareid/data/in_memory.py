@@ -43,7 +43,7 @@ class InMemoryReIDDataset(Dataset):
 
     Each item is ``{"pixel_values": (3, height, width) float32, "label": int}``; `labels` lists every row's label
     (what `PKSampler` reads). Memory: ``len(dataset) * 3 * height * width`` bytes. With a seeded transform each
-    image's augmentation is drawn from ``(seed, epoch, its path)`` as in the per-step path (the Trainer calls
+    image's augmentation is drawn from ``(seed, epoch, its label and path)`` as in the per-step path (the Trainer calls
     `set_epoch`), so a resumed run augments as an uninterrupted one.
     """
 
@@ -54,8 +54,9 @@ class InMemoryReIDDataset(Dataset):
         self.transform = transform
         self.rescale_factor = float(transform.image_processor.rescale_factor)
         self.labels = [int(label) for label in dataset["label"]]
-        # The seeds' keys: the image paths (as the per-step transform uses them), else the row numbers.
-        self.keys = [str(path) for path in dataset["path"]] if "path" in dataset.column_names else None
+        # The seeds' keys as `ReIDTransform.__call__` forms them ("label/path"), else the row numbers.
+        paths = dataset["path"] if "path" in dataset.column_names else None
+        self.keys = [f"{label}/{path}" for label, path in zip(self.labels, paths)] if paths is not None else None
         start = time.perf_counter()
         rows = dataset.select_columns(["image"])
         chunks = []
