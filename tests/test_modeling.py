@@ -258,7 +258,7 @@ def test_from_backbone_reads_an_image_classification_checkpoint(tmp_path):
 
 def test_from_backbone_refuses_an_unsupported_backbone(tmp_path):
     SwinConfig().save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=r"holds a 'swin' model, not an LA-Transformer.*'vit', 'deit', 'dinov2'"):
+    with pytest.raises(ValueError, match=r"holds a 'swin' model: LA-Transformer backbones are 'vit', 'deit', 'dinov2'"):
         LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)
 
 

@@ -56,7 +56,7 @@ def backbone_config_from_dict(backbone: dict) -> PreTrainedConfig:
     return BACKBONE_CONFIGS[model_type](**backbone)
 
 
-def not_an_lareid_checkpoint_message(path: str, model_type: str) -> str:
+def _not_an_lareid_checkpoint_message(path: str, model_type: str) -> str:
     """One line for a folder that holds another model type: what it is, and how to build an LA-Transformer from it."""
     if model_type in BACKBONE_CONFIGS:
         return (
@@ -158,7 +158,7 @@ class LATransformerConfig(PreTrainedConfig):
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
         model_type = config_dict.get("model_type")
         if model_type is not None and model_type != cls.model_type:
-            raise ValueError(not_an_lareid_checkpoint_message(str(pretrained_model_name_or_path), model_type))
+            raise ValueError(_not_an_lareid_checkpoint_message(str(pretrained_model_name_or_path), model_type))
         return config_dict, kwargs
 
     def validate_layout(self) -> None:

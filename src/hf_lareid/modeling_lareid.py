@@ -21,7 +21,6 @@ from transformers.utils import ModelOutput
 from .configuration_lareid import (
     LATransformerConfig,
     _pair,
-    not_an_lareid_checkpoint_message,
     reid_crop_size,
 )
 
@@ -438,7 +437,10 @@ class LATransformerForReID(LATransformerPreTrainedModel):
                 f"LATransformerForReID.from_pretrained({str(backbone_name_or_path)!r})."
             )
         if model_type not in BACKBONE_MODELS:
-            raise ValueError(not_an_lareid_checkpoint_message(str(backbone_name_or_path), model_type))
+            raise ValueError(
+                f"{backbone_name_or_path} holds a {model_type!r} model: LA-Transformer backbones are "
+                f"{', '.join(map(repr, BACKBONE_MODELS))} (e.g. google/vit-base-patch16-224, facebook/dinov2-small)."
+            )
         model_class = BACKBONE_MODELS[model_type]
         pooling = {"add_pooling_layer": False} if model_class in (ViTModel, DeiTModel) else {}
         backbone = model_class.from_pretrained(backbone_name_or_path, **pooling)

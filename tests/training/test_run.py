@@ -111,9 +111,9 @@ def test_clear_errors(tmp_path, extra, error, message):
         main(["--output_dir", str(tmp_path / "out"), *extra])
 
 
-def test_non_vit_backbone_is_refused(tmp_path):
+def test_unsupported_backbone_is_refused(tmp_path):
     BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path / "bert")
-    with pytest.raises(ValueError, match="not a ViT"):
+    with pytest.raises(ValueError, match="holds a 'bert' model: LA-Transformer backbones are 'vit', 'deit'"):
         main(["--output_dir", str(tmp_path / "out"), "--backbone", str(tmp_path / "bert"),
               "--data_dir", str(tmp_path / "synthetic"), *FAST])  # fmt: skip
 
