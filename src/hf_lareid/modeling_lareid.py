@@ -18,11 +18,7 @@ from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers import Dinov2WithRegistersEmbeddings
 from transformers.utils import ModelOutput
 
-from .configuration_lareid import (
-    LATransformerConfig,
-    _pair,
-    reid_crop_size,
-)
+from .configuration_lareid import LATransformerConfig, _pair, reid_crop_size
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +149,7 @@ class LATransformerDinov2WithRegistersEmbeddings(_PositionsAtTheirGrid, Dinov2Wi
     """`Dinov2WithRegistersEmbeddings` with position embeddings stored at the model's grid."""
 
 
-# The encoder class of every supported backbone type (see `BACKBONE_CONFIGS`), and the embeddings that replace its own.
+# The encoder class of every supported backbone type (see `BACKBONE_CONFIGS`); DINOv2's embeddings -> their replacement.
 BACKBONE_MODELS: dict[str, type[PreTrainedModel]] = {
     "vit": ViTModel,
     "deit": DeiTModel,
