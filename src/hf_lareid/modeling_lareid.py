@@ -47,7 +47,7 @@ class LATransformerOutput(ModelOutput):
         attentions (`tuple(torch.FloatTensor)`, *optional*):
             Backbone attention maps, one `(batch_size, num_heads, num_tokens, num_tokens)` tensor per layer
             (`num_tokens = num_special_tokens + num_patches`), when `output_attentions=True`.
-        pooler_output (`torch.FloatTensor` of shape `(batch_size, num_parts * hidden_size)`):
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, config.embedding_dim)`):
             The same tensor as `embeddings`, under the name that `image-feature-extraction` reads with `pool=True`.
     """
 
