@@ -65,7 +65,10 @@ def check_model_card(card_path: str | Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..modeling_lareid import verify_model_weights
+
     files = files_to_upload(args.model_dir)
+    verify_model_weights(args.model_dir)  # never publish weights that differ from what was saved
     metadata = check_model_card(Path(args.model_dir) / "README.md")
     print(f"{'would upload' if args.dry_run else 'uploading'} to {args.repo_id} ({'private' if args.private else 'public'}):")
     for path in files:
