@@ -23,7 +23,7 @@ from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers im
 from transformers.utils import ModelOutput
 
 from .configuration_lareid import LATransformerConfig, _pair, reid_crop_size
-from .file_checks import WEIGHTS_FIX, DamagedFileError, explain_model_load_error
+from .file_checks import WEIGHTS_FIX, DamagedFileError, check_safetensors, explain_model_load_error
 from .file_utils import file_sha256, staged_replace
 
 CONFIG_NAME = "config.json"
@@ -543,6 +543,8 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
         if not path.is_file():
             raise ModelWeightsMismatchError(f"{path} is missing, but {config_path} records it. {WEIGHTS_FIX}")
         if file_sha256(path) != expected:
+            if path.suffix == ".safetensors":
+                check_safetensors(path)  # a truncated or unreadable file: say how it is damaged
             raise ModelWeightsMismatchError(
                 f"{path} is damaged or comes from another save: it does not match the SHA-256 recorded in "
                 f"{config_path}. {WEIGHTS_FIX}"
