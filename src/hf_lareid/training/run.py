@@ -35,7 +35,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..data import REID_DATASETS, default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
-from ..file_checks import resolve_resume_checkpoint
+from ..file_checks import resolve_resume_checkpoint, wants_resume
 from ..hub_configs import load_setup
 from ..modelcard import DEFAULT_LICENSE
 from ..modeling_lareid import LATransformerForReID
@@ -367,7 +367,7 @@ def check_output_dir(training_args: LATransformerTrainingArguments) -> None:
     for the new run's; the user's other files stay.
     """
     output_dir = Path(training_args.output_dir)
-    if not output_dir.is_dir() or training_args.resume_from_checkpoint:
+    if not output_dir.is_dir() or wants_resume(training_args.resume_from_checkpoint):
         return
     checkpoints = sorted(p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir())
     found = [name for name in MODEL_FILES if (output_dir / name).exists()] + [p.name for p in checkpoints]
