@@ -72,8 +72,9 @@ class ModelArguments:
     backbone: str | None = field(
         default=None,
         metadata={
-            "help": "The ViT to start from: a Hub name (google/vit-base-patch16-224) or a saved ViT folder, or "
-            "'random' to train from scratch with the setup's architecture. Default: the setup's backbone."
+            "help": "The backbone to start from: a ViT, DeiT or DINOv2 on the Hub (google/vit-base-patch16-224) or "
+            "a saved folder, or 'random' to train from scratch with the setup's architecture (the patch must divide "
+            "the setup's image size). Default: the setup's backbone."
         },
     )
     blockwise_unfreeze: bool | None = field(
@@ -286,7 +287,7 @@ def build_model(model_args: ModelArguments, config, num_labels: int, id2label: d
         )
     except OSError as error:
         raise OSError(
-            f"cannot load the backbone {model_args.backbone!r}: {error}. Give a ViT on the Hub (online) or a folder "
+            f"cannot load the backbone {model_args.backbone!r}: {error}. Give a backbone on the Hub (online) or a folder "
             "saved with save_pretrained, or --backbone random to train from scratch."
         ) from error
     model.config.id2label, model.config.label2id = id2label, {v: k for k, v in id2label.items()}
