@@ -32,8 +32,11 @@ _LAZY_EXPORTS = {
         "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
         "format_results_table", "re_rank",
     ),
-    ".model_evaluation": ("ModelEvaluation", "evaluate_model"),
-    ".retrieval": ("CorruptIndexError", "FingerprintMismatchError", "GalleryIndex", "SearchResult"),
+    ".model_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
+    ".retrieval": (
+        "CorruptIndexError", "FingerprintMismatchError", "GalleryIndex", "SearchResult", "same_camera_mask",
+        "search_other_cameras",
+    ),
     ".training": ("BlockwiseUnfreezeCallback", "LATransformerTrainer", "LATransformerTrainingArguments"),
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),
     ".convert_original": ("ConversionError", "convert_original_checkpoint"),

@@ -33,7 +33,12 @@ def _add_index_parser(subparsers) -> None:
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=5000,
                         help="save the index every N added images, so an interrupted build can resume")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="same-person similarity threshold (default: the model config's verification_threshold)")
+                        help="same-person similarity threshold, set by hand (default: the model config's calibration)")
+    parser.add_argument("--calibrate_on", "--calibrate-on", default=None, metavar="SPLIT",
+                        help="calibrate the same-person threshold on this split with identities (e.g. query) and "
+                             "store the calibration in the index")
+    parser.add_argument("--target_false_match_rate", "--target-false-match-rate", type=float, default=1e-3,
+                        help="false-match rate the calibration aims at (default: 0.001)")
     parser.set_defaults(func=run_index)
 
 
@@ -52,6 +57,9 @@ def _add_search_parser(subparsers) -> None:
     parser.add_argument("--picture", default=None, help="also draw the ranked lists into this PNG")
     parser.add_argument("--output_json", "--output-json", default=None, help="also write the hits as JSON")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (use it if the index did)")
+    parser.add_argument("--query_camera", "--query-camera", type=int, nargs="+", default=None, metavar="CAMERA",
+                        help="camera id of the queries (one, or one per image): gallery images from that camera are "
+                             "left out, as the re-ID protocol does")
     parser.set_defaults(func=run_search)
 
 
@@ -65,11 +73,16 @@ def run_index(args: argparse.Namespace) -> int:
     if args.split not in data:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
-    threshold = args.threshold if args.threshold is not None else model.config.verification_threshold
+    calibration = _index_calibration(args, model, data, image_processor)
     index = GalleryIndex.load_or_create(
         args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
-        model_fingerprint=model_fingerprint(model), verification_threshold=threshold,
+        model_fingerprint=model_fingerprint(model),
     )
+    if calibration is not None:
+        index.set_verification_calibration(calibration)
+    elif args.threshold is not None or not len(index):
+        index.verification_calibration = None
+        index.verification_threshold = args.threshold if args.threshold is not None else model.config.verification_threshold
     if len(index):  # resume: embed only the images the index does not hold yet
         indexed = index.indexed_paths
         split = split.select([i for i, path in enumerate(split["path"]) if path not in indexed])
@@ -85,11 +98,40 @@ def run_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_calibration(args: argparse.Namespace, model, data, image_processor):
+    """The calibration to store: `--calibrate_on SPLIT` computes one; else the model config's, unless `--threshold`."""
+    from ..evaluation import ThresholdCalibration
+    from ..model_evaluation import calibrate_model
+
+    if args.calibrate_on is None:
+        recorded = model.config.verification_calibration
+        return ThresholdCalibration.from_dict(recorded) if recorded and args.threshold is None else None
+    if args.threshold is not None:
+        raise ValueError("give either --threshold (set by hand) or --calibrate_on SPLIT (calibrated), not both.")
+    if args.calibrate_on not in data:
+        raise ValueError(
+            f"{args.data_dir} has no {args.calibrate_on!r} split to calibrate on (it has {sorted(data)}): pick one with "
+            "--calibrate_on."
+        )
+    calibration = calibrate_model(
+        model, data[args.calibrate_on], f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
+        target_false_match_rate=args.target_false_match_rate, image_processor=image_processor,
+        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto",
+    )  # fmt: skip
+    print(f"calibrated on {calibration.calibrated_on}: same person when cosine > {calibration.threshold:.4f} "
+          f"(false-match rate {calibration.false_match_rate:.2g}, target {calibration.target_false_match_rate:.2g}; "
+          f"true-match rate {calibration.true_match_rate:.1%})")  # fmt: skip
+    return calibration
+
+
 def run_search(args: argparse.Namespace) -> int:
     from ..features import extract_features, model_fingerprint
-    from ..retrieval import GalleryIndex
+    from ..retrieval import GalleryIndex, search_other_cameras
 
     index = GalleryIndex.load(args.index_dir)
+    cameras = args.query_camera or [None]
+    if len(cameras) not in (1, len(args.images)):
+        raise ValueError(f"give one --query_camera, or one per image ({len(args.images)}), not {len(cameras)}.")
     model_ref = args.model or index.model_reference
     if model_ref is None:
         raise ValueError(f"the index in {args.index_dir} records no model: name the query model with --model.")
@@ -99,7 +141,7 @@ def run_search(args: argparse.Namespace) -> int:
     model, image_processor = load_model_and_processor(model_ref)
     index.check_fingerprint(model_fingerprint(model))
     queries = extract_features(model, list(args.images), flip=args.flip, image_processor=image_processor, progress=False)
-    hits = index.search(queries.embeddings, k=args.top_k)
+    hits = search_other_cameras(index, queries.embeddings, args.top_k, cameras * (len(args.images) // len(cameras)))
     results = []
     for row, image in enumerate(args.images):
         print(f"query {image}")

@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import convert, demo, evaluate, export, index, push, train
+from . import convert, demo, evaluate, export, index, push, serve, train
 
-SUBCOMMANDS = (demo, train, evaluate, index, convert, export, push)
+SUBCOMMANDS = (demo, train, evaluate, index, serve, convert, export, push)
 
 
 def build_parser() -> argparse.ArgumentParser:

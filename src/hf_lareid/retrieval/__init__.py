@@ -1,5 +1,14 @@
 """Gallery search over FAISS: embeddings + metadata + the fingerprint of the model that made them (no model needed)."""
 
+from .camera_filter import same_camera_mask, search_other_cameras
 from .index import INDEX_TYPES, CorruptIndexError, FingerprintMismatchError, GalleryIndex, SearchResult
 
-__all__ = ["INDEX_TYPES", "CorruptIndexError", "FingerprintMismatchError", "GalleryIndex", "SearchResult"]
+__all__ = [
+    "INDEX_TYPES",
+    "CorruptIndexError",
+    "FingerprintMismatchError",
+    "GalleryIndex",
+    "SearchResult",
+    "same_camera_mask",
+    "search_other_cameras",
+]

@@ -112,6 +112,9 @@ class GalleryIndex:
         model_fingerprint (`str`, *optional*): fingerprint of that model; searches given another one fail.
         verification_threshold (`float`, *optional*): similarity above which a hit is the same person
             (see [`calibrate_threshold`]); searches then return `same_person` flags.
+        verification_calibration (`dict`, *optional*): the whole calibration behind the threshold
+            (`ThresholdCalibration.to_dict()`: target and reached false-match rate, the data it came from); its
+            threshold is the default `verification_threshold` and must equal it when both are given.
         norm_tolerance (`float`, *optional*, defaults to 1e-3): allowed deviation of embedding norms from 1.
 
     Example:
@@ -140,6 +143,7 @@ class GalleryIndex:
         model_reference: Optional[str] = None,
         model_fingerprint: Optional[str] = None,
         verification_threshold: Optional[float] = None,
+        verification_calibration: Optional[dict] = None,
         norm_tolerance: float = 1e-3,
     ):
         if not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -157,7 +161,17 @@ class GalleryIndex:
         }
         self.model_reference = model_reference
         self.model_fingerprint = model_fingerprint
+        if verification_calibration is not None:
+            calibration_threshold = verification_calibration.get("threshold")
+            if verification_threshold is None:
+                verification_threshold = calibration_threshold
+            elif calibration_threshold != verification_threshold:
+                raise ValueError(
+                    f"`verification_threshold` ({verification_threshold}) differs from the threshold of "
+                    f"`verification_calibration` ({calibration_threshold}): give one of them."
+                )
         self.verification_threshold = None if verification_threshold is None else float(verification_threshold)
+        self.verification_calibration = None if verification_calibration is None else dict(verification_calibration)
         self.norm_tolerance = norm_tolerance
         self._index: Optional[faiss.Index] = None if self.needs_training else self._build_faiss_index()
         self._metadata_fields: Optional[tuple[str, ...]] = None  # fixed by the first add
@@ -408,6 +422,12 @@ class GalleryIndex:
             self.save(checkpoint_dir)
         return added
 
+    def set_verification_calibration(self, calibration: Any) -> None:
+        """Stores a `ThresholdCalibration` (or its `to_dict()`) and its threshold; saved with the index."""
+        values = calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
+        self.verification_calibration = values
+        self.verification_threshold = float(values["threshold"])
+
     @property
     def indexed_paths(self) -> set[str]:
         """The set of image paths already in the index (empty without paths)."""
@@ -494,6 +514,7 @@ class GalleryIndex:
                 "model_reference": self.model_reference,
                 "model_fingerprint": self.model_fingerprint,
                 "verification_threshold": self.verification_threshold,
+                "verification_calibration": self.verification_calibration,
                 "norm_tolerance": self.norm_tolerance,
                 "metadata_fields": list(self._metadata_fields or ()),
                 "sha256": {name: _sha256(temporary / name) for name in (_INDEX_NAME, _METADATA_NAME)},
@@ -561,6 +582,7 @@ class GalleryIndex:
             dim, index_type, model_reference=config.get("model_reference"),
             model_fingerprint=config.get("model_fingerprint"),
             verification_threshold=config.get("verification_threshold"),
+            verification_calibration=config.get("verification_calibration"),
             norm_tolerance=config.get("norm_tolerance", 1e-3),
         )
         index.settings.update(config.get("settings", {}))
