@@ -62,7 +62,7 @@ def render_hits(answer: dict) -> tuple[list[tuple[str, str]], str]:
     """The grid (image, caption) and the status line of a `/search` answer."""
     hits = answer["hits"]
     grid = [(hit["file"], hit_caption(hit)) for hit in hits if hit["file"]]
-    status = f"**{len(hits)} hits**"
+    status = f"**{len(hits)} hit{'s' if len(hits) != 1 else ''}**"
     if answer["query_camera"] != UNKNOWN:
         whose = f"person {answer['query_person']}'s images" if answer["query_person"] != UNKNOWN else "every image"
         status += f", leaving out {whose} from camera {answer['query_camera']} (the query's camera)"
