@@ -26,8 +26,8 @@ def save_index(model_dir, files, index_dir, **kwargs):
     from transformers import AutoImageProcessor
 
     model = LATransformerForReID.from_pretrained(model_dir)
-    features = extract_features(model, files, image_processor=AutoImageProcessor.from_pretrained(model_dir, backend="pil"),
-                                progress=False)  # fmt: skip
+    image_processor = AutoImageProcessor.from_pretrained(model_dir, backend="pil")
+    features = extract_features(model, files, image_processor=image_processor, progress=False)
     index = GalleryIndex(features.embeddings.shape[1], model_reference=str(model_dir),
                          model_fingerprint=model_fingerprint(model), **kwargs)  # fmt: skip
     index.add(features.embeddings, person_ids=[0, 0, 1, 1, 2], camera_ids=[0, 1, 0, 1, 0], paths=files)

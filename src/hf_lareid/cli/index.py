@@ -80,9 +80,9 @@ def run_index(args: argparse.Namespace) -> int:
     )
     if calibration is not None:
         index.set_verification_calibration(calibration)
-    elif args.threshold is not None or not len(index):
+    elif args.threshold is not None or not len(index):  # a resumed build keeps its threshold unless given one
         index.verification_calibration = None
-        index.verification_threshold = args.threshold if args.threshold is not None else model.config.verification_threshold
+        index.verification_threshold = model.config.verification_threshold if args.threshold is None else args.threshold
     if len(index):  # resume: embed only the images the index does not hold yet
         indexed = index.indexed_paths
         split = split.select([i for i, path in enumerate(split["path"]) if path not in indexed])
@@ -110,15 +110,15 @@ def _index_calibration(args: argparse.Namespace, model, data, image_processor):
         raise ValueError("give either --threshold (set by hand) or --calibrate_on SPLIT (calibrated), not both.")
     if args.calibrate_on not in data:
         raise ValueError(
-            f"{args.data_dir} has no {args.calibrate_on!r} split to calibrate on (it has {sorted(data)}): pick one with "
-            "--calibrate_on."
+            f"{args.data_dir} has no {args.calibrate_on!r} split to calibrate on (it has {sorted(data)}): pick one "
+            "with --calibrate_on."
         )
     calibration = calibrate_model(
         model, data[args.calibrate_on], f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
         target_false_match_rate=args.target_false_match_rate, image_processor=image_processor,
         batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto",
     )  # fmt: skip
-    print(f"calibrated on {calibration.calibrated_on}: same person when cosine > {calibration.threshold:.4f} "
+    print(f"calibrated on {calibration.calibrated_on}\n  same person when cosine > {calibration.threshold:.4f} "
           f"(false-match rate {calibration.false_match_rate:.2g}, target {calibration.target_false_match_rate:.2g}; "
           f"true-match rate {calibration.true_match_rate:.1%})")  # fmt: skip
     return calibration

@@ -75,7 +75,7 @@ def render_verdict(answer: dict) -> str:
     """The Compare tab's verdict line from a `/compare` answer."""
     cosine = f"cosine similarity **{answer['cosine']:.3f}**"
     if answer["verdict"] == NO_THRESHOLD:
-        return f"## {NO_THRESHOLD}\n{cosine}; this index has no same-person threshold (see `lareid index --calibrate_on`)."
+        return f"## {NO_THRESHOLD}\n{cosine}; this index has no same-person threshold (`lareid index --calibrate_on`)."
     relation = ">" if answer["verdict"] == SAME_PERSON else "<="
     rate = (
         f", calibrated at a false-match rate of {answer['false_match_rate']:.2%} "
@@ -160,7 +160,8 @@ def build_app(service: ReIDService):
                     top_k = gr.Slider(1, MAX_TOP_K, value=min(10, MAX_TOP_K), step=1, label="Top-k", elem_id="top-k")
                     with gr.Row():
                         query_camera = gr.Number(UNKNOWN, precision=0, label="Query camera (-1: unknown)",
-                                                 info="its gallery images are left out", elem_id="query-camera")  # fmt: skip
+                                                 info="its gallery images are left out",
+                                                 elem_id="query-camera")  # fmt: skip
                         query_person = gr.Number(UNKNOWN, precision=0, label="Query person (-1: unknown)",
                                                  info="set by a gallery pick", elem_id="query-person")  # fmt: skip
                     search_button = gr.Button("Search", variant="primary", elem_id="search-button")

@@ -51,8 +51,10 @@ class ReIDService:
     flip: bool = False
 
     @classmethod
-    def load(cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None, flip: bool = False) -> "ReIDService":
-        """Loads the index and its model (`model` overrides the one it records); another model's fingerprint is refused."""
+    def load(
+        cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None, flip: bool = False
+    ) -> "ReIDService":
+        """Loads the index and its model (`model` overrides the one it records); another fingerprint is refused."""
         index = GalleryIndex.load(index_dir)
         model_reference = str(model) if model is not None else index.model_reference
         if model_reference is None:
@@ -162,7 +164,8 @@ class ReIDService:
         """Up to `count` gallery rows spread evenly over the index (the query picker's thumbnails)."""
         if len(self.index) == 0 or self.index.paths is None:
             return []
-        return sorted(set(np.linspace(0, len(self.index) - 1, num=min(count, len(self.index))).round().astype(int).tolist()))
+        spread = np.linspace(0, len(self.index) - 1, num=min(count, len(self.index))).round().astype(int)
+        return sorted(set(spread.tolist()))
 
     def gallery_folders(self) -> list[str]:
         """The folders holding the gallery images (the only files the page may serve besides its own)."""
