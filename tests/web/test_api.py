@@ -71,6 +71,6 @@ def test_a_damaged_image_is_an_error_with_the_apps_message(client, server, tmp_p
     damaged.write_bytes(open(server["index"].paths[0], "rb").read()[:300])
     with pytest.raises(Exception, match="not a readable image") as raised:
         client.predict(handle_file(str(damaged)), 3, -1, -1, api_name="/search")
-    assert UNREADABLE.format(name="damaged.jpg") in str(raised.value)
+    assert UNREADABLE.format(name="the query image") in str(raised.value)
     with pytest.raises(Exception, match="no query image"):
         client.predict(None, 3, -1, -1, api_name="/search")

@@ -12,7 +12,7 @@ import functools
 import os
 from typing import Any
 
-from .web_service import DIFFERENT_PEOPLE, NO_THRESHOLD, SAME_PERSON, UNKNOWN, UNREADABLE, ReIDService, WebAppError
+from .web_service import DIFFERENT_PEOPLE, NO_THRESHOLD, SAME_PERSON, UNKNOWN, ReIDService, WebAppError
 
 GRADIO_MISSING = 'the web app needs Gradio, an optional extra: pip install "hf-lareid[serve]"'
 PICKER_SIZE = 48  # gallery thumbnails offered as queries
@@ -100,43 +100,25 @@ def _answering(job):
     return endpoint
 
 
-def image_input_class(gr):
-    """
-    `gr.Image` whose unreadable uploads (a truncated file, a non-image renamed .jpg) get the app's one-line
-    message instead of Gradio's "could not preprocess" error; the page draws it as a plain `gr.Image`.
-    """
-
-    class ImageInput(gr.Image):
-        is_template = True  # Gradio then draws it with its parent's (gr.Image's) frontend
-
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except (OSError, ValueError, SyntaxError):  # PIL raises these for damaged and non-image files
-                name = getattr(payload, "orig_name", None) or "the image"
-                raise gr.Error(UNREADABLE.format(name=name), duration=None, print_exception=False) from None
-
-    return ImageInput
-
-
 def build_app(service: ReIDService):
     """The Gradio Blocks of the web app over `service` (not launched)."""
     gr = import_gradio()
-    ImageInput = image_input_class(gr)
     summary = service.summary()
     picker_rows = service.gallery_sample(PICKER_SIZE)
 
-    def search(image: str | None, top_k: float, query_camera: float | None, query_person: float | None) -> dict:
+    # The image endpoints take the upload as Gradio sends it (`preprocess=False`), so that a damaged file reaches
+    # the service's loader and its one-line message, not Gradio's "could not preprocess" error.
+    def search(image: dict | None, top_k: float, query_camera: float | None, query_person: float | None) -> dict:
         """Ranked gallery hits of a query image (camera/person -1: unknown)."""
-        return service.search(image, int(top_k), _id(query_camera), _id(query_person))
+        return service.search(_upload(image), int(top_k), _id(query_camera), _id(query_person))
 
-    def compare(image_a: str | None, image_b: str | None) -> dict:
+    def compare(image_a: dict | None, image_b: dict | None) -> dict:
         """Cosine similarity and same-person verdict of two images."""
-        return service.compare(image_a, image_b)
+        return service.compare(_upload(image_a), _upload(image_b))
 
-    def attention(image: str | None) -> str:
+    def attention(image: dict | None) -> str:
         """A PNG of the image's attention rollout with its row parts."""
-        return service.attention(image)
+        return service.attention(_upload(image))
 
     def gallery_image(row: int) -> dict:
         """Path, person id and camera id of gallery image `row`."""
@@ -155,7 +137,7 @@ def build_app(service: ReIDService):
         with gr.Tab("Search"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    query = ImageInput(label="Query image", type="filepath", sources=["upload", "clipboard"],
+                    query = gr.Image(label="Query image", type="filepath", sources=["upload", "clipboard"],
                                      elem_id="query-image", height=320)  # fmt: skip
                     top_k = gr.Slider(1, MAX_TOP_K, value=min(10, MAX_TOP_K), step=1, label="Top-k", elem_id="top-k")
                     with gr.Row():
@@ -181,9 +163,9 @@ def build_app(service: ReIDService):
                         search_answer = gr.JSON(show_label=False, elem_id="search-json")
         with gr.Tab("Compare"):
             with gr.Row():
-                image_a = ImageInput(label="First person", type="filepath", sources=["upload", "clipboard"],
+                image_a = gr.Image(label="First person", type="filepath", sources=["upload", "clipboard"],
                                    elem_id="compare-a", height=320)  # fmt: skip
-                image_b = ImageInput(label="Second person", type="filepath", sources=["upload", "clipboard"],
+                image_b = gr.Image(label="Second person", type="filepath", sources=["upload", "clipboard"],
                                    elem_id="compare-b", height=320)  # fmt: skip
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
             verdict = gr.Markdown(elem_id="compare-verdict")
@@ -191,12 +173,15 @@ def build_app(service: ReIDService):
                 compare_answer = gr.JSON(show_label=False, elem_id="compare-json")
 
         search_button.click(
-            _answering(search), [query, top_k, query_camera, query_person], search_answer, api_name="search"
+            _answering(search), [query, top_k, query_camera, query_person], search_answer, api_name="search",
+            preprocess=False,
         ).success(render_hits, search_answer, [hits, search_status], api_visibility="private")
-        compare_button.click(_answering(compare), [image_a, image_b], compare_answer, api_name="compare").success(
-            render_verdict, compare_answer, verdict, api_visibility="private"
+        compare_button.click(
+            _answering(compare), [image_a, image_b], compare_answer, api_name="compare", preprocess=False
+        ).success(render_verdict, compare_answer, verdict, api_visibility="private")
+        attention_button.click(
+            _answering(attention), query, attention_picture, api_name="attention", preprocess=False
         )
-        attention_button.click(_answering(attention), query, attention_picture, api_name="attention")
         gr.api(_answering(gallery_image), api_name="gallery_image")
         picker.select(pick, None, [query, query_camera, query_person], api_visibility="private")
         # A new upload is not from the gallery: its camera and person are unknown until the user names them.
@@ -217,4 +202,9 @@ def launch_app(service: ReIDService, host: str = "127.0.0.1", port: int = 7860, 
 
 
 def _id(value: Any) -> int:
-    return UNKNOWN if value is None else int(value)
+    return UNKNOWN if value is None or value == "" else int(value)
+
+
+def _upload(payload: dict | None) -> str | None:
+    """The file of an image upload as Gradio sends it unprocessed (a FileData dict), or `None`."""
+    return None if not payload else payload.get("path")
