@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -110,3 +111,14 @@ def test_serve_refuses_another_model_and_a_missing_index(tiny_model_dir, people,
     assert one_line_error(status, err, "fingerprint")
     status, _, err = run_cli("serve", "--index_dir", tmp_path / "nothing-here", capsys=capsys)
     assert one_line_error(status, err, "nothing-here")
+
+
+def test_serve_help_shows_an_example_without_importing_gradio():
+    code = (
+        "import sys\nfrom hf_lareid.cli.main import main\ntry:\n    main(['serve', '--help'])\nexcept SystemExit:\n"
+        "    pass\nprint('gradio' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Example:\n  lareid serve --index_dir" in result.stdout
+    assert "--index_dir" in result.stdout and "--model" in result.stdout and "--port" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "False"
