@@ -139,7 +139,7 @@ def build_app(service: ReIDService):
                 with gr.Column(scale=1):
                     query = gr.Image(label="Query image", type="filepath", sources=["upload", "clipboard"],
                                      elem_id="query-image", height=320)  # fmt: skip
-                    top_k = gr.Slider(1, MAX_TOP_K, value=min(10, MAX_TOP_K), step=1, label="Top-k", elem_id="top-k")
+                    top_k = gr.Slider(1, MAX_TOP_K, value=10, step=1, label="Top-k", elem_id="top-k")
                     with gr.Row():
                         query_camera = gr.Number(UNKNOWN, precision=0, label="Query camera (-1: unknown)",
                                                  info="its gallery images are left out",
