@@ -6,16 +6,19 @@ import argparse
 
 from ._common import add_command
 
+EXAMPLE = "lareid serve --index_dir ./lareid-demo/gallery_index --port 7860"
+DESCRIPTION = (
+    "Open a web page that searches a gallery index built by `lareid index` with an uploaded image and compares two "
+    'people, with the index\'s calibrated same-person threshold. Needs the extra: pip install "hf-lareid[serve]".'
+)
+
 
 def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "serve",
-        "Open a web page that searches a gallery index built by `lareid index` with an uploaded image and compares "
-        "two people, with the index's calibrated same-person threshold. Needs the extra: pip install "
-        '"hf-lareid[serve]".',
-        "lareid serve --index_dir ./lareid-demo/gallery_index --port 7860",
-    )
+    add_arguments(add_command(subparsers, "serve", DESCRIPTION, EXAMPLE))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `lareid serve`."""
     parser.add_argument("--index_dir", "--index-dir", required=True, help="a folder written by `lareid index`")
     parser.add_argument("--model", default=None,
                         help="the query model (default: the one the index records); a different model is refused")
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from .web_app import import_gradio, launch_app
     from .web_service import ReIDService
 
-    import_gradio()  # the missing-extra message before minutes of model loading
+    import_gradio()  # the missing-extra message before the model loads
     service = ReIDService.load(args.index_dir, model=args.model, flip=args.flip)
     print(f"serving {len(service.index)} gallery images of {args.index_dir} on http://{args.host}:{args.port} "
           "(Ctrl+C stops)", flush=True)  # fmt: skip
