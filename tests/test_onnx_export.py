@@ -1,5 +1,7 @@
 """ONNX export: onnxruntime reproduces `model.embed`, opset and dynamic batch axis are as asked, errors are clear."""
 
+import os
+import stat
 import sys
 
 import numpy as np
@@ -52,6 +54,9 @@ def test_export_default_opset_matches_pytorch(tmp_path, tiny_model, tiny_image_p
     assert metadata["image_size"] == "[64, 32]"
     assert metadata["preprocessor_image_mean"] == "[0.5, 0.5, 0.5]"
     assert not [p for p in tmp_path.iterdir() if p.name != "model.onnx"]  # no temporary file left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # the user's normal mode, not mkstemp's 0600
 
 
 def test_low_opset_uses_torchscript_exporter_and_restores_model(tmp_path, tiny_model):

@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModel
 
 from .configuration_lareid import LATransformerConfig
 from .features import FeatureSet, extract_features, iter_features, model_fingerprint
-from .modeling_lareid import LATransformerForReID, LATransformerOutput
+from .modeling_lareid import LATransformerForReID, LATransformerOutput, ModelWeightsMismatchError, verify_model_weights
 from .pipeline_lareid import LAReIDEmbeddingPipeline, register_pipeline
 
 __version__ = "0.1.0"
@@ -32,10 +32,11 @@ _LAZY_EXPORTS = {
         "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
         "format_results_table", "re_rank",
     ),
+    ".image_utils": ("ImageReadError", "load_rgb"),
     ".model_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (
-        "CorruptIndexError", "FingerprintMismatchError", "GalleryIndex", "SearchResult", "same_camera_mask",
-        "search_other_cameras",
+        "CorruptIndexError", "EmbeddingSettingsMismatchError", "FingerprintMismatchError", "GalleryIndex", "SearchResult",
+        "same_camera_mask", "search_other_cameras",
     ),
     ".training": ("BlockwiseUnfreezeCallback", "LATransformerTrainer", "LATransformerTrainingArguments"),
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),
@@ -64,9 +65,11 @@ __all__ = [
     "LATransformerConfig",
     "LATransformerForReID",
     "LATransformerOutput",
+    "ModelWeightsMismatchError",
     "__version__",
     "extract_features",
     "iter_features",
     "model_fingerprint",
+    "verify_model_weights",
     *_LAZY_NAMES,
 ]

@@ -20,8 +20,6 @@ import math
 import os
 import pickle
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -29,6 +27,8 @@ from transformers import ViTConfig, ViTImageProcessorPil
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
 from .configuration_lareid import LATransformerConfig
+from .file_checks import DamagedFileError, check_torch_file
+from .file_utils import atomic_folder
 from .modeling_lareid import LATransformerForReID
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}: pass the .pth file saved by the original code.")
+    try:
+        check_torch_file(path, fix="Pass the .pth file saved by the original LA-Transformer code.")
+    except DamagedFileError as error:
+        raise ConversionError(str(error)) from None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -247,17 +251,10 @@ def convert_original_checkpoint(
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FileExistsError(f"output folder {str(out_dir)!r} exists and is not empty: choose a new folder.")
     model = convert_original_state_dict(load_original_state_dict(path), lambda_code=lambda_code, num_labels=num_labels)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    # An empty out_dir may be replaced; it holds nothing to lose.
+    with atomic_folder(out_dir, replace_existing=out_dir.is_dir()) as staging:
         model.save_pretrained(staging)
         original_image_processor(model.config).save_pretrained(staging)
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     logger.info(
         "Converted %s -> %s: %d blocks, width %d, %d parts, %d classes, lambda_global %.4g.",
         path, out_dir, model.config.backbone_config.num_hidden_layers, model.config.hidden_size,

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .image_utils import load_rgb
+
 logger = logging.getLogger(__name__)
 
 BF16Option = Union[bool, Literal["auto"]]
-ImageLike = Union[Image.Image, str, os.PathLike]
 
 
 def bf16_pays(device: torch.device | str = "cpu") -> bool:
@@ -109,18 +110,6 @@ class FeatureSet:
         )
 
 
-def _load_rgb(image: ImageLike) -> Image.Image:
-    """A PIL image, a path or a URL -> an RGB PIL image; a clear error naming the file when it cannot be read."""
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    from transformers.image_utils import load_image
-
-    try:
-        return load_image(str(image)).convert("RGB")
-    except Exception as error:  # PIL and requests raise many types; report one clear message
-        raise ValueError(f"cannot read image {str(image)!r}: {error}. Check that the file exists and is a valid image.") from error
-
-
 def _batch_to_pixels(batch: dict[str, Any], image_processor: Any) -> torch.Tensor:
     """A dict of columns (with `pixel_values`, or `image` to preprocess) -> `(batch, 3, height, width)`."""
     if "pixel_values" in batch:
@@ -130,7 +119,7 @@ def _batch_to_pixels(batch: dict[str, Any], image_processor: Any) -> torch.Tenso
         raise ValueError(f"a batch needs an 'image' or 'pixel_values' column, got columns {sorted(batch)}.")
     if image_processor is None:
         raise ValueError("raw images need an image processor: pass image_processor=AutoImageProcessor.from_pretrained(MODEL_DIR, backend='pil').")
-    images = [_load_rgb(image) for image in batch["image"]]
+    images = [load_rgb(image) for image in batch["image"]]
     return image_processor(images, return_tensors="pt")["pixel_values"]
 
 
@@ -139,16 +128,21 @@ def _column(batch: dict[str, Any], name: str, size: int, default: Any) -> list:
     return list(values) if values is not None else [default] * size
 
 
+def _is_one_image(data: Any) -> bool:
+    """A single PIL image, path, URL or `(height, width[, channels])` array, rather than a collection of them."""
+    return isinstance(data, (Image.Image, str, os.PathLike)) or isinstance(data, np.ndarray) and data.ndim <= 3
+
+
 def _iter_batches(data: Any, batch_size: int) -> Iterator[dict[str, Any]]:
     """Batches of columns from a `datasets.Dataset` (its transforms applied) or from any iterable of images/paths."""
     if hasattr(data, "iter") and hasattr(data, "column_names"):
         yield from data.iter(batch_size=batch_size)
         return
-    if isinstance(data, (Image.Image, str, os.PathLike)):
+    if _is_one_image(data):
         data = [data]
     iterator = iter(data)
     while chunk := list(islice(iterator, batch_size)):
-        paths = [str(item) if not isinstance(item, Image.Image) else "" for item in chunk]
+        paths = [str(item) if isinstance(item, (str, os.PathLike)) else "" for item in chunk]
         yield {"image": chunk, "path": paths}
 
 
@@ -214,7 +208,7 @@ def extract_features(
         model: an [`LATransformerForReID`] (anything with `embed(pixel_values)` works).
         data: a `datasets.Dataset` (with a `pixel_values` transform set, or an `image` column that
             `image_processor` prepares; `person_id`, `camera_id` and `path` columns are carried along), or a
-            PIL image, a path, a URL, or a list/generator of these.
+            PIL image, a path, a URL, an image array, or a list/generator of these (read with `load_rgb`).
         batch_size: images per forward pass.
         flip: average each image's embedding with its mirror image's, then re-normalise.
         bf16: `"auto"` uses bf16 autocast where the CPU/GPU runs it fast (weights stay fp32); `True`/`False` force.
@@ -231,7 +225,7 @@ def extract_features(
     >>> features.embeddings.shape  # -> (3368, 10752)
     ```
     """
-    total = len(data) if hasattr(data, "__len__") and not isinstance(data, (str, Image.Image)) else None
+    total = len(data) if hasattr(data, "__len__") and not _is_one_image(data) else None
     parts = []
     with tqdm(total=total, desc=description, unit="img", disable=not progress) as bar:
         for part in iter_features(model, data, batch_size=batch_size, flip=flip, bf16=bf16, image_processor=image_processor):
@@ -259,13 +253,40 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+# Image processor settings that change the pixels a model sees, hence its embeddings.
+PROCESSOR_EMBEDDING_FIELDS = (
+    "do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std",
+)
+
+
+def embedding_settings(image_processor: Any, flip: bool) -> dict[str, Any]:
+    """
+    What changes an embedding besides the model: `flip` and the image processor's resize/rescale/normalise settings
+    (JSON values). A gallery index records it and refuses queries embedded otherwise.
+    """
+    settings: dict[str, Any] = {"flip": bool(flip)}
+    if image_processor is not None:
+        values = image_processor.to_dict() if hasattr(image_processor, "to_dict") else vars(image_processor)
+        for name in PROCESSOR_EMBEDDING_FIELDS:
+            value = values.get(name)
+            settings[f"processor_{name}"] = int(value) if name == "resample" and value is not None else value
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def runtime_settings(bf16: bool, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """What changes embeddings only slightly (bf16 vs fp32: cosine ~0.99998): bf16, the torch version, the device type."""
+    return {"bf16": bool(bf16), "torch": torch.__version__, "device": torch.device(device).type}
+
+
 __all__ = [
     "FeatureSet",
     "autocast_context",
     "bf16_pays",
     "embed_pixels",
+    "embedding_settings",
     "extract_features",
     "iter_features",
     "model_fingerprint",
     "resolve_bf16",
+    "runtime_settings",
 ]

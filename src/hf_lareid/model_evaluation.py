@@ -72,6 +72,7 @@ def evaluate_model(
         cameras_known = (query.camera_ids >= 0).any() and (gallery.camera_ids >= 0).any()
         protocol = "market1501" if cameras_known else "no-camera"
     evaluate_options.setdefault("show_progress", progress)
+    evaluate_options.setdefault("norm_tolerance", 1e-3)  # the model's embeddings are unit-norm
     if protocol == "no-camera" and all(query.paths) and all(gallery.paths):
         # The same file in both sets is the query itself: excluded by path.
         evaluate_options.setdefault("query_paths", query.paths)

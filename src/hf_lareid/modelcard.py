@@ -9,12 +9,13 @@ the training setup (hyper-parameters and the blockwise unfreezing schedule) and 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .file_utils import atomic_write_text
 
 MODEL_CARD_NAME = "README.md"
 TAGS = ["person-reid", "la-transformer"]
@@ -311,7 +312,7 @@ def render_model_card(
 
 def write_model_card(output_dir: str | os.PathLike, **card_fields: Any) -> Path:
     """
-    Writes `output_dir/README.md` atomically (temp file + rename); `card_fields` as in [`render_model_card`].
+    Writes `output_dir/README.md` atomically (`file_utils.atomic_write_text`); `card_fields` as in [`render_model_card`].
 
     `model_name` defaults to the folder's name. Returns the path written.
 
@@ -327,9 +328,7 @@ def write_model_card(output_dir: str | os.PathLike, **card_fields: Any) -> Path:
     card_fields.setdefault("model_name", output_dir.resolve().name)
     text = render_model_card(**card_fields)
     path = output_dir / MODEL_CARD_NAME
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=output_dir, delete=False, suffix=".tmp") as f:
-        f.write(text)
-    os.replace(f.name, path)
+    atomic_write_text(path, text)
     return path
 
 

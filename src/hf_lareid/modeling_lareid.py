@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -17,6 +21,14 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_lareid import LATransformerConfig, _pair
+from .file_checks import explain_model_load_error
+from .file_utils import file_sha256, staged_replace
+
+CONFIG_NAME = "config.json"
+# config.json records {weights file name: SHA-256} under this key; `verify_model_weights` checks it.
+WEIGHTS_SHA256_KEY = "weights_sha256"
+# The weight files transformers writes: model.safetensors, its shards and their index.
+_WEIGHTS_FILE = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?")
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +137,18 @@ class LATransformerPreTrainedModel(PreTrainedModel):
     # The loss is a per-batch mean: let the Trainer divide it by the accumulation steps (see DEVELOPERS.md).
     accepts_loss_kwargs = False
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with one clear error for a damaged weights file (named) or a model name
+        that is no local folder while the Hub cannot be reached (see `hf_lareid.file_checks`)."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except Exception as error:
+            clearer = explain_model_load_error(pretrained_model_name_or_path, error)
+            if clearer is None:
+                raise
+            raise clearer from error
+
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         # The row heads as in PCB and the original LA-Transformer code: kaiming bottleneck, BN weight ~ N(1, 0.02),
@@ -136,6 +160,34 @@ class LATransformerPreTrainedModel(PreTrainedModel):
             init.zeros_(module.norm.bias)
             init.normal_(module.classifier.weight, std=0.001)
             init.zeros_(module.classifier.bias)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True, **kwargs: Any) -> Any:
+        """
+        [`PreTrainedModel.save_pretrained`], safe for a folder that already holds a model.
+
+        The files are written to a staging folder beside their targets and then replace them one at a time, weights
+        before `config.json` (see `file_utils.staged_replace`): a full disk or a crash while writing leaves the
+        previous model loadable and unchanged. `config.json` records the SHA-256 of each weights file
+        (`weights_sha256`), so [`verify_model_weights`] detects a damaged file or new weights beside an old config.
+        Other files of the folder (`checkpoint-*`, a model card) stay. With `push_to_hub` or on a non-main process
+        this is the plain transformers save.
+        """
+        if not is_main_process or kwargs.get("push_to_hub") or kwargs.get("distributed_checkpoint"):
+            return super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
+        directory = Path(save_directory)
+        if directory.is_file():
+            raise FileExistsError(f"cannot save a model to {directory}: it is a file, not a folder.")
+        with staged_replace(directory, last=(CONFIG_NAME,)) as staging:
+            result = super().save_pretrained(staging, **kwargs)
+            weights = {entry.name: file_sha256(entry) for entry in sorted(staging.iterdir()) if _WEIGHTS_FILE.fullmatch(entry.name)}
+            config_path = staging / CONFIG_NAME
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            config[WEIGHTS_SHA256_KEY] = weights
+            config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        for entry in directory.iterdir():  # weights of an earlier save under other names (e.g. shards)
+            if _WEIGHTS_FILE.fullmatch(entry.name) and entry.name not in weights and entry.is_file():
+                entry.unlink()
+        return result
 
 
 class LATransformerForReID(LATransformerPreTrainedModel):
@@ -324,6 +376,48 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         return model
 
 
+class ModelWeightsMismatchError(ValueError):
+    """A weights file of a saved model differs from the SHA-256 its config.json records."""
+
+
+def verify_model_weights(model_dir: str | os.PathLike) -> bool:
+    """
+    Checks the weights files of a model folder against the SHA-256 that `save_pretrained` recorded in config.json.
+
+    Returns `True` when every recorded file matches, `False` when config.json records nothing (a model saved by
+    another tool or an older hf_lareid). Raises [`ModelWeightsMismatchError`] naming the file that is missing or
+    differs. Used by `lareid index`, `search`, `evaluate` and `serve` before loading their own files.
+
+    Example:
+
+    ```python
+    >>> verify_model_weights("./my-model")  # -> True
+    ```
+    """
+    directory = Path(model_dir)
+    config_path = directory / CONFIG_NAME
+    try:
+        recorded = json.loads(config_path.read_text(encoding="utf-8")).get(WEIGHTS_SHA256_KEY)
+    except (OSError, ValueError, AttributeError):
+        return False  # no readable config: from_pretrained reports that itself
+    if not recorded:
+        return False
+    if not isinstance(recorded, dict):
+        raise ModelWeightsMismatchError(f"{config_path}: {WEIGHTS_SHA256_KEY!r} must map file names to SHA-256 digests.")
+    for name, expected in sorted(recorded.items()):
+        path = directory / name
+        if not path.is_file():
+            raise ModelWeightsMismatchError(
+                f"{path} is missing, but {config_path} records it: restore the file or save the model again."
+            )
+        if file_sha256(path) != expected:
+            raise ModelWeightsMismatchError(
+                f"{path} does not match the SHA-256 recorded in {config_path}: the file is damaged or comes from "
+                "another save; restore it or save the model again."
+            )
+    return True
+
+
 def _grid(backbone_config: ViTConfig) -> tuple[int, int]:
     (height, width), (patch_h, patch_w) = _pair(backbone_config.image_size), _pair(backbone_config.patch_size)
     return (height // patch_h, width // patch_w)
@@ -348,6 +442,7 @@ def interpolate_position_embeddings(
 
 
 __all__ = [
+    "ModelWeightsMismatchError",
     "LATransformerForReID",
     "LATransformerOutput",
     "LATransformerPartClassifier",
@@ -355,4 +450,5 @@ __all__ = [
     "LATransformerRowPooling",
     "embed_parts",
     "interpolate_position_embeddings",
+    "verify_model_weights",
 ]

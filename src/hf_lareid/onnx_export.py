@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from .file_utils import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -276,23 +277,17 @@ def export_onnx(
     height, width = model.config.image_size
     # Batch 2, not 1: torch.export would specialise a size-1 batch axis to a constant.
     example = torch.zeros(2, 3, height, width, device=next(model.parameters()).device)
-    file_descriptor, temp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent)
-    os.close(file_descriptor)
     try:
-        with _eval_and_quiet(model):
+        with atomic_path(output_path) as temporary, _eval_and_quiet(model):
+            temp_name = str(temporary)
             with model._eager_attention(True):
                 exporter = _export(LATransformerEmbedder(model).eval(), example, temp_name, opset)
             _check_opset_and_add_metadata(onnx, temp_name, opset, exporter, model, image_processor)
             differences = {}
             if check:
                 differences = _compare_with_pytorch(model, temp_name, check_batch_sizes, atol, image_processor)
-        os.replace(temp_name, output_path)
     except ValueError as error:
-        Path(temp_name).unlink(missing_ok=True)
         raise ValueError(f"{output_path} not written: {error}") from None
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
     report = {
         "path": str(output_path),
         "opset": opset,

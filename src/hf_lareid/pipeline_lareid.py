@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from .features import BF16Option, _load_rgb, embed_pixels, resolve_bf16
+from .features import BF16Option, embed_pixels, resolve_bf16
+from .image_utils import load_rgb
 
 TASK_NAME = "lareid-embedding"
 
@@ -17,9 +18,9 @@ class LAReIDEmbeddingPipeline(Pipeline):
     """
     Person re-ID embeddings from an [`LATransformerForReID`] and its image processor.
 
-    Inputs: a PIL image, a local path or a URL, or a list/generator of these; `batch_size` works as in every
-    pipeline. Output per image: the unit-norm embedding, a list of `num_parts * hidden_size` floats, or a numpy
-    array with `return_tensors="np"` (`"pt"` for a torch tensor).
+    Inputs: a PIL image, a local path, a URL or an image array (read with `hf_lareid.load_rgb`), or a list/generator
+    of these; `batch_size` works as in every pipeline. Output per image: the unit-norm embedding, a list of
+    `num_parts * hidden_size` floats, or a numpy array with `return_tensors="np"` (`"pt"` for a torch tensor).
 
     Options (at construction or per call): `flip=True` averages each image with its mirror image;
     `bf16="auto"|True|False` runs under bf16 autocast where it pays (default `False`: exact fp32).
@@ -40,6 +41,14 @@ class LAReIDEmbeddingPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            raise ValueError(
+                "the lareid-embedding pipeline got an empty list: pass at least one image (a PIL image, a path, a URL "
+                "or an array)."
+            )
+        return super().__call__(inputs, *args, **kwargs)
+
     def _sanitize_parameters(
         self,
         flip: bool | None = None,
@@ -58,11 +67,7 @@ class LAReIDEmbeddingPipeline(Pipeline):
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
-        if isinstance(image, str) and image.startswith(("http://", "https://")) and timeout is not None:
-            from transformers.image_utils import load_image
-
-            image = load_image(image, timeout=timeout)
-        return self.image_processor(_load_rgb(image), return_tensors="pt")
+        return self.image_processor(load_rgb(image, timeout=timeout), return_tensors="pt")
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], flip: bool = False, bf16: BF16Option = False) -> dict:
         use_bf16 = resolve_bf16(bf16, self.device)

@@ -9,7 +9,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from transformers import ViTImageProcessorPil
 
-from hf_lareid.data import build_eval_transform, build_train_transform, load_reid_dataset, to_rgb
+from hf_lareid.data import build_eval_transform, build_train_transform, load_reid_dataset
+from hf_lareid.image_utils import load_rgb
 
 OFF = {"hflip_p": 0.0, "vflip_p": 0.0, "color_jitter_p": 0.0, "erasing_p": 0.0}
 
@@ -84,7 +85,7 @@ def test_bad_probability(processor):
 @pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "I;16"])
 def test_any_mode_goes_through(processor, mode):
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 14, 3), dtype=np.uint8)).convert(mode)
-    assert to_rgb(image).mode == "RGB"
+    assert load_rgb(image).mode == "RGB"
     for transform in (build_eval_transform(processor), build_train_transform(processor)):
         assert transform({"image": [image]})["pixel_values"].shape == (1, 3, 32, 16)
 

@@ -8,6 +8,12 @@ import pytest
 import torch
 
 from hf_lareid.retrieval import CorruptIndexError, FingerprintMismatchError, GalleryIndex
+from hf_lareid.retrieval.index import _config_digest
+
+
+def entries(folder):
+    """The folder's entries without the write locks (`.NAME.lock`), which stay beside an index by design."""
+    return sorted(name for name in os.listdir(folder) if not name.endswith(".lock"))
 
 
 def unit_vectors(num, dim=16, seed=0):
@@ -63,7 +69,7 @@ def test_save_load_round_trip(tmp_path):
     index, vectors = filled_index(verification_threshold=0.7)
     index.save(tmp_path / "gallery")
     index.save(tmp_path / "gallery")  # overwriting keeps one clean folder
-    assert sorted(os.listdir(tmp_path)) == ["gallery"]
+    assert entries(tmp_path) == ["gallery"]
     loaded = GalleryIndex.load(tmp_path / "gallery")
     assert (loaded.model_reference, loaded.model_fingerprint, loaded.verification_threshold) == (
         "user/model", "fp-1", 0.7)
@@ -85,7 +91,7 @@ def test_interrupted_save_keeps_the_previous_index(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", fail)
     with pytest.raises(OSError, match="disk full"):
         index.save(tmp_path / "gallery")
-    assert sorted(os.listdir(tmp_path)) == ["gallery"]  # no temporary folder left behind
+    assert entries(tmp_path) == ["gallery"]  # no temporary folder left behind
     assert len(GalleryIndex.load(tmp_path / "gallery")) == 50
 
 
@@ -106,18 +112,21 @@ def test_failed_swap_restores_the_previous_index(tmp_path, monkeypatch):
         index.save(tmp_path / "gallery")
     assert len(calls) >= 2
     monkeypatch.undo()
-    assert sorted(os.listdir(tmp_path)) == ["gallery"]  # backup restored, temporary folder removed
+    assert entries(tmp_path) == ["gallery"]  # backup restored, temporary folder removed
     loaded = GalleryIndex.load(tmp_path / "gallery")
     assert len(loaded) == 50 and loaded.paths == [f"img_{i}.jpg" for i in range(50)]
     np.testing.assert_array_equal(loaded.search(vectors[:3], k=1).indices[:, 0], np.arange(3))
 
 
-def test_crash_between_renames_is_explained_by_load(tmp_path):
-    index, _ = filled_index()
+def test_crash_between_renames_is_repaired_by_the_next_load(tmp_path, caplog):
+    index, vectors = filled_index()
     index.save(tmp_path / "gallery")
     os.rename(tmp_path / "gallery", tmp_path / ".gallery.old-0123")  # as if killed between the two renames
-    with pytest.raises(FileNotFoundError, match=r"interrupted.*\.gallery\.old-0123"):
-        GalleryIndex.load(tmp_path / "gallery")
+    (tmp_path / ".gallery.tmp-4567").mkdir()  # and the new index's temporary folder
+    loaded = GalleryIndex.load(tmp_path / "gallery")
+    assert entries(tmp_path) == ["gallery"] and len(loaded) == 50
+    np.testing.assert_array_equal(loaded.search(vectors[:3], k=1).indices[:, 0], np.arange(3))
+    assert "restored" in caplog.text and ".gallery.old-0123" in caplog.text and ".gallery.tmp-4567" in caplog.text
 
 
 def test_corrupt_and_missing_files(tmp_path):
@@ -145,6 +154,10 @@ def test_inconsistent_sizes_are_detected(tmp_path):
     config_path = tmp_path / "gallery" / "gallery_config.json"
     config = json.loads(config_path.read_text())
     config["size"] = 7
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(CorruptIndexError, match="does not match its own checksum"):
+        GalleryIndex.load(tmp_path / "gallery")
+    config["config_sha256"] = _config_digest(config)  # an edit that also recomputes the checksum
     config_path.write_text(json.dumps(config))
     with pytest.raises(CorruptIndexError, match="inconsistent"):
         GalleryIndex.load(tmp_path / "gallery")

@@ -36,11 +36,12 @@ def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = 
     """
     An `LATransformerForReID` in eval mode and its image processor (PIL backend) from a folder or Hub id.
 
-    A missing local folder is reported as such rather than as a failed Hub lookup.
+    A missing local folder is reported as such rather than as a failed Hub lookup. A local folder's weights are
+    checked against the SHA-256 its config.json records (`verify_model_weights`).
     """
     from transformers import AutoImageProcessor
 
-    from ..modeling_lareid import LATransformerForReID
+    from ..modeling_lareid import LATransformerForReID, verify_model_weights
 
     ref = str(model_ref)
     looks_local = ref.startswith((".", "/", "~")) or os.sep in ref and not _is_repo_id(ref)
@@ -48,6 +49,8 @@ def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = 
         raise FileNotFoundError(f"model folder {ref!r} does not exist: pass a folder written by save_pretrained or a Hub id.")
     if Path(ref).is_dir() and not (Path(ref) / "config.json").is_file():
         raise FileNotFoundError(f"{ref!r} has no config.json: it is not a saved model folder (see `lareid train`).")
+    if Path(ref).is_dir():
+        verify_model_weights(ref)
     model = LATransformerForReID.from_pretrained(ref).eval()
     if device:
         model.to(device)
@@ -60,13 +63,11 @@ def _is_repo_id(ref: str) -> bool:
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> Path:
-    """Writes JSON atomically (temporary file, then rename) and returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=_to_builtin) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    """Writes JSON atomically (`file_utils.atomic_write_text`) and returns the path."""
+    from ..file_utils import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2, default=_to_builtin) + "\n")
+    return Path(path)
 
 
 def _to_builtin(value: Any) -> Any:

@@ -64,8 +64,17 @@ def _add_search_parser(subparsers) -> None:
 
 
 def run_index(args: argparse.Namespace) -> int:
+    from ..file_utils import folder_lock
+    from ..retrieval import check_index_target
+
+    check_index_target(args.index_dir)  # before loading anything: a model or photo folder is never replaced
+    with folder_lock(args.index_dir):  # a second `lareid index` on the same folder stops here with one line
+        return _build_index(args)
+
+
+def _build_index(args: argparse.Namespace) -> int:
     from ..data import load_reid_dataset
-    from ..features import iter_features, model_fingerprint
+    from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
     from ..retrieval import GalleryIndex
 
     model, image_processor = load_model_and_processor(args.model)
@@ -74,9 +83,12 @@ def run_index(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
     calibration = _index_calibration(args, model, data, image_processor)
+    device = next(model.parameters()).device
+    bf16 = resolve_bf16(True if args.bf16 else "auto", device)
     index = GalleryIndex.load_or_create(
         args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
         model_fingerprint=model_fingerprint(model),
+        embedding_settings=embedding_settings(image_processor, args.flip), runtime_settings=runtime_settings(bf16, device),
     )
     if calibration is not None:
         index.set_verification_calibration(calibration)
@@ -88,8 +100,7 @@ def run_index(args: argparse.Namespace) -> int:
         split = split.select([i for i, path in enumerate(split["path"]) if path not in indexed])
         print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
     batches = iter_features(
-        model, split, batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto",
-        image_processor=image_processor,
+        model, split, batch_size=args.batch_size, flip=args.flip, bf16=bf16, image_processor=image_processor,
     )
     added = index.add_batches(batches, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every)
     if len(index) == 0:
@@ -125,7 +136,7 @@ def _index_calibration(args: argparse.Namespace, model, data, image_processor):
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from ..features import extract_features, model_fingerprint
+    from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
     from ..retrieval import GalleryIndex, search_other_cameras
 
     index = GalleryIndex.load(args.index_dir)
@@ -140,8 +151,14 @@ def run_search(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
     model, image_processor = load_model_and_processor(model_ref)
     index.check_fingerprint(model_fingerprint(model))
-    queries = extract_features(model, list(args.images), flip=args.flip, image_processor=image_processor, progress=False)
-    hits = search_other_cameras(index, queries.embeddings, args.top_k, cameras * (len(args.images) // len(cameras)))
+    index.check_embedding_settings(embedding_settings(image_processor, args.flip))
+    device = next(model.parameters()).device
+    bf16 = resolve_bf16("auto", device)
+    queries = extract_features(model, list(args.images), flip=args.flip, bf16=bf16, image_processor=image_processor, progress=False)
+    hits = search_other_cameras(
+        index, queries.embeddings, args.top_k, cameras * (len(args.images) // len(cameras)),
+        runtime_settings=runtime_settings(bf16, device),
+    )
     results = []
     for row, image in enumerate(args.images):
         print(f"query {image}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..features import ImageLike, _load_rgb
+from ..file_utils import atomic_path
+from ..image_utils import ImageLike, load_rgb
 from ..training.callbacks import LOG_KEY as UNFREEZE_LOG_KEY
 
 logger = logging.getLogger(__name__)
@@ -33,15 +33,8 @@ _DPI = 100
 def _save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Writes `figure` as a PNG at `path` atomically; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file_descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(file_descriptor, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=_DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=_DPI)
     logger.info("Wrote %s", path)
     return path
 
@@ -78,7 +71,7 @@ def framed(image: ImageLike | np.ndarray, color: tuple[int, int, int], width: in
     >>> framed(np.zeros((128, 64, 3), np.uint8), RIGHT_COLOR).shape  # -> (136, 72, 3)
     ```
     """
-    array = np.asarray(image if isinstance(image, np.ndarray) else _load_rgb(image), dtype=np.uint8)
+    array = np.asarray(image if isinstance(image, np.ndarray) else load_rgb(image), dtype=np.uint8)
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"framed expects an RGB image of shape (height, width, 3), got {array.shape}.")
     if width < 0:
@@ -92,7 +85,7 @@ def framed(image: ImageLike | np.ndarray, color: tuple[int, int, int], width: in
 def _tile(image: ImageLike, size: tuple[int, int]) -> np.ndarray:
     """An image resized to `size` (height, width) as a uint8 array."""
     height, width = size
-    return np.asarray(_load_rgb(image).resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return np.asarray(load_rgb(image).resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def _check_lengths(**sequences: Sequence[Any]) -> None:
@@ -287,7 +280,7 @@ def plot_attention(
     """
     if not len(images):
         raise ValueError("images is empty: pass at least one image.")
-    pictures = [_load_rgb(image) for image in images]
+    pictures = [load_rgb(image) for image in images]
     pixel_values = image_processor(pictures, return_tensors="pt")["pixel_values"]
     height, width = model.config.image_size
     rows, _ = model.config.grid_size

@@ -25,7 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
-    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (use it if the index did)")
     parser.set_defaults(func=run)
 
 
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from .web_service import ReIDService
 
     import_gradio()  # the missing-extra message before the model loads
-    service = ReIDService.load(args.index_dir, model=args.model, flip=args.flip)
+    service = ReIDService.load(args.index_dir, model=args.model)
     print(f"serving {len(service.index)} gallery images of {args.index_dir} on http://{args.host}:{args.port} "
           "(Ctrl+C stops)", flush=True)  # fmt: skip
     launch_app(service, host=args.host, port=args.port)

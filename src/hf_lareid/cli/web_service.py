@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..features import _load_rgb, extract_features, model_fingerprint
+from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
+from ..image_utils import load_rgb
 from ..retrieval import GalleryIndex, search_other_cameras
 from ._common import load_model_and_processor
 
@@ -40,7 +41,8 @@ class ReIDService:
         image_processor: its image processor.
         index_dir: where the index was loaded from.
         model_reference: the model folder or Hub id in use.
-        flip: flip test-time augmentation for the queries (as the index was built).
+        flip: flip test-time augmentation for the queries (as the index records it was built).
+        bf16: bf16 autocast for the queries (where it pays on this machine).
     """
 
     index: GalleryIndex
@@ -49,25 +51,31 @@ class ReIDService:
     index_dir: Path
     model_reference: str
     flip: bool = False
+    bf16: bool = False
 
     @classmethod
-    def load(
-        cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None, flip: bool = False
-    ) -> "ReIDService":
-        """Loads the index and its model (`model` overrides the one it records); another fingerprint is refused."""
+    def load(cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None) -> "ReIDService":
+        """
+        Loads the index and its model (`model` overrides the one it records). A model with another fingerprint, or
+        another image processor than the index records, is refused; queries are flipped when the gallery was.
+        """
         index = GalleryIndex.load(index_dir)
         model_reference = str(model) if model is not None else index.model_reference
         if model_reference is None:
             raise ValueError(f"the index in {index_dir} records no model: name the query model with --model.")
         loaded, image_processor = load_model_and_processor(model_reference)
         index.check_fingerprint(model_fingerprint(loaded))
-        return cls(index, loaded, image_processor, Path(index_dir), model_reference, flip)
+        flip = bool((index.embedding_settings or {}).get("flip", False))
+        index.check_embedding_settings(embedding_settings(image_processor, flip))
+        bf16 = resolve_bf16("auto", next(loaded.parameters()).device)
+        return cls(index, loaded, image_processor, Path(index_dir), model_reference, flip, bf16)
 
     # ------------------------------------------------------------------------------------------------- queries
     def _embed(self, image: Any, name: str) -> np.ndarray:
         """`(1, embedding_dim)` unit-norm embedding of one image (a path or a PIL image)."""
         return extract_features(
-            self.model, [_read_image(image, name)], flip=self.flip, image_processor=self.image_processor, progress=False
+            self.model, [_read_image(image, name)], flip=self.flip, bf16=self.bf16, image_processor=self.image_processor,
+            progress=False,
         ).embeddings
 
     def search(self, image: Any, top_k: int = 10, query_camera: int = UNKNOWN, query_person: int = UNKNOWN) -> dict:
@@ -92,7 +100,8 @@ class ReIDService:
             raise WebAppError("this gallery index stores no camera ids, so the query's camera cannot be left out.")
         embedding = self._embed(image, "query image")
         hits = search_other_cameras(
-            self.index, embedding, top_k, [query_camera], [query_person], model_fingerprint=self.index.model_fingerprint
+            self.index, embedding, top_k, [query_camera], [query_person],
+            runtime_settings=runtime_settings(self.bf16, next(self.model.parameters()).device),
         )
         rows = []
         for rank, gallery_row in enumerate(hits.indices[0]):
@@ -184,7 +193,7 @@ def _read_image(image: Any, name: str):
     if image is None or image == "":
         raise WebAppError(f"no {name}: upload, paste or drop an image first.")
     try:
-        return _load_rgb(image)
+        return load_rgb(image)
     except ValueError as error:
         raise WebAppError(UNREADABLE.format(name=f"the {name}")) from error
 

@@ -1,8 +1,8 @@
 """Re-ID datasets as Hugging Face `datasets`: Market-1501, the course set, folder-per-person sets, a generated set.
 
 One entry point, :func:`load_reid_dataset`, returns a `datasets.DatasetDict` whose splits all have the columns
-``image`` (`datasets.Image`, decoded lazily to RGB), ``person_id``, ``camera_id`` (-1 when unknown) and ``path``;
-``train`` also has ``label`` (`ClassLabel`, contiguous 0..K-1). :func:`merge_training_sets` joins several training
+``image`` (`datasets.Image`, decoded lazily to RGB as `hf_lareid.load_rgb` reads it), ``person_id``, ``camera_id``
+(-1 when unknown) and ``path``; ``train`` also has ``label`` (`ClassLabel`, contiguous 0..K-1). :func:`merge_training_sets` joins several training
 splits with disjoint label ranges. Builds are cached as Arrow files under :func:`default_cache_dir`.
 
 This package is a leaf: it imports no model, training, evaluation or CLI code.
@@ -24,7 +24,7 @@ from .identity_folders import collect_identity_folders
 from .market1501 import collect_market1501, parse_market1501_name
 from .sampler import PKSampler
 from .synthetic import generate_synthetic_reid
-from .transforms import ReIDTransform, build_eval_transform, build_train_transform, check_image_processor, to_rgb
+from .transforms import ReIDTransform, build_eval_transform, build_train_transform, check_image_processor
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ __all__ = [
     "load_reid_dataset",
     "merge_training_sets",
     "parse_market1501_name",
-    "to_rgb",
 ]
 
 def _collect_synthetic(data_dir: str | os.PathLike, splits: Sequence[str] | None = None, **options) -> ReIDCollection:

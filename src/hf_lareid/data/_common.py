@@ -17,7 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from ..image_utils import ImageReadError, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ QUERY_GALLERY_PAIRS = {"query": "gallery", "test_query": "test_gallery"}
 """Each query split and the gallery split it is searched against."""
 
 # Bumped whenever the rows a loader writes change meaning, so that old caches are not reused.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 class ReIDDataError(ValueError):
@@ -147,16 +149,13 @@ def folder_digest(root: str | os.PathLike, files: Iterable[str], options: Mappin
     return digest.hexdigest()
 
 
-def check_image(path: str | os.PathLike) -> None:
-    """Decode the image at `path` fully once, raising `ReIDDataError` if it is corrupt or truncated.
+def check_image(path: str | os.PathLike) -> Image.Image:
+    """Decode the image at `path` fully once and return it, raising `ReIDDataError` if it is corrupt, truncated or a
+    decompression bomb.
 
     Loaders call this while building the Arrow cache, so a cached load does not repeat it.
     """
     try:
-        with Image.open(path) as image:
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ReIDDataError(
-            f"Image {path} cannot be decoded ({error}); it is corrupt or truncated. "
-            "Replace it with a good copy or delete it, then load again."
-        ) from error
+        return read_image(path)
+    except ImageReadError as error:
+        raise ReIDDataError(str(error)) from error

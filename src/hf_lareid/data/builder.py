@@ -7,8 +7,10 @@ folder digest of :func:`~hf_lareid.data._common.folder_digest`, so a changed or 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,9 @@ from pathlib import Path
 
 import datasets
 from datasets.exceptions import DatasetGenerationError
+from PIL import Image
 
+from ..image_utils import load_rgb, needs_load_rgb
 from ._common import ReIDDataError, ReIDRecord, check_image
 
 logger = logging.getLogger(__name__)
@@ -40,12 +44,53 @@ def default_cache_dir() -> Path:
     return Path(datasets.config.HF_DATASETS_CACHE) / "hf_lareid"
 
 
-def clear_reid_cache(cache_dir: str | os.PathLike | None = None) -> None:
-    """Delete every cached re-ID build under `cache_dir` (default :func:`default_cache_dir`); source folders stay."""
+def _written_by_this_package(entry: Path) -> bool:
+    """Whether a top-level entry of a cache folder is one this package's builds wrote.
+
+    The layout `datasets` gives a build: `<source>/<source>-<hash>/...` folders and `_..._lock` files; generated
+    sets of `lareid train` are `synthetic-<digest>/` folders with their manifest.
+    """
+    from .synthetic import SYNTHETIC_MANIFEST
+
+    if entry.is_file():
+        return entry.name.startswith("_") and entry.name.endswith(".lock")
+    if not entry.is_dir() or entry.is_symlink():
+        return False
+    if re.fullmatch(r"synthetic-[0-9a-f]+", entry.name):
+        return (entry / SYNTHETIC_MANIFEST).is_file()
+    children = list(entry.iterdir())
+    return bool(children) and all(re.fullmatch(rf"{re.escape(entry.name)}-[0-9a-f]+", c.name) for c in children)
+
+
+def clear_reid_cache(cache_dir: str | os.PathLike | None = None) -> list[Path]:
+    """
+    Deletes the cached re-ID builds under `cache_dir` (default :func:`default_cache_dir`); returns what was removed.
+
+    Only what this package's builds wrote is removed (see the layout in `_written_by_this_package`); other files
+    stay, with a warning naming them. A folder that holds nothing of this package is refused (`ValueError`, nothing
+    removed). Source image folders are never touched.
+    """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if folder.exists():
-        shutil.rmtree(folder)
-        logger.info("Removed the re-ID dataset cache %s", folder)
+    if not folder.exists():
+        return []
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a re-ID dataset cache: nothing was removed.")
+    entries = sorted(folder.iterdir())
+    ours = [entry for entry in entries if _written_by_this_package(entry)]
+    if entries and not ours:
+        raise ValueError(
+            f"{folder} is not a re-ID dataset cache written by hf_lareid (no <dataset>/<dataset>-<hash> build "
+            "folders): nothing was removed. Pass the cache_dir given to load_reid_dataset."
+        )
+    for entry in ours:
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    others = [entry.name for entry in entries if entry not in ours]
+    if others:
+        logger.warning("Kept %s in %s: hf_lareid did not write them.", ", ".join(others), folder)
+    else:
+        folder.rmdir()
+    logger.info("Removed the re-ID dataset cache %s (%d entries)", folder, len(ours))
+    return ours
 
 
 @dataclass
@@ -115,15 +160,25 @@ class ReIDBuilder(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, records: Sequence[ReIDRecord]):
         for index, record in enumerate(records):
-            check_image(record.path)
+            image = check_image(record.path)
             label = self._label_of[record.person_id] if split == TRAIN_SPLIT else -1
+            # datasets keeps only the path when the file exists: store bytes without it (the path column has it).
+            stored = {"path": None, "bytes": _rgb_bytes(image)} if needs_load_rgb(image) else {"path": record.path}
             yield index, {
-                "image": {"path": record.path, "bytes": None},
+                "image": {"bytes": None, **stored},
                 "person_id": record.person_id,
                 "camera_id": record.camera_id,
                 "path": record.path,
                 "label": label,
             }
+
+
+def _rgb_bytes(image: Image.Image) -> bytes:
+    """`image` as `load_rgb` reads it, PNG-encoded: stored for the images `datasets.Image(mode="RGB")` would clip
+    (16-bit, float) or whose transparency it would drop, so that every path sees the same picture."""
+    buffer = io.BytesIO()
+    load_rgb(image).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def build_dataset_dict(

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
+from ..file_utils import atomic_write_text
 from .market1501 import MARKET1501_FOLDERS
 
 logger = logging.getLogger(__name__)
@@ -349,7 +350,8 @@ def generate_synthetic_reid(
         first_id: first person id; give populations disjoint id ranges to merge them.
         num_train_ids: identities in ``bounding_box_train`` (default: half of `num_ids`); the rest are query/gallery.
         num_distractors: extra gallery images of unrelated people with person id 0.
-        overwrite: regenerate even if `out_dir` already holds the same generation.
+        overwrite: regenerate even if `out_dir` already holds the same generation. A folder that this function did
+            not write (no manifest, not empty) is refused all the same.
 
     Writes ``num_ids * num_cameras * images_per_camera + num_distractors`` JPEG files, several hundred per second on one CPU core.
     An identical earlier call's output (recorded in :data:`SYNTHETIC_MANIFEST`) is reused as is.
@@ -371,7 +373,8 @@ def generate_synthetic_reid(
     )
     config.validate()
     out_dir = Path(out_dir).expanduser().absolute()
-    if not overwrite and _check_output_folder(out_dir, config):
+    same = _check_output_folder(out_dir, config)  # refuses a folder this function did not write, even with overwrite
+    if same and not overwrite:
         logger.info("Reusing the generated re-ID set in %s", out_dir)
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -404,13 +407,13 @@ def generate_synthetic_reid(
             image.save(staging / MARKET1501_FOLDERS["gallery"] / f"0000_c{camera_index + 1}s1_{shot:06d}_01.jpg")
             progress.update()
 
-    (out_dir / SYNTHETIC_MANIFEST).unlink(missing_ok=True)
+    # The manifest keeps marking the folder as ours while its image folders are swapped, but no longer matches any
+    # generation, so an interrupted swap is regenerated next time rather than reused or refused.
+    atomic_write_text(out_dir / SYNTHETIC_MANIFEST, json.dumps({"status": "writing"}))
     for folder in MARKET1501_FOLDERS.values():
         shutil.rmtree(out_dir / folder, ignore_errors=True)
         os.replace(staging / folder, out_dir / folder)
     staging.rmdir()
-    manifest_tmp = out_dir / f".{SYNTHETIC_MANIFEST}.tmp"
-    manifest_tmp.write_text(json.dumps(asdict(config), indent=2))
-    os.replace(manifest_tmp, out_dir / SYNTHETIC_MANIFEST)
+    atomic_write_text(out_dir / SYNTHETIC_MANIFEST, json.dumps(asdict(config), indent=2))
     logger.info("Wrote %d generated re-ID images to %s", num_images, out_dir)
     return out_dir

@@ -4,7 +4,8 @@ Both paths resize with the model's image processor (`transformers.ViTImageProces
 and evaluation inputs match: evaluation is exactly the processor's output; training takes the processor's resized,
 rescaled image in [0, 1], applies kornia augmentations (horizontal flip, vertical flip, colour jitter, optional
 random erasing, each with its own probability; 0 turns it off) and then normalises with the processor's mean/std.
-Every image is converted to RGB first (grayscale, RGBA, CMYK, palette files all work).
+Every image goes through `hf_lareid.image_utils.load_rgb` first (16-bit, float, grayscale, RGBA, CMYK and palette
+images all work).
 
 The processor must use the PIL backend: in transformers 5 `ViTImageProcessor` / `AutoImageProcessor` give the
 torchvision backend by default, whose resizing differs from the PIL one the models are saved with, so any other
@@ -22,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -31,9 +33,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..image_utils import load_rgb
+
 __all__ = [
     "BICUBIC", "PASSTHROUGH_COLUMNS", "ReIDTransform", "build_eval_transform", "build_train_transform",
-    "check_image_processor", "to_rgb",
+    "check_image_processor",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -43,23 +47,6 @@ BICUBIC = 3
 
 PASSTHROUGH_COLUMNS = ("label", "person_id", "camera_id")
 """Columns copied unchanged from the batch to the transform's output (when present)."""
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Return `image` in RGB mode (grayscale, RGBA, CMYK, palette and 16-bit images are converted).
-
-    Example:
-        >>> to_rgb(Image.new("CMYK", (4, 8))).mode
-        'RGB'
-    """
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"Expected a PIL image in the 'image' column, got {type(image).__name__}.")
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit integer grayscale: PIL's convert("RGB") clips instead of scaling, so scale to 8 bits first.
-        image = image.point(lambda value: value / 256).convert("L")
-    return image.convert("RGB")
 
 
 def check_image_processor(image_processor: Any) -> None:
@@ -104,10 +91,19 @@ class ReIDTransform:
         erasing_p (`float`, *optional*, defaults to 0.0): probability of random erasing (off by default); the
             erased box gets value 0 after normalisation, i.e. the mean colour.
         erasing_scale (`tuple[float, float]`, *optional*, defaults to (0.02, 0.33)): erased area share range.
+        seed (`int`, *optional*): seeds every image's augmentation by (seed, epoch, path), see below; `None`
+            draws from torch's global generator.
 
     Output ``pixel_values`` is a float32 tensor of shape (batch, 3, height, width); ``label``, ``person_id`` and
-    ``camera_id`` are passed through when present. Randomness comes from torch's global generator
-    (seed it with `torch.manual_seed` or the Trainer's seed).
+    ``camera_id`` are passed through when present.
+
+    Randomness: with `seed` (an `int`), each image's augmentation is drawn from its own generator, seeded by
+    ``(seed, epoch, the image's path, its repeat within the batch)``; call :meth:`set_epoch` at every epoch (the
+    [`LATransformerTrainer`] does). The same image in the same epoch is then augmented identically in any run or
+    process, torch's global generator is left untouched (dropout draws from it alone), and a training run killed
+    at any step and resumed from its checkpoint gives the weights of an uninterrupted one. Rows without a ``path``
+    column are keyed by a digest of their pixels. With ``seed=None`` (the default) augmentations draw from
+    torch's global generator.
     """
 
     def __init__(
@@ -123,6 +119,7 @@ class ReIDTransform:
         hue: float = 0.0,
         erasing_p: float = 0.0,
         erasing_scale: tuple[float, float] = (0.02, 0.33),
+        seed: int | None = None,
     ):
         for name in ("image_mean", "image_std"):
             if getattr(image_processor, name, None) is None:
@@ -134,6 +131,8 @@ class ReIDTransform:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
         self.image_processor = image_processor
         self.train = train
+        self.seed = seed
+        self.epoch = 0
         mean = torch.as_tensor(image_processor.image_mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.as_tensor(image_processor.image_std, dtype=torch.float32).view(1, -1, 1, 1)
         self.mean, self.std = mean, std
@@ -152,24 +151,53 @@ class ReIDTransform:
         parts = [repr(module) for module in self.augment] + ([repr(self.erase)] if self.erase is not None else [])
         return f"{type(self).__name__}(train={self.train}, augmentations=[{', '.join(parts)}])"
 
-    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Transform PIL `images` into a float32 tensor of shape (len(images), 3, height, width)."""
-        images = [to_rgb(image) for image in images]
+    def set_epoch(self, epoch: int) -> None:
+        """Use `epoch`'s augmentations (with a `seed`; see the class docstring)."""
+        self.epoch = int(epoch)
+
+    def sample_seeds(self, images: Sequence[Image.Image], keys: Sequence[str] | None = None) -> list[int]:
+        """One 63-bit seed per image from ``(seed, epoch, key, repeat)``; `keys` default to pixel digests."""
+        if keys is None:
+            keys = [hashlib.blake2b(load_rgb(image).tobytes(), digest_size=16).hexdigest() for image in images]
+        seen: dict[str, int] = {}
+        seeds = []
+        for key in keys:
+            repeat = seen[key] = seen.get(key, -1) + 1  # a PK batch may hold one image twice: vary its augmentation
+            digest = hashlib.blake2b(f"{self.seed}\0{self.epoch}\0{key}\0{repeat}".encode(), digest_size=8).digest()
+            seeds.append(int.from_bytes(digest, "little") >> 1)
+        return seeds
+
+    def _augment(self, pixels: torch.Tensor) -> torch.Tensor:
+        """`(batch, 3, height, width)` in [0, 1] -> augmented and normalised, drawing from torch's global generator."""
+        if len(self.augment):
+            pixels = self.augment(pixels).clamp_(0.0, 1.0)
+        pixels = (pixels - self.mean) / self.std
+        return self.erase(pixels) if self.erase is not None else pixels
+
+    def pixel_values(self, images: Sequence[Image.Image], keys: Sequence[str] | None = None) -> torch.Tensor:
+        """Transform PIL `images` into a float32 tensor of shape (len(images), 3, height, width).
+
+        `keys` (one per image, e.g. its path) seed the augmentations when the transform has a `seed`.
+        """
+        rgb_images = [load_rgb(image) for image in images]
         if not self.train:
-            return self.image_processor(images, return_tensors="pt")["pixel_values"]
-        pixels = self.image_processor(images, do_normalize=False, return_tensors="pt")["pixel_values"]  # [0, 1]
+            return self.image_processor(rgb_images, return_tensors="pt")["pixel_values"]
+        pixels = self.image_processor(rgb_images, do_normalize=False, return_tensors="pt")["pixel_values"]  # [0, 1]
         with torch.no_grad():
-            if len(self.augment):
-                pixels = self.augment(pixels).clamp_(0.0, 1.0)
-            pixels = (pixels - self.mean) / self.std
-            if self.erase is not None:
-                pixels = self.erase(pixels)
-        return pixels.contiguous()
+            if self.seed is None:
+                return self._augment(pixels).contiguous()
+            augmented = []
+            for index, seed in enumerate(self.sample_seeds(rgb_images, keys)):
+                with torch.random.fork_rng(devices=[]):  # leaves the global generator (dropout's) as it was
+                    torch.manual_seed(seed)
+                    augmented.append(self._augment(pixels[index : index + 1]))
+        return torch.cat(augmented).contiguous()
 
     def __call__(self, batch: dict[str, list]) -> dict[str, Any]:
         if "image" not in batch:
             raise KeyError(f"The batch has no 'image' column (columns: {sorted(batch)}); use load_reid_dataset.")
-        output: dict[str, Any] = {"pixel_values": self.pixel_values(batch["image"])}
+        keys = [str(path) for path in batch["path"]] if "path" in batch else None
+        output: dict[str, Any] = {"pixel_values": self.pixel_values(batch["image"], keys)}
         for column in PASSTHROUGH_COLUMNS:
             if column in batch:
                 output[column] = batch[column]

@@ -74,10 +74,18 @@ def _to_numpy(values: ArrayLike) -> np.ndarray:
     return np.asarray(values)
 
 
-def check_features(features: ArrayLike, name: str, dim: Optional[int] = None) -> np.ndarray:
+def check_features(
+    features: ArrayLike,
+    name: str,
+    dim: Optional[int] = None,
+    norm_tolerance: Optional[float] = None,
+    reject_zero: bool = False,
+) -> np.ndarray:
     """Returns `features` as a C-contiguous float32 array of shape `(n, dim)`, or raises a `ValueError` naming `name`.
 
-    Rejects empty sets, a wrong number of dimensions, a feature width different from `dim` and non-finite values.
+    Rejects empty sets, a wrong number of dimensions, a feature width different from `dim` and non-finite values;
+    with `reject_zero`, all-zero rows (no direction: every cosine ties); with `norm_tolerance`, rows whose norm
+    differs from 1 by more (embeddings are unit-norm; another norm means a broken extraction).
     """
     array = _to_numpy(features)
     if array.ndim != 2:
@@ -95,6 +103,18 @@ def check_features(features: ArrayLike, name: str, dim: Optional[int] = None) ->
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array).all(axis=1)).sum())
         raise ValueError(f"`{name}` contains NaN or infinite values in {bad} row(s); check the feature extraction.")
+    norms = np.linalg.norm(array, axis=1)
+    if (reject_zero or norm_tolerance is not None) and (norms < 1e-12).any():
+        raise ValueError(
+            f"`{name}` has {int((norms < 1e-12).sum())} all-zero row(s) (row {int(np.argmin(norms))}): they match "
+            "nothing; check the feature extraction."
+        )
+    if norm_tolerance is not None and np.abs(norms - 1.0).max() > norm_tolerance:
+        worst = int(np.abs(norms - 1.0).argmax())
+        raise ValueError(
+            f"`{name}` must be unit-norm (row {worst} has norm {norms[worst]:.4f}): normalise them first, e.g. "
+            "`x / np.linalg.norm(x, axis=1, keepdims=True)`."
+        )
     return array
 
 
@@ -517,6 +537,7 @@ def evaluate_reid(
     num_repeats: int = 10,
     seed: int = 0,
     show_progress: bool = True,
+    norm_tolerance: Optional[float] = None,
 ) -> dict:
     """Standard re-identification metrics (CMC, mAP, mINP) of query features ranked against gallery features.
 
@@ -558,13 +579,15 @@ def evaluate_reid(
         num_repeats (`int`, *optional*, defaults to 10): repeats of the `"cuhk03"` gallery sampling.
         seed (`int`, *optional*, defaults to 0): seed of the `"cuhk03"` gallery sampling.
         show_progress (`bool`, *optional*, defaults to `True`): show a progress bar over query chunks.
+        norm_tolerance (`float`, *optional*): refuse feature rows whose norm differs from 1 by more (model
+            embeddings are unit-norm; `evaluate_model` passes 1e-3). All-zero rows are refused with `metric="cosine"`.
 
     Returns:
         `dict` with `cmc` (`np.ndarray` of shape `(max_rank,)`, fractions), `rank1`, `rank5`, `rank10`, `mAP`,
         `mINP` (floats in [0, 1]), `num_queries` (queries evaluated) and `num_skipped_queries`.
 
     Raises:
-        `ValueError`: empty or mismatched inputs, NaN features, different feature widths, or no query with a valid
+        `ValueError`: empty or mismatched inputs, NaN or all-zero features, different feature widths, or no query with a valid
         match (the message names `protocol="no-camera"` when camera ids are the reason).
 
     Example:
@@ -577,9 +600,10 @@ def evaluate_reid(
     """
     _check_choice(metric, "metric", METRICS)
     _check_max_rank(max_rank)
-    query = check_features(query_features, "query_features")
+    checks = {"norm_tolerance": norm_tolerance, "reject_zero": metric == "cosine"}
+    query = check_features(query_features, "query_features", **checks)
     same_set = gallery_features is query_features
-    gallery = query if same_set else check_features(gallery_features, "gallery_features", dim=query.shape[1])
+    gallery = query if same_set else check_features(gallery_features, "gallery_features", dim=query.shape[1], **checks)
     labels = _check_labels_for_protocol(
         protocol, len(query), len(gallery), query_ids, gallery_ids, query_cams, gallery_cams, query_paths, gallery_paths
     )

@@ -1,14 +1,26 @@
 """Gallery search over FAISS: embeddings + metadata + the fingerprint of the model that made them (no model needed)."""
 
 from .camera_filter import same_camera_mask, search_other_cameras
-from .index import INDEX_TYPES, CorruptIndexError, FingerprintMismatchError, GalleryIndex, SearchResult
+from .index import (
+    INDEX_TYPES,
+    CorruptIndexError,
+    EmbeddingSettingsMismatchError,
+    FingerprintMismatchError,
+    GalleryIndex,
+    SearchResult,
+    check_index_target,
+    is_gallery_index,
+)
 
 __all__ = [
     "INDEX_TYPES",
     "CorruptIndexError",
+    "EmbeddingSettingsMismatchError",
     "FingerprintMismatchError",
     "GalleryIndex",
     "SearchResult",
+    "check_index_target",
+    "is_gallery_index",
     "same_camera_mask",
     "search_other_cameras",
 ]

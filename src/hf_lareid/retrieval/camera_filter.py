@@ -49,6 +49,8 @@ def search_other_cameras(
     query_person_ids: Optional[Sequence[Optional[int]]] = None,
     *,
     model_fingerprint: Optional[str] = None,
+    embedding_settings: Optional[dict] = None,
+    runtime_settings: Optional[dict] = None,
 ) -> SearchResult:
     """[`GalleryIndex.search`] without the hits that [`same_camera_mask`] leaves out.
 
@@ -61,7 +63,7 @@ def search_other_cameras(
         k: hits per query.
         query_camera_ids: one camera id per query (`None` or -1: unknown, nothing left out).
         query_person_ids: one person id per query (`None` or -1: unknown, the whole camera is left out).
-        model_fingerprint: checked against the index's, as in `search`.
+        model_fingerprint, embedding_settings, runtime_settings: checked against the index's, as in `search`.
 
     Returns:
         [`SearchResult`] of shape `(num_queries, width)`, `width <= k`.
@@ -78,7 +80,10 @@ def search_other_cameras(
         raise ValueError(f"{len(query_camera_ids)} query camera ids but {len(person_ids)} query person ids.")
     masks = [same_camera_mask(index, camera, person) for camera, person in zip(query_camera_ids, person_ids)]
     depth = min(len(index), k + max((int(mask.sum()) for mask in masks), default=0)) if len(index) else k
-    hits = index.search(queries, k=depth, model_fingerprint=model_fingerprint)
+    hits = index.search(
+        queries, k=depth, model_fingerprint=model_fingerprint, embedding_settings=embedding_settings,
+        runtime_settings=runtime_settings,
+    )
     if len(masks) != len(hits.indices):
         raise ValueError(f"{len(hits.indices)} queries but {len(masks)} query camera ids: give one per query.")
     kept = [

@@ -4,8 +4,10 @@ The index knows no model: it stores embeddings, per-image metadata (person id, c
 (path or Hub repo id) and fingerprint string of the model that produced the embeddings, and optionally a
 verification threshold (same person when `cosine similarity > threshold`).
 
-On disk (`save(directory)`): `gallery_config.json` (settings, counts, SHA-256 of the other files), `index.faiss`
-(`faiss.write_index`) and `metadata.npz` (plain arrays, loaded without pickle).
+On disk (`save(directory)`): `gallery_config.json` (settings, counts, SHA-256 of the other files and of the config
+itself), `index.faiss` (`faiss.write_index`) and `metadata.npz` (plain arrays, loaded without pickle). A save
+never replaces a path that is not a gallery index, holds the folder's write lock (`.NAME.lock` beside it), and
+the next open repairs what a crash during a save left (see `hf_lareid.file_utils`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -24,22 +24,29 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..file_utils import atomic_folder, fault_point, file_sha256, folder_lock, recover_folder
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "INDEX_TYPES",
     "CorruptIndexError",
+    "EmbeddingSettingsMismatchError",
     "FingerprintMismatchError",
     "GalleryIndex",
     "SearchResult",
 ]
 
 INDEX_TYPES = ("flat", "ivf", "ivfpq", "hnsw")
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: the config carries its own SHA-256 and the embedding settings
 _CONFIG_NAME = "gallery_config.json"
 _INDEX_NAME = "index.faiss"
 _METADATA_NAME = "metadata.npz"
+_DATA_FILES = (_INDEX_NAME, _METADATA_NAME)
+_CONFIG_SHA256_KEY = "config_sha256"  # SHA-256 of the canonical JSON of every other config field
 _METADATA_FIELDS = ("person_ids", "camera_ids", "paths")
+# Config fields every saved index has; `_config` writes them, `_read_config` requires them.
+_REQUIRED_CONFIG_FIELDS = ("format_version", "dim", "index_type", "size", "settings", "metadata_fields", "sha256")
 
 
 class CorruptIndexError(ValueError):
@@ -48,6 +55,10 @@ class CorruptIndexError(ValueError):
 
 class FingerprintMismatchError(ValueError):
     """Query embeddings come from a different model than the gallery embeddings."""
+
+
+class EmbeddingSettingsMismatchError(FingerprintMismatchError):
+    """Query embeddings were made with other settings (flip, image processor) than the gallery embeddings."""
 
 
 @dataclass
@@ -70,22 +81,6 @@ class SearchResult:
     camera_ids: Optional[np.ndarray] = None
     paths: Optional[list[list[str]]] = None
     same_person: Optional[np.ndarray] = None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _default_pq_m(dim: int) -> int:
@@ -115,6 +110,10 @@ class GalleryIndex:
         verification_calibration (`dict`, *optional*): the whole calibration behind the threshold
             (`ThresholdCalibration.to_dict()`: target and reached false-match rate, the data it came from); its
             threshold is the default `verification_threshold` and must equal it when both are given.
+        embedding_settings (`dict`, *optional*): the settings that change the embedding beyond the model (flip, image
+            processor size/mean/std/resample; `hf_lareid.features.embedding_settings`); queries made otherwise fail.
+        runtime_settings (`dict`, *optional*): settings that change embeddings only slightly (bf16, torch version,
+            device; `hf_lareid.features.runtime_settings`); queries made otherwise get a warning.
         norm_tolerance (`float`, *optional*, defaults to 1e-3): allowed deviation of embedding norms from 1.
 
     Example:
@@ -144,6 +143,8 @@ class GalleryIndex:
         model_fingerprint: Optional[str] = None,
         verification_threshold: Optional[float] = None,
         verification_calibration: Optional[dict] = None,
+        embedding_settings: Optional[dict] = None,
+        runtime_settings: Optional[dict] = None,
         norm_tolerance: float = 1e-3,
     ):
         if not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -172,6 +173,8 @@ class GalleryIndex:
                 )
         self.verification_threshold = None if verification_threshold is None else float(verification_threshold)
         self.verification_calibration = None if verification_calibration is None else dict(verification_calibration)
+        self.embedding_settings = _json_round_trip(embedding_settings)
+        self.runtime_settings = _json_round_trip(runtime_settings)
         self.norm_tolerance = norm_tolerance
         self._index: Optional[faiss.Index] = None if self.needs_training else self._build_faiss_index()
         self._metadata_fields: Optional[tuple[str, ...]] = None  # fixed by the first add
@@ -316,9 +319,7 @@ class GalleryIndex:
         array = self._check_embeddings(embeddings, "embeddings")
         metadata = {"person_ids": person_ids, "camera_ids": camera_ids, "paths": paths}
         given = tuple(name for name in _METADATA_FIELDS if metadata[name] is not None)
-        if self._metadata_fields is None:
-            self._metadata_fields = given
-        elif given != self._metadata_fields:
+        if self._metadata_fields is not None and given != self._metadata_fields:
             raise ValueError(
                 f"This index stores the metadata fields {list(self._metadata_fields)}, but this call gives "
                 f"{list(given)}: give the same fields every time."
@@ -326,14 +327,20 @@ class GalleryIndex:
         columns = {}
         for name in given:
             values = metadata[name]
-            column = np.asarray([str(v) for v in values]) if name == "paths" else np.asarray(values, dtype=np.int64)
+            try:
+                column = np.asarray([str(v) for v in values]) if name == "paths" else np.asarray(values, dtype=np.int64)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"`{name}` must be a sequence of {'strings' if name == 'paths' else 'integers'}: {error}") from error
             if column.shape != (len(array),):
                 raise ValueError(f"`{name}` has {len(column)} entries for {len(array)} embeddings: they must match.")
             columns[name] = column
+        # Everything is checked: only now does the index change (a failed call leaves it as it was).
+        if len(array) and not self.is_trained:
+            self.train(array)
+        if self._metadata_fields is None:  # the first add fixes the fields
+            self._metadata_fields = given
         if len(array) == 0:
             return
-        if not self.is_trained:
-            self.train(array)
         self._index.add(array)
         for name, column in columns.items():
             self._metadata[name].append(column)
@@ -413,6 +420,7 @@ class GalleryIndex:
                     progress.update(count)
                 if checkpoint_dir is not None and added_since_checkpoint >= checkpoint_every:
                     self.save(checkpoint_dir)
+                    fault_point("index:checkpoint")
                     added_since_checkpoint = 0
             if pending:
                 count = flush(pending)
@@ -448,8 +456,34 @@ class GalleryIndex:
                 "are not comparable. Use the same model or rebuild the index."
             )
 
+    def check_embedding_settings(
+        self, embedding_settings: Optional[dict] = None, runtime_settings: Optional[dict] = None
+    ) -> None:
+        """
+        Raises [`EmbeddingSettingsMismatchError`] if `embedding_settings` (flip, image processor) differ from the
+        gallery's; logs a warning if `runtime_settings` (bf16, runtime) differ. Settings not recorded are not checked.
+        """
+        difference = _settings_difference(self.embedding_settings, embedding_settings)
+        if difference:
+            raise EmbeddingSettingsMismatchError(
+                f"These embeddings are made with other settings than the gallery index's ({difference}): embed them "
+                "the way the index was built (the same --flip and image processor) or build a new index."
+            )
+        difference = _settings_difference(self.runtime_settings, runtime_settings)
+        if difference:
+            logger.warning(
+                "The query embeddings come from another runtime than the gallery's (%s): similarities may differ "
+                "slightly (bf16 vs fp32: cosine ~0.9999).", difference,
+            )
+
     def search(
-        self, queries: Any, k: int = 10, *, model_fingerprint: Optional[str] = None
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        model_fingerprint: Optional[str] = None,
+        embedding_settings: Optional[dict] = None,
+        runtime_settings: Optional[dict] = None,
     ) -> SearchResult:
         """The `k` most similar gallery images of each query.
 
@@ -457,11 +491,14 @@ class GalleryIndex:
             queries (`np.ndarray` or `torch.Tensor` of shape `(num_queries, dim)` or `(dim,)`): unit-norm embeddings.
             k (`int`, *optional*, defaults to 10): hits per query (at most the index size).
             model_fingerprint (`str`, *optional*): fingerprint of the query model, checked against the index's.
+            embedding_settings, runtime_settings (`dict`, *optional*): how the queries were embedded, checked by
+                [`check_embedding_settings`].
 
         Returns:
             [`SearchResult`] with arrays of shape `(num_queries, min(k, len(self)))`.
         """
         self.check_fingerprint(model_fingerprint)
+        self.check_embedding_settings(embedding_settings, runtime_settings)
         if len(self) == 0:
             raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
         if not isinstance(k, (int, np.integer)) or k < 1:
@@ -487,74 +524,87 @@ class GalleryIndex:
     # Saving and loading
     # ---------------------------------------------------------------------------------------------------------------
 
+    def _config(self) -> dict:
+        """The content of `gallery_config.json` except the checksums: the one place that lists what a saved index records."""
+        return {
+            "format_version": _FORMAT_VERSION,
+            "dim": self.dim,
+            "index_type": self.index_type,
+            "size": len(self),
+            "settings": self.settings,
+            "model_reference": self.model_reference,
+            "model_fingerprint": self.model_fingerprint,
+            "verification_threshold": self.verification_threshold,
+            "verification_calibration": self.verification_calibration,
+            "embedding_settings": self.embedding_settings,
+            "runtime_settings": self.runtime_settings,
+            "norm_tolerance": self.norm_tolerance,
+            "metadata_fields": list(self._metadata_fields or ()),
+        }
+
+    @classmethod
+    def _from_config(cls, config: dict) -> "GalleryIndex":
+        """An empty index with the settings of a config read by [`_read_config`]."""
+        index = cls(
+            config["dim"], config["index_type"], model_reference=config.get("model_reference"),
+            model_fingerprint=config.get("model_fingerprint"),
+            verification_threshold=config.get("verification_threshold"),
+            verification_calibration=config.get("verification_calibration"),
+            embedding_settings=config.get("embedding_settings"), runtime_settings=config.get("runtime_settings"),
+            norm_tolerance=config.get("norm_tolerance", 1e-3),
+        )
+        index.settings.update(config["settings"])
+        return index
+
     def save(self, directory: Union[str, os.PathLike]) -> None:
         """Saves atomically into `directory`: files go to a temporary sibling folder, are fsynced, then renamed.
 
         An interrupted save leaves the previous index (or none) in place, never a partial one: the previous index is
         moved aside to `.<name>.old-*` just before the new one is renamed into place, and moved back if that rename
-        fails. Only a crash between the two renames leaves it aside; [`load`] then names it.
+        fails. Only a crash between the two renames leaves it aside; the next [`load`] or save puts it back.
+
+        Raises:
+            `FileExistsError`: `directory` exists and is not a gallery index (a file, a model or photo folder):
+                it is never replaced.
+            [`hf_lareid.file_utils.FolderBusyError`]: another process is writing this index.
         """
         if self._index is None:
             raise ValueError("Nothing to save: the index has not been trained or filled yet.")
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        temporary = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex}"
-        temporary.mkdir()
-        backup = None
-        try:
-            faiss.write_index(self._index, str(temporary / _INDEX_NAME))
-            arrays = {name: self._field(name) for name in (self._metadata_fields or ())}
-            np.savez(temporary / _METADATA_NAME, **arrays)
-            config = {
-                "format_version": _FORMAT_VERSION,
-                "dim": self.dim,
-                "index_type": self.index_type,
-                "size": len(self),
-                "settings": self.settings,
-                "model_reference": self.model_reference,
-                "model_fingerprint": self.model_fingerprint,
-                "verification_threshold": self.verification_threshold,
-                "verification_calibration": self.verification_calibration,
-                "norm_tolerance": self.norm_tolerance,
-                "metadata_fields": list(self._metadata_fields or ()),
-                "sha256": {name: _sha256(temporary / name) for name in (_INDEX_NAME, _METADATA_NAME)},
-            }
-            (temporary / _CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-            for name in (_INDEX_NAME, _METADATA_NAME, _CONFIG_NAME):
-                _fsync(temporary / name)
-            _fsync(temporary)
-            if directory.exists():
-                backup = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex}"
-                os.rename(directory, backup)
-            os.rename(temporary, directory)
-            _fsync(directory.parent)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            if backup is not None and backup.exists() and not directory.exists():
-                # The old index was moved aside but the new one never took its place: put the old one back.
-                try:
-                    os.rename(backup, directory)
-                    _fsync(directory.parent)
-                except OSError as error:
-                    logger.error(
-                        "Saving the gallery index failed and the previous index could not be restored from %s "
-                        "(%s): rename it to %s.", backup, error, directory,
-                    )
-            raise
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        check_index_target(directory)  # before the lock file is made beside a folder that is not ours
+        with folder_lock(directory):
+            _recover(directory)
+            check_index_target(directory)
+            with atomic_folder(directory, replace_existing=True) as temporary:
+                faiss.write_index(self._index, str(temporary / _INDEX_NAME))
+                arrays = {name: self._field(name) for name in (self._metadata_fields or ())}
+                np.savez(temporary / _METADATA_NAME, **arrays)
+                config = self._config()
+                config["sha256"] = {name: file_sha256(temporary / name) for name in _DATA_FILES}
+                config[_CONFIG_SHA256_KEY] = _config_digest(config)
+                (temporary / _CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+                for name in (_INDEX_NAME, _METADATA_NAME, _CONFIG_NAME):
+                    fault_point(f"write:{name}")
         logger.info("Saved a gallery index of %d images to %s.", len(self), directory)
 
     @classmethod
     def load(cls, directory: Union[str, os.PathLike]) -> "GalleryIndex":
-        """Loads an index written by [`save`], checking file checksums and sizes.
+        """Loads an index written by [`save`], checking the checksums of its files and of its config, and its sizes.
+
+        A crash during an earlier save is repaired first (the previous index is put back, leftovers removed), with a
+        log line saying so.
 
         Raises:
             `FileNotFoundError`: no index in `directory`.
-            [`CorruptIndexError`]: a missing, damaged or inconsistent file.
+            [`CorruptIndexError`]: a missing, damaged, edited or inconsistent file.
         """
         directory = Path(directory)
         config_path = directory / _CONFIG_NAME
+        if not config_path.is_file():
+            try:
+                with folder_lock(directory):
+                    _recover(directory)
+            except OSError:
+                pass  # another writer is busy, or a read-only place: report what is there
         if not config_path.is_file():
             backups = sorted(directory.parent.glob(f".{directory.name}.old-*"))
             hint = (
@@ -563,33 +613,19 @@ class GalleryIndex:
                 else " Build one with `GalleryIndex(...).add(...)` and `save(directory)` (or `lareid index`)."
             )
             raise FileNotFoundError(f"No gallery index in {directory} (missing {_CONFIG_NAME}).{hint}")
-        try:
-            config = json.loads(config_path.read_text())
-            version, dim, index_type = config["format_version"], config["dim"], config["index_type"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise CorruptIndexError(f"{config_path} is not a valid gallery index config ({error}).") from error
-        if version != _FORMAT_VERSION:
-            raise CorruptIndexError(
-                f"{config_path} has format version {version}; this hf_lareid reads version {_FORMAT_VERSION}."
-            )
-        for name, expected in config.get("sha256", {}).items():
+        config = _read_config(config_path)
+        for name, expected in config["sha256"].items():
             path = directory / name
             if not path.is_file():
                 raise CorruptIndexError(f"{path} is missing: the gallery index in {directory} is incomplete.")
-            if _sha256(path) != expected:
+            if file_sha256(path) != expected:
                 raise CorruptIndexError(f"{path} is damaged (checksum mismatch): rebuild or restore the index.")
-        index = cls(
-            dim, index_type, model_reference=config.get("model_reference"),
-            model_fingerprint=config.get("model_fingerprint"),
-            verification_threshold=config.get("verification_threshold"),
-            verification_calibration=config.get("verification_calibration"),
-            norm_tolerance=config.get("norm_tolerance", 1e-3),
-        )
-        index.settings.update(config.get("settings", {}))
+        index = cls._from_config(config)
+        dim = index.dim
         try:
             faiss_index = faiss.read_index(str(directory / _INDEX_NAME))
             with np.load(directory / _METADATA_NAME, allow_pickle=False) as arrays:
-                metadata = {name: arrays[name] for name in config.get("metadata_fields", [])}
+                metadata = {name: arrays[name] for name in config["metadata_fields"]}
         except (RuntimeError, OSError, ValueError, KeyError) as error:
             raise CorruptIndexError(f"Cannot read the gallery index in {directory}: {error}") from error
         sizes = {faiss_index.ntotal, config.get("size"), *(len(values) for values in metadata.values())}
@@ -600,7 +636,7 @@ class GalleryIndex:
             )
         index._apply_search_settings(faiss_index)
         index._index = faiss_index
-        index._metadata_fields = tuple(config.get("metadata_fields", []))
+        index._metadata_fields = tuple(config["metadata_fields"])
         index._metadata = {name: [metadata[name]] if name in metadata else [] for name in _METADATA_FIELDS}
         if "paths" in metadata:
             index._path_set = {path for path in metadata["paths"].tolist() if path}
@@ -610,8 +646,12 @@ class GalleryIndex:
     def load_or_create(cls, directory: Union[str, os.PathLike], dim: int, **kwargs) -> "GalleryIndex":
         """Loads the index (e.g. a checkpoint) in `directory` if there is one, else creates `GalleryIndex(dim, ...)`.
 
-        A loaded index must match `dim`, `index_type` and `model_fingerprint` when given.
+        A loaded index must match `dim`, `index_type`, `model_fingerprint` and `embedding_settings` when given. A
+        path that exists and is not an index is refused (`FileExistsError`) before any work is done.
         """
+        check_index_target(directory)
+        with folder_lock(directory):
+            _recover(directory)
         if not (Path(directory) / _CONFIG_NAME).is_file():
             return cls(dim, **kwargs)
         index = cls.load(directory)
@@ -621,8 +661,101 @@ class GalleryIndex:
                 f"index_type={kwargs.get('index_type')!r}: use another directory or delete it."
             )
         index.check_fingerprint(kwargs.get("model_fingerprint"))
+        index.check_embedding_settings(kwargs.get("embedding_settings"), kwargs.get("runtime_settings"))
+        for name in ("embedding_settings", "runtime_settings"):  # an index saved without them records them now
+            if getattr(index, name) is None and kwargs.get(name) is not None:
+                setattr(index, name, _json_round_trip(kwargs[name]))
         logger.info("Resuming the gallery index in %s (%d images).", directory, len(index))
         return index
+
+
+def is_gallery_index(directory: Union[str, os.PathLike]) -> bool:
+    """Whether `directory` holds a `gallery_config.json` written by [`GalleryIndex.save`] (readable, any version)."""
+    try:
+        config = json.loads((Path(directory) / _CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"format_version", "dim", "index_type"} <= set(config)
+
+
+def check_index_target(directory: Union[str, os.PathLike]) -> None:
+    """
+    Raises `FileExistsError` unless `directory` is free for an index: missing, an empty folder, or a gallery index
+    holding nothing but its own files. A model folder, a photo folder, a data set or a plain file is never replaced.
+    """
+    path = Path(os.path.abspath(Path(directory).expanduser()))
+    if not path.exists() and not path.is_symlink():
+        return
+    name = str(directory) if str(directory) == str(path) else f"{directory} ({path})"
+    if not path.is_dir():
+        raise FileExistsError(f"{name} is a file, not a gallery index folder: choose another folder for the index.")
+    entries = sorted(entry.name for entry in path.iterdir())
+    if not entries:
+        return
+    if not is_gallery_index(path):
+        raise FileExistsError(
+            f"{name} exists and is not a gallery index (no valid {_CONFIG_NAME}): choose a new or empty folder for "
+            "the index; nothing in it was changed."
+        )
+    foreign = [name for name in entries if name not in (_CONFIG_NAME, *_DATA_FILES)]
+    if foreign:
+        raise FileExistsError(
+            f"{name} is a gallery index but also holds other files ({', '.join(foreign[:3])}), which a save would "
+            "remove: move them out or choose another folder for the index."
+        )
+
+
+def _recover(directory: Union[str, os.PathLike]) -> None:
+    """Repairs what a crash during a save left beside `directory` (call holding its lock) and says what was done."""
+    for done in recover_folder(directory):
+        logger.warning("Gallery index %s: %s.", directory, done)
+
+
+def _config_digest(config: dict) -> str:
+    """SHA-256 of the canonical JSON of `config` without its own digest."""
+    content = {key: value for key, value in config.items() if key != _CONFIG_SHA256_KEY}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _read_config(config_path: Path) -> dict:
+    """The parsed `gallery_config.json`, with its format, required fields and own checksum verified."""
+    try:
+        config = json.loads(config_path.read_text())
+        version = config["format_version"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptIndexError(f"{config_path} is not a valid gallery index config ({error}).") from error
+    if version != _FORMAT_VERSION:
+        raise CorruptIndexError(
+            f"{config_path} has format version {version}; this hf_lareid reads version {_FORMAT_VERSION}: rebuild the "
+            "index with `lareid index` into a new folder."
+        )
+    missing = [key for key in (*_REQUIRED_CONFIG_FIELDS, _CONFIG_SHA256_KEY) if key not in config]
+    if missing:
+        raise CorruptIndexError(f"{config_path} lacks {missing}: it was edited or damaged; rebuild or restore the index.")
+    if config[_CONFIG_SHA256_KEY] != _config_digest(config):
+        raise CorruptIndexError(
+            f"{config_path} does not match its own checksum: it was edited or damaged; rebuild or restore the index."
+        )
+    if not isinstance(config["sha256"], dict) or sorted(config["sha256"]) != sorted(_DATA_FILES):
+        raise CorruptIndexError(f"{config_path} must record the SHA-256 of {list(_DATA_FILES)}: rebuild the index.")
+    return config
+
+
+def _json_round_trip(value: Optional[dict]) -> Optional[dict]:
+    """`value` as it reads back from JSON (tuples become lists), so recorded and fresh settings compare equal."""
+    return None if value is None else json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _settings_difference(recorded: Optional[dict], given: Optional[dict]) -> str:
+    """`"flip: True (index) vs False (query), ..."`, or `""` when equal or either side is not recorded."""
+    if recorded is None or given is None:
+        return ""
+    given = _json_round_trip(given)
+    keys = sorted(set(recorded) | set(given))
+    return ", ".join(
+        f"{key}: {recorded.get(key)!r} (index) vs {given.get(key)!r} (query)"
+        for key in keys if recorded.get(key) != given.get(key)
+    )
 
 
 def _select(values: Any, keep: np.ndarray) -> Any:

@@ -19,19 +19,23 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import datasets
 import torch
 import transformers
 from transformers import HfArgumentParser, SchedulerType, TrainerCallback, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
+from ..file_checks import resolve_resume_checkpoint
 from ..hub_configs import load_setup
 from ..modeling_lareid import LATransformerForReID
 from .callbacks import BlockwiseUnfreezeCallback
@@ -292,7 +296,9 @@ def build_trainer(
         for name in ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
         if getattr(data_args, name) is not None
     }
-    train.set_transform(build_train_transform(image_processor, **augmentations))
+    # Augmentations seeded per (seed, epoch, image): a run killed at any step resumes exactly.
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    train.set_transform(build_train_transform(image_processor, seed=seed, **augmentations))
     eval_on = data_args.eval_on or (data_args.dataset or ["synthetic"])[-1]
     card_training_args = {"backbone": model_args.backbone, **training_args.to_dict()}
     if blockwise:
@@ -336,6 +342,36 @@ def prepare_trainer(
     )
 
 
+# Files a finished training run leaves in --output_dir: a folder holding one of them (or a checkpoint) holds a model.
+MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "training_args.bin")
+
+
+def check_output_dir(training_args: LATransformerTrainingArguments) -> None:
+    """
+    Refuses (`FileExistsError`, one line) an `--output_dir` that holds a model or `checkpoint-*` folders, unless
+    `--overwrite_output_dir` or `--resume_from_checkpoint` is given. With `--overwrite_output_dir` the old
+    `checkpoint-*` folders (the Trainer's, with a `trainer_state.json`) are removed so that they cannot be mistaken
+    for the new run's; the user's other files stay.
+    """
+    output_dir = Path(training_args.output_dir)
+    if not output_dir.is_dir() or training_args.resume_from_checkpoint:
+        return
+    checkpoints = sorted(p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir())
+    found = [name for name in MODEL_FILES if (output_dir / name).exists()] + [p.name for p in checkpoints]
+    if not found:
+        return
+    if not training_args.overwrite_output_dir:
+        raise FileExistsError(
+            f"--output_dir {output_dir} already holds a model or checkpoints ({', '.join(found[:3])}"
+            f"{', ...' if len(found) > 3 else ''}): pass --overwrite_output_dir to replace them, "
+            "--resume_from_checkpoint to continue training, or choose a new folder."
+        )
+    for checkpoint in checkpoints:
+        if (checkpoint / "trainer_state.json").is_file():
+            shutil.rmtree(checkpoint)
+            logger.info("--overwrite_output_dir: removed the old %s", checkpoint)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """
     Trains, evaluates and saves an LA-Transformer; returns the final evaluation metrics (`eval_rank1`, `eval_mAP`, ...).
@@ -350,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.enable_explicit_format()
+    check_output_dir(parse_arguments(argv)[2])  # before the data is loaded: a refusal costs nothing
     trainer = prepare_trainer(argv)
     training_args = trainer.args
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
@@ -359,7 +396,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         fields["setup"], fields["base_model"] or RANDOM_BACKBONE, trainer.model.config.num_labels,
         list(fields["datasets"]), "on" if trainer.unfreeze_callback is not None else "off",
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    train_result = trainer.train(resume_from_checkpoint=resume)
     # model.safetensors, config.json and preprocessor_config.json. _internal_call: with --push_to_hub, a plain
     # save_model() would push at once, before the final evaluation (a card without Rank-1/mAP, then a second push);
     # push_to_hub() below uploads once, with the final card.
@@ -382,6 +420,7 @@ __all__ = [
     "build_model",
     "build_parser",
     "build_trainer",
+    "check_output_dir",
     "load_data",
     "main",
     "parse_arguments",

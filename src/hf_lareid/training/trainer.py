@@ -15,10 +15,12 @@ from transformers.trainer_utils import speed_metrics
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..data import PKSampler
+from ..file_checks import check_trainer_checkpoint
 from ..model_evaluation import evaluate_model
 from ..modelcard import write_model_card
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .losses import batch_hard_triplet_loss, part_cross_entropy
+from .transform_epoch import TransformEpochCallback, epoch_transform_of
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,13 @@ class LATransformerTrainingArguments(TrainingArguments):
     )
     eval_flip: bool = field(
         default=False, metadata={"help": "Evaluate with flip test-time augmentation (image + mirror image)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train into an --output_dir that already holds a model or checkpoints, replacing them (the flag "
+            "transformers 4 had). Without it, or --resume_from_checkpoint, such a folder is refused."
+        },
     )
     auto_lr_scheduler: bool = field(default=False, init=False, repr=False)
 
@@ -176,6 +185,9 @@ class LATransformerTrainer(Trainer):
             # The Trainer refuses an eval_strategy without an eval_dataset; evaluate() uses query/gallery instead.
             kwargs.setdefault("eval_dataset", query_dataset)
         callbacks = kwargs.get("callbacks") or []
+        epoch_transform = epoch_transform_of(kwargs.get("train_dataset"))
+        if epoch_transform is not None:  # a seeded augmentation follows the epochs (exact resume)
+            kwargs["callbacks"] = callbacks = [*callbacks, TransformEpochCallback(epoch_transform, args)]
         self.unfreeze_callback = next((cb for cb in callbacks if isinstance(cb, BlockwiseUnfreezeCallback)), None)
         if self.unfreeze_callback is not None and args is not None:
             if args.ddp_find_unused_parameters is False:
@@ -304,6 +316,7 @@ class LATransformerTrainer(Trainer):
         return True
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        check_trainer_checkpoint(resume_from_checkpoint)  # one clear line naming a damaged or missing file
         if not self._load_weights(resume_from_checkpoint, model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
 

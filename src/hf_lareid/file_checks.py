@@ -1,0 +1,214 @@
+"""Checks that the files this package reads are whole: one clear error naming the file and the fix.
+
+- `check_safetensors`: a `model.safetensors` that is empty, truncated or has a damaged header.
+- `check_torch_file`: a `.pt` / `.pth` that is not a PyTorch checkpoint at all (text, junk, an empty file, a plain
+  pickle) or is truncated.
+- `check_trainer_checkpoint` / `resolve_resume_checkpoint`: a Trainer `checkpoint-*` folder before resuming from it.
+- `explain_model_load_error`: turns `from_pretrained`'s errors for a damaged file or a missing model name (offline
+  Hub lookups) into such a line.
+
+Only the standard library is imported at module level (safetensors errors are matched by name).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+import zipfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DamagedFileError",
+    "check_safetensors",
+    "check_torch_file",
+    "check_trainer_checkpoint",
+    "explain_model_load_error",
+    "resolve_resume_checkpoint",
+]
+
+# torch.save's legacy (pre-1.6) format starts with a pickled magic number; the current one is a zip archive.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+_ZIP_MAGIC = b"PK\x03\x04"
+# What the Trainer writes last into a checkpoint folder: without it the save was interrupted.
+TRAINER_STATE_NAME = "trainer_state.json"
+TRAINER_TORCH_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
+_CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+_RESUME_LAST = {"true", "last", "latest", "yes", "1"}
+_RESUME_NONE = {"", "false", "no", "none", "0"}
+
+
+class DamagedFileError(OSError):
+    """A file is empty, truncated or not in the expected format; the message names it and says what to do."""
+
+
+WEIGHTS_FIX = "Save the model again, or copy a good model.safetensors into the folder."
+TORCH_FILE_FIX = "Copy the file again, or pass the .pth/.pt file written by torch.save."
+
+
+def check_safetensors(path: str | os.PathLike, fix: str = WEIGHTS_FIX) -> None:
+    """
+    Raise `DamagedFileError` naming `path` (and ending with `fix`) when it is not a whole safetensors file: too
+    short for its header, a header that is not the JSON safetensors writes, or fewer bytes than the header's
+    tensors need (truncated). Reads only the header.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        prefix = file.read(8)
+        if len(prefix) < 8:
+            raise DamagedFileError(f"{path} is damaged: {size} bytes, too short for a safetensors header. {fix}")
+        (header_length,) = struct.unpack("<Q", prefix)
+        if header_length > size - 8:
+            raise DamagedFileError(
+                f"{path} is damaged: its header claims {header_length} bytes but the file holds {size} (truncated or "
+                f"not a safetensors file). {fix}"
+            )
+        try:
+            tensors = {k: v for k, v in json.loads(file.read(header_length)).items() if k != "__metadata__"}
+            ends = [int(entry["data_offsets"][1]) for entry in tensors.values()]
+            if not all(isinstance(entry["dtype"], str) for entry in tensors.values()):
+                raise TypeError("a dtype is not a string")
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+            reason = f"its header is not valid safetensors JSON ({error!r})"
+            raise DamagedFileError(f"{path} is damaged: {reason}. {fix}") from None
+    needed = 8 + header_length + max(ends, default=0)
+    if size < needed:
+        raise DamagedFileError(f"{path} is damaged: truncated to {size} bytes, its header needs {needed}. {fix}")
+
+
+def check_torch_file(path: str | os.PathLike, what: str = "a PyTorch checkpoint", fix: str = TORCH_FILE_FIX) -> None:
+    """
+    Raise `DamagedFileError` naming `path` when it is not `what` written by `torch.save` (an empty, text or junk
+    file, a plain Python pickle) or is a truncated/damaged one. Reads the first bytes and the zip directory only.
+    """
+    path = Path(path)
+    with path.open("rb") as file:
+        head = file.read(len(_LEGACY_TORCH_MAGIC))
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if not any(name.endswith("data.pkl") for name in archive.namelist()):
+                    raise zipfile.BadZipFile("a zip archive without data.pkl")
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise DamagedFileError(f"{path} is damaged ({error}): it is truncated or not {what}. {fix}") from None
+        return
+    if head == _LEGACY_TORCH_MAGIC:
+        return
+    if not head:
+        found = "an empty file"
+    elif head[:1] == b"\x80":
+        found = "a plain Python pickle"
+    elif _is_text(head):
+        found = "a text file"
+    else:
+        found = "bytes in no format PyTorch writes"
+    raise DamagedFileError(f"{path} is not {what}: it is {found}. {fix}")
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(char.isprintable() or char.isspace() for char in text)
+
+
+def _checkpoint_step(path: Path) -> int:
+    match = _CHECKPOINT_PATTERN.match(path.name)
+    return int(match.group(1)) if match else -1
+
+
+def check_trainer_checkpoint(folder: str | os.PathLike) -> None:
+    """
+    Check a Trainer `checkpoint-*` folder before resuming: `trainer_state.json` readable (the Trainer writes it last,
+    so its absence means the save was interrupted), the weights whole (`check_safetensors`) and the optimizer,
+    scheduler, scaler and RNG states real `torch.save` files (`check_torch_file`). Raises `DamagedFileError` or
+    `FileNotFoundError` naming the file and suggesting an earlier checkpoint.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        state = "is a file, not a checkpoint folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"--resume_from_checkpoint {folder} {state}: pass a checkpoint-* folder of the run.")
+    earlier = "Resume from an earlier checkpoint-* folder, or delete this one and pass --resume_from_checkpoint True."
+    state_file = folder / TRAINER_STATE_NAME
+    try:
+        json.loads(state_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DamagedFileError(
+            f"{folder} is an incomplete checkpoint (no {TRAINER_STATE_NAME}: the run was stopped while saving it). "
+            f"{earlier}"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DamagedFileError(f"{state_file} is damaged ({error}). {earlier}") from None
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        check_safetensors(weights, fix=earlier)
+    for name in TRAINER_TORCH_FILES:
+        if (folder / name).is_file():
+            check_torch_file(folder / name, what=f"the Trainer's {name}", fix=earlier)
+
+
+def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | os.PathLike) -> str | None:
+    """
+    The checkpoint folder that `--resume_from_checkpoint VALUE` names: `None` for no resume; for `True` / `"last"`
+    the newest complete `checkpoint-*` in `output_dir` (an incomplete newer one, left by a kill while saving, is
+    skipped with a warning); else the given folder. Raises `FileNotFoundError` with one clear line when there is none.
+    """
+    if value is None or value is False or str(value).strip().lower() in _RESUME_NONE:
+        return None
+    if value is True or str(value).strip().lower() in _RESUME_LAST:
+        output = Path(output_dir)
+        folders = [path for path in (output.iterdir() if output.is_dir() else ()) if path.is_dir()]
+        candidates = sorted((path for path in folders if _checkpoint_step(path) >= 0), key=_checkpoint_step, reverse=True)
+        for candidate in candidates:
+            if (candidate / TRAINER_STATE_NAME).is_file():
+                return str(candidate)
+            logger.warning("Skipping %s: incomplete (no %s, stopped while saving it).", candidate, TRAINER_STATE_NAME)
+        found = "holds only incomplete checkpoint-* folders" if candidates else "holds no checkpoint-* folder"
+        raise FileNotFoundError(
+            f"--resume_from_checkpoint {value}: {output} {found} to resume from. Train without "
+            "--resume_from_checkpoint to start afresh, or pass the --output_dir of the interrupted run."
+        )
+    return str(value)
+
+
+def _safetensors_error(error: BaseException) -> bool:
+    return type(error).__name__ == "SafetensorError" or "deserializing header" in str(error)
+
+
+def explain_model_load_error(reference: str | os.PathLike, error: BaseException) -> Exception | None:
+    """
+    A clearer error for what `from_pretrained(reference)` raised, or `None` to keep the original: a damaged weights
+    file in a local folder is named (`DamagedFileError`); a name that is no local folder, looked up on the Hub
+    without network, says so (`FileNotFoundError`).
+    """
+    if not isinstance(reference, (str, os.PathLike)):
+        return None
+    local = Path(reference).expanduser()
+    if _safetensors_error(error):
+        if local.is_dir():
+            for weights in sorted(local.glob("*.safetensors")):
+                try:
+                    check_safetensors(weights)
+                except DamagedFileError as damaged:
+                    return damaged
+            return DamagedFileError(
+                f"the weights in {local} are damaged ({error}). Save the model again, or copy good *.safetensors files."
+            )
+        return DamagedFileError(f"the weights of {reference} are damaged ({error}); download or save them again.")
+    if isinstance(error, OSError) and not local.exists():
+        message = str(error).lower()
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE or "connect" in message or "offline" in message or "network" in message:
+            return FileNotFoundError(
+                f"model {str(reference)!r} does not exist locally (no such folder), and a Hub id needs network, which "
+                "is unavailable or switched off (HF_HUB_OFFLINE). Pass a folder written by save_pretrained (e.g. "
+                "`lareid train --output_dir`), or go online to download a Hub model."
+            )
+    return None
