@@ -124,3 +124,18 @@ def test_the_page_text_of_a_search():
     assert status.startswith("**1 hit**, leaving out person 12's images from camera 2 (the query's camera).")
     assert "calibrated at a false-match rate of **0.80%**" in status
     assert describe_threshold(None, None).startswith(f"**{NO_THRESHOLD}**")
+
+
+def test_queries_are_embedded_as_the_index_records(tiny_model_dir, gallery_files, tmp_path):
+    from transformers import AutoImageProcessor
+
+    from hf_lareid.features import embedding_settings
+    from hf_lareid.retrieval import EmbeddingSettingsMismatchError
+
+    processor = AutoImageProcessor.from_pretrained(tiny_model_dir, backend="pil")
+    flipped = save_index(tiny_model_dir, gallery_files, tmp_path / "flipped",
+                         embedding_settings=embedding_settings(processor, True))  # fmt: skip
+    assert ReIDService.load(flipped).flip is True
+    other = embedding_settings(processor, False) | {"processor_size": {"height": 128, "width": 64}}
+    with pytest.raises(EmbeddingSettingsMismatchError):
+        ReIDService.load(save_index(tiny_model_dir, gallery_files, tmp_path / "other", embedding_settings=other))
