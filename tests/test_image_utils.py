@@ -181,7 +181,7 @@ def test_datasets_and_transforms_scale_16_bit(tmp_path, picture, tiny_model, tin
     train = data["train"].sort("path")
     names = [path.rsplit("/", 1)[-1] for path in train["path"]]
     assert names == ["c1_deep.png", "c2_flat.png", "c1_white.png", "c2_black.png"]
-    assert Image.open(train[0]["path"]).mode == "I;16"
+    assert Image.open(root / train[0]["path"]).mode == "I;16"  # `path` is relative to data_dir
     np.testing.assert_array_equal(np.asarray(train[0]["image"]), np.asarray(train[1]["image"]))
     features = extract_features(tiny_model, train, image_processor=tiny_image_processor, progress=False)
     deep, flat, white, _ = features.embeddings

@@ -21,7 +21,7 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_lareid import LATransformerConfig, _pair
-from .file_checks import explain_model_load_error
+from .file_checks import WEIGHTS_FIX, DamagedFileError, explain_model_load_error
 from .file_utils import file_sha256, staged_replace
 
 CONFIG_NAME = "config.json"
@@ -376,8 +376,8 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         return model
 
 
-class ModelWeightsMismatchError(ValueError):
-    """A weights file of a saved model differs from the SHA-256 its config.json records."""
+class ModelWeightsMismatchError(DamagedFileError):
+    """A weights file of a saved model is missing or differs from the SHA-256 its config.json records."""
 
 
 def verify_model_weights(model_dir: str | os.PathLike) -> bool:
@@ -407,13 +407,11 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
     for name, expected in sorted(recorded.items()):
         path = directory / name
         if not path.is_file():
-            raise ModelWeightsMismatchError(
-                f"{path} is missing, but {config_path} records it: restore the file or save the model again."
-            )
+            raise ModelWeightsMismatchError(f"{path} is missing, but {config_path} records it. {WEIGHTS_FIX}")
         if file_sha256(path) != expected:
             raise ModelWeightsMismatchError(
-                f"{path} does not match the SHA-256 recorded in {config_path}: the file is damaged or comes from "
-                "another save; restore it or save the model again."
+                f"{path} is damaged or comes from another save: it does not match the SHA-256 recorded in "
+                f"{config_path}. {WEIGHTS_FIX}"
             )
     return True
 

@@ -27,7 +27,9 @@ def test_loads_splits_columns_and_labels(market_dir, cache_dir):
     assert list(data) == ["train", "query", "gallery"]
     assert [data[split].num_rows for split in data] == [16, 6, 14]
     assert data["train"].column_names == ["image", "person_id", "camera_id", "path", "label"]
-    assert data["query"].column_names == ["image", "person_id", "camera_id", "path"]
+    # Every split has the same features (push_to_hub needs it); evaluation splits hold label -1.
+    assert data["query"].features == data["gallery"].features == data["train"].features
+    assert set(data["query"]["label"]) == set(data["gallery"]["label"]) == {-1}
     label_feature = data["train"].features["label"]
     assert isinstance(label_feature, datasets.ClassLabel)
     assert label_feature.names == ["2", "7", "10", "11"]
@@ -35,6 +37,8 @@ def test_loads_splits_columns_and_labels(market_dir, cache_dir):
     for row in data["train"]:
         assert label_feature.names[row["label"]] == str(row["person_id"])
         assert os.path.basename(row["path"]).startswith(f"{row['person_id']:04d}_c{row['camera_id']}")
+        assert row["path"].startswith("bounding_box_train/")  # relative to data_dir
+        assert (market_dir / row["path"]).is_file()
     # The gallery keeps junk (-1) and distractors (0); Thumbs.db is skipped.
     assert {-1, 0} <= set(data["gallery"]["person_id"])
     assert sorted(set(data["query"]["camera_id"])) == [1, 2]
@@ -97,7 +101,7 @@ def test_non_rgb_images_decode_as_rgb(market_dir, cache_dir, image_writer, mode)
     image_writer(market_dir / "query" / f"0003_c1s1_000999_09{suffix}", seed=5, mode=mode)
     data = load_reid_dataset("market1501", data_dir=market_dir, splits=["query"], cache_dir=cache_dir)
     row = next(row for row in data["query"] if row["path"].endswith(f"_09{suffix}"))
-    assert Image.open(row["path"]).mode == mode
+    assert Image.open(market_dir / row["path"]).mode == mode
     assert row["image"].mode == "RGB" and row["image"].size == (8, 16)
 
 
@@ -169,5 +173,6 @@ def test_cache_sees_moved_folder(market_dir, cache_dir, tmp_path):
     moved.parent.mkdir()
     shutil.move(market_dir, moved)
     query = load_reid_dataset("market1501", data_dir=moved, splits=["query"], cache_dir=cache_dir)["query"]
-    assert all(path.startswith(str(moved)) for path in query["path"])
+    assert all((moved / path).is_file() for path in query["path"])  # relative paths stay valid
+    assert query.with_format("arrow")["image"][0]["path"].as_py().startswith(str(moved))
     assert query[0]["image"].size == (8, 16)  # decodes from the new location

@@ -24,7 +24,9 @@ def test_merge_gives_disjoint_labels(market_dir, person_folders_factory, cache_d
 
 def test_merge_needs_training_splits(market_dir, cache_dir):
     query = load_reid_dataset("market1501", data_dir=market_dir, splits=["query"], cache_dir=cache_dir)["query"]
-    with pytest.raises(ValueError, match="no ClassLabel column 'label'"):
+    with pytest.raises(ValueError, match="label -1 .*pass the 'train' split"):
         merge_training_sets([query])
+    with pytest.raises(ValueError, match="no ClassLabel column 'label'"):
+        merge_training_sets([query.remove_columns("label")])
     with pytest.raises(ValueError, match="at least one"):
         merge_training_sets([])

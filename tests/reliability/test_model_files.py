@@ -127,3 +127,16 @@ def test_a_sharded_save_then_a_single_file_save_leaves_no_stale_shards(tiny_mode
     assert not list(tiny_model_dir.glob("model-*")) and not (tiny_model_dir / "model.safetensors.index.json").exists()
     assert verify_model_weights(tiny_model_dir)
     assert_same_weights(tiny_model_dir, tiny_model)
+
+
+def test_push_refuses_damaged_weights(tiny_model_dir, capsys):
+    from hf_lareid.modelcard import write_model_card
+
+    write_model_card(tiny_model_dir, setup="tiny", datasets=["synthetic"], eval_dataset="synthetic")
+    assert run_cli("push", tiny_model_dir, "me/lareid-tiny", "--dry_run", capsys=capsys)[0] == 0
+    weights = tiny_model_dir / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    status, _, err = run_cli("push", tiny_model_dir, "me/lareid-tiny", "--dry_run", capsys=capsys)
+    assert_one_line_error(status, err, str(weights))

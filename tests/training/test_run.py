@@ -15,9 +15,8 @@ import torch
 from transformers import AutoModel, BertConfig, ViTConfig, ViTModel
 
 import hf_lareid  # noqa: F401  (registers the model with AutoModel)
-from hf_lareid.cli.push import check_model_card
 from hf_lareid.data import generate_synthetic_reid
-from hf_lareid.modelcard import read_model_card_metadata
+from hf_lareid.modelcard import check_model_card, read_model_card_metadata
 from hf_lareid.training.run import main, parse_arguments, uses_blockwise_unfreezing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,22 +36,21 @@ def test_default_run_trains_tiny_on_generated_data_and_saves_everything(tmp_path
     card = read_model_card_metadata(out / "README.md")
     assert card["library_name"] == "hf-lareid" and card["pipeline_tag"] == "image-feature-extraction"
     assert set(card["tags"]) >= {"person-reid", "la-transformer"} and card["datasets"] == ["synthetic"]
+    assert card["license"] == "mit" and "base_model" not in card  # the package's license; trained from scratch
     results = card["model-index"][0]["results"][0]
-    values = {m["name"]: m["value"] for m in results["metrics"]}
-    assert values["Rank-1"] == pytest.approx(metrics["eval_rank1"], abs=1e-4)
-    assert values["mAP"] == pytest.approx(metrics["eval_mAP"], abs=1e-4)
-    assert results["dataset"]["name"] == "synthetic"
-    # The model-index holds the setup too (dataset.args: the Hub's model-index has no other place for it).
-    setup = results["dataset"]["args"]
-    assert setup["setup"] == "tiny" and setup["backbone"] == "none (trained from scratch)"
-    assert setup["train_datasets"] == {"synthetic": 6} and "Market-1501 protocol" in setup["protocol"]
-    hyperparameters = setup["hyperparameters"]
-    assert hyperparameters["max_steps"] == 3 and hyperparameters["per_device_train_batch_size"] == 8
-    assert hyperparameters["optimizer"] == "adamw" and hyperparameters["learning_rate"] == pytest.approx(1e-3)
+    values = {m["name"]: m["value"] for m in results["metrics"]}  # percentages
+    assert values["Rank-1 (%)"] == pytest.approx(100 * metrics["eval_rank1"], abs=0.01)
+    assert values["mAP (%)"] == pytest.approx(100 * metrics["eval_mAP"], abs=0.01)
+    assert results["dataset"]["name"] == "synthetic" and "args" not in results["dataset"]
+    assert {m["args"]["protocol"] for m in results["metrics"]} == {"auto"}
     check_model_card(out / "README.md")  # what `lareid push` requires
     text = (out / "README.md").read_text()
-    assert "pip install hf-lareid" in text and "import hf_lareid" in text and "Setup: `tiny`" in text
-    assert "consent" in text
+    assert "pip install ./hf-lareid" in text and "pip install hf-lareid" not in text and "import hf_lareid" in text
+    # The setup and hyper-parameters are stated in the card body.
+    assert "Setup: `tiny`" in text and "Backbone: trained from scratch" in text and "`synthetic` (6 identities)" in text
+    for line in ("- max_steps: 3", "- per_device_train_batch_size: 8", "- optimizer: adamw", "- learning_rate: 0.001"):
+        assert line in text, line
+    assert "consent" in text and "percentages" in text
 
 
 def test_setup_training_args_are_defaults_that_flags_override(tmp_path):
@@ -89,12 +87,14 @@ def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
     args = torch.load(out / "training_args.bin", weights_only=False)
     assert args.lr_scheduler_type == "constant"  # blockwise unfreezing: its step decay is the schedule
     card = read_model_card_metadata(out / "README.md")
-    assert card["base_model"] == str(backbone_dir) and card["datasets"] == ["synthetic", "market1501"]
-    setup = card["model-index"][0]["results"][0]["dataset"]["args"]
-    assert setup["backbone"] == str(backbone_dir) and setup["train_datasets"] == {"synthetic": 6, "market1501": 5}
-    assert setup["hyperparameters"]["unfreeze_every_epochs"] == 1 and setup["hyperparameters"]["lr_decay"] == 0.8
-    assert setup["hyperparameters"]["lr_scheduler_type"] == "constant"
-    assert "Blockwise unfreezing schedule" in (out / "README.md").read_text()
+    # A local backbone folder is no Hub id: no base_model, and its path appears nowhere in the card.
+    assert "base_model" not in card and card["datasets"] == ["synthetic", "market1501"]
+    text = (out / "README.md").read_text()
+    assert str(backbone_dir) not in text and f"a local pretrained ViT (`{backbone_dir.name}`)" in text
+    assert "`synthetic` (6 identities), `market1501` (5 identities)" in text
+    for line in ("- unfreeze_every_epochs: 1", "- lr_decay: 0.8", "- lr_scheduler_type: constant"):
+        assert line in text, line
+    assert "Blockwise unfreezing schedule" in text
 
 
 @pytest.mark.parametrize(
@@ -180,9 +180,8 @@ def test_push_to_hub_uploads_once_with_the_final_model_card(tmp_path, monkeypatc
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= set(upload["files"])
     index = upload["card"]["model-index"][0]
     values = {m["name"]: m["value"] for m in index["results"][0]["metrics"]}
-    assert values["Rank-1"] == pytest.approx(metrics["eval_rank1"], abs=1e-4)
-    assert values["mAP"] == pytest.approx(metrics["eval_mAP"], abs=1e-4)
-    assert index["results"][0]["dataset"]["args"]["setup"] == "tiny"
+    assert values["Rank-1 (%)"] == pytest.approx(100 * metrics["eval_rank1"], abs=0.01)
+    assert values["mAP (%)"] == pytest.approx(100 * metrics["eval_mAP"], abs=0.01)
 
 
 def test_documented_command_runs_literally(tmp_path):

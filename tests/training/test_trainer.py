@@ -131,7 +131,7 @@ def test_create_model_card_writes_the_hf_lareid_card(tmp_path):
     metadata = read_model_card_metadata(tmp_path / "README.md")
     assert metadata["library_name"] == "hf-lareid" and metadata["datasets"] == ["synthetic"]
     metrics = {m["name"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
-    assert metrics == {"Rank-1": 0.5, "mAP": 0.25}
+    assert metrics == {"Rank-1 (%)": 50.0, "mAP (%)": 25.0}
     assert metadata["model-index"][0]["name"] == "my-reid"
 
 

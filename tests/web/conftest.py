@@ -54,7 +54,7 @@ def web_requirements():
 def gallery(tmp_path_factory):
     """An untrained model of the `tiny` setup and a gallery index of generated people, calibrated on the query split."""
     from hf_lareid import LATransformerForReID
-    from hf_lareid.cli.main import main
+    from hf_lareid_cli import main
     from hf_lareid.data import generate_synthetic_reid
     from hf_lareid.hub_configs import load_setup
     from hf_lareid.retrieval import GalleryIndex
@@ -86,7 +86,7 @@ def free_port() -> int:
 def lareid_command() -> list[str]:
     """The installed `lareid` console script beside this Python, else the module."""
     script = Path(sys.executable).parent / "lareid"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "hf_lareid.cli.main"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "hf_lareid_cli"]
 
 
 def wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:

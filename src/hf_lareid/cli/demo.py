@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from ._common import add_command, write_json
+from ._common import write_json
 
 if TYPE_CHECKING:
     import datasets
@@ -96,20 +96,19 @@ QUICK = DemoPlan(
 )  # fmt: skip
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "demo",
-        "Pretrain, fine-tune blockwise and evaluate the tiny LA-Transformer on generated people, index a gallery and "
-        "draw pictures; no download (about 5 minutes on a 2-core CPU, --quick under a minute).",
-        "lareid demo --output_dir ./lareid-demo",
-    )
+DESCRIPTION = (
+    "Pretrain, fine-tune blockwise and evaluate the tiny LA-Transformer on generated people, index a gallery and "
+    "draw pictures; no download (about 5 minutes on a 2-core CPU, --quick under a minute)."
+)
+EXAMPLE = "lareid demo --output_dir ./lareid-demo"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output_dir", "--output-dir", default="lareid-demo", help="where everything goes (default: ./lareid-demo)"
     )
     parser.add_argument("--quick", action="store_true", help="the same steps at toy size (under a minute), for tests")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated people and of training")
-    parser.set_defaults(func=run)
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -298,12 +297,14 @@ def calibrate_and_save(
 
 
 def build_gallery_index(
-    model: LATransformerForReID, result: ModelEvaluation, model_dir: Path, index_dir: Path
+    model: LATransformerForReID, result: ModelEvaluation, model_dir: Path, index_dir: Path, data_dir: Path
 ) -> GalleryIndex:
     """
     A FAISS index of the gallery embeddings in `result`, stamped with `model`'s fingerprint and its config's
-    verification calibration, saved to `index_dir`.
+    verification calibration, saved to `index_dir`; its paths are relative to `data_dir`, the folder the gallery was
+    loaded from.
     """
+    from ..data import data_root
     from ..features import model_fingerprint
     from ..retrieval import GalleryIndex
 
@@ -311,6 +312,7 @@ def build_gallery_index(
     index = GalleryIndex(
         gallery.embeddings.shape[1], model_reference=str(model_dir), model_fingerprint=model_fingerprint(model),
         verification_calibration=model.config.verification_calibration,
+        data_dir=str(data_root(data_dir)),
     )
     index.add(gallery.embeddings, person_ids=gallery.person_ids, camera_ids=gallery.camera_ids, paths=gallery.paths)
     index.save(index_dir)
@@ -319,11 +321,15 @@ def build_gallery_index(
 
 @dataclasses.dataclass(frozen=True)
 class RankedQueries:
-    """A few queries of population 3 (image paths and person ids) and their `(num_queries, top_k)` gallery ranks."""
+    """
+    A few queries of population 3 (image paths and person ids), their `(num_queries, top_k)` gallery ranks and the
+    cosine similarities of those hits.
+    """
 
     paths: list[str]
     person_ids: list[int]
     ranked: np.ndarray
+    scores: np.ndarray
 
 
 def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: int) -> RankedQueries:
@@ -349,9 +355,10 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
         print(f"  query person {query.person_ids[row]} (camera {query.camera_ids[row]}): {len(matches)} of the "
               f"top {width} from other cameras are this person{first}")  # fmt: skip
     return RankedQueries(
-        paths=[query.paths[row] for row in rows],
+        paths=[index.resolve_path(query.paths[row]) for row in rows],  # same data folder as the gallery
         person_ids=[int(query.person_ids[row]) for row in rows],
         ranked=hits.indices,
+        scores=hits.scores,
     )
 
 
@@ -368,9 +375,10 @@ def draw_pictures(
     """The ranked lists, CMC curves, attention rollout (of the query images) and training curves (see `PICTURES`)."""
     from .pictures import plot_attention, plot_cmc_curves, plot_ranked_lists, plot_training_curves
 
+    gallery_paths = [index.resolve_path(path) for path in index.paths]
     plot_ranked_lists(
-        queries.paths, queries.person_ids, index.paths, index.person_ids, queries.ranked,
-        output_dir / PICTURES["ranked_lists"], top_k=TOP_K,
+        queries.paths, queries.person_ids, gallery_paths, index.person_ids, queries.ranked,
+        output_dir / PICTURES["ranked_lists"], top_k=TOP_K, scores=queries.scores,
     )  # fmt: skip
     plot_cmc_curves({name: result.metrics for name, result in results.items()}, output_dir / PICTURES["cmc_curves"])
     plot_attention(fine_tuned, queries.paths, image_processor, output_dir / PICTURES["attention"])
@@ -406,8 +414,11 @@ def run(args: argparse.Namespace) -> int:
     """Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0."""
     from ..data import load_reid_dataset
     from ..evaluation import format_results_table
+    from ..extras import require_extra
     from ..hub_configs import load_setup
     from ..training.run import RANDOM_BACKBONE, build_model
+
+    require_extra("matplotlib", "plots", "The pictures of lareid demo")  # before minutes of training, not after
 
     plan = QUICK if args.quick else FULL
     output_dir = Path(args.output_dir).expanduser().absolute()
@@ -453,7 +464,9 @@ def run(args: argparse.Namespace) -> int:
     })  # fmt: skip
 
     _stage(5, "Indexing the gallery of population 3 with FAISS and running a few queries")
-    index = build_gallery_index(fine_tuned, results["fine-tuned"], fine_tuned_dir, output_dir / INDEX_DIR)
+    index = build_gallery_index(
+        fine_tuned, results["fine-tuned"], fine_tuned_dir, output_dir / INDEX_DIR, data_dir=populations.target
+    )
     queries = run_queries(index, results["fine-tuned"].query, plan.num_queries, args.seed)
 
     _stage(6, "Drawing the pictures")
@@ -466,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nFinished in {minutes} min {seconds} s. Files in {output_dir}:")
     for line in list_files(output_dir):
         print(f"  {line}")
-    print(f"\nSearch the gallery and compare people in a web page (pip install \"hf-lareid[serve]\"):\n"
+    print(f"\nSearch the gallery and compare people in a web page (the 'serve' extra):\n"
           f"  {serve_command(output_dir / INDEX_DIR)}")
     return 0
 

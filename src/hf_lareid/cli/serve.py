@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_command
-
 EXAMPLE = "lareid serve --index_dir ./lareid-demo/gallery_index --port 7860"
 DESCRIPTION = (
     "Open a web page that searches a gallery index built by `lareid index` with an uploaded image and compares two "
-    'people, with the index\'s calibrated same-person threshold. Needs the extra: pip install "hf-lareid[serve]".'
+    "people, with the index's calibrated same-person threshold. Needs the 'serve' extra (gradio)."
 )
-
-
-def add_parser(subparsers) -> None:
-    add_arguments(add_command(subparsers, "serve", DESCRIPTION, EXAMPLE))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ from typing import Any
 
 from .web_service import DIFFERENT_PEOPLE, NO_THRESHOLD, SAME_PERSON, UNKNOWN, ReIDService, WebAppError
 
-GRADIO_MISSING = 'the web app needs Gradio, an optional extra: pip install "hf-lareid[serve]"'
 PICKER_SIZE = 48  # gallery thumbnails offered as queries
 MAX_TOP_K = 50
 MAX_UPLOAD = "25mb"
@@ -22,14 +21,12 @@ CSS = "#hits .caption-label { white-space: normal; text-overflow: clip; }"  # wh
 
 
 def import_gradio():
-    """`gradio`, imported with its analytics and version check off; an `ImportError` naming the extra if missing."""
+    """`gradio`, imported with its analytics and version check off; `MissingExtraError` naming `serve` if missing."""
+    from ..extras import require_extra
+
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # Gradio reads it when a Blocks is built and when it launches
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    try:
-        import gradio
-    except ImportError as error:
-        raise ImportError(GRADIO_MISSING) from error
-    return gradio
+    return require_extra("gradio", "serve", "The web app's pages")
 
 
 def describe_threshold(threshold: float | None, calibration: dict | None) -> str:

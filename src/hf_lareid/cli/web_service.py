@@ -153,9 +153,9 @@ class ReIDService:
 
     # ------------------------------------------------------------------------------------------------- gallery
     def gallery_path(self, row: int) -> str | None:
-        """The file of gallery image `row` (as the index records it), or `None` when the index stores no paths."""
+        """The file of gallery image `row` (resolved against the index's `data_dir`), or `None` without paths."""
         paths = self.index.paths
-        return None if paths is None or not paths[row] else str(paths[row])
+        return None if paths is None or not paths[row] else self.index.resolve_path(paths[row])
 
     def gallery_image(self, row: int) -> dict:
         """`{"index", "file", "person_id", "camera_id"}` of gallery image `row`: a query picked from the gallery."""
@@ -178,7 +178,7 @@ class ReIDService:
 
     def gallery_folders(self) -> list[str]:
         """The folders holding the gallery images (the only files the page may serve besides its own)."""
-        return sorted({str(Path(path).parent) for path in self.index.paths or [] if path})
+        return sorted({str(Path(self.index.resolve_path(path)).parent) for path in self.index.paths or [] if path})
 
     def summary(self) -> dict:
         """What the page header says: index size, model, threshold and its calibration."""

@@ -1,9 +1,11 @@
-"""Re-ID datasets as Hugging Face `datasets`: Market-1501, the course set, folder-per-person sets, a generated set.
+"""Re-ID datasets as Hugging Face `datasets`: Market-1501, DukeMTMC-reID, CUHK03-np, MSMT17, the course set,
+folder-per-person sets, a generated set.
 
-One entry point, :func:`load_reid_dataset`, returns a `datasets.DatasetDict` whose splits all have the columns
-``image`` (`datasets.Image`, decoded lazily to RGB as `hf_lareid.load_rgb` reads it), ``person_id``, ``camera_id``
-(-1 when unknown) and ``path``; ``train`` also has ``label`` (`ClassLabel`, contiguous 0..K-1). :func:`merge_training_sets` joins several training
-splits with disjoint label ranges. Builds are cached as Arrow files under :func:`default_cache_dir`.
+One entry point, :func:`load_reid_dataset`, returns a `datasets.DatasetDict` whose splits all have the same columns:
+``image`` (`datasets.Image`, decoded lazily to RGB as `hf_lareid.load_rgb` reads it), ``person_id``, ``camera_id`` (-1 when unknown), ``path``
+(relative to the data folder) and ``label`` (`ClassLabel`, contiguous 0..K-1 over the training identities; -1 in the
+evaluation splits). :func:`merge_training_sets` joins several training splits with disjoint label ranges. Builds are
+cached as Arrow files under :func:`default_cache_dir`.
 
 This package is a leaf: it imports no model, training, evaluation or CLI code.
 """
@@ -17,11 +19,14 @@ from collections.abc import Callable, Sequence
 import datasets
 import numpy as np
 
-from ._common import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, folder_digest
+from ._common import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, data_root, folder_digest
 from .builder import build_dataset_dict, clear_reid_cache, default_cache_dir
 from .course import collect_course
+from .cuhk03_np import collect_cuhk03_np
+from .dukemtmc import collect_dukemtmc
 from .identity_folders import collect_identity_folders
 from .market1501 import collect_market1501, parse_market1501_name
+from .msmt17 import collect_msmt17
 from .sampler import PKSampler
 from .synthetic import generate_synthetic_reid
 from .transforms import ReIDTransform, build_eval_transform, build_train_transform, check_image_processor
@@ -37,6 +42,7 @@ __all__ = [
     "build_train_transform",
     "check_image_processor",
     "clear_reid_cache",
+    "data_root",
     "default_cache_dir",
     "generate_synthetic_reid",
     "load_reid_dataset",
@@ -51,6 +57,9 @@ def _collect_synthetic(data_dir: str | os.PathLike, splits: Sequence[str] | None
 
 REID_DATASETS: dict[str, Callable[..., ReIDCollection]] = {
     "market1501": collect_market1501,
+    "dukemtmcreid": collect_dukemtmc,
+    "cuhk03_np": collect_cuhk03_np,
+    "msmt17": collect_msmt17,
     "course": collect_course,
     "identity_folders": collect_identity_folders,
     "synthetic": _collect_synthetic,
@@ -122,19 +131,23 @@ def load_reid_dataset(
     """Load a re-ID folder as a `datasets.DatasetDict`, building the Arrow cache on first use.
 
     Args:
-        name (`str`): one of :data:`REID_DATASETS`: ``"market1501"``, ``"course"``, ``"identity_folders"``,
-            ``"synthetic"`` (generates the set into `data_dir` first, then loads it as Market-1501).
+        name (`str`): one of :data:`REID_DATASETS`: ``"market1501"``, ``"dukemtmcreid"``, ``"cuhk03_np"``,
+            ``"msmt17"``, ``"course"``, ``"identity_folders"``, ``"synthetic"`` (generates the set into `data_dir`
+            first, then loads it as Market-1501).
         data_dir (`str` or `os.PathLike`): the folder as distributed (or to generate into).
         splits (`Sequence[str]`, *optional*): splits to load; default all of the loader's non-empty splits.
         person_ids (`Sequence[int]`, *optional*): keep only these persons (galleries also keep junk/distractors).
         cache_dir (`str` or `os.PathLike`, *optional*): where Arrow builds go; default :func:`default_cache_dir`
             (``~/.cache/huggingface/datasets/hf_lareid``). Delete it, or call :func:`clear_reid_cache`, to free space.
-        **options: loader options, e.g. ``num_train_ids``, ``seed``, ``query_rule`` (course / identity_folders),
-            ``num_ids``, ``num_cameras``, ``images_per_camera``, ``image_size``, ``first_id`` (synthetic).
+        **options: loader options, e.g. ``variant`` (cuhk03_np: ``"labeled"`` or ``"detected"``), ``separate_val``
+            (msmt17), ``num_train_ids``, ``seed``, ``query_rule`` (course / identity_folders), ``num_ids``,
+            ``num_cameras``, ``images_per_camera``, ``image_size``, ``first_id`` (synthetic).
 
     Returns:
-        `datasets.DatasetDict`: splits with columns ``image``, ``person_id``, ``camera_id``, ``path`` (+ ``label``
-        in ``train``). Labels run 0..K-1 over the sorted training person ids.
+        `datasets.DatasetDict`: splits with the same columns ``image``, ``person_id``, ``camera_id``, ``path``
+        (relative to `data_dir`, ``/``-separated) and ``label``. Labels run 0..K-1 over the sorted training person ids
+        and are -1 outside ``train`` (and MSMT17's separate ``val``). Open a row's file with
+        ``os.path.join(data_root(data_dir), row["path"])``; the ``image`` column decodes it for you.
 
     The cache key covers the absolute folder path and each image's name, size and modification time, so adding,
     removing or replacing an image, or moving the folder, builds afresh; every image is decoded once during the
@@ -160,10 +173,11 @@ def load_reid_dataset(
         _keep_ids(collection, person_ids)
     _check_splits(collection)
     files = {record.path for records in collection.splits.values() for record in records}
+    files.update(str(path) for path in collection.sources)
     digest_options = {"name": name, "splits": list(collection.splits), "person_ids": person_ids, **options}
     digest_options = {key: _plain(value) for key, value in digest_options.items() if key != "overwrite"}
     fingerprint = folder_digest(collection.root, files, digest_options)
-    return build_dataset_dict(name, fingerprint, collection.splits, collection.person_names, cache_dir)
+    return build_dataset_dict(name, fingerprint, collection, cache_dir)
 
 
 def merge_training_sets(
@@ -179,7 +193,8 @@ def merge_training_sets(
 
     Returns:
         `datasets.Dataset` with the same columns; ``label`` runs 0..sum(K_i)-1. ``person_id`` keeps each set's own
-        ids (they may repeat across sets); use ``label`` as the class.
+        ids (they may repeat across sets); use ``label`` as the class. ``path`` stays relative to each set's own
+        folder.
 
     Example:
         >>> sets = [market["train"], course["train"]]  # doctest: +SKIP
@@ -201,9 +216,15 @@ def merge_training_sets(
                 f"Training set {prefix!r} has no ClassLabel column 'label'; pass the 'train' split of "
                 "load_reid_dataset."
             )
+        labels = np.asarray(dataset["label"], dtype=np.int64)
+        if (labels < 0).any():
+            raise ValueError(
+                f"Training set {prefix!r} has {int((labels < 0).sum())} rows with label -1 (an evaluation split); "
+                "pass the 'train' split of load_reid_dataset."
+            )
         offset = len(merged_names)
         merged_names += [f"{prefix}/{label_name}" for label_name in feature.names]
-        labels = np.asarray(dataset["label"], dtype=np.int64) + offset
+        labels = labels + offset
         shifted.append(dataset.remove_columns("label").add_column("label", labels.tolist()))
     label_feature = datasets.ClassLabel(names=merged_names)
     return datasets.concatenate_datasets([dataset.cast_column("label", label_feature) for dataset in shifted])

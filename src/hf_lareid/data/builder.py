@@ -1,7 +1,9 @@
 """The one `datasets` builder that writes re-ID records into the Arrow cache.
 
 Loaders parse folders into :class:`~hf_lareid.data._common.ReIDCollection` objects; :class:`ReIDBuilder` writes them
-(checking every image once) and :func:`build_dataset_dict` returns the cached `DatasetDict`. The cache key is the
+(checking every image once) and :func:`build_dataset_dict` returns the cached `DatasetDict`. Every split has the same
+features (``label`` is -1 outside the training identities) and ``path`` is relative to the data folder, so a
+`DatasetDict` pushes to the Hub as it is and shares no local paths. The cache key is the
 folder digest of :func:`~hf_lareid.data._common.folder_digest`, so a changed or moved folder is rebuilt.
 """
 
@@ -21,7 +23,7 @@ from datasets.exceptions import DatasetGenerationError
 from PIL import Image
 
 from ..image_utils import load_rgb, needs_load_rgb
-from ._common import ReIDDataError, ReIDRecord, check_image
+from ._common import ReIDCollection, ReIDDataError, ReIDRecord, check_image, relative_path
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +114,10 @@ class ReIDBuilderConfig(datasets.BuilderConfig):
 
 
 class ReIDBuilder(datasets.GeneratorBasedBuilder):
-    """Writes the records of each split, checking each image once; `train` gets a contiguous `label` column.
+    """Writes the records of each split, checking each image once; every split gets the same columns.
 
     Args:
-        split_records (`Mapping[str, Sequence[ReIDRecord]]`): records per split.
+        collection (`ReIDCollection`): the records per split, their root folder and which splits carry labels.
         label_names (`Sequence[str]`): `ClassLabel` names, one per training identity, in label order.
         label_of (`Mapping[int, int]`): label index per training person id.
         **kwargs: passed to `datasets.GeneratorBasedBuilder` (`cache_dir`, `config_name`, `source`, `fingerprint`).
@@ -127,12 +129,12 @@ class ReIDBuilder(datasets.GeneratorBasedBuilder):
     def __init__(
         self,
         *,
-        split_records: Mapping[str, Sequence[ReIDRecord]],
+        collection: ReIDCollection,
         label_names: Sequence[str],
         label_of: Mapping[int, int],
         **kwargs,
     ):
-        self._split_records = split_records
+        self._collection = collection
         self._label_names = list(label_names)
         self._label_of = label_of
         super().__init__(**kwargs)
@@ -144,8 +146,9 @@ class ReIDBuilder(datasets.GeneratorBasedBuilder):
                 "person_id": datasets.Value("int32"),
                 "camera_id": datasets.Value("int32"),
                 "path": datasets.Value("string"),
-                # Only train keeps this column; the other splits hold -1 and drop it after loading.
-                "label": datasets.ClassLabel(names=self._label_names or ["none"]),
+                # On every split, so that all splits share one schema (`DatasetDict.push_to_hub` needs it);
+                # -1 outside the labelled splits.
+                "label": datasets.ClassLabel(names=self._label_names),
             }
         )
         return datasets.DatasetInfo(
@@ -155,21 +158,23 @@ class ReIDBuilder(datasets.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "records": records})
-            for split, records in self._split_records.items()
+            for split, records in self._collection.splits.items()
         ]
 
     def _generate_examples(self, split: str, records: Sequence[ReIDRecord]):
+        labeled = split in self._collection.labeled_splits
+        root = self._collection.root
         for index, record in enumerate(records):
             image = check_image(record.path)
-            label = self._label_of[record.person_id] if split == TRAIN_SPLIT else -1
             # datasets keeps only the path when the file exists: store bytes without it (the path column has it).
+            # Otherwise the image keeps the absolute path to decode from; `push_to_hub` embeds the bytes instead.
             stored = {"path": None, "bytes": _rgb_bytes(image)} if needs_load_rgb(image) else {"path": record.path}
             yield index, {
                 "image": {"bytes": None, **stored},
                 "person_id": record.person_id,
                 "camera_id": record.camera_id,
-                "path": record.path,
-                "label": label,
+                "path": relative_path(record.path, root),
+                "label": self._label_of.get(record.person_id, -1) if labeled else -1,
             }
 
 
@@ -184,19 +189,20 @@ def _rgb_bytes(image: Image.Image) -> bytes:
 def build_dataset_dict(
     source: str,
     fingerprint: str,
-    split_records: Mapping[str, Sequence[ReIDRecord]],
-    person_names: Mapping[int, str],
+    collection: ReIDCollection,
     cache_dir: str | os.PathLike | None = None,
 ) -> datasets.DatasetDict:
-    """Build (or reuse from the cache) a `DatasetDict` with one split per entry of `split_records`.
+    """Build (or reuse from the cache) a `DatasetDict` with one split per split of `collection`.
 
-    Labels are 0..K-1 over the sorted person ids of the `train` split, named by `person_names` (or the id).
+    Labels are 0..K-1 over the sorted person ids of the `train` split, named by `collection.person_names` (or the
+    id); every split has the same features, with ``label`` -1 outside `collection.labeled_splits` and ``path``
+    relative to `collection.root`.
     """
-    train_ids = sorted({record.person_id for record in split_records.get(TRAIN_SPLIT, ())})
+    train_ids = sorted({record.person_id for record in collection.splits.get(TRAIN_SPLIT, ())})
     label_of = {person_id: label for label, person_id in enumerate(train_ids)}
-    label_names = [person_names.get(person_id, str(person_id)) for person_id in train_ids]
+    label_names = [collection.person_names.get(person_id, str(person_id)) for person_id in train_ids]
     builder = ReIDBuilder(
-        split_records=split_records,
+        collection=collection,
         label_names=label_names,
         label_of=label_of,
         cache_dir=str(cache_dir if cache_dir is not None else default_cache_dir()),
@@ -214,8 +220,5 @@ def build_dataset_dict(
             raise ReIDDataError(str(cause)) from None
         raise
     dataset_dict = builder.as_dataset()
-    for split in list(dataset_dict):
-        if split != TRAIN_SPLIT:
-            dataset_dict[split] = dataset_dict[split].remove_columns("label")
     # Keep the order the loader gave (train, query, gallery, ...).
-    return datasets.DatasetDict({split: dataset_dict[split] for split in split_records})
+    return datasets.DatasetDict({split: dataset_dict[split] for split in collection.splits})

@@ -14,24 +14,24 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Sequence
 
-from ._common import ReIDCollection, ReIDDataError, ReIDRecord, list_image_files, require_folder
+from ._common import BOUNDING_BOX_FOLDERS, FileNameScheme, ReIDCollection, collect_bounding_box_folders
 
-logger = logging.getLogger(__name__)
+__all__ = ["MARKET1501_FOLDERS", "MARKET1501_SCHEME", "collect_market1501", "parse_market1501_name"]
 
-__all__ = ["MARKET1501_FOLDERS", "MARKET1501_NAME_PATTERN", "collect_market1501", "parse_market1501_name"]
-
-MARKET1501_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+MARKET1501_FOLDERS = BOUNDING_BOX_FOLDERS
 """Sub-folder read for each split."""
 
-MARKET1501_NAME_PATTERN = re.compile(r"^(-1|\d+)_c(\d+)s(\d+)_(\d+)_(\d+)$")
+MARKET1501_SCHEME = FileNameScheme(
+    dataset="Market-1501",
+    pattern=re.compile(r"^(?P<person>-1|\d+)_c(?P<camera>\d+)s(\d+)_(\d+)_(\d+)$"),
+    template="PPPP_cCsS_FFFFFF_NN.jpg",
+    example="0002_c1s1_000451_03.jpg",
+)
 """File stem pattern: person id, camera, sequence, frame, box index."""
-
-_JUNK_OR_DISTRACTOR = (-1, 0)
 
 
 def parse_market1501_name(path: str | os.PathLike) -> tuple[int, int]:
@@ -41,14 +41,7 @@ def parse_market1501_name(path: str | os.PathLike) -> tuple[int, int]:
         >>> parse_market1501_name("0002_c1s1_000451_03.jpg"), parse_market1501_name("-1_c3s2_000401_03.jpg")
         ((2, 1), (-1, 3))
     """
-    match = MARKET1501_NAME_PATTERN.match(os.path.splitext(os.path.basename(path))[0])
-    if match is None:
-        raise ReIDDataError(
-            f"File name {path} does not follow the Market-1501 pattern PPPP_cCsS_FFFFFF_NN.jpg "
-            "(e.g. 0002_c1s1_000451_03.jpg). Rename it or move it out of the folder, or load a folder-per-person "
-            'set with load_reid_dataset("identity_folders", ...).'
-        )
-    return int(match.group(1)), int(match.group(2))
+    return MARKET1501_SCHEME.parse(path)
 
 
 def collect_market1501(data_dir: str | os.PathLike, splits: Sequence[str] | None = None) -> ReIDCollection:
@@ -57,30 +50,4 @@ def collect_market1501(data_dir: str | os.PathLike, splits: Sequence[str] | None
     Only the sub-folders of the requested splits must exist. Raises `FileNotFoundError` for a missing folder and
     `ReIDDataError` for a file name that does not parse.
     """
-    root = require_folder(
-        data_dir, "Market-1501 folder", "Pass data_dir= pointing at the unpacked Market-1501 folder."
-    )
-    splits = list(splits) if splits is not None else list(MARKET1501_FOLDERS)
-    unknown = sorted(set(splits) - set(MARKET1501_FOLDERS))
-    if unknown:
-        raise ValueError(f"Unknown Market-1501 split(s) {unknown}; choose from {list(MARKET1501_FOLDERS)}.")
-    records, folders = {}, {}
-    for split in splits:
-        folder = require_folder(
-            root / MARKET1501_FOLDERS[split],
-            f"Market-1501 sub-folder for split {split!r}:",
-            f"A Market-1501 folder holds {', '.join(MARKET1501_FOLDERS.values())}; restore it, or leave the split "
-            f"out with splits=[...].",
-        )
-        folders[split] = folder
-        records[split] = []
-        skipped = 0
-        for path in list_image_files(folder):
-            person_id, camera_id = parse_market1501_name(path)
-            if split != "gallery" and person_id in _JUNK_OR_DISTRACTOR:
-                skipped += 1
-                continue
-            records[split].append(ReIDRecord(path, person_id, camera_id))
-        if skipped:
-            logger.warning("Skipped %d junk/distractor images (person id -1 or 0) in %s", skipped, folder)
-    return ReIDCollection(root=root, splits=records, folders=folders)
+    return collect_bounding_box_folders(data_dir, splits, MARKET1501_SCHEME)

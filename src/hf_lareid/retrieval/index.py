@@ -114,6 +114,8 @@ class GalleryIndex:
             processor size/mean/std/resample; `hf_lareid.features.embedding_settings`); queries made otherwise fail.
         runtime_settings (`dict`, *optional*): settings that change embeddings only slightly (bf16, torch version,
             device; `hf_lareid.features.runtime_settings`); queries made otherwise get a warning.
+        data_dir (`str`, *optional*): the data folder that relative image paths are relative to (the ``path``
+            column of `load_reid_dataset` is); [`resolve_path`] joins them to it.
         norm_tolerance (`float`, *optional*, defaults to 1e-3): allowed deviation of embedding norms from 1.
 
     Example:
@@ -145,6 +147,7 @@ class GalleryIndex:
         verification_calibration: Optional[dict] = None,
         embedding_settings: Optional[dict] = None,
         runtime_settings: Optional[dict] = None,
+        data_dir: Optional[Union[str, os.PathLike]] = None,
         norm_tolerance: float = 1e-3,
     ):
         if not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -175,6 +178,7 @@ class GalleryIndex:
         self.verification_calibration = None if verification_calibration is None else dict(verification_calibration)
         self.embedding_settings = _json_round_trip(embedding_settings)
         self.runtime_settings = _json_round_trip(runtime_settings)
+        self.data_dir = None if data_dir is None else str(data_dir)
         self.norm_tolerance = norm_tolerance
         self._index: Optional[faiss.Index] = None if self.needs_training else self._build_faiss_index()
         self._metadata_fields: Optional[tuple[str, ...]] = None  # fixed by the first add
@@ -218,6 +222,19 @@ class GalleryIndex:
         """Image paths, or `None` if none were given."""
         paths = self._field("paths")
         return None if paths is None else paths.tolist()
+
+    def resolve_path(self, path: str) -> str:
+        """`path` as stored (relative to [`data_dir`] or absolute) -> a path to open: joined to `data_dir` if relative.
+
+        Example:
+            ```python
+            >>> GalleryIndex(8, data_dir="/data/Market").resolve_path("bounding_box_test/0001_c1s1_001051_00.jpg")
+            '/data/Market/bounding_box_test/0001_c1s1_001051_00.jpg'
+            ```
+        """
+        if not path or self.data_dir is None or os.path.isabs(path):
+            return path
+        return os.path.join(self.data_dir, path)
 
     def _field(self, name: str) -> Optional[np.ndarray]:
         if self._metadata_fields is None or name not in self._metadata_fields:
@@ -538,6 +555,7 @@ class GalleryIndex:
             "verification_calibration": self.verification_calibration,
             "embedding_settings": self.embedding_settings,
             "runtime_settings": self.runtime_settings,
+            "data_dir": self.data_dir,
             "norm_tolerance": self.norm_tolerance,
             "metadata_fields": list(self._metadata_fields or ()),
         }
@@ -551,7 +569,7 @@ class GalleryIndex:
             verification_threshold=config.get("verification_threshold"),
             verification_calibration=config.get("verification_calibration"),
             embedding_settings=config.get("embedding_settings"), runtime_settings=config.get("runtime_settings"),
-            norm_tolerance=config.get("norm_tolerance", 1e-3),
+            data_dir=config.get("data_dir"), norm_tolerance=config.get("norm_tolerance", 1e-3),
         )
         index.settings.update(config["settings"])
         return index
@@ -646,8 +664,8 @@ class GalleryIndex:
     def load_or_create(cls, directory: Union[str, os.PathLike], dim: int, **kwargs) -> "GalleryIndex":
         """Loads the index (e.g. a checkpoint) in `directory` if there is one, else creates `GalleryIndex(dim, ...)`.
 
-        A loaded index must match `dim`, `index_type`, `model_fingerprint` and `embedding_settings` when given. A
-        path that exists and is not an index is refused (`FileExistsError`) before any work is done.
+        A loaded index must match `dim`, `index_type`, `model_fingerprint`, `embedding_settings` and `data_dir` when
+        given. A path that exists and is not an index is refused (`FileExistsError`) before any work is done.
         """
         check_index_target(directory)
         with folder_lock(directory):
@@ -661,6 +679,14 @@ class GalleryIndex:
                 f"index_type={kwargs.get('index_type')!r}: use another directory or delete it."
             )
         index.check_fingerprint(kwargs.get("model_fingerprint"))
+        data_dir = kwargs.get("data_dir")
+        if data_dir is not None and index.data_dir is not None and str(data_dir) != index.data_dir:
+            raise ValueError(
+                f"The index in {directory} holds images of {index.data_dir}, not {data_dir}: its paths are relative "
+                "to that folder. Use another directory for this data folder."
+            )
+        if index.data_dir is None and data_dir is not None:  # an index saved before data_dir was recorded
+            index.data_dir = str(data_dir)
         index.check_embedding_settings(kwargs.get("embedding_settings"), kwargs.get("runtime_settings"))
         for name in ("embedding_settings", "runtime_settings"):  # an index saved without them records them now
             if getattr(index, name) is None and kwargs.get(name) is not None:

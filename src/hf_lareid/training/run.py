@@ -32,11 +32,12 @@ import transformers
 from transformers import HfArgumentParser, SchedulerType, TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
+from ..data import REID_DATASETS, default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
 from ..file_checks import resolve_resume_checkpoint
 from ..hub_configs import load_setup
+from ..modelcard import DEFAULT_LICENSE
 from ..modeling_lareid import LATransformerForReID
 from .callbacks import BlockwiseUnfreezeCallback
 from .trainer import LATransformerTrainer, LATransformerTrainingArguments
@@ -88,6 +89,10 @@ class ModelArguments:
     unfreeze_embeddings_with_first_block: bool = field(
         default=True, metadata={"help": "The patch/position embeddings and CLS token unfreeze with the lowest block."}
     )
+    license: str = field(
+        default=DEFAULT_LICENSE,
+        metadata={"help": "The license of the trained weights, as the model card states it (a Hub license id)."},
+    )
 
 
 @dataclass
@@ -97,7 +102,7 @@ class DataArguments:
     dataset: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "market1501, course, identity_folders or synthetic; several are merged with disjoint labels "
+            "help": f"{', '.join(REID_DATASETS)}; several are merged with disjoint labels "
             "(e.g. --dataset market1501 course). Default: synthetic (generated, no download)."
         },
     )
@@ -130,9 +135,12 @@ class DataArguments:
     erasing_p: float | None = field(default=None, metadata={"help": "Random erasing probability (default 0: off)."})
 
 
-def build_parser() -> HfArgumentParser:
-    """The parser of [`main`]: [`ModelArguments`], [`DataArguments`] and [`LATransformerTrainingArguments`]."""
-    return HfArgumentParser((ModelArguments, DataArguments, LATransformerTrainingArguments))
+def build_parser(prog: str | None = None) -> HfArgumentParser:
+    """
+    The parser of [`main`]: [`ModelArguments`], [`DataArguments`] and [`LATransformerTrainingArguments`]; `prog` names
+    the command in usage lines (default: the script's name).
+    """
+    return HfArgumentParser((ModelArguments, DataArguments, LATransformerTrainingArguments), prog=prog)
 
 
 def setup_defaults(setup_training_args: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -159,20 +167,22 @@ def setup_defaults(setup_training_args: dict[str, Any], parser: argparse.Argumen
     return defaults
 
 
-def parse_arguments(argv: Sequence[str] | None = None):
+def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None):
     """
     Parses `argv` (default `sys.argv[1:]`) into `(ModelArguments, DataArguments, LATransformerTrainingArguments,
     setup)`, where `setup` is `(config, image_processor, training_args dict)` of `--setup`.
 
     The setup's training_args.json supplies the defaults; on a CPU, `--bf16` defaults to whether bf16 pays there.
     With blockwise unfreezing the learning-rate schedule is constant unless `--lr_scheduler_type` is given.
+    Progress bars are on unless `--disable_tqdm true` (the Trainer would otherwise turn them off whenever the
+    transformers logger is quieter than WARNING, as under `lareid`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(prog)
     pre_parser = argparse.ArgumentParser(add_help=False)
     pre_parser.add_argument("--setup", default=ModelArguments.setup)
     setup = load_setup(pre_parser.parse_known_args(argv)[0].setup)
-    defaults = {"logging_steps": 10}
+    defaults = {"logging_steps": 10, "disable_tqdm": False}
     if not torch.cuda.is_available():
         # bf16 autocast on a CPU needs use_cpu; it pays only with AVX-512 bf16 (6x slower on AVX2-only CPUs).
         defaults.update(use_cpu=True, bf16=bf16_pays("cpu"))
@@ -318,6 +328,7 @@ def build_trainer(
             "eval_dataset": eval_on,
             "base_model": None if model_args.backbone == RANDOM_BACKBONE else model_args.backbone,
             "training_args": card_training_args,
+            "license": model_args.license,
         },
     )
 
@@ -326,13 +337,14 @@ def prepare_trainer(
     argv: Sequence[str] | None = None,
     build: Callable[..., LATransformerForReID] = build_model,
     callbacks: Sequence[TrainerCallback] = (),
+    prog: str | None = None,
 ) -> LATransformerTrainer:
     """
-    The trainer `lareid train ARGV` runs: parses `argv`, loads the data, builds the model with
-    `build(model_args, config, num_labels, id2label)` (default [`build_model`]) after seeding `--seed`, and wraps it
-    with [`build_trainer`] (plus `callbacks`).
+    The trainer `lareid train ARGV` runs: parses `argv` (`prog` names the command in usage errors), loads the data,
+    builds the model with `build(model_args, config, num_labels, id2label)` (default [`build_model`]) after seeding
+    `--seed`, and wraps it with [`build_trainer`] (plus `callbacks`).
     """
-    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(argv)
+    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(argv, prog)
     train, eval_splits, identities = load_data(data_args, config.image_size)
     label_names = train.features["label"].names
     set_seed(training_args.seed)  # the model's initial weights
@@ -372,9 +384,10 @@ def check_output_dir(training_args: LATransformerTrainingArguments) -> None:
             logger.info("--overwrite_output_dir: removed the old %s", checkpoint)
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str, float]:
     """
     Trains, evaluates and saves an LA-Transformer; returns the final evaluation metrics (`eval_rank1`, `eval_mAP`, ...).
+    `prog` names the command in usage errors (`lareid train`; default: the script's name).
 
     Example:
 
@@ -386,8 +399,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.enable_explicit_format()
-    check_output_dir(parse_arguments(argv)[2])  # before the data is loaded: a refusal costs nothing
-    trainer = prepare_trainer(argv)
+    check_output_dir(parse_arguments(argv, prog)[2])  # before the data is loaded: a refusal costs nothing
+    trainer = prepare_trainer(argv, prog=prog)
     training_args = trainer.args
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     fields = trainer.model_card_fields

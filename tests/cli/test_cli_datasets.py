@@ -1,0 +1,88 @@
+"""`lareid evaluate / index / search --picture` on the loaders beside Market-1501 (file names renamed per layout)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hf_lareid.cli.main import main
+from hf_lareid.data import generate_synthetic_reid, parse_market1501_name
+from hf_lareid.retrieval import GalleryIndex
+
+RENAMES = {  # (person, camera, number) -> a file name in each layout
+    "dukemtmcreid": lambda person, camera, number: f"{person:04d}_c{camera}_f{number:07d}.jpg",
+    "cuhk03_np": lambda person, camera, number: f"{person:04d}_c{camera}_{number}.png",
+}
+
+
+def _renamed_copy(source: Path, target: Path, name: str) -> Path:
+    """`source` (Market layout) with every file renamed into the `name` layout; CUHK03-np sits in ``detected/``."""
+    image_root = target / "detected" if name == "cuhk03_np" else target
+    for number, path in enumerate(sorted(source.rglob("*.jpg"))):
+        person, camera = parse_market1501_name(path)
+        destination = image_root / path.parent.name / RENAMES[name](person, camera, number)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(path).save(destination)
+    return target
+
+
+@pytest.fixture(scope="module")
+def market_dir(tmp_path_factory):
+    return generate_synthetic_reid(
+        tmp_path_factory.mktemp("market"), num_ids=8, num_cameras=2, images_per_camera=2, image_size=(64, 32)
+    )
+
+
+@pytest.mark.parametrize("name", sorted(RENAMES))
+def test_evaluate_index_and_search_picture(name, market_dir, tiny_model_dir, tmp_path, capsys):
+    data_dir = _renamed_copy(market_dir, tmp_path / name, name)
+    if name == "cuhk03_np":  # the CLI reads a variant by its folder
+        data_dir = data_dir / "detected"
+    metrics = tmp_path / "metrics.json"
+    assert main(["evaluate", str(tiny_model_dir), "--dataset", name, "--data_dir", str(data_dir),
+                 "--output_json", str(metrics)]) == 0  # fmt: skip
+    result = json.loads(metrics.read_text())["results"][0]
+    assert result["num_queries"] == 4 * 2 and 0.0 <= result["mAP"] <= 1.0
+
+    index_dir = tmp_path / "index"
+    assert main(["index", str(tiny_model_dir), "--dataset", name, "--data_dir", str(data_dir),
+                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    index = GalleryIndex.load(index_dir)
+    assert index.data_dir == str(data_dir) and not any(Path(path).is_absolute() for path in index.paths)
+
+    query = Path(index.resolve_path(index.paths[0]))
+    picture, hits = tmp_path / "ranks.png", tmp_path / "hits.json"
+    capsys.readouterr()
+    assert main(["search", "--index_dir", str(index_dir), str(query), "--top_k", "3", "--picture", str(picture),
+                 "--output_json", str(hits)]) == 0  # fmt: skip
+    assert json.loads(hits.read_text())["results"][0]["matches"][0]["path"] == str(query)  # resolved: it opens
+    with Image.open(picture) as image:
+        assert image.format == "PNG" and image.width > image.height > 0
+
+
+def test_a_bad_msmt17_folder_is_one_line(tiny_model_dir, market_dir, capsys):
+    status = main(["evaluate", str(tiny_model_dir), "--dataset", "msmt17", "--data_dir", str(market_dir)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("lareid ")]
+    assert status == 1 and len(lines) == 1 and "Traceback" not in err
+    assert "MSMT17 image folder (test or mask_test_v2)" in lines[0]
+
+
+def test_resuming_an_index_of_absolute_paths_adds_no_duplicates(market_dir, tiny_model_dir, tmp_path):
+    """An index saved before paths were relative (absolute paths, no data_dir) resumes without re-adding images."""
+    index_dir = tmp_path / "index"
+    assert main(["index", str(tiny_model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
+                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    complete = GalleryIndex.load(index_dir)
+    old = GalleryIndex(complete.dim, model_reference=complete.model_reference, model_fingerprint=complete.model_fingerprint)
+    old.add(complete._index.reconstruct_n(0, 5), person_ids=complete.person_ids[:5], camera_ids=complete.camera_ids[:5],
+            paths=[complete.resolve_path(path) for path in complete.paths[:5]])  # fmt: skip
+    old.save(index_dir)
+    assert main(["index", str(tiny_model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
+                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    resumed = GalleryIndex.load(index_dir)
+    assert resumed.data_dir == str(market_dir) and len(resumed) == len(complete)
+    assert sorted(resumed.resolve_path(path) for path in resumed.paths) == sorted(
+        complete.resolve_path(path) for path in complete.paths
+    )
