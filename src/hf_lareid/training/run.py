@@ -35,7 +35,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..data import REID_DATASETS, default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
-from ..file_checks import resolve_resume_checkpoint
+from ..file_checks import resolve_resume_checkpoint, wants_resume
 from ..hub_configs import load_setup
 from ..modelcard import DEFAULT_LICENSE
 from ..modeling_lareid import LATransformerForReID
@@ -70,8 +70,9 @@ class ModelArguments:
     backbone: str | None = field(
         default=None,
         metadata={
-            "help": "The ViT to start from: a Hub name (google/vit-base-patch16-224) or a saved ViT folder, or "
-            "'random' to train from scratch with the setup's architecture. Default: the setup's backbone."
+            "help": "The backbone to start from: a ViT, DeiT or DINOv2 on the Hub (google/vit-base-patch16-224) or "
+            "a saved folder, or 'random' to train from scratch with the setup's architecture (the patch must divide "
+            "the setup's image size). Default: the setup's backbone."
         },
     )
     blockwise_unfreeze: bool | None = field(
@@ -265,7 +266,7 @@ def build_model(model_args: ModelArguments, config, num_labels: int, id2label: d
         )
     except OSError as error:
         raise OSError(
-            f"cannot load the backbone {model_args.backbone!r}: {error}. Give a ViT on the Hub (online) or a folder "
+            f"cannot load the backbone {model_args.backbone!r}: {error}. Give a backbone on the Hub (online) or a folder "
             "saved with save_pretrained, or --backbone random to train from scratch."
         ) from error
     model.config.id2label, model.config.label2id = id2label, {v: k for k, v in id2label.items()}
@@ -366,7 +367,7 @@ def check_output_dir(training_args: LATransformerTrainingArguments) -> None:
     for the new run's; the user's other files stay.
     """
     output_dir = Path(training_args.output_dir)
-    if not output_dir.is_dir() or training_args.resume_from_checkpoint:
+    if not output_dir.is_dir() or wants_resume(training_args.resume_from_checkpoint):
         return
     checkpoints = sorted(p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir())
     found = [name for name in MODEL_FILES if (output_dir / name).exists()] + [p.name for p in checkpoints]
