@@ -112,6 +112,11 @@ class LATransformerConfig(PreTrainedConfig):
         verification_threshold (`float`, *optional*):
             Cosine similarity above which two embeddings are taken to show the same person, as calibrated by
             `hf_lareid.evaluation.calibrate_threshold`. `None` until calibrated.
+        verification_calibration (`dict`, *optional*):
+            The whole calibration behind `verification_threshold` (`ThresholdCalibration.to_dict()`: threshold,
+            target and reached false-match rate, true-match rate, pair counts, the data it came from). Set both
+            with [`~LATransformerConfig.set_verification_calibration`]; its threshold must equal
+            `verification_threshold`.
         num_labels (`int`, *optional*, defaults to 2):
             Number of training identities (classes of every row classifier).
 
@@ -144,6 +149,7 @@ class LATransformerConfig(PreTrainedConfig):
     embedding: str = "gelt"
     global_token: str = "cls"
     verification_threshold: float | None = None
+    verification_calibration: dict | None = None
 
     def __post_init__(self, **kwargs):
         if isinstance(self.backbone_config, dict):
@@ -155,7 +161,16 @@ class LATransformerConfig(PreTrainedConfig):
                 f"backbone_config must be a dict or one of {', '.join(c.__name__ for c in BACKBONE_CONFIGS.values())}, "
                 f"got {type(self.backbone_config).__name__}."
             )
+        if self.verification_calibration is not None and self.verification_threshold is None:
+            self.verification_threshold = self.verification_calibration.get("threshold")
         super().__post_init__(**kwargs)
+        self.validate_layout()
+
+    def set_verification_calibration(self, calibration) -> None:
+        """Stores a `ThresholdCalibration` (or its `to_dict()`) and its threshold as `verification_threshold`."""
+        values = calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
+        self.verification_calibration = values
+        self.verification_threshold = values.get("threshold")
         self.validate_layout()
 
     @classmethod
@@ -195,6 +210,15 @@ class LATransformerConfig(PreTrainedConfig):
         if self.verification_threshold is not None and not (-1.0 <= self.verification_threshold <= 1.0):
             raise ValueError(
                 f"verification_threshold is a cosine similarity in [-1, 1], got {self.verification_threshold!r}."
+            )
+        calibration = self.verification_calibration
+        if calibration is not None and (
+            not isinstance(calibration, dict) or calibration.get("threshold") != self.verification_threshold
+        ):
+            raise ValueError(
+                "verification_calibration must be a ThresholdCalibration.to_dict() whose threshold equals "
+                f"verification_threshold ({self.verification_threshold!r}), got {calibration!r}: set both with "
+                "config.set_verification_calibration(calibration)."
             )
 
     @property
