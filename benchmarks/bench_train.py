@@ -1,18 +1,25 @@
-"""Training benchmarks: blockwise fine-tuning speed, and what the `tiny` setup learns from scratch.
+"""Training benchmarks: blockwise fine-tuning speed, the from-scratch geometry and input pipeline, and what the `tiny`
+setup learns from scratch.
 
 1. Training steps/s of the `tiny` setup with only the top encoder block trainable (epoch 0 of blockwise fine-tuning)
    next to the fully unfrozen model (the baseline), same batch, same process. Frozen blocks record no autograd
    graph, so their backward costs nothing (the issue's goal: >= 2x).
-2. Rank-1 / mAP of the `tiny` setup trained from scratch on a generated set for a fixed number of steps, next to the
+2. `--geometry`: seconds per training step (batch 64, fp32) of the from-scratch candidates at 128x64 (patch 16:
+   8 rows, 33 tokens; patch 8x16: 16 rows, 65 tokens; patch 8: 16 rows, 129 tokens), interleaved in one process,
+   as ratios to patch 16; and the input pipeline's seconds per batch of 64: decoding every step through
+   `set_transform` next to images decoded once into memory (`--decode_once`), with the `tiny` augmentations.
+3. Rank-1 / mAP of the `tiny` setup trained from scratch on a generated set for a fixed number of steps, next to the
    same model untrained (evaluated before the first step of the same run), through the train entry point.
 
     python benchmarks/bench_train.py                 # both parts
     python benchmarks/bench_train.py --steps 300 --speed_steps 10
+    python benchmarks/bench_train.py --geometry --skip_learning
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import tempfile
 import time
@@ -71,6 +78,90 @@ def speed_table(batch_size: int, steps: int, bf16: bool) -> None:
     print(f"| top block only (epoch 0) | 1 | {max(top):.2f} | {max(top) * batch_size:.0f} | {max(top) / max(full):.2f}x |")
 
 
+GEOMETRIES = {"patch 16 (8 rows, 33 tokens)": 16, "patch 8x16 (16 rows, 65 tokens)": [8, 16],
+              "patch 8 (16 rows, 129 tokens)": 8}  # fmt: skip
+
+
+def geometry_table(steps: int, num_labels: int = 740, batch_size: int = 64) -> None:
+    """Seconds per training step of each `GEOMETRIES` candidate (the tiny ViT otherwise), best of 2 interleaved rounds."""
+    config, _, _ = load_setup("tiny")
+    models = {}
+    for name, patch in GEOMETRIES.items():
+        candidate = copy.deepcopy(config)
+        candidate.backbone_config.patch_size = patch
+        candidate.num_labels = num_labels
+        torch.manual_seed(0)
+        models[name] = LATransformerForReID(type(config)(**candidate.to_dict())).train()
+    generator = torch.Generator().manual_seed(0)
+    pixel_values = torch.randn(batch_size, 3, *config.image_size, generator=generator)
+    labels = torch.randint(0, num_labels, (batch_size,), generator=generator)
+    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-3) for name, model in models.items()}
+
+    def run(name: str, count: int) -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            models[name](pixel_values, labels=labels).loss.backward()
+            optimizers[name].step()
+            optimizers[name].zero_grad(set_to_none=True)
+        return (time.perf_counter() - start) / max(1, count)
+
+    for name in models:
+        run(name, 1)  # warm-up
+    seconds = {name: [] for name in models}
+    for _ in range(2):
+        for name in models:
+            seconds[name].append(run(name, steps))
+    base = min(seconds[next(iter(models))])
+    print(f"\n## From-scratch geometry at {config.image_size[0]}x{config.image_size[1]}: 6 blocks, width 192, "
+          f"batch {batch_size}, {num_labels} classes, fp32, {steps} steps x 2 rounds each\n")  # fmt: skip
+    print("| geometry | s/step (best) | images/s | vs patch 16 |")
+    print("|---|---|---|---|")
+    for name in models:
+        best = min(seconds[name])
+        print(f"| {name} | {best:.2f} | {batch_size / best:.0f} | {best / base:.2f}x |")
+
+
+def input_pipeline_table(batches: int, batch_size: int = 64) -> None:
+    """Seconds per batch of the training input: per-step decoding (`set_transform`) vs decoded once into memory."""
+    import datasets
+
+    from hf_lareid.data import build_train_transform, generate_synthetic_reid, load_reid_dataset
+    from hf_lareid.data.in_memory import InMemoryReIDDataset
+
+    config, processor, recipe = load_setup("tiny")
+    augmentations = {name: recipe[name] for name in ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")}
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = generate_synthetic_reid(Path(tmp) / "data", num_ids=40, num_cameras=4, images_per_camera=4,
+                                       image_size=config.image_size)  # fmt: skip
+        train = load_reid_dataset("market1501", data_dir=root, splits=["train"], cache_dir=Path(tmp) / "cache")["train"]
+        transform = build_train_transform(processor, **augmentations)
+        start = time.perf_counter()
+        decoded = InMemoryReIDDataset(train, transform)
+        decode_seconds = time.perf_counter() - start
+        per_step = train.with_transform(transform)
+        rows = [index % len(train) for index in range(batches * batch_size)]
+
+        def seconds_per_batch(dataset) -> float:
+            start = time.perf_counter()
+            for index in rows:  # the Trainer's DataLoader reads one row at a time
+                dataset[index]
+            return (time.perf_counter() - start) / batches
+
+        timings = {"decoded every step (set_transform)": [], "decoded once into memory (decode_once)": []}
+        for _ in range(2):
+            timings["decoded every step (set_transform)"].append(seconds_per_batch(per_step))
+            timings["decoded once into memory (decode_once)"].append(seconds_per_batch(decoded))
+    print(f"\n## Training input pipeline, tiny augmentations {augmentations}, {config.image_size[0]}x"
+          f"{config.image_size[1]} JPEGs, {batches} batches of {batch_size} x 2 rounds; decoding {len(train)} "
+          f"images once took {decode_seconds:.1f} s\n")  # fmt: skip
+    print("| input | s per batch of 64 (best) | vs per-step decoding |")
+    print("|---|---|---|")
+    base = min(next(iter(timings.values())))
+    for name, values in timings.items():
+        print(f"| {name} | {min(values):.3f} | {min(values) / base:.2f}x |")
+
+
 def learning_table(steps: int, batch_size: int, bf16: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -98,10 +189,15 @@ def main() -> None:
     parser.add_argument("--speed_steps", type=int, default=8, help="timed steps per phase and round")
     parser.add_argument("--bf16", choices=["auto", "True", "False"], default="False")
     parser.add_argument("--skip_learning", action="store_true", help="only the speed table")
+    parser.add_argument("--geometry", action="store_true", help="also the geometry and input-pipeline tables")
+    parser.add_argument("--geometry_steps", type=int, default=3, help="timed steps per geometry and round")
     args = parser.parse_args()
     bf16 = torch.cpu._is_avx512_bf16_supported() if args.bf16 == "auto" else args.bf16 == "True"
     print_cpu_info()
     speed_table(args.batch_size, args.speed_steps, bf16)
+    if args.geometry:
+        geometry_table(args.geometry_steps)
+        input_pipeline_table(batches=3)
     if not args.skip_learning:
         learning_table(args.steps, args.batch_size, bf16)
 

@@ -101,10 +101,28 @@ def test_auto_config_knows_the_model_type():
         ({"bottleneck_dim": 0}, "bottleneck_dim"),
         ({"head_dropout": 1.0}, "head_dropout"),
         ({"verification_threshold": 1.5}, "verification_threshold"),
-        ({"backbone_config": {"model_type": "swin"}}, "needs a ViT backbone"),
-        ({"backbone_config": SwinConfig()}, "must be a ViTConfig"),
+        ({"backbone_config": {"model_type": "swin"}}, "no backbone of model_type='swin': use one of 'vit', 'deit'"),
+        ({"backbone_config": SwinConfig()}, "must be a dict or one of ViTConfig, DeiTConfig"),
+        ({"global_token": "register"}, "global_token must be one of"),
+        ({"global_token": "mean"}, "needs a DeiT backbone"),
     ],
 )
 def test_validation_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LATransformerConfig(**kwargs)
+
+
+def test_the_whole_verification_calibration_is_stored_and_checked(tmp_path):
+    calibration = {
+        "threshold": 0.61, "target_false_match_rate": 0.001, "false_match_rate": 0.0009, "true_match_rate": 0.8,
+        "num_genuine_pairs": 10, "num_impostor_pairs": 9000, "calibrated_on": "market1501 query split",
+    }  # fmt: skip
+    config = LATransformerConfig(backbone_config=tiny_backbone())
+    config.set_verification_calibration(calibration)
+    assert config.verification_threshold == 0.61
+    config.save_pretrained(tmp_path)
+    reloaded = AutoConfig.from_pretrained(tmp_path)
+    assert reloaded.verification_calibration == calibration and reloaded.verification_threshold == 0.61
+    assert LATransformerConfig(verification_calibration=calibration).verification_threshold == 0.61
+    with pytest.raises(ValueError, match="threshold equals verification_threshold"):
+        LATransformerConfig(verification_threshold=0.2, verification_calibration=calibration)

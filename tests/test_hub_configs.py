@@ -65,12 +65,32 @@ def test_tiny_setup_builds_and_runs():
     config, image_processor, training_args = load_setup("tiny")
     assert config.backbone_config.num_hidden_layers == 6 and config.hidden_size == 192
     assert config.backbone_config.num_attention_heads == 3 and config.backbone_config.intermediate_size == 768
-    assert config.image_size == (128, 64) and config.grid_size == (8, 4) and config.num_parts == 8
-    assert config.backbone_config.layer_norm_eps == 1e-6
+    assert config.image_size == (128, 64) and config.grid_size == (16, 8) and config.num_parts == 16
+    assert config.backbone_config.layer_norm_eps == 1e-6 and config.embedding == "bottleneck"
     assert training_args["backbone"] is None and training_args["per_device_train_batch_size"] == 64
     model = LATransformerForReID(config).eval()
     with torch.no_grad():
-        assert model.embed(torch.randn(1, 3, 128, 64)).shape == (1, 8 * 192)
+        assert model.embed(torch.randn(1, 3, 128, 64)).shape == (1, 16 * 256) == (1, config.embedding_dim)
+
+
+# name: (hflip, vflip, colour jitter, erasing, label smoothing, triplet weight)
+RECIPES = {
+    "baseline": (0.5, 0.0, 0.0, 0.0, 0.0, 0.0),  # the original code: horizontal flips only
+    "improvement1": (0.5, 0.5, 0.8, 0.0, 0.0, 0.0),  # the paper's section 3.3 augmentations
+    "improvement2": (0.5, 0.5, 0.8, 0.0, 0.0, 0.0),
+    "tiny": (0.5, 0.0, 0.0, 0.5, 0.1, 1.0),  # Bag of Tricks / TransReID
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_each_setup_has_its_recipe_and_no_gradient_clipping(name, tmp_path):
+    from hf_lareid.training.run import parse_arguments
+
+    _, data_args, training_args, _ = parse_arguments(["--setup", name, "--output_dir", str(tmp_path)])
+    got = (data_args.hflip_p, data_args.vflip_p, data_args.color_jitter_p, data_args.erasing_p,
+           training_args.label_smoothing, training_args.triplet_loss_weight)  # fmt: skip
+    assert got == RECIPES[name]
+    assert training_args.max_grad_norm == 0.0 and data_args.decode_once == (name == "tiny")
 
 
 @pytest.mark.parametrize("name", ["baseline", "improvement1", "improvement2", "tiny"])
@@ -89,7 +109,7 @@ def test_load_setup_from_a_folder(tmp_path):
     for file in ("config.json", "preprocessor_config.json", "training_args.json"):
         (tmp_path / file).write_bytes((setup_path("tiny") / file).read_bytes())
     config, _, training_args = load_setup(tmp_path)
-    assert config.num_parts == 8 and training_args["learning_rate"] == 1e-3
+    assert config.num_parts == 16 and training_args["learning_rate"] == 1e-3
     (tmp_path / "training_args.json").unlink()
     with pytest.raises(FileNotFoundError, match="lacks \\['training_args.json'\\]"):
         load_setup(tmp_path)

@@ -1,5 +1,6 @@
 """LATransformerForReID: shapes, the maths of eq. 6-9, embeddings, save/load, from_backbone, checkpointing."""
 
+import contextlib
 import copy
 
 import pytest
@@ -79,9 +80,17 @@ def test_output_shapes(tester, model):
     assert out.hidden_states is None and out.attentions is None
     assert len(model.part_classifiers) == tester.num_parts == model.config.num_parts
 
+    assert out.pooler_output is out.embeddings
     as_tuple = model(pixel_values, labels=labels, return_dict=False)
     assert isinstance(as_tuple, tuple)
-    torch.testing.assert_close(as_tuple[1], out.logits)
+    # loss, then the embedding: without labels the first entry is the embedding (image-feature-extraction reads it).
+    torch.testing.assert_close(as_tuple[0], out.loss)
+    torch.testing.assert_close(as_tuple[1], out.embeddings)
+    torch.testing.assert_close(as_tuple[2], out.logits)
+    with torch.no_grad():
+        without_labels = model(pixel_values)
+    assert without_labels.loss is None
+    torch.testing.assert_close(without_labels[0], model.embed(pixel_values))
 
 
 def test_wrong_image_size_is_a_clear_error(model):
@@ -129,6 +138,26 @@ def test_local_embedding_math_and_switch_on_loaded_model(tester, model, tmp_path
     torch.testing.assert_close(local_embeddings.norm(dim=1), torch.ones(tester.batch_size))
     with torch.no_grad():
         torch.testing.assert_close(loaded.embed(pixel_values), local_embeddings)
+
+
+def test_bottleneck_embedding_is_the_row_heads_batch_normalised_features(tester, model):
+    pixel_values, labels = tester.prepare_inputs()
+    model.config.embedding = "bottleneck"
+    assert model.config.embedding_dim == tester.num_parts * 16  # bottleneck_dim 16
+    with torch.no_grad():
+        out = model(pixel_values, labels=labels)
+        gelt = out.part_features
+        rows = [head.norm(head.dense(gelt[:, i])) for i, head in enumerate(model.part_classifiers)]
+        embedded = model.embed(pixel_values)
+    expected = torch.cat([row / (row.norm(dim=1, keepdim=True) * tester.num_parts**0.5) for row in rows], dim=1)
+    assert out.embeddings.shape == (tester.batch_size, model.config.embedding_dim)
+    torch.testing.assert_close(out.embeddings, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(embedded, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.embeddings.norm(dim=1), torch.ones(tester.batch_size))
+    # the classifiers read the same bottleneck features: the logits do not depend on the embedding choice
+    model.config.embedding = "gelt"
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values).logits, out.logits)
 
 
 def test_loss_is_the_sum_over_rows_of_per_row_cross_entropy(tester, model):
@@ -247,21 +276,21 @@ def test_from_backbone_reads_an_image_classification_checkpoint(tmp_path):
         assert torch.equal(model.vit.state_dict()[name], tensor), name
 
 
-def test_from_backbone_refuses_a_non_vit(tmp_path):
+def test_from_backbone_refuses_an_unsupported_backbone(tmp_path):
     SwinConfig().save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="not a ViT"):
+    with pytest.raises(ValueError, match=r"holds a 'swin' model: LA-Transformer backbones are 'vit', 'deit', 'dinov2'"):
         LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)
 
 
-@pytest.mark.filterwarnings("ignore:.*is deprecated.*activation_checkpointing:FutureWarning")
-def test_gradient_checkpointing_gives_the_same_gradients():
+@pytest.mark.filterwarnings("error::FutureWarning")  # the current names, not the deprecated gradient_checkpointing_*
+def test_activation_checkpointing_gives_the_same_gradients():
     tester = LATransformerModelTester(head_dropout=0.0)
     pixel_values, labels = tester.prepare_inputs()
     reference = tester.get_model().train()
     checkpointed = copy.deepcopy(reference)
-    # The name TrainingArguments(gradient_checkpointing=True) uses; transformers 5.24 also calls it activation_*.
-    checkpointed.gradient_checkpointing_enable()
-    assert checkpointed.is_gradient_checkpointing and not reference.is_gradient_checkpointing
+    # transformers 5.24's name (TrainingArguments(activation_checkpointing=True) calls it).
+    checkpointed.activation_checkpointing_enable()
+    assert checkpointed.is_activation_checkpointing and not reference.is_activation_checkpointing
 
     losses, layer_calls = [], []
     for model in (reference, checkpointed):
@@ -284,6 +313,35 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert checkpointed(pixel_values, labels=labels).loss < losses[1]
 
 
+def top_block_frozen_below(model):
+    """Blockwise unfreezing's first stage: embeddings and all blocks but the top one frozen."""
+    model.vit.embeddings.requires_grad_(False)
+    for block in model.vit.layers[:-1]:
+        block.requires_grad_(False)
+    return model
+
+
+@pytest.mark.parametrize("kwargs", [{"use_reentrant": True}, {}, None, {"use_reentrant": False}])
+def test_activation_checkpointing_trains_the_unfrozen_top_block(kwargs):
+    """Reentrant checkpointing gives a block no gradient when its input needs none: the top block must still learn."""
+    tester = LATransformerModelTester(head_dropout=0.0)
+    pixel_values, labels = tester.prepare_inputs()
+    reference = top_block_frozen_below(tester.get_model().train())
+    checkpointed = copy.deepcopy(reference)
+    with pytest.warns() if kwargs == {} else contextlib.nullcontext():  # torch asks to pass use_reentrant explicitly
+        checkpointed.activation_checkpointing_enable(kwargs)
+        checkpointed(pixel_values, labels=labels).loss.backward()
+    reference(pixel_values, labels=labels).loss.backward()
+    top = dict(checkpointed.vit.layers[-1].named_parameters())
+    for name, p_ref in reference.vit.layers[-1].named_parameters():
+        assert top[name].grad is not None, name
+        torch.testing.assert_close(top[name].grad, p_ref.grad, atol=1e-6, rtol=1e-5, msg=name)
+    assert all(p.grad is None for p in checkpointed.vit.layers[0].parameters())
+
+    checkpointed.activation_checkpointing_disable()
+    assert not checkpointed.is_activation_checkpointing and not getattr(checkpointed, "_require_grads_hooks", None)
+
+
 def test_predict_runs_in_eval_mode_and_restores_training_mode(tester, model):
     pixel_values, _ = tester.prepare_inputs()
     model.train()
@@ -303,3 +361,77 @@ def test_not_registered_as_an_image_classifier(tester):
     assert LATransformerConfig not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
     with pytest.raises(ValueError, match="Unrecognized configuration class"):
         AutoModelForImageClassification.from_config(tester.get_config())
+
+
+# ----------------------------------------------------------------------------------- row-head initialisation
+def assert_row_heads_initialised(model, check_classifier=True):
+    """PCB / original-code init of every row head: kaiming fan-out bottleneck, BN weight ~ N(1, 0.02), classifier
+    ~ N(0, 0.001), zero biases (tolerances fit the sample sizes of `init_config`)."""
+    heads = model.part_classifiers
+    dense = torch.cat([head.dense.weight.detach().flatten() for head in heads])
+    fan_out = heads[0].dense.out_features
+    assert dense.std().item() == pytest.approx((2.0 / fan_out) ** 0.5, rel=0.05)
+    norm = torch.cat([head.norm.weight.detach() for head in heads])
+    assert norm.mean().item() == pytest.approx(1.0, abs=0.005)
+    assert norm.std().item() == pytest.approx(0.02, rel=0.15)
+    for head in heads:
+        assert torch.count_nonzero(head.dense.bias) == 0 and torch.count_nonzero(head.norm.bias) == 0
+    if check_classifier:
+        classifier = torch.cat([head.classifier.weight.detach().flatten() for head in heads])
+        assert classifier.std().item() == pytest.approx(0.001, rel=0.05)
+        assert all(torch.count_nonzero(head.classifier.bias) == 0 for head in heads)
+
+
+def init_config(num_labels=50) -> LATransformerConfig:
+    """The tiny test ViT with 256-wide bottlenecks and 50 labels: enough weights for the std checks."""
+    config = LATransformerModelTester(num_labels=num_labels).get_config()
+    config.bottleneck_dim = 256
+    return config
+
+
+def test_row_heads_get_their_init_on_a_fresh_model():
+    torch.manual_seed(0)
+    model = LATransformerForReID(init_config())
+    assert model.part_classifiers[0].dense.weight.shape == (256, 32)
+    assert_row_heads_initialised(model)
+    # the backbone keeps transformers' ViT init
+    assert model.vit.layers[0].attention.q_proj.weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_row_heads_get_their_init_with_from_backbone(tmp_path):
+    save_tiny_vit(tmp_path, 32)
+    torch.manual_seed(0)
+    model = LATransformerForReID.from_backbone(str(tmp_path), num_labels=50, bottleneck_dim=256)
+    assert_row_heads_initialised(model)
+
+
+def test_head_swap_initialises_the_new_classifiers_and_keeps_the_rest(tmp_path):
+    torch.manual_seed(0)
+    saved = LATransformerForReID(init_config(num_labels=5))
+    saved.save_pretrained(tmp_path)
+    swapped = LATransformerForReID.from_pretrained(tmp_path, num_labels=50, ignore_mismatched_sizes=True)
+    assert swapped.part_classifiers[0].classifier.weight.shape == (50, 256)
+    assert_row_heads_initialised(swapped)
+    for old, new in zip(saved.part_classifiers, swapped.part_classifiers):
+        assert torch.equal(old.dense.weight, new.dense.weight) and torch.equal(old.norm.weight, new.norm.weight)
+
+
+@pytest.mark.parametrize("cls", [ViTModel, ViTForImageClassification])
+def test_from_pretrained_of_a_plain_vit_folder_says_to_use_from_backbone(tmp_path, cls):
+    save_tiny_vit(tmp_path, 32, cls=cls)
+    with pytest.raises(ValueError) as error:
+        LATransformerForReID.from_pretrained(str(tmp_path))
+    message = str(error.value)
+    assert message == (
+        f"{tmp_path} holds a 'vit' model, not an LA-Transformer: build one from it with "
+        f"LATransformerForReID.from_backbone({str(tmp_path)!r}, num_labels=...)."
+    )
+    # The folder still loads as what it is, and from_backbone builds an LA-Transformer from it.
+    assert type(AutoModel.from_pretrained(str(tmp_path))).__name__ == "ViTModel"
+    assert LATransformerForReID.from_backbone(str(tmp_path), num_labels=3).config.num_parts == 8
+
+
+def test_from_backbone_of_an_lareid_folder_says_to_use_from_pretrained(tmp_path, model):
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"already an LA-Transformer: load it with LATransformerForReID.from_pretrained"):
+        LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)

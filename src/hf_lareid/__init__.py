@@ -34,9 +34,10 @@ _LAZY_EXPORTS = {
     ),
     ".distributed": ("gather_features",),
     ".image_utils": ("ImageReadError", "load_rgb"),
-    ".model_evaluation": ("ModelEvaluation", "evaluate_model"),
+    ".model_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (
         "CorruptIndexError", "EmbeddingSettingsMismatchError", "FingerprintMismatchError", "GalleryIndex", "SearchResult",
+        "same_camera_mask", "search_other_cameras",
     ),
     ".training": ("BlockwiseUnfreezeCallback", "LATransformerTrainer", "LATransformerTrainingArguments"),
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),

@@ -1,6 +1,7 @@
-"""Evaluate a model on a query/gallery pair: `extract_features` then `evaluate_reid`, in one place.
+"""Evaluate a model on a query/gallery pair (`extract_features` then `evaluate_reid`) or calibrate its verification
+threshold on a labelled split (`extract_features` then `calibrate_threshold`), in one place.
 
-Used by the Trainer's evaluation, `lareid evaluate` and `lareid demo`.
+Used by the Trainer's evaluation, `lareid evaluate`, `lareid index --calibrate_on` and `lareid demo`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 
 from .distributed import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
-from .evaluation import evaluate_reid
+from .evaluation import ThresholdCalibration, calibrate_threshold, evaluate_reid
 from .features import BF16Option, FeatureSet, extract_features
 
 
@@ -79,27 +80,31 @@ def evaluate_model(
     query = extract_features(model, query_data, description="Query features", **options)
     gallery = extract_features(model, gallery_data, description="Gallery features", **options)
     if world_size == 1:
-        return ModelEvaluation(_retrieval_metrics(query, gallery, protocol, progress, evaluate_options), query, gallery)
+        metrics = evaluate_feature_sets(query, gallery, protocol=protocol, progress=progress, **evaluate_options)
+        return ModelEvaluation(metrics=metrics, query=query, gallery=gallery)
     full_query, full_gallery = gather_features(query), gather_features(gallery)
     metrics = None
     if rank == 0:
-        metrics = _retrieval_metrics(full_query, full_gallery, protocol, progress, evaluate_options)
+        metrics = evaluate_feature_sets(full_query, full_gallery, protocol=protocol, progress=progress, **evaluate_options)
         query, gallery = full_query, full_gallery
-    return ModelEvaluation(broadcast_object(metrics), query, gallery)
+    return ModelEvaluation(metrics=broadcast_object(metrics), query=query, gallery=gallery)
 
 
-def _retrieval_metrics(
-    query: FeatureSet, gallery: FeatureSet, protocol: str, progress: bool, evaluate_options: dict[str, Any],
+def evaluate_feature_sets(
+    query: FeatureSet, gallery: FeatureSet, *, protocol: str = "auto", progress: bool = True, **evaluate_options: Any
 ) -> dict[str, Any]:
-    """`evaluate_reid` on the whole query and gallery sets, with the protocol `"auto"` resolved."""
-    evaluate_options = dict(evaluate_options)
+    """
+    [`evaluate_reid`] on two [`FeatureSet`]s, whatever made them (a model, or a hand-made baseline).
+
+    `protocol="auto"` picks `"market1501"` when both sets have camera ids, else `"no-camera"`, where the same file
+    in both sets (by path) is the query itself and is excluded. Returns `evaluate_reid`'s dict.
+    """
     if protocol == "auto":
         cameras_known = (query.camera_ids >= 0).any() and (gallery.camera_ids >= 0).any()
         protocol = "market1501" if cameras_known else "no-camera"
     evaluate_options.setdefault("show_progress", progress)
     evaluate_options.setdefault("norm_tolerance", 1e-3)  # the model's embeddings are unit-norm
     if protocol == "no-camera" and all(query.paths) and all(gallery.paths):
-        # The same file in both sets is the query itself: excluded by path.
         evaluate_options.setdefault("query_paths", query.paths)
         evaluate_options.setdefault("gallery_paths", gallery.paths)
     return evaluate_reid(
@@ -108,4 +113,42 @@ def _retrieval_metrics(
     )
 
 
-__all__ = ["ModelEvaluation", "evaluate_model"]
+def calibrate_model(
+    model: torch.nn.Module,
+    data: Any,
+    data_description: str,
+    *,
+    target_false_match_rate: float = 1e-3,
+    image_processor: Any = None,
+    batch_size: int = 64,
+    flip: bool = False,
+    bf16: BF16Option = "auto",
+    progress: bool = True,
+) -> ThresholdCalibration:
+    """
+    Embeds a labelled split and calibrates the same-person threshold at `target_false_match_rate` on all its pairs.
+
+    Junk (person id -1) and distractor (0) images are left out: they are nobody's pair. The result records
+    `"{data_description}: N images of P people"` as the data it came from; store it with
+    `model.config.set_verification_calibration(...)` or `GalleryIndex(..., verification_calibration=...)`.
+
+    Example:
+
+    ```python
+    >>> calibration = calibrate_model(model, data["query"], "market1501 query split", image_processor=processor)
+    >>> calibration.threshold, calibration.false_match_rate  # -> 0.62, 0.00098
+    ```
+    """
+    features = extract_features(
+        model, data, batch_size=batch_size, flip=flip, bf16=bf16, image_processor=image_processor, progress=progress,
+        description="Calibration features",
+    )  # fmt: skip
+    known = features.person_ids > 0
+    ids = features.person_ids[known]
+    return calibrate_threshold(
+        features.embeddings[known], ids, target_false_match_rate,
+        calibrated_on=f"{data_description}: {len(ids)} images of {len(set(ids.tolist()))} people",
+    )  # fmt: skip
+
+
+__all__ = ["ModelEvaluation", "calibrate_model", "evaluate_feature_sets", "evaluate_model"]

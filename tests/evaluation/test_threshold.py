@@ -60,3 +60,17 @@ def test_bad_inputs():
         calibrate_threshold(np.full((4, 2), np.nan), [0, 0, 1, 1])
     with pytest.raises(ValueError, match="must match"):
         calibrate_threshold_from_scores([0.1, 0.2], [True])
+
+
+def test_the_calibration_names_its_data_and_round_trips_as_a_dict():
+    from hf_lareid.evaluation import ThresholdCalibration
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(6), 4)
+    features = rng.normal(size=(6, 8))[ids] + 0.5 * rng.normal(size=(24, 8))
+    result = calibrate_threshold(features, ids, 0.1, calibrated_on="six people")
+    assert result.calibrated_on == "six people"
+    assert ThresholdCalibration.from_dict(result.to_dict()) == result
+    assert calibrate_threshold_from_scores([0.9, 0.1], [True, False], 0.5).calibrated_on is None
+    with pytest.raises(ValueError, match=r"needs the fields \['false_match_rate'"):
+        ThresholdCalibration.from_dict({"threshold": 0.5})

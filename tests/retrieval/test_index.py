@@ -249,3 +249,17 @@ def test_load_or_create_checks_fingerprint(tmp_path):
     with pytest.raises(ValueError, match="dim=16"):
         GalleryIndex.load_or_create(tmp_path / "gallery", dim=32)
     assert len(GalleryIndex.load_or_create(tmp_path / "new", dim=16)) == 0
+
+
+def test_the_whole_calibration_is_saved_with_the_index(tmp_path):
+    calibration = {"threshold": 0.7, "target_false_match_rate": 0.01, "false_match_rate": 0.008,
+                   "true_match_rate": 0.9, "num_genuine_pairs": 5, "num_impostor_pairs": 500, "calibrated_on": "x"}
+    index, _ = filled_index(verification_calibration=calibration)
+    assert index.verification_threshold == 0.7
+    index.save(tmp_path / "index")
+    loaded = GalleryIndex.load(tmp_path / "index")
+    assert loaded.verification_calibration == calibration and loaded.verification_threshold == 0.7
+    loaded.set_verification_calibration({**calibration, "threshold": 0.3})
+    assert loaded.verification_threshold == 0.3
+    with pytest.raises(ValueError, match="differs from the threshold"):
+        GalleryIndex(16, verification_threshold=0.5, verification_calibration=calibration)

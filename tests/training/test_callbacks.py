@@ -13,6 +13,7 @@ from hf_lareid.training import (
     LATransformerTrainingArguments,
     blockwise_unfreeze_schedule,
     format_unfreeze_schedule,
+    original_unfreeze_schedule,
 )
 
 
@@ -42,6 +43,45 @@ def test_schedule_t2_decay08_4_blocks_10_epochs_matches_algorithm_1():
     assert [s.num_trainable_blocks for s in schedule] == [1, 1, 2, 2, 3, 3, 4, 4, 4, 4]
     assert [s.unfrozen_block for s in schedule] == [3, None, 2, None, 1, None, 0, None, None, None]
     assert schedule[-1].lr_factor == pytest.approx(0.8**4)
+
+
+def original_code(num_blocks: int, num_epochs: int, unfreeze_after: int, lr: float, lr_decay: float):
+    """The original training notebook's loop transcribed: (trainable blocks, lr) during each epoch.
+
+    `freeze_all_blocks` freezes `blocks[:num_blocks]`; `unfreeze_blocks(model, amount)` sets `requires_grad=True` on
+    `blocks[num_blocks - 1 - amount:]` (`blocks[11-amount:]` for ViT-B); the embeddings are never frozen."""
+    trainable, unfrozen_blocks, out = [False] * num_blocks, 0, []
+    for epoch in range(num_epochs):
+        if epoch % unfreeze_after == 0:
+            unfrozen_blocks += 1
+            for index in range(num_blocks)[num_blocks - 1 - unfrozen_blocks :]:
+                trainable[index] = True
+            lr *= lr_decay
+        out.append((sum(trainable), lr))
+    return out
+
+
+def test_original_schedule_matches_the_original_training_loop():
+    schedule = original_unfreeze_schedule(num_blocks=12, num_epochs=30, t=2, lr_decay=0.8)
+    expected = original_code(12, 30, unfreeze_after=2, lr=1.0, lr_decay=0.8)
+    assert [(s.num_trainable_blocks, pytest.approx(s.lr_factor)) for s in schedule] == expected
+    # Spelled out: two blocks at epoch 0, all 12 from epoch 20, and the rate keeps decaying (no b > 0 stop).
+    assert [s.num_trainable_blocks for s in schedule[:6]] == [2, 2, 3, 3, 4, 4]
+    assert schedule[20].num_trainable_blocks == 12 and schedule[29].lr_factor == pytest.approx(0.8**15)
+    assert [s.unfrozen_block for s in schedule[:4]] == [10, None, 9, None]
+    assert schedule[22].unfrozen_block is None  # nothing left to unfreeze, the rate still decays
+    assert schedule[22].lr_factor == pytest.approx(0.8**12)
+
+
+def test_original_schedule_never_freezes_the_embeddings():
+    model = tiny_model()  # 4 blocks
+    callback = BlockwiseUnfreezeCallback(t=2, lr_decay=0.8, schedule="original")
+    assert callback.apply(0, model).num_trainable_blocks == 2
+    assert [trainable(block) for block in model.vit.layers] == [False, False, True, True]
+    assert trainable(model.vit.embeddings) and trainable(model.vit.layernorm)
+    assert [s.num_trainable_blocks for s in callback.schedule(4, 6)] == [2, 2, 3, 3, 4, 4]
+    with pytest.raises(ValueError, match="unfreeze schedule must be one of"):
+        BlockwiseUnfreezeCallback(schedule="paper")
 
 
 def test_invalid_options_are_rejected():
@@ -168,6 +208,22 @@ def test_schedule_and_learning_rate_in_a_real_run(tmp_path):
     assert any(n.startswith("vit.embeddings.") for n in changed)
     # After training the model is left fully trainable again.
     assert all(p.requires_grad for p in trainer.model.parameters())
+
+
+@pytest.mark.parametrize("use_reentrant", [True, False])
+def test_activation_checkpointing_with_blockwise_unfreezing_trains_the_top_block(tmp_path, use_reentrant):
+    """Reentrant checkpointing used to leave the unfrozen top block without gradients: only the heads trained."""
+    trainer = make_trainer(
+        tmp_path, [BlockwiseUnfreezeCallback(t=1)], num_train_epochs=1, activation_checkpointing=True,
+        activation_checkpointing_kwargs={"use_reentrant": use_reentrant},
+    )  # fmt: skip
+    initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert trainer.model.is_activation_checkpointing
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, initial[n])}
+    top = {n for n, _ in trainer.model.vit.layers[-1].named_parameters(prefix="vit.layers.3")}
+    assert top and top <= changed  # every parameter of the one unfrozen block trained
+    assert not any(n.startswith(("vit.layers.0.", "vit.embeddings.")) for n in changed)
 
 
 def test_stopped_and_resumed_run_equals_uninterrupted_run(tmp_path):

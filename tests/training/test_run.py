@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import AutoModel, BertConfig, ViTConfig, ViTModel
+from transformers import AutoModel, BertConfig, Dinov2WithRegistersConfig, Dinov2WithRegistersModel, ViTConfig, ViTModel
 
 import hf_lareid  # noqa: F401  (registers the model with AutoModel)
 from hf_lareid.data import generate_synthetic_reid
@@ -32,7 +32,7 @@ def test_default_run_trains_tiny_on_generated_data_and_saves_everything(tmp_path
         assert (out / name).is_file(), name
     model = AutoModel.from_pretrained(out)
     assert type(model).__name__ == "LATransformerForReID"
-    assert model.config.num_parts == 8 and model.config.num_labels == 6  # tiny: 8 rows; 12 ids, half train
+    assert model.config.num_parts == 16 and model.config.num_labels == 6  # tiny: 16 rows; 12 ids, half train
     card = read_model_card_metadata(out / "README.md")
     assert card["library_name"] == "hf-lareid" and card["pipeline_tag"] == "image-feature-extraction"
     assert set(card["tags"]) >= {"person-reid", "la-transformer"} and card["datasets"] == ["synthetic"]
@@ -97,6 +97,24 @@ def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
     assert "Blockwise unfreezing schedule" in text
 
 
+def test_dinov2_with_registers_backbone_trains_blockwise(tmp_path):
+    """A backbone with register tokens and its blocks at `encoder.layer`, through the whole `lareid train` path."""
+    backbone_dir = tmp_path / "dinov2"
+    torch.manual_seed(0)
+    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(
+        image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_register_tokens=2,
+    )).save_pretrained(backbone_dir)  # fmt: skip
+    out = tmp_path / "out"
+    metrics = main(["--output_dir", str(out), "--backbone", str(backbone_dir), "--data_dir", str(tmp_path / "synthetic"),
+          "--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--unfreeze_every_epochs", "1", *FAST])  # fmt: skip
+    model = AutoModel.from_pretrained(out)
+    assert model.config.backbone_type == "dinov2_with_registers" and model.config.num_special_tokens == 3
+    assert model.config.image_size == (128, 64)  # the tiny setup's crop, which patch 16 divides
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert [e["trainable_blocks"] for e in state["log_history"] if "trainable_blocks" in e] == [1, 2]
+    assert 0.0 <= metrics["eval_rank1"] <= 1.0 and 0.0 < metrics["eval_mAP"] <= 1.0
+
+
 @pytest.mark.parametrize(
     "extra, error, message",
     [
@@ -111,9 +129,9 @@ def test_clear_errors(tmp_path, extra, error, message):
         main(["--output_dir", str(tmp_path / "out"), *extra])
 
 
-def test_non_vit_backbone_is_refused(tmp_path):
+def test_unsupported_backbone_is_refused(tmp_path):
     BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path / "bert")
-    with pytest.raises(ValueError, match="not a ViT"):
+    with pytest.raises(ValueError, match="holds a 'bert' model: LA-Transformer backbones are 'vit', 'deit'"):
         main(["--output_dir", str(tmp_path / "out"), "--backbone", str(tmp_path / "bert"),
               "--data_dir", str(tmp_path / "synthetic"), *FAST])  # fmt: skip
 

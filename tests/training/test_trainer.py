@@ -107,6 +107,44 @@ def test_label_smoothing_loss(tmp_path):
     assert not torch.isclose(loss, plain)
 
 
+def test_label_smoothing_factor_is_an_alias_of_label_smoothing(tmp_path):
+    assert training_args(tmp_path, label_smoothing_factor=0.2).label_smoothing == 0.2
+    assert training_args(tmp_path, label_smoothing=0.2).label_smoothing_factor == 0.2
+    assert training_args(tmp_path, label_smoothing=0.2, label_smoothing_factor=0.2).label_smoothing == 0.2
+    with pytest.raises(ValueError, match="label_smoothing=0.1 and label_smoothing_factor=0.2 disagree"):
+        training_args(tmp_path, label_smoothing=0.1, label_smoothing_factor=0.2)
+
+
+def test_no_gradient_clipping_by_default_as_the_original_code(tmp_path):
+    assert training_args(tmp_path).max_grad_norm == 0.0
+    model = tiny_model(seed=0)
+    trainer = LATransformerTrainer(model=model, args=training_args(tmp_path, learning_rate=1e-3),
+                                   train_dataset=RandomReIDDataset(8))
+    clipped = []
+    original = trainer._clip_grad_norm
+    trainer._clip_grad_norm = lambda model: clipped.append(1) or original(model)
+    trainer.train()
+    assert clipped == []
+    trainer.args.max_grad_norm = 1.0  # the same hook does clip when asked
+    trainer.train()
+    assert clipped
+
+
+def test_bottleneck_embedding_puts_the_triplet_before_the_batchnorm(tmp_path):
+    from hf_lareid.training import batch_hard_triplet_loss
+
+    model = tiny_model(seed=0, embedding="bottleneck").eval()
+    batch = collate_reid_batch([RandomReIDDataset(12)[i] for i in range(12)])
+    trainer = LATransformerTrainer(model=model, args=training_args(tmp_path, triplet_loss_weight=1.0,
+                                                                   samples_per_identity=2))
+    with torch.no_grad():
+        loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    before_norm = torch.nn.functional.normalize(outputs.part_features.flatten(1), dim=-1)
+    expected = outputs.loss + batch_hard_triplet_loss(before_norm, batch["labels"], margin=0.3)
+    torch.testing.assert_close(loss, expected)
+    assert outputs.embeddings.shape[1] == model.config.num_parts * model.config.bottleneck_dim  # retrieval: after
+
+
 def test_collate_reid_batch_and_its_errors():
     batch = collate_reid_batch([{"pixel_values": torch.zeros(3, 4, 2), "label": 1}, {"pixel_values": torch.ones(3, 4, 2), "label": 0}])
     assert batch["pixel_values"].shape == (2, 3, 4, 2) and batch["labels"].tolist() == [1, 0]
@@ -180,3 +218,22 @@ def test_retrieval_metrics_drive_best_model_selection(tmp_path):
     reloaded = type(trainer.model).from_pretrained(trainer.state.best_model_checkpoint)
     for name, tensor in reloaded.state_dict().items():
         torch.testing.assert_close(trainer.model.state_dict()[name], tensor, msg=name)
+
+
+def test_trainer_predict_returns_embeddings_then_logits_without_the_pooler_copy(tmp_path):
+    """The Trainer's prediction path reads outputs by name: loss, then the output fields but `pooler_output`."""
+    model = tiny_model().eval()
+    dataset = RandomReIDDataset(6)
+    trainer = LATransformerTrainer(
+        model=model, args=training_args(tmp_path, per_device_eval_batch_size=4), data_collator=collate_reid_batch
+    )
+    result = trainer.predict(dataset)
+    embeddings, logits, part_features = result.predictions  # no fourth entry: pooler_output is ignored
+    with torch.no_grad():
+        out = model(dataset.pixel_values, labels=torch.tensor(dataset.labels))
+    torch.testing.assert_close(torch.from_numpy(embeddings), out.embeddings, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(logits), out.logits, atol=1e-5, rtol=1e-4)
+    assert part_features.shape == tuple(out.part_features.shape)
+    assert result.label_ids.tolist() == dataset.labels
+    # The loss is a per-sample mean, so the batch-size weighted mean of the batch losses is the whole set's.
+    assert result.metrics["test_loss"] == pytest.approx(float(out.loss), rel=1e-4)

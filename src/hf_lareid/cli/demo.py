@@ -4,7 +4,9 @@ Three disjoint populations of generated identities (`hf_lareid.data.generate_syn
 same cameras (each camera has its own viewpoint, background, colour cast and blur):
 
 1. pretraining: the `tiny` ViT trains from scratch on them, every block training (no ImageNet weights offline); a
-   few held-out identities of this population validate each epoch.
+   few held-out identities of this population validate each epoch. The demo trains the `tiny` recipe (P x K
+   batches with a triplet loss, label smoothing, random erasing, BNNeck embedding) at patch 16 (8 row parts, 33
+   tokens) instead of the setup's patch 8 (16 rows, 129 tokens, 4.8x the time per step), to stay within minutes.
 2. fine-tuning: the pretrained model gets new row classifiers and is fine-tuned blockwise on them: one more encoder
    block unfreezes every epoch, with a learning-rate decay (the paper's Algorithm 1).
 3. evaluation: people never trained on (the query/gallery splits of the fine-tuning folder). The untrained, the
@@ -42,10 +44,12 @@ if TYPE_CHECKING:
     from ..features import FeatureSet
     from ..model_evaluation import ModelEvaluation
     from ..modeling_lareid import LATransformerForReID
+    from ..evaluation import ThresholdCalibration
     from ..retrieval import GalleryIndex
     from ..training import LATransformerTrainer
 
 SETUP = "tiny"
+SETUP_DIR = "setup"  # the demo's own copy of the tiny setup, at its patch size
 STAGES = ("untrained", "pretrained", "fine-tuned")
 PRETRAINED_DIR = "pretrained"
 FINE_TUNED_DIR = "fine-tuned"
@@ -75,10 +79,16 @@ class DemoPlan:
     pretraining_epochs: int
     fine_tuning_epochs: int
     batch_size: int = 64
+    # The tiny setup's patch 8 takes 4.8x the time per step of patch 16 (benchmarks/bench_train.py --geometry): the
+    # demo keeps patch 16 (8 row parts) to stay within its time bound.
+    patch_size: int = 16
     fine_tuning_learning_rate: float = 1e-3
     unfreeze_every_epochs: int = 1  # t of Algorithm 1: with 6 blocks and >= 6 epochs every block unfreezes
     lr_decay: float = 0.8
     num_queries: int = 6  # rows of the ranked-list picture, columns of the attention picture
+    # The verification threshold is calibrated at this false-match rate on the held-out people of population 1.
+    # The quick run has only a few dozen different-person pairs, too few to measure 1e-3.
+    calibration_false_match_rate: float = 1e-3
 
 
 FULL = DemoPlan(
@@ -88,6 +98,7 @@ FULL = DemoPlan(
 QUICK = DemoPlan(
     pretraining_ids=16, validation_ids=4, fine_tuning_ids=12, evaluation_ids=8,
     num_cameras=2, images_per_camera=2, pretraining_epochs=2, fine_tuning_epochs=6, batch_size=16, num_queries=3,
+    calibration_false_match_rate=0.05,
 )  # fmt: skip
 
 
@@ -177,27 +188,44 @@ class StageProgress(TrainerCallback):
         self.bar.close()
 
 
-def training_flags(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path, seed: int, backbone: str) -> list[str]:
+def write_demo_setup(folder: Path, plan: DemoPlan) -> Path:
     """
-    The `lareid train` flags of a stage ("pretraining" or "fine-tuning").
+    The `tiny` setup with the demo's patch size, written to `folder` (config, image processor, training arguments):
+    the `--setup` of both training stages. Returns `folder`.
+    """
+    from ..file_utils import staged_replace
+    from ..hub_configs import load_setup
 
-    Pretraining takes the `tiny` setup's recipe (AdamW, learning rate 1e-3, cosine schedule with warm-up); fine-tuning
-    sets its own learning rate and blockwise unfreezing, whose step decay is then the schedule. Both evaluate every
-    epoch, log the loss four times per epoch and save no checkpoints; `StageProgress` shows the progress.
+    config, image_processor, training_args = load_setup(SETUP)
+    config.backbone_config.patch_size = plan.patch_size
+    config.validate_layout()
+    with staged_replace(folder) as staging:
+        config.save_pretrained(staging)
+        image_processor.save_pretrained(staging)
+        write_json(staging / "training_args.json", training_args)
+    return folder
+
+
+def training_flags(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path, seed: int, backbone: str,
+                   setup: Path) -> list[str]:  # fmt: skip
+    """
+    The `lareid train` flags of a stage ("pretraining" or "fine-tuning"), with the demo's `setup` folder.
+
+    Pretraining takes the `tiny` setup's recipe (AdamW, learning rate 1e-3, cosine schedule with warm-up, P x K
+    batches with the triplet loss, horizontal flips and random erasing); fine-tuning sets its own learning rate and
+    blockwise unfreezing, whose step decay is then the schedule. Both evaluate every epoch, log the loss four times
+    per epoch and save no checkpoints; `StageProgress` shows the progress.
     """
     pretraining = stage == "pretraining"
     identities = plan.pretraining_ids if pretraining else plan.fine_tuning_ids
     steps_per_epoch = -(-identities * plan.num_cameras * plan.images_per_camera // plan.batch_size)
     flags = [
-        "--setup", SETUP, "--backbone", backbone, "--dataset", "market1501", "--data_dir", str(data_dir),
+        "--setup", str(setup), "--backbone", backbone, "--dataset", "market1501", "--data_dir", str(data_dir),
         "--output_dir", str(output_dir), "--seed", str(seed), "--report_to", "none",
         "--num_train_epochs", str(plan.pretraining_epochs if pretraining else plan.fine_tuning_epochs),
         "--per_device_train_batch_size", str(plan.batch_size), "--per_device_eval_batch_size", "128",
         "--eval_strategy", "epoch", "--logging_steps", str(max(1, steps_per_epoch // 4)),
         "--save_strategy", "no", "--disable_tqdm", "True",
-        # Horizontal flips only: the people differ mostly by clothing colour, and with colour jitter and upside-down
-        # flips on, 600 pretraining steps reached half the validation Rank-1 (14.5% instead of 30.5%).
-        "--vflip_p", "0", "--color_jitter_p", "0",
     ]  # fmt: skip
     if not pretraining:
         flags += [
@@ -264,12 +292,40 @@ def evaluate_stage(
     )
 
 
+def calibrate_and_save(
+    model: LATransformerForReID, populations: Populations, plan: DemoPlan, image_processor: Any, model_dir: Path
+) -> ThresholdCalibration:
+    """
+    Calibrates the same-person threshold on the held-out people of population 1 (never trained on, not evaluated
+    on), stores the calibration in the model config and saves the model again to `model_dir`.
+    """
+    import datasets
+
+    from ..data import load_reid_dataset
+    from ..model_evaluation import calibrate_model
+
+    with quiet_dataset_builds():
+        held_out = load_reid_dataset("market1501", data_dir=populations.pretraining, splits=["query", "gallery"])
+    calibration = calibrate_model(
+        model, datasets.concatenate_datasets([held_out["query"], held_out["gallery"]]),
+        f"the {plan.validation_ids} held-out people of population 1 ({populations.pretraining})",
+        target_false_match_rate=plan.calibration_false_match_rate, image_processor=image_processor, batch_size=128,
+    )  # fmt: skip
+    model.config.set_verification_calibration(calibration)
+    model.save_pretrained(model_dir)
+    print(f"  same person when cosine > {calibration.threshold:.3f}: false-match rate "
+          f"{calibration.false_match_rate:.2%} (target {calibration.target_false_match_rate:.2%}), true-match rate "
+          f"{calibration.true_match_rate:.1%}, on {calibration.calibrated_on}")  # fmt: skip
+    return calibration
+
+
 def build_gallery_index(
     model: LATransformerForReID, result: ModelEvaluation, model_dir: Path, index_dir: Path, data_dir: Path
 ) -> GalleryIndex:
     """
-    A FAISS index of the gallery embeddings in `result`, stamped with `model`'s fingerprint, saved to `index_dir`;
-    its paths are relative to `data_dir`, the folder the gallery was loaded from.
+    A FAISS index of the gallery embeddings in `result`, stamped with `model`'s fingerprint and its config's
+    verification calibration, saved to `index_dir`; its paths are relative to `data_dir`, the folder the gallery was
+    loaded from.
     """
     from ..data import data_root
     from ..features import model_fingerprint
@@ -278,6 +334,7 @@ def build_gallery_index(
     gallery = result.gallery
     index = GalleryIndex(
         gallery.embeddings.shape[1], model_reference=str(model_dir), model_fingerprint=model_fingerprint(model),
+        verification_calibration=model.config.verification_calibration,
         data_dir=str(data_root(data_dir)),
     )
     index.add(gallery.embeddings, person_ids=gallery.person_ids, camera_ids=gallery.camera_ids, paths=gallery.paths)
@@ -303,33 +360,28 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
     Searches the index with `num_queries` random queries of population 3 and prints one line each.
 
     As in the evaluation (Market-1501 protocol) and torchreid's ranked lists, gallery images of the query's person
-    taken by the query's camera are left out: the lists show matches across cameras.
+    taken by the query's camera are left out (`search_other_cameras`): the lists show matches across cameras.
     """
     import numpy as np
 
+    from ..retrieval import search_other_cameras
+
     rows = np.sort(np.random.default_rng(seed).choice(len(query), size=min(num_queries, len(query)), replace=False))
-    same_camera = [
-        (index.person_ids == query.person_ids[row]) & (index.camera_ids == query.camera_ids[row]) for row in rows
-    ]
-    k = min(len(index), TOP_K + max(int(skipped.sum()) for skipped in same_camera))
-    hits = index.search(query.embeddings[rows], k=k, model_fingerprint=index.model_fingerprint)
-    # Where in each hit list the gallery images from other cameras are, best first.
-    kept_positions = [
-        [position for position, i in enumerate(found) if not skipped[i]][:TOP_K]
-        for found, skipped in zip(hits.indices, same_camera)
-    ]
-    ranked = [list(found[positions]) for found, positions in zip(hits.indices, kept_positions)]
-    width = min(len(kept) for kept in ranked)
-    for row, kept in zip(rows, ranked):
-        matches = np.flatnonzero(index.person_ids[kept[:width]] == query.person_ids[row])
+    hits = search_other_cameras(
+        index, query.embeddings[rows], TOP_K, query.camera_ids[rows], query.person_ids[rows],
+        model_fingerprint=index.model_fingerprint,
+    )  # fmt: skip
+    width = hits.indices.shape[1]
+    for row, found in zip(rows, hits.person_ids):
+        matches = np.flatnonzero(found == query.person_ids[row])
         first = f", the first at rank {matches[0] + 1}" if len(matches) else ""
         print(f"  query person {query.person_ids[row]} (camera {query.camera_ids[row]}): {len(matches)} of the "
               f"top {width} from other cameras are this person{first}")  # fmt: skip
     return RankedQueries(
         paths=[index.resolve_path(query.paths[row]) for row in rows],  # same data folder as the gallery
         person_ids=[int(query.person_ids[row]) for row in rows],
-        ranked=np.array([kept[:width] for kept in ranked]),
-        scores=np.array([scores[positions[:width]] for scores, positions in zip(hits.scores, kept_positions)]),
+        ranked=hits.indices,
+        scores=hits.scores,
     )
 
 
@@ -395,7 +447,8 @@ def run(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir).expanduser().absolute()
     pretrained_dir, fine_tuned_dir = output_dir / PRETRAINED_DIR, output_dir / FINE_TUNED_DIR
     start = time.monotonic()
-    config, image_processor, _ = load_setup(SETUP)
+    setup = write_demo_setup(output_dir / SETUP_DIR, plan)
+    config, image_processor, _ = load_setup(setup)
 
     _stage(1, "Generating three disjoint populations of people")
     with quiet_dataset_builds():
@@ -409,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
 
     _stage(2, f"Pretraining the {SETUP} ViT from scratch on population 1 (all blocks train)")
     pretraining = prepare_training(
-        training_flags(plan, "pretraining", populations.pretraining, pretrained_dir, args.seed, RANDOM_BACKBONE),
+        training_flags(plan, "pretraining", populations.pretraining, pretrained_dir, args.seed, RANDOM_BACKBONE, setup),
         build_model, "pretraining", "lareid-demo-pretrained",
     )  # fmt: skip
     results = {"untrained": evaluate_stage(pretraining.model, evaluation, image_processor)}
@@ -418,14 +471,15 @@ def run(args: argparse.Namespace) -> int:
 
     _stage(3, "Fine-tuning on population 2 with blockwise unfreezing (Algorithm 1)")
     fine_tuning = prepare_training(
-        training_flags(plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir)),
+        training_flags(plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir), setup),
         with_new_heads, "fine-tuning", "lareid-demo-fine-tuned",
     )  # fmt: skip
     train_and_save(fine_tuning)
     fine_tuned = fine_tuning.model.eval()
 
-    _stage(4, "Evaluating the fine-tuned model on population 3")
+    _stage(4, "Evaluating the fine-tuned model on population 3, calibrating its threshold on held-out people")
     results["fine-tuned"] = evaluate_stage(fine_tuned, evaluation, image_processor)
+    calibrate_and_save(fine_tuned, populations, plan, image_processor, fine_tuned_dir)
     write_json(output_dir / METRICS_FILE, {
         "evaluated_on": f"population 3: {plan.evaluation_ids} generated people never trained on (query/gallery of "
                         f"{populations.target}), Market-1501 protocol",
@@ -449,4 +503,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nFinished in {minutes} min {seconds} s. Files in {output_dir}:")
     for line in list_files(output_dir):
         print(f"  {line}")
+    print(f"\nSearch the gallery and compare people in a web page (the 'serve' extra):\n"
+          f"  {serve_command(output_dir / INDEX_DIR)}")
     return 0
+
+
+def serve_command(index_dir: Path) -> str:
+    """The one `lareid serve` command that opens the demo's index (its path quoted for the shell)."""
+    import shlex
+
+    return f"lareid serve --index_dir {shlex.quote(str(index_dir))}"

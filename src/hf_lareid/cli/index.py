@@ -26,7 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=5000,
                         help="save the index every N added images, so an interrupted build can resume")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="same-person similarity threshold (default: the model config's verification_threshold)")
+                        help="same-person similarity threshold, set by hand (default: the model config's calibration)")
+    parser.add_argument("--calibrate_on", "--calibrate-on", default=None, metavar="SPLIT",
+                        help="calibrate the same-person threshold on this split with identities (e.g. query) and "
+                             "store the calibration in the index")
+    parser.add_argument("--target_false_match_rate", "--target-false-match-rate", type=float, default=1e-3,
+                        help="false-match rate the calibration aims at (default: 0.001)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,18 +63,22 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     if args.split not in data:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
-    threshold = args.threshold if args.threshold is not None else model.config.verification_threshold
     device = next(model.parameters()).device
     bf16 = resolve_bf16(True if args.bf16 else "auto", device)
     fingerprint, settings = model_fingerprint(model), embedding_settings(image_processor, args.flip)
     index = None
-    if rank == 0:
+    if rank == 0:  # only rank 0 calibrates, opens and writes the index
+        calibration = _index_calibration(args, model, data, image_processor)
         index = GalleryIndex.load_or_create(
             args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
-            model_fingerprint=fingerprint, verification_threshold=threshold,
-            embedding_settings=settings, runtime_settings=runtime_settings(bf16, device),
+            model_fingerprint=fingerprint, embedding_settings=settings, runtime_settings=runtime_settings(bf16, device),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
         )
+        if calibration is not None:
+            index.set_verification_calibration(calibration)
+        elif args.threshold is not None or not len(index):  # a resumed build keeps its threshold unless given one
+            index.verification_calibration = None
+            index.verification_threshold = model.config.verification_threshold if args.threshold is None else args.threshold
     options = {"flip": args.flip, "bf16": bf16, "image_processor": image_processor}
     if world_size > 1 or shard_store(args.index_dir).is_dir():  # several processes, or a killed run of several
         added = build_from_shards(
@@ -89,3 +98,29 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         raise ValueError(f"the {args.split!r} split of {args.data_dir} has no images: nothing to index.")
     print(f"indexed {added} new images; {args.index_dir} holds {len(index)} ({index.index_type}, dim {index.dim})")
     return 0
+
+
+def _index_calibration(args: argparse.Namespace, model, data, image_processor):
+    """The calibration to store: `--calibrate_on SPLIT` computes one; else the model config's, unless `--threshold`."""
+    from ..evaluation import ThresholdCalibration
+    from ..model_evaluation import calibrate_model
+
+    if args.calibrate_on is None:
+        recorded = model.config.verification_calibration
+        return ThresholdCalibration.from_dict(recorded) if recorded and args.threshold is None else None
+    if args.threshold is not None:
+        raise ValueError("give either --threshold (set by hand) or --calibrate_on SPLIT (calibrated), not both.")
+    if args.calibrate_on not in data:
+        raise ValueError(
+            f"{args.data_dir} has no {args.calibrate_on!r} split to calibrate on (it has {sorted(data)}): pick one "
+            "with --calibrate_on."
+        )
+    calibration = calibrate_model(
+        model, data[args.calibrate_on], f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
+        target_false_match_rate=args.target_false_match_rate, image_processor=image_processor,
+        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto",
+    )  # fmt: skip
+    print(f"calibrated on {calibration.calibrated_on}\n  same person when cosine > {calibration.threshold:.4f} "
+          f"(false-match rate {calibration.false_match_rate:.2g}, target {calibration.target_false_match_rate:.2g}; "
+          f"true-match rate {calibration.true_match_rate:.1%})")  # fmt: skip
+    return calibration

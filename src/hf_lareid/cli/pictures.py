@@ -303,11 +303,12 @@ def plot_cmc_curves(results: Mapping[str, Mapping[str, Any]], path: str | os.Pat
 @torch.no_grad()
 def attention_rollout(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     """
-    Attention rollout from the class token over all layers (Abnar & Zuidema, 2020), on the patch grid.
+    Attention rollout from the global token over all layers (Abnar & Zuidema, 2020), on the patch grid.
 
     Per layer the heads are averaged, the identity is added for the residual connection and rows are
-    re-normalised; the layers are multiplied (first layer on the right); the class token's row over the patch
-    tokens is reshaped to the grid and min-max normalised per image.
+    re-normalised; the layers are multiplied (first layer on the right); the global token's row (the CLS token's,
+    or for DeiT the mean of the rows `config.global_token` names) over the patch tokens, which follow the
+    `config.num_special_tokens` special tokens, is reshaped to the grid and min-max normalised per image.
 
     Args:
         model: an `LATransformerForReID` (it switches to eager attention for this call).
@@ -336,11 +337,11 @@ def attention_rollout(model: torch.nn.Module, pixel_values: torch.Tensor) -> tor
         mixed = mixed + torch.eye(mixed.shape[-1], dtype=mixed.dtype, device=mixed.device)
         mixed = mixed / mixed.sum(dim=-1, keepdim=True)
         rollout = mixed if rollout is None else mixed @ rollout
-    rows, cols = model.config.grid_size
-    cls_to_patches = rollout[:, 0, 1:].reshape(-1, rows, cols)
-    low = cls_to_patches.amin(dim=(1, 2), keepdim=True)
-    high = cls_to_patches.amax(dim=(1, 2), keepdim=True)
-    return ((cls_to_patches - low) / (high - low).clamp_min(1e-12)).float().cpu()
+    (rows, cols), (start, stop) = model.config.grid_size, model.config.global_token_span
+    global_to_patches = rollout[:, start:stop, model.config.num_special_tokens :].mean(dim=1).reshape(-1, rows, cols)
+    low = global_to_patches.amin(dim=(1, 2), keepdim=True)
+    high = global_to_patches.amax(dim=(1, 2), keepdim=True)
+    return ((global_to_patches - low) / (high - low).clamp_min(1e-12)).float().cpu()
 
 
 def plot_attention(

@@ -20,13 +20,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--picture", default=None, help="also draw the ranked lists into this PNG")
     parser.add_argument("--output_json", "--output-json", default=None, help="also write the hits as JSON")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (use it if the index did)")
+    parser.add_argument("--query_camera", "--query-camera", type=int, nargs="+", default=None, metavar="CAMERA",
+                        help="camera id of the queries (one, or one per image): gallery images from that camera are "
+                             "left out, as the re-ID protocol does")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
-    from ..retrieval import GalleryIndex
+    from ..retrieval import GalleryIndex, search_other_cameras
 
     index = GalleryIndex.load(args.index_dir)
+    cameras = args.query_camera or [None]
+    if len(cameras) not in (1, len(args.images)):
+        raise ValueError(f"give one --query_camera, or one per image ({len(args.images)}), not {len(cameras)}.")
     model_ref = args.model or index.model_reference
     if model_ref is None:
         raise ValueError(f"the index in {args.index_dir} records no model: name the query model with --model.")
@@ -46,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
     queries = extract_features(
         model, list(args.images), flip=args.flip, bf16=bf16, image_processor=image_processor, progress=False
     )
-    hits = index.search(queries.embeddings, k=args.top_k, runtime_settings=runtime_settings(bf16, device))
+    hits = search_other_cameras(
+        index, queries.embeddings, args.top_k, cameras * (len(args.images) // len(cameras)),
+        runtime_settings=runtime_settings(bf16, device),
+    )
     results = []
     for row, image in enumerate(args.images):
         print(f"query {image}")

@@ -183,11 +183,18 @@ class ReIDTransform:
         if not self.train:
             return self.image_processor(rgb_images, return_tensors="pt")["pixel_values"]
         pixels = self.image_processor(rgb_images, do_normalize=False, return_tensors="pt")["pixel_values"]  # [0, 1]
+        return self.augment_pixels(pixels, None if self.seed is None else self.sample_seeds(rgb_images, keys))
+
+    def augment_pixels(self, pixels: torch.Tensor, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """The training augmentations and normalisation of resized, rescaled `pixels` (batch, 3, height, width) in
+        [0, 1]; the same float32 shape out. `seeds` (one per image, from `sample_seeds`) seed each image's
+        augmentation; `None` draws from torch's global generator. Used by `pixel_values` and by images decoded once
+        into memory (`hf_lareid.data.in_memory`)."""
         with torch.no_grad():
-            if self.seed is None:
+            if seeds is None:
                 return self._augment(pixels).contiguous()
             augmented = []
-            for index, seed in enumerate(self.sample_seeds(rgb_images, keys)):
+            for index, seed in enumerate(seeds):
                 with torch.random.fork_rng(devices=[]):  # leaves the global generator (dropout's) as it was
                     torch.manual_seed(seed)
                     augmented.append(self._augment(pixels[index : index + 1]))

@@ -31,6 +31,11 @@ class ThresholdCalibration:
         true_match_rate (`float`): the fraction of same-person pairs above the threshold.
         num_genuine_pairs (`int`): same-person pairs used.
         num_impostor_pairs (`int`): different-person pairs used.
+        calibrated_on (`str`, *optional*): the data the pairs came from, in words (e.g. "market1501 query split of
+            ~/Market-1501: 3368 images, 750 people").
+
+    Stored whole (`to_dict`) in a model config (`verification_calibration`) and a [`GalleryIndex`], so a verdict can
+    name the false-match rate it was calibrated at.
     """
 
     threshold: float
@@ -39,9 +44,18 @@ class ThresholdCalibration:
     true_match_rate: float
     num_genuine_pairs: int
     num_impostor_pairs: int
+    calibrated_on: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ThresholdCalibration":
+        """The inverse of `to_dict`; a clear error naming the missing fields of a damaged record."""
+        missing = sorted(name for name in cls.__dataclass_fields__ if name not in values and name != "calibrated_on")
+        if missing:
+            raise ValueError(f"a threshold calibration needs the fields {missing}, got {sorted(values)}.")
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name in values})
 
 
 def _check_target(target_false_match_rate: float) -> None:
@@ -50,7 +64,11 @@ def _check_target(target_false_match_rate: float) -> None:
 
 
 def _calibration(
-    genuine: np.ndarray, top_impostors: np.ndarray, num_impostors: int, target_false_match_rate: float
+    genuine: np.ndarray,
+    top_impostors: np.ndarray,
+    num_impostors: int,
+    target_false_match_rate: float,
+    calibrated_on: str | None,
 ) -> ThresholdCalibration:
     """`top_impostors`: the highest impostor scores, sorted descending, at least `allowed + 1` of them (or all)."""
     if genuine.size == 0:
@@ -73,11 +91,12 @@ def _calibration(
         true_match_rate=float(np.count_nonzero(genuine > threshold) / genuine.size),
         num_genuine_pairs=int(genuine.size),
         num_impostor_pairs=int(num_impostors),
+        calibrated_on=calibrated_on,
     )
 
 
 def calibrate_threshold_from_scores(
-    scores: ArrayLike, same_person: ArrayLike, target_false_match_rate: float = 1e-3
+    scores: ArrayLike, same_person: ArrayLike, target_false_match_rate: float = 1e-3, *, calibrated_on: str | None = None
 ) -> ThresholdCalibration:
     """[`calibrate_threshold`] from explicit pairs: similarity `scores` and a `same_person` flag per pair.
 
@@ -95,7 +114,7 @@ def calibrate_threshold_from_scores(
     if not np.isfinite(scores_array).all():
         raise ValueError("`scores` contains NaN or infinite values.")
     impostors = np.sort(scores_array[~same])[::-1]
-    return _calibration(scores_array[same], impostors, impostors.size, target_false_match_rate)
+    return _calibration(scores_array[same], impostors, impostors.size, target_false_match_rate, calibrated_on)
 
 
 def calibrate_threshold(
@@ -104,6 +123,7 @@ def calibrate_threshold(
     target_false_match_rate: float = 1e-3,
     *,
     chunk_size: int = 1024,
+    calibrated_on: str | None = None,
 ) -> ThresholdCalibration:
     """Cosine-similarity threshold at a target false-match rate, from all pairs of labelled validation images.
 
@@ -116,11 +136,13 @@ def calibrate_threshold(
         person_ids (array of shape `(num_images,)`): person ids.
         target_false_match_rate (`float`, *optional*, defaults to 1e-3): largest accepted fraction of impostor pairs.
         chunk_size (`int`, *optional*, defaults to 1024): rows scored at a time.
+        calibrated_on (`str`, *optional*): the data, in words, recorded in the result.
 
     Returns:
         [`ThresholdCalibration`]: the threshold (same person when `similarity > threshold`), the FMR reached, the
-        TMR there and the numbers of pairs. Store `threshold` in the model config (`verification_threshold`) or a
-        [`GalleryIndex`] to get same-person flags from searches.
+        TMR there and the numbers of pairs. Store it in the model config
+        (`config.set_verification_calibration(calibration)`) or a [`GalleryIndex`]
+        (`verification_calibration=calibration`) to get same-person flags from searches.
 
     Example:
         ```python
@@ -154,5 +176,6 @@ def calibrate_threshold(
             candidates = np.concatenate([top_impostors, impostors])
             top_impostors = np.partition(candidates, candidates.size - min(keep_top, candidates.size))[-keep_top:]
     return _calibration(
-        np.concatenate(genuine_scores), np.sort(top_impostors)[::-1], num_impostors, target_false_match_rate
+        np.concatenate(genuine_scores), np.sort(top_impostors)[::-1], num_impostors, target_false_match_rate,
+        calibrated_on,
     )

@@ -12,7 +12,7 @@ Example:
 ['baseline', 'improvement1', 'improvement2', 'tiny']
 >>> config, image_processor, training_args = load_setup("tiny")
 >>> config.num_parts, config.image_size, training_args["per_device_train_batch_size"]
-(8, (128, 64), 64)
+(16, (128, 64), 64)
 ```
 """
 

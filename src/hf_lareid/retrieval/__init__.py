@@ -1,5 +1,6 @@
 """Gallery search over FAISS: embeddings + metadata + the fingerprint of the model that made them (no model needed)."""
 
+from .camera_filter import same_camera_mask, search_other_cameras
 from .index import (
     INDEX_TYPES,
     CorruptIndexError,
@@ -20,4 +21,6 @@ __all__ = [
     "SearchResult",
     "check_index_target",
     "is_gallery_index",
+    "same_camera_mask",
+    "search_other_cameras",
 ]

@@ -107,6 +107,9 @@ class GalleryIndex:
         model_fingerprint (`str`, *optional*): fingerprint of that model; searches given another one fail.
         verification_threshold (`float`, *optional*): similarity above which a hit is the same person
             (see [`calibrate_threshold`]); searches then return `same_person` flags.
+        verification_calibration (`dict`, *optional*): the whole calibration behind the threshold
+            (`ThresholdCalibration.to_dict()`: target and reached false-match rate, the data it came from); its
+            threshold is the default `verification_threshold` and must equal it when both are given.
         embedding_settings (`dict`, *optional*): the settings that change the embedding beyond the model (flip, image
             processor size/mean/std/resample; `hf_lareid.features.embedding_settings`); queries made otherwise fail.
         runtime_settings (`dict`, *optional*): settings that change embeddings only slightly (bf16, torch version,
@@ -141,6 +144,7 @@ class GalleryIndex:
         model_reference: Optional[str] = None,
         model_fingerprint: Optional[str] = None,
         verification_threshold: Optional[float] = None,
+        verification_calibration: Optional[dict] = None,
         embedding_settings: Optional[dict] = None,
         runtime_settings: Optional[dict] = None,
         data_dir: Optional[Union[str, os.PathLike]] = None,
@@ -161,7 +165,17 @@ class GalleryIndex:
         }
         self.model_reference = model_reference
         self.model_fingerprint = model_fingerprint
+        if verification_calibration is not None:
+            calibration_threshold = verification_calibration.get("threshold")
+            if verification_threshold is None:
+                verification_threshold = calibration_threshold
+            elif calibration_threshold != verification_threshold:
+                raise ValueError(
+                    f"`verification_threshold` ({verification_threshold}) differs from the threshold of "
+                    f"`verification_calibration` ({calibration_threshold}): give one of them."
+                )
         self.verification_threshold = None if verification_threshold is None else float(verification_threshold)
+        self.verification_calibration = None if verification_calibration is None else dict(verification_calibration)
         self.embedding_settings = _json_round_trip(embedding_settings)
         self.runtime_settings = _json_round_trip(runtime_settings)
         self.data_dir = None if data_dir is None else str(data_dir)
@@ -433,6 +447,12 @@ class GalleryIndex:
             self.save(checkpoint_dir)
         return added
 
+    def set_verification_calibration(self, calibration: Any) -> None:
+        """Stores a `ThresholdCalibration` (or its `to_dict()`) and its threshold; saved with the index."""
+        values = calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
+        self.verification_calibration = values
+        self.verification_threshold = float(values["threshold"])
+
     @property
     def indexed_paths(self) -> set[str]:
         """The set of image paths already in the index (empty without paths)."""
@@ -532,6 +552,7 @@ class GalleryIndex:
             "model_reference": self.model_reference,
             "model_fingerprint": self.model_fingerprint,
             "verification_threshold": self.verification_threshold,
+            "verification_calibration": self.verification_calibration,
             "embedding_settings": self.embedding_settings,
             "runtime_settings": self.runtime_settings,
             "data_dir": self.data_dir,
@@ -546,6 +567,7 @@ class GalleryIndex:
             config["dim"], config["index_type"], model_reference=config.get("model_reference"),
             model_fingerprint=config.get("model_fingerprint"),
             verification_threshold=config.get("verification_threshold"),
+            verification_calibration=config.get("verification_calibration"),
             embedding_settings=config.get("embedding_settings"), runtime_settings=config.get("runtime_settings"),
             data_dir=config.get("data_dir"), norm_tolerance=config.get("norm_tolerance", 1e-3),
         )

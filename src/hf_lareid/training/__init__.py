@@ -9,11 +9,20 @@ Example:
 ```
 """
 
-from .callbacks import BlockwiseUnfreezeCallback, UnfreezeStage, blockwise_unfreeze_schedule, format_unfreeze_schedule
+from .callbacks import (
+    UNFREEZE_SCHEDULES,
+    BlockwiseUnfreezeCallback,
+    UnfreezeStage,
+    blockwise_unfreeze_schedule,
+    format_unfreeze_schedule,
+    original_unfreeze_schedule,
+    unfreeze_schedule,
+)
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 from .trainer import LATransformerTrainer, LATransformerTrainingArguments, collate_reid_batch
 
 __all__ = [
+    "UNFREEZE_SCHEDULES",
     "BlockwiseUnfreezeCallback",
     "LATransformerTrainer",
     "LATransformerTrainingArguments",
@@ -22,5 +31,7 @@ __all__ = [
     "blockwise_unfreeze_schedule",
     "collate_reid_batch",
     "format_unfreeze_schedule",
+    "original_unfreeze_schedule",
     "part_cross_entropy",
+    "unfreeze_schedule",
 ]

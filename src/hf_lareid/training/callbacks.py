@@ -1,4 +1,4 @@
-"""Blockwise fine-tuning (the paper's Algorithm 1) as a `transformers.TrainerCallback`."""
+"""Blockwise fine-tuning as a `transformers.TrainerCallback`: the paper's Algorithm 1, or the original code's schedule."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from ..modeling_lareid import backbone_layers
+
 logger = logging.getLogger(__name__)
 
 LOG_KEY = "trainable_blocks"
+UNFREEZE_SCHEDULES = ("algorithm1", "original")
+"""`"algorithm1"`: the paper's pseudo-code; `"original"`: what the original public code's training notebook runs."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class UnfreezeStage:
         epoch: 0-based epoch index.
         num_trainable_blocks: how many of the topmost encoder blocks train in this epoch.
         lr_factor: the initial learning rate is multiplied by this (`lr_decay ** unfreezings so far`).
-        unfrozen_block: index of the block unfrozen at the start of this epoch, or `None`.
+        unfrozen_block: index of the (lowest) block unfrozen at the start of this epoch, or `None`.
     """
 
     epoch: int
@@ -46,10 +50,7 @@ def blockwise_unfreeze_schedule(num_blocks: int, num_epochs: int, t: int = 2, lr
     [(1, 0.8), (1, 0.8), (2, 0.64), (2, 0.64), (3, 0.512)]
     ```
     """
-    if t < 1:
-        raise ValueError(f"t (unfreeze every t epochs) must be >= 1, got {t}.")
-    if not 0.0 < lr_decay <= 1.0:
-        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}.")
+    _check_schedule_options(t, lr_decay)
     schedule, frozen, lr_factor = [], num_blocks, 1.0
     for epoch in range(num_epochs):
         unfrozen_block = None
@@ -59,6 +60,56 @@ def blockwise_unfreeze_schedule(num_blocks: int, num_epochs: int, t: int = 2, lr
             lr_factor *= lr_decay
         schedule.append(UnfreezeStage(epoch, num_blocks - frozen, lr_factor, unfrozen_block))
     return schedule
+
+
+def original_unfreeze_schedule(
+    num_blocks: int, num_epochs: int, t: int = 2, lr_decay: float = 0.8
+) -> list[UnfreezeStage]:
+    """
+    The original LA-Transformer code's schedule (its training notebook), epoch by epoch.
+
+    At epoch `i` (0-based), if `i mod t == 0`, the unfreezing counter `k` grows by one, `unfreeze_blocks(model, k)`
+    unfreezes `blocks[num_blocks - 1 - k:]` (so `k + 1` blocks: two at epoch 0) and the learning rate is multiplied
+    by `lr_decay`, at every such epoch, also once every block trains (no `b > 0` stop). The patch/position embeddings
+    and the CLS token are never frozen.
+
+    Example:
+
+    ```python
+    >>> [(s.num_trainable_blocks, round(s.lr_factor, 3)) for s in original_unfreeze_schedule(4, 7, t=2)]
+    [(2, 0.8), (2, 0.8), (3, 0.64), (3, 0.64), (4, 0.512), (4, 0.512), (4, 0.41)]
+    ```
+    """
+    _check_schedule_options(t, lr_decay)
+    schedule, unfreezings, trainable = [], 0, 0
+    for epoch in range(num_epochs):
+        unfrozen_block = None
+        if epoch % t == 0:
+            unfreezings += 1
+            now_trainable = min(num_blocks, unfreezings + 1)
+            if now_trainable > trainable:
+                unfrozen_block = num_blocks - now_trainable
+            trainable = now_trainable
+        schedule.append(UnfreezeStage(epoch, trainable, lr_decay**unfreezings, unfrozen_block))
+    return schedule
+
+
+def _check_schedule_options(t: int, lr_decay: float) -> None:
+    if t < 1:
+        raise ValueError(f"t (unfreeze every t epochs) must be >= 1, got {t}.")
+    if not 0.0 < lr_decay <= 1.0:
+        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}.")
+
+
+def unfreeze_schedule(
+    name: str, num_blocks: int, num_epochs: int, t: int = 2, lr_decay: float = 0.8
+) -> list[UnfreezeStage]:
+    """The schedule `name` (one of `UNFREEZE_SCHEDULES`): [`blockwise_unfreeze_schedule`] or [`original_unfreeze_schedule`]."""
+    if name == "algorithm1":
+        return blockwise_unfreeze_schedule(num_blocks, num_epochs, t, lr_decay)
+    if name == "original":
+        return original_unfreeze_schedule(num_blocks, num_epochs, t, lr_decay)
+    raise ValueError(f"unfreeze schedule must be one of {UNFREEZE_SCHEDULES}, got {name!r}.")
 
 
 def format_unfreeze_schedule(schedule: list[UnfreezeStage], num_blocks: int) -> str:
@@ -74,11 +125,14 @@ def format_unfreeze_schedule(schedule: list[UnfreezeStage], num_blocks: int) -> 
 
 class BlockwiseUnfreezeCallback(TrainerCallback):
     """
-    Blockwise fine-tuning of the ViT encoder (Sharma et al. 2021, Algorithm 1).
+    Blockwise fine-tuning of the ViT encoder (Sharma et al. 2021, Algorithm 1, or the original code's schedule).
 
-    Before training all encoder blocks are frozen and the row heads train; at epoch `i` (0-based), if
-    `i mod t == 0` and frozen blocks remain, the topmost frozen block is unfrozen and the learning rate is
-    multiplied by `lr_decay` (see [`blockwise_unfreeze_schedule`]): epoch 0 trains the top block at `lr * lr_decay`.
+    Before training all encoder blocks are frozen and the row heads train. With `schedule="algorithm1"` (default),
+    at epoch `i` (0-based), if `i mod t == 0` and frozen blocks remain, the topmost frozen block is unfrozen and the
+    learning rate is multiplied by `lr_decay` (see [`blockwise_unfreeze_schedule`]): epoch 0 trains the top block at
+    `lr * lr_decay`. With `schedule="original"` (the original code's notebook, [`original_unfreeze_schedule`]) epoch
+    0 trains the top two blocks, one more unfreezes every `t` epochs, the rate decays at every `t`-th epoch even after
+    all blocks train, and the embeddings are never frozen.
 
     - The state is derived from `state.epoch` at every epoch start (not from counted events), so
       `resume_from_checkpoint` restores exactly the trainable blocks and learning rate of the interrupted run.
@@ -98,7 +152,8 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         lr_decay: learning-rate factor applied at each unfreezing.
         train_final_norm: the encoder's final LayerNorm trains with the heads from the start (else it stays frozen).
         unfreeze_embeddings_with_first_block: the patch/position embeddings and CLS token unfreeze together with
-            the lowest block (else they stay frozen).
+            the lowest block (else they stay frozen). Ignored by `schedule="original"`, which never freezes them.
+        schedule: `"algorithm1"` or `"original"` (see above).
 
     Example:
 
@@ -114,29 +169,33 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         lr_decay: float = 0.8,
         train_final_norm: bool = True,
         unfreeze_embeddings_with_first_block: bool = True,
+        schedule: str = "algorithm1",
     ):
-        blockwise_unfreeze_schedule(1, 1, t, lr_decay)  # validates t and lr_decay
+        unfreeze_schedule(schedule, 1, 1, t, lr_decay)  # validates the name, t and lr_decay
         self.t = t
         self.lr_decay = lr_decay
         self.train_final_norm = train_final_norm
         self.unfreeze_embeddings_with_first_block = unfreeze_embeddings_with_first_block
+        self.schedule_name = schedule
 
     def stage(self, epoch: int, num_blocks: int) -> UnfreezeStage:
         """The stage of `epoch` (0-based) for an encoder of `num_blocks` blocks."""
-        return blockwise_unfreeze_schedule(num_blocks, epoch + 1, self.t, self.lr_decay)[-1]
+        return self.schedule(num_blocks, epoch + 1)[-1]
 
     def schedule(self, num_blocks: int, num_epochs: int) -> list[UnfreezeStage]:
         """The whole schedule, one [`UnfreezeStage`] per epoch."""
-        return blockwise_unfreeze_schedule(num_blocks, num_epochs, self.t, self.lr_decay)
+        return unfreeze_schedule(self.schedule_name, num_blocks, num_epochs, self.t, self.lr_decay)
 
     @staticmethod
     def _backbone(model: torch.nn.Module) -> torch.nn.Module:
         backbone = getattr(model, "vit", None)
-        if backbone is None or not hasattr(backbone, "layers"):
+        try:
+            backbone_layers(backbone)
+        except TypeError:
             raise TypeError(
-                f"BlockwiseUnfreezeCallback needs an LA-Transformer (a ViT backbone at `model.vit` with "
-                f"`model.vit.layers`), got {type(model).__name__}."
-            )
+                f"BlockwiseUnfreezeCallback needs an LA-Transformer (a backbone at `model.vit` with its blocks at "
+                f"`model.vit.layers` or `model.vit.encoder.layer`), got {type(model).__name__}."
+            ) from None
         return backbone
 
     def apply(self, epoch: int, model: torch.nn.Module, optimizer=None, lr_scheduler=None) -> UnfreezeStage:
@@ -147,12 +206,16 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         factor, in the group and in `lr_scheduler.base_lrs`.
         """
         backbone = self._backbone(model)
-        num_blocks = len(backbone.layers)
+        layers = backbone_layers(backbone)
+        num_blocks = len(layers)
         stage = self.stage(epoch, num_blocks)
         first_trainable = num_blocks - stage.num_trainable_blocks
-        for index, block in enumerate(backbone.layers):
+        for index, block in enumerate(layers):
             block.requires_grad_(index >= first_trainable)
-        backbone.embeddings.requires_grad_(self.unfreeze_embeddings_with_first_block and first_trainable == 0)
+        embeddings_train = self.schedule_name == "original" or (
+            self.unfreeze_embeddings_with_first_block and first_trainable == 0
+        )
+        backbone.embeddings.requires_grad_(embeddings_train)
         backbone.layernorm.requires_grad_(self.train_final_norm)
         if optimizer is not None and lr_scheduler is not None:
             self._set_learning_rate(stage.lr_factor, optimizer, lr_scheduler)
@@ -182,7 +245,7 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         # after a resume it is e.g. 1.5 -> epoch 1.
         epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
         stage = self.apply(epoch, model, optimizer, lr_scheduler)
-        num_blocks = len(self._backbone(model).layers)
+        num_blocks = len(backbone_layers(self._backbone(model)))
         last = next((entry for entry in reversed(state.log_history) if LOG_KEY in entry), None)
         if last is None or last[LOG_KEY] != stage.num_trainable_blocks:
             lr = optimizer.param_groups[0]["lr"] if optimizer is not None else float("nan")
@@ -211,8 +274,11 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
 
 
 __all__ = [
+    "UNFREEZE_SCHEDULES",
     "BlockwiseUnfreezeCallback",
     "UnfreezeStage",
     "blockwise_unfreeze_schedule",
     "format_unfreeze_schedule",
+    "original_unfreeze_schedule",
+    "unfreeze_schedule",
 ]

@@ -33,13 +33,14 @@ from transformers import HfArgumentParser, SchedulerType, TrainerCallback, set_s
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import REID_DATASETS, default_cache_dir, load_reid_dataset, merge_training_sets
+from ..data.in_memory import InMemoryReIDDataset
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
 from ..file_checks import resolve_resume_checkpoint, wants_resume
 from ..hub_configs import load_setup
 from ..modelcard import DEFAULT_LICENSE
 from ..modeling_lareid import LATransformerForReID
-from .callbacks import BlockwiseUnfreezeCallback
+from .callbacks import UNFREEZE_SCHEDULES, BlockwiseUnfreezeCallback
 from .trainer import LATransformerTrainer, LATransformerTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ SETUP_NOTES = ("source", "num_train_classes", "train_datasets", "lambda_global",
 SCHEDULER_ALIASES = {"one_cycle": "cosine"}
 # Config fields of a setup that carry over when the backbone comes from a pretrained ViT.
 HEAD_FIELDS = ("lambda_global", "bottleneck_dim", "head_dropout", "head_activation", "embedding")
+AUGMENTATIONS = ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
 
 
 @dataclass
@@ -70,8 +72,9 @@ class ModelArguments:
     backbone: str | None = field(
         default=None,
         metadata={
-            "help": "The ViT to start from: a Hub name (google/vit-base-patch16-224) or a saved ViT folder, or "
-            "'random' to train from scratch with the setup's architecture. Default: the setup's backbone."
+            "help": "The backbone to start from: a ViT, DeiT or DINOv2 on the Hub (google/vit-base-patch16-224) or "
+            "a saved folder, or 'random' to train from scratch with the setup's architecture (the patch must divide "
+            "the setup's image size). Default: the setup's backbone."
         },
     )
     blockwise_unfreeze: bool | None = field(
@@ -79,6 +82,15 @@ class ModelArguments:
         metadata={
             "help": "Blockwise fine-tuning (the paper's Algorithm 1). Default: on for a pretrained backbone, off "
             "for --backbone random (freezing random blocks makes no sense)."
+        },
+    )
+    unfreeze_schedule: str = field(
+        default="algorithm1",
+        metadata={
+            "help": "algorithm1: the paper's Algorithm 1 (epoch 0 trains the top block; the rate decays at each "
+            "unfreezing until every block trains). original: the original code's notebook (epoch 0 trains the top "
+            "two blocks; the rate decays every t epochs, also after; the embeddings are never frozen).",
+            "choices": list(UNFREEZE_SCHEDULES),
         },
     )
     unfreeze_every_epochs: int = field(default=2, metadata={"help": "t of Algorithm 1: unfreeze a block every t epochs."})
@@ -129,10 +141,20 @@ class DataArguments:
             "them too: --course_num_train_ids 74 --course_num_val_ids 0 --eval_on market1501 gives its 825 classes."
         },
     )
-    hflip_p: float | None = field(default=None, metadata={"help": "Horizontal flip probability (default 0.5)."})
-    vflip_p: float | None = field(default=None, metadata={"help": "Vertical flip probability (default 0.5)."})
-    color_jitter_p: float | None = field(default=None, metadata={"help": "Colour jitter probability (default 0.8)."})
-    erasing_p: float | None = field(default=None, metadata={"help": "Random erasing probability (default 0: off)."})
+    # Without a setup value: the original code's augmentation, horizontal flips only.
+    hflip_p: float = field(default=0.5, metadata={"help": "Horizontal flip probability (default: the setup's, else 0.5)."})
+    vflip_p: float = field(default=0.0, metadata={"help": "Vertical flip probability (default: the setup's, else 0)."})
+    color_jitter_p: float = field(
+        default=0.0, metadata={"help": "Colour jitter probability (default: the setup's, else 0)."}
+    )
+    erasing_p: float = field(default=0.0, metadata={"help": "Random erasing probability (default: the setup's, else 0)."})
+    decode_once: bool = field(
+        default=False,
+        metadata={
+            "help": "Decode and resize every training image once into memory (uint8, height x width x 3 bytes each), "
+            "then only augment at each step; default: the setup's (on for tiny)."
+        },
+    )
 
 
 def build_parser(prog: str | None = None) -> HfArgumentParser:
@@ -265,7 +287,7 @@ def build_model(model_args: ModelArguments, config, num_labels: int, id2label: d
         )
     except OSError as error:
         raise OSError(
-            f"cannot load the backbone {model_args.backbone!r}: {error}. Give a ViT on the Hub (online) or a folder "
+            f"cannot load the backbone {model_args.backbone!r}: {error}. Give a backbone on the Hub (online) or a folder "
             "saved with save_pretrained, or --backbone random to train from scratch."
         ) from error
     model.config.id2label, model.config.label2id = id2label, {v: k for k, v in id2label.items()}
@@ -286,7 +308,8 @@ def build_trainer(
     """
     The trainer of [`main`] for `model`, from the parsed arguments and what [`load_data`] returned.
 
-    Sets the training transform (with the `--*_p` augmentations) on `train`, evaluates on the query/gallery splits of
+    Sets the training transform (with the `--*_p` augmentations) on `train` (or decodes `train` once into memory with
+    `--decode_once`), evaluates on the query/gallery splits of
     `eval_splits` (raw images prepared by `image_processor`, as users will), adds a [`BlockwiseUnfreezeCallback`]
     where [`uses_blockwise_unfreezing`], then `callbacks`, and fills the model card fields (setup, data, backbone,
     hyper-parameters).
@@ -299,20 +322,24 @@ def build_trainer(
                 t=model_args.unfreeze_every_epochs, lr_decay=model_args.lr_decay,
                 train_final_norm=model_args.train_final_norm,
                 unfreeze_embeddings_with_first_block=model_args.unfreeze_embeddings_with_first_block,
+                schedule=model_args.unfreeze_schedule,
             )
         )  # fmt: skip
-    augmentations = {
-        name: getattr(data_args, name)
-        for name in ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
-        if getattr(data_args, name) is not None
-    }
+    augmentations = {name: getattr(data_args, name) for name in AUGMENTATIONS}
     # Augmentations seeded per (seed, epoch, image): a run killed at any step resumes exactly.
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
-    train.set_transform(build_train_transform(image_processor, seed=seed, **augmentations))
+    transform = build_train_transform(image_processor, seed=seed, **augmentations)
+    if data_args.decode_once:
+        train = InMemoryReIDDataset(train, transform)
+    else:
+        train.set_transform(transform)
     eval_on = data_args.eval_on or (data_args.dataset or ["synthetic"])[-1]
-    card_training_args = {"backbone": model_args.backbone, **training_args.to_dict()}
+    card_training_args = {"backbone": model_args.backbone, **training_args.to_dict(), **augmentations}
     if blockwise:
-        card_training_args.update(unfreeze_every_epochs=model_args.unfreeze_every_epochs, lr_decay=model_args.lr_decay)
+        card_training_args.update(
+            unfreeze_schedule=model_args.unfreeze_schedule, unfreeze_every_epochs=model_args.unfreeze_every_epochs,
+            lr_decay=model_args.lr_decay,
+        )  # fmt: skip
     return LATransformerTrainer(
         model=model,
         args=training_args,

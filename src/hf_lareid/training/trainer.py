@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import speed_metrics
@@ -18,6 +19,7 @@ from ..data import PKSampler
 from ..file_checks import check_trainer_checkpoint
 from ..model_evaluation import evaluate_model
 from ..modelcard import write_model_card
+from ..modeling_lareid import backbone_layers
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 from .transform_epoch import TransformEpochCallback, epoch_transform_of
@@ -33,9 +35,12 @@ class LATransformerTrainingArguments(TrainingArguments):
     """
     [`TrainingArguments`] with the LA-Transformer defaults and options.
 
-    Changed defaults: `weight_decay=5e-4` (the original code's), `remove_unused_columns=False` (the transforms
-    need the `image` column), `lr_scheduler_type="auto"` (constant when a [`BlockwiseUnfreezeCallback`] is on,
-    since its step decay replaces the schedule; linear otherwise).
+    Changed defaults: `weight_decay=5e-4` and `max_grad_norm=0` (no gradient clipping), both the original code's;
+    `remove_unused_columns=False` (the transforms need the `image` column), `lr_scheduler_type="auto"` (constant when
+    a [`BlockwiseUnfreezeCallback`] is on, since its step decay replaces the schedule; linear otherwise).
+
+    `label_smoothing_factor` (the Trainer's own name) is an alias of `label_smoothing`: this Trainer computes its own
+    loss, so the Trainer's label smoother would never run; giving both with different values raises `ValueError`.
 
     Example:
 
@@ -53,6 +58,10 @@ class LATransformerTrainingArguments(TrainingArguments):
         },
     )
     weight_decay: float = field(default=5e-4, metadata={"help": "Weight decay (5e-4 as the original LA-Transformer code)."})
+    max_grad_norm: float = field(
+        default=0.0,
+        metadata={"help": "Gradient clipping norm; 0 (the default, as the original LA-Transformer code) clips nothing."},
+    )
     lr_scheduler_type: str = field(
         default="auto",
         metadata={
@@ -63,7 +72,10 @@ class LATransformerTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep the dataset's columns: the image transforms read the `image` column."}
     )
-    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the per-row cross-entropies."})
+    label_smoothing: float = field(
+        default=0.0,
+        metadata={"help": "Label smoothing of the per-row cross-entropies (--label_smoothing_factor is the same)."},
+    )
     triplet_loss_weight: float = field(
         default=0.0,
         metadata={"help": "Weight of a batch-hard triplet loss on the embeddings (0: off). Batches are then P x K."},
@@ -85,6 +97,15 @@ class LATransformerTrainingArguments(TrainingArguments):
     auto_lr_scheduler: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
+        if self.label_smoothing_factor:
+            if self.label_smoothing and self.label_smoothing != self.label_smoothing_factor:
+                raise ValueError(
+                    f"label_smoothing={self.label_smoothing} and label_smoothing_factor={self.label_smoothing_factor} "
+                    "disagree: they are the same option (give one)."
+                )
+            self.label_smoothing = self.label_smoothing_factor
+        # One value under both names (to_dict and model cards show it once, consistently).
+        self.label_smoothing_factor = self.label_smoothing
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         if self.triplet_loss_weight < 0 or self.label_smoothing < 0 or self.label_smoothing >= 1:
@@ -130,13 +151,25 @@ def _labels_of(dataset: Any) -> list[int]:
     return [int(dataset[index]["label"]) for index in range(len(dataset))]
 
 
+def triplet_features(outputs: Any, embedding: str) -> torch.Tensor:
+    """
+    What the triplet loss compares: the model's `outputs.embeddings`, except with `embedding="bottleneck"`, where it
+    is the unit-norm `"gelt"` vector before the row heads' BatchNorm (BNNeck: the triplet acts before the norm, the
+    classifiers after it, retrieval uses the normalised features). `(batch, dim)`.
+    """
+    if embedding == "bottleneck":
+        return F.normalize(outputs.part_features.flatten(1), dim=-1)
+    return outputs.embeddings
+
+
 class LATransformerTrainer(Trainer):
     """
     A [`Trainer`] for [`LATransformerForReID`].
 
     - Loss: the model's sum of per-row cross-entropies (label-smoothed when `args.label_smoothing > 0`), plus
-      `args.triplet_loss_weight` times a batch-hard triplet loss on the embeddings (batches are then P identities
-      x K images, `K = args.samples_per_identity`). Each component is logged (`ce_loss`, `triplet_loss`).
+      `args.triplet_loss_weight` times a batch-hard triplet loss on the embeddings (on the features before the
+      BatchNorm with `embedding="bottleneck"`, see [`triplet_features`]; batches are then P identities x K images,
+      `K = args.samples_per_identity`). Each component is logged (`ce_loss`, `triplet_loss`).
     - Optimizer: Adam with L2 weight decay (`args.weight_decay`, 5e-4) on every parameter, biases and norms
       included, as the original code's `optim.Adam(model.parameters(), weight_decay=5e-4)`; `args.optimizer="adamw"`
       for AdamW (decoupled decay, none on biases and norms), `"hf"` for the Trainer's `--optim`. Every parameter is
@@ -278,7 +311,10 @@ class LATransformerTrainer(Trainer):
         components = {"ce_loss": ce_loss}
         loss = ce_loss
         if triplet_weight > 0:
-            triplet = batch_hard_triplet_loss(outputs.embeddings, labels, margin=self.args.triplet_margin)
+            embedding = self.accelerator.unwrap_model(model).config.embedding
+            triplet = batch_hard_triplet_loss(
+                triplet_features(outputs, embedding), labels, margin=self.args.triplet_margin
+            )
             components["triplet_loss"] = triplet
             loss = loss + triplet_weight * triplet
         if model.training:
@@ -377,7 +413,7 @@ class LATransformerTrainer(Trainer):
             if kwargs.get(key):
                 fields[key] = kwargs[key]
         if self.unfreeze_callback is not None and "unfreeze_schedule" not in fields:
-            num_blocks = len(self.accelerator.unwrap_model(self.model).vit.layers)
+            num_blocks = len(backbone_layers(self.accelerator.unwrap_model(self.model).vit))
             num_epochs = max(1, int(round(self.state.num_train_epochs or self.args.num_train_epochs)))
             fields["unfreeze_schedule"] = format_unfreeze_schedule(
                 self.unfreeze_callback.schedule(num_blocks, num_epochs), num_blocks
@@ -385,4 +421,4 @@ class LATransformerTrainer(Trainer):
         write_model_card(self.args.output_dir, **fields)
 
 
-__all__ = ["LATransformerTrainer", "LATransformerTrainingArguments", "collate_reid_batch"]
+__all__ = ["LATransformerTrainer", "LATransformerTrainingArguments", "collate_reid_batch", "triplet_features"]
