@@ -112,7 +112,7 @@ class GalleryIndex:
         pq_bits (`int`, *optional*, defaults to 8): bits per sub-quantiser code of `"ivfpq"` (`"ivfpq_refine"`: 4).
         refine (`str`, *optional*, defaults to `"SQ8"`): the re-ranking copy of `"ivfpq_refine"`: `"SQ8"` (int8,
             dim bytes/vector), `"SQfp16"` (2 x dim) or `"Flat"` (exact, 4 x dim).
-        refine_k_factor (`int`, *optional*, defaults to 4): `"ivfpq_refine"` re-ranks `k * refine_k_factor` candidates.
+        refine_k_factor (`int`, *optional*, defaults to 8): `"ivfpq_refine"` re-ranks `k * refine_k_factor` candidates.
         target_recall (`float`, *optional*, defaults to 0.97): recall@10 the chosen nprobe reaches on the held-out part.
         hnsw_m (`int`, *optional*, defaults to 32): graph degree of `"hnsw"`.
         ef_construction (`int`, *optional*, defaults to 80): `"hnsw"` build effort.
@@ -152,7 +152,7 @@ class GalleryIndex:
         pq_m: Optional[int] = None,
         pq_bits: int = 8,
         refine: str = "SQ8",
-        refine_k_factor: int = 4,
+        refine_k_factor: int = 8,
         target_recall: float = 0.97,
         hnsw_m: int = 32,
         ef_construction: int = 80,
@@ -385,6 +385,11 @@ class GalleryIndex:
         self._apply_search_settings(self._index)
         logger.info("Chose nprobe=%d for the %s index (recall@10 %.3f on a held-out sample).", nprobe,
                     self.index_type, recall)
+        if recall < target:
+            logger.warning(
+                "The %s index reaches recall@10 %.3f < target %.2f even visiting every list: raise refine_k_factor "
+                "or pq_m, or use refine='SQfp16'.", self.index_type, recall, target,
+            )
 
     def add(
         self,
@@ -772,8 +777,9 @@ class GalleryIndex:
         Args:
             directory (`str` or `os.PathLike`): the index folder.
             mmap (`bool`, *optional*, defaults to `False`): map the vectors from disk instead of reading them into RAM
-                (FAISS `IO_FLAG_MMAP` for inverted lists, `IO_FLAG_MMAP_IFC` for flat and refinement codes), for
-                galleries larger than memory; the index is then read-only (no add / remove). Searches read pages on
+                (FAISS `IO_FLAG_MMAP` for the inverted lists of `"ivf"`/`"ivfpq"`, `IO_FLAG_MMAP_IFC` for the vectors
+                of `"flat"`/`"hnsw"` and the refinement codes of `"ivfpq_refine"`, whose fast-scan codes stay in RAM),
+                for galleries larger than memory; the index is then read-only (no add / remove). Searches read pages on
                 demand, so the first ones are slower while the page cache fills.
             verify (`bool`, *optional*, defaults to `False`): also check the full SHA-256 of `index.faiss`.
 
@@ -801,7 +807,9 @@ class GalleryIndex:
         _check_files(directory, config, verify)
         index = cls._from_config(config)
         dim = index.dim
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC if mmap else 0
+        # The two flags exclude each other: IO_FLAG_MMAP maps inverted lists, IO_FLAG_MMAP_IFC flat codes (flat,
+        # hnsw storage, the refinement copy of ivfpq_refine, whose fast-scan lists stay in RAM).
+        flags = 0 if not mmap else faiss.IO_FLAG_MMAP if index.index_type in ("ivf", "ivfpq") else faiss.IO_FLAG_MMAP_IFC
         try:
             faiss_index = faiss.read_index(str(directory / _INDEX_NAME), flags)
             with np.load(directory / _METADATA_NAME, allow_pickle=False) as arrays:
@@ -927,13 +935,21 @@ def parse_older_than(value: Union[str, datetime, timedelta], now: datetime) -> d
 
 def _remove_positions(index: faiss.Index, removed: np.ndarray) -> None:
     """Drops the entries at sorted positions `removed` from a flat or inverted-list FAISS index, renumbering the rest
-    so that ids stay positions `0..ntotal-1` (IVF `remove_ids` leaves gaps; `IndexRefine` has none of its own)."""
+    so that ids stay positions `0..ntotal-1` (IVF `remove_ids` leaves gaps).
+
+    `IndexRefine` (no removal of its own): the refinement copy drops them, and the fast-scan base, whose block lists
+    do not take further adds reliably after `remove_ids`, is re-encoded from that copy in chunks.
+    """
     selector = faiss.IDSelectorBatch(removed)
     index = faiss.downcast_index(index)
     if isinstance(index, faiss.IndexRefine):
-        _remove_positions(index.base_index, removed)
-        index.refine_index.remove_ids(selector)
-        index.ntotal = index.base_index.ntotal
+        refine = faiss.downcast_index(index.refine_index)
+        refine.remove_ids(selector)
+        base = faiss.downcast_index(index.base_index)
+        base.reset()
+        for start in range(0, refine.ntotal, 65_536):
+            base.add(refine.reconstruct_n(start, min(65_536, refine.ntotal - start)))
+        index.ntotal = refine.ntotal
         return
     index.remove_ids(selector)
     if isinstance(index, faiss.IndexFlatCodes):
