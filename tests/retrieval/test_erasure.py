@@ -108,9 +108,11 @@ def test_criteria_combine_and_older_than_uses_the_injected_clock(tmp_path):
     clock = FakeClock()
     vectors = clustered(40)
     index = GalleryIndex(32, clock=clock)
-    index.add(vectors[:20], person_ids=np.arange(20) % 5, camera_ids=np.zeros(20, int), paths=[f"a{i}" for i in range(20)])
+    index.add(vectors[:20], person_ids=np.arange(20) % 5, camera_ids=np.zeros(20, int),
+              paths=[f"a{i}" for i in range(20)])
     clock.now = START + timedelta(days=10)
-    index.add(vectors[20:], person_ids=np.arange(20) % 5, camera_ids=np.ones(20, int), paths=[f"b{i}" for i in range(20)])
+    index.add(vectors[20:], person_ids=np.arange(20) % 5, camera_ids=np.ones(20, int),
+              paths=[f"b{i}" for i in range(20)])
     np.testing.assert_array_equal(index.added_at, [START.timestamp()] * 20 + [clock.now.timestamp()] * 20)
     index.save(tmp_path / "idx")
     index = GalleryIndex.load(tmp_path / "idx")

@@ -44,10 +44,12 @@ def _add_index_parser(subparsers) -> None:
         "remove the entries matching every criterion given, atomically; --verify checks every file's full SHA-256.",
     )
     erasure.add_argument("--remove", action="store_true", help="remove entries from --index_dir instead of building")
-    erasure.add_argument("--person_ids", "--person-ids", type=int, nargs="+", help="remove these people's entries")
-    erasure.add_argument("--paths", nargs="+", help="remove the entries with these image paths (as stored)")
-    erasure.add_argument("--camera_ids", "--camera-ids", type=int, nargs="+", help="remove these cameras' entries")
-    erasure.add_argument("--older_than", "--older-than",
+    erasure.add_argument("--person_ids", "--person-ids", type=int, nargs="+", metavar="ID",
+                         help="remove these people's entries")
+    erasure.add_argument("--paths", nargs="+", metavar="PATH", help="remove the entries with these image paths (as stored)")
+    erasure.add_argument("--camera_ids", "--camera-ids", type=int, nargs="+", metavar="CAM",
+                         help="remove these cameras' entries")
+    erasure.add_argument("--older_than", "--older-than", metavar="WHEN",
                          help="remove entries added before an ISO 8601 UTC date-time or a duration ago (30d, 12h, 2w)")
     erasure.add_argument("--verify", action="store_true",
                          help="check the full SHA-256 of every file of --index_dir (every load checks sizes and a "

@@ -256,7 +256,7 @@ class GalleryIndex:
 
     @property
     def added_at(self) -> np.ndarray:
-        """`(len(self),)` float64 UTC POSIX seconds at which each entry was added (NaN: saved before this was recorded)."""
+        """`(len(self),)` float64 UTC POSIX seconds at which each entry was added (NaN: saved before it was recorded)."""
         values = self._field(_ADDED_AT)
         return np.full(len(self), np.nan) if values is None else values
 
@@ -352,7 +352,7 @@ class GalleryIndex:
             self._choose_nprobe(array)
 
     def _choose_nprobe(self, sample: np.ndarray, num_queries: int = 200) -> None:
-        """Sets the smallest nprobe (powers of 2) whose recall@10 on a held-out part of `sample` reaches `target_recall`.
+        """Sets the smallest nprobe (a power of 2) whose recall@10 on a held-out part of `sample` reaches the target.
 
         The trained index is filled with the rest of the sample in a copy; the held-out vectors, slightly perturbed so
         that they do not find themselves, are its queries. Records `settings["nprobe_choice"]`.
@@ -610,6 +610,11 @@ class GalleryIndex:
                 self._metadata[name] = [values[keep]]
         self._path_set = set(self.paths or ()) - {""}
         logger.info("Removed %d entries from the gallery index (%d left).", len(removed), len(self))
+        if self._field("paths") is None:
+            logger.warning(
+                "This index has no paths: a resumed add_batches skips the first len(index) images of its stream, which "
+                "no longer matches after a removal. Resume with a stream of the new images only."
+            )
         return int(len(removed))
 
     @property
@@ -809,7 +814,9 @@ class GalleryIndex:
         dim = index.dim
         # The two flags exclude each other: IO_FLAG_MMAP maps inverted lists, IO_FLAG_MMAP_IFC flat codes (flat,
         # hnsw storage, the refinement copy of ivfpq_refine, whose fast-scan lists stay in RAM).
-        flags = 0 if not mmap else faiss.IO_FLAG_MMAP if index.index_type in ("ivf", "ivfpq") else faiss.IO_FLAG_MMAP_IFC
+        flags = 0
+        if mmap:
+            flags = faiss.IO_FLAG_MMAP if index.index_type in ("ivf", "ivfpq") else faiss.IO_FLAG_MMAP_IFC
         try:
             faiss_index = faiss.read_index(str(directory / _INDEX_NAME), flags)
             with np.load(directory / _METADATA_NAME, allow_pickle=False) as arrays:
@@ -828,7 +835,9 @@ class GalleryIndex:
         index._apply_search_settings(faiss_index)
         index._index = faiss_index
         index._metadata_fields = tuple(config["metadata_fields"])
-        index._metadata = {name: [metadata[name]] if name in metadata else [] for name in (*_METADATA_FIELDS, _ADDED_AT)}
+        index._metadata = {
+            name: [metadata[name]] if name in metadata else [] for name in (*_METADATA_FIELDS, _ADDED_AT)
+        }
         index._memory_mapped = mmap
         if "paths" in metadata:
             index._path_set = {path for path in metadata["paths"].tolist() if path}
