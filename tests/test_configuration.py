@@ -101,8 +101,10 @@ def test_auto_config_knows_the_model_type():
         ({"bottleneck_dim": 0}, "bottleneck_dim"),
         ({"head_dropout": 1.0}, "head_dropout"),
         ({"verification_threshold": 1.5}, "verification_threshold"),
-        ({"backbone_config": {"model_type": "swin"}}, "needs a ViT backbone"),
-        ({"backbone_config": SwinConfig()}, "must be a ViTConfig"),
+        ({"backbone_config": {"model_type": "swin"}}, "no backbone of model_type='swin': use one of 'vit', 'deit'"),
+        ({"backbone_config": SwinConfig()}, "must be a dict or one of ViTConfig, DeiTConfig"),
+        ({"global_token": "register"}, "global_token must be one of"),
+        ({"global_token": "mean"}, "needs a DeiT backbone"),
     ],
 )
 def test_validation_errors(kwargs, message):

@@ -1,5 +1,6 @@
 """LATransformerForReID: shapes, the maths of eq. 6-9, embeddings, save/load, from_backbone, checkpointing."""
 
+import contextlib
 import copy
 
 import pytest
@@ -79,9 +80,17 @@ def test_output_shapes(tester, model):
     assert out.hidden_states is None and out.attentions is None
     assert len(model.part_classifiers) == tester.num_parts == model.config.num_parts
 
+    assert out.pooler_output is out.embeddings
     as_tuple = model(pixel_values, labels=labels, return_dict=False)
     assert isinstance(as_tuple, tuple)
-    torch.testing.assert_close(as_tuple[1], out.logits)
+    # loss, then the embedding: without labels the first entry is the embedding (image-feature-extraction reads it).
+    torch.testing.assert_close(as_tuple[0], out.loss)
+    torch.testing.assert_close(as_tuple[1], out.embeddings)
+    torch.testing.assert_close(as_tuple[2], out.logits)
+    with torch.no_grad():
+        without_labels = model(pixel_values)
+    assert without_labels.loss is None
+    torch.testing.assert_close(without_labels[0], model.embed(pixel_values))
 
 
 def test_wrong_image_size_is_a_clear_error(model):
@@ -247,21 +256,21 @@ def test_from_backbone_reads_an_image_classification_checkpoint(tmp_path):
         assert torch.equal(model.vit.state_dict()[name], tensor), name
 
 
-def test_from_backbone_refuses_a_non_vit(tmp_path):
+def test_from_backbone_refuses_an_unsupported_backbone(tmp_path):
     SwinConfig().save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="not a ViT"):
+    with pytest.raises(ValueError, match=r"holds a 'swin' model: LA-Transformer backbones are 'vit', 'deit', 'dinov2'"):
         LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)
 
 
-@pytest.mark.filterwarnings("ignore:.*is deprecated.*activation_checkpointing:FutureWarning")
-def test_gradient_checkpointing_gives_the_same_gradients():
+@pytest.mark.filterwarnings("error::FutureWarning")  # the current names, not the deprecated gradient_checkpointing_*
+def test_activation_checkpointing_gives_the_same_gradients():
     tester = LATransformerModelTester(head_dropout=0.0)
     pixel_values, labels = tester.prepare_inputs()
     reference = tester.get_model().train()
     checkpointed = copy.deepcopy(reference)
-    # The name TrainingArguments(gradient_checkpointing=True) uses; transformers 5.24 also calls it activation_*.
-    checkpointed.gradient_checkpointing_enable()
-    assert checkpointed.is_gradient_checkpointing and not reference.is_gradient_checkpointing
+    # transformers 5.24's name (TrainingArguments(activation_checkpointing=True) calls it).
+    checkpointed.activation_checkpointing_enable()
+    assert checkpointed.is_activation_checkpointing and not reference.is_activation_checkpointing
 
     losses, layer_calls = [], []
     for model in (reference, checkpointed):
@@ -284,6 +293,35 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert checkpointed(pixel_values, labels=labels).loss < losses[1]
 
 
+def top_block_frozen_below(model):
+    """Blockwise unfreezing's first stage: embeddings and all blocks but the top one frozen."""
+    model.vit.embeddings.requires_grad_(False)
+    for block in model.vit.layers[:-1]:
+        block.requires_grad_(False)
+    return model
+
+
+@pytest.mark.parametrize("kwargs", [{"use_reentrant": True}, {}, None, {"use_reentrant": False}])
+def test_activation_checkpointing_trains_the_unfrozen_top_block(kwargs):
+    """Reentrant checkpointing gives a block no gradient when its input needs none: the top block must still learn."""
+    tester = LATransformerModelTester(head_dropout=0.0)
+    pixel_values, labels = tester.prepare_inputs()
+    reference = top_block_frozen_below(tester.get_model().train())
+    checkpointed = copy.deepcopy(reference)
+    with pytest.warns() if kwargs == {} else contextlib.nullcontext():  # torch asks to pass use_reentrant explicitly
+        checkpointed.activation_checkpointing_enable(kwargs)
+        checkpointed(pixel_values, labels=labels).loss.backward()
+    reference(pixel_values, labels=labels).loss.backward()
+    top = dict(checkpointed.vit.layers[-1].named_parameters())
+    for name, p_ref in reference.vit.layers[-1].named_parameters():
+        assert top[name].grad is not None, name
+        torch.testing.assert_close(top[name].grad, p_ref.grad, atol=1e-6, rtol=1e-5, msg=name)
+    assert all(p.grad is None for p in checkpointed.vit.layers[0].parameters())
+
+    checkpointed.activation_checkpointing_disable()
+    assert not checkpointed.is_activation_checkpointing and not getattr(checkpointed, "_require_grads_hooks", None)
+
+
 def test_predict_runs_in_eval_mode_and_restores_training_mode(tester, model):
     pixel_values, _ = tester.prepare_inputs()
     model.train()
@@ -303,3 +341,24 @@ def test_not_registered_as_an_image_classifier(tester):
     assert LATransformerConfig not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
     with pytest.raises(ValueError, match="Unrecognized configuration class"):
         AutoModelForImageClassification.from_config(tester.get_config())
+
+
+@pytest.mark.parametrize("cls", [ViTModel, ViTForImageClassification])
+def test_from_pretrained_of_a_plain_vit_folder_says_to_use_from_backbone(tmp_path, cls):
+    save_tiny_vit(tmp_path, 32, cls=cls)
+    with pytest.raises(ValueError) as error:
+        LATransformerForReID.from_pretrained(str(tmp_path))
+    message = str(error.value)
+    assert message == (
+        f"{tmp_path} holds a 'vit' model, not an LA-Transformer: build one from it with "
+        f"LATransformerForReID.from_backbone({str(tmp_path)!r}, num_labels=...)."
+    )
+    # The folder still loads as what it is, and from_backbone builds an LA-Transformer from it.
+    assert type(AutoModel.from_pretrained(str(tmp_path))).__name__ == "ViTModel"
+    assert LATransformerForReID.from_backbone(str(tmp_path), num_labels=3).config.num_parts == 8
+
+
+def test_from_backbone_of_an_lareid_folder_says_to_use_from_pretrained(tmp_path, model):
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"already an LA-Transformer: load it with LATransformerForReID.from_pretrained"):
+        LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)

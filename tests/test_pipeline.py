@@ -59,3 +59,18 @@ def test_pipeline_bf16_option_runs_autocast(embedder, random_images):
     bf16 = np.stack(embedder(random_images, bf16=True, return_tensors="np"))
     assert not np.array_equal(fp32, bf16) and ((fp32 * bf16).sum(axis=1) > 0.99).all()
     np.testing.assert_allclose(np.stack(embedder(random_images, bf16=False, return_tensors="np")), fp32)
+
+
+@pytest.mark.parametrize("pool", [None, True, False])
+def test_image_feature_extraction_task_returns_the_reid_embedding(
+    tiny_model_dir, tiny_model, tiny_image_processor, random_images, pool
+):
+    """The standard task (what Hub widgets and generic users call) gives the same vector as `lareid-embedding`."""
+    extractor = pipeline("image-feature-extraction", model=str(tiny_model_dir))
+    options = {} if pool is None else {"pool": pool}
+    vectors = np.asarray(extractor(random_images[:2], **options))  # (images, 1, embedding_dim)
+    assert vectors.shape == (2, 1, tiny_model.config.embedding_dim)
+    lareid = np.stack(pipeline("lareid-embedding", model=str(tiny_model_dir))(random_images[:2], return_tensors="np"))
+    np.testing.assert_allclose(vectors[:, 0], lareid, atol=1e-6)
+    np.testing.assert_allclose(vectors[:, 0], expected(tiny_model, tiny_image_processor, random_images[:2]), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, 0], axis=1), 1.0, atol=1e-5)

@@ -30,7 +30,7 @@ _LAZY_EXPORTS = {
     ),
     ".evaluation": (
         "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
-        "format_results_table", "re_rank",
+        "format_results_table", "load_reid_metric", "re_rank",
     ),
     ".image_utils": ("ImageReadError", "load_rgb"),
     ".model_evaluation": ("ModelEvaluation", "evaluate_model"),
@@ -41,7 +41,7 @@ _LAZY_EXPORTS = {
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),
     ".convert_original": ("ConversionError", "convert_original_checkpoint"),
     ".onnx_export": ("check_onnx", "export_onnx"),
-    ".modelcard": ("render_model_card", "write_model_card"),
+    ".modelcard": ("check_model_card", "render_model_card", "write_model_card"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY_EXPORTS.items() for name in names}
 

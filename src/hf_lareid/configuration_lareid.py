@@ -5,11 +5,24 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from transformers import ViTConfig
+from transformers import AutoConfig, DeiTConfig, Dinov2Config, Dinov2WithRegistersConfig, ViTConfig
 from transformers.configuration_utils import PreTrainedConfig
 
 EMBEDDING_TYPES = ("gelt", "local")
 HEAD_ACTIVATIONS = ("relu", "gelu", None)
+# The backbones LA-Transformer runs on, by `model_type`: their tokens are the special ones (CLS first), then the
+# patches in raster order, which is all the row pooling needs.
+BACKBONE_CONFIGS: dict[str, type[PreTrainedConfig]] = {
+    "vit": ViTConfig,
+    "deit": DeiTConfig,
+    "dinov2": Dinov2Config,
+    "dinov2_with_registers": Dinov2WithRegistersConfig,
+}
+# Which special token is the global token G: DeiT's CLS, its distillation token, or their mean. Only DeiT has a choice.
+GLOBAL_TOKENS = ("cls", "distillation", "mean")
+_GLOBAL_TOKEN_SPANS = {"cls": (0, 1), "distillation": (1, 2), "mean": (0, 2)}
+# A re-ID crop is twice as tall as wide; 256x128 is the usual one.
+REID_CROP = (256, 128)
 
 
 def _pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
@@ -20,18 +33,60 @@ def _pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
     return (int(height), int(width))
 
 
+def reid_crop_size(patch_size: int | tuple[int, int]) -> tuple[int, int]:
+    """
+    The largest crop within 256x128 whose sides the patch divides: `16 -> (256, 128)`, `14 -> (252, 126)`.
+
+    The default input size of backbones that have no fixed size of their own (DINOv2 interpolates its position
+    embeddings to any input), e.g. in `LATransformerForReID.from_backbone`.
+    """
+    (patch_h, patch_w), (height, width) = _pair(patch_size), REID_CROP
+    return (height // patch_h * patch_h, width // patch_w * patch_w)
+
+
+def backbone_config_from_dict(backbone: dict) -> PreTrainedConfig:
+    """A backbone config from its dict (`"model_type"` picks the class, `"vit"` when missing); ValueError if unsupported."""
+    backbone = dict(backbone)
+    model_type = backbone.pop("model_type", "vit")
+    if model_type not in BACKBONE_CONFIGS:
+        raise ValueError(
+            f"LATransformerConfig has no backbone of model_type={model_type!r}: use one of "
+            f"{', '.join(map(repr, BACKBONE_CONFIGS))}."
+        )
+    return BACKBONE_CONFIGS[model_type](**backbone)
+
+
+def _not_an_lareid_checkpoint_message(path: str, model_type: str) -> str:
+    """One line for a folder that holds another model type: what it is, and how to build an LA-Transformer from it."""
+    if model_type in BACKBONE_CONFIGS:
+        return (
+            f"{path} holds a {model_type!r} model, not an LA-Transformer: build one from it with "
+            f"LATransformerForReID.from_backbone({path!r}, num_labels=...)."
+        )
+    return (
+        f"{path} holds a {model_type!r} model, not an LA-Transformer (model_type 'la-transformer'); "
+        f"LA-Transformer backbones are {', '.join(map(repr, BACKBONE_CONFIGS))}."
+    )
+
+
 class LATransformerConfig(PreTrainedConfig):
     r"""
-    Configuration of a [`LATransformerForReID`]: a ViT backbone plus the locally aware head of
+    Configuration of a [`LATransformerForReID`]: a transformer backbone plus the locally aware head of
     "Person Re-Identification with a Locally Aware Transformer" (Sharma et al., 2021).
 
     The default is the paper's baseline: ViT-B/16 at 224x224, 14 row parts, lambda 0.8.
 
     Args:
-        backbone_config (`ViTConfig` or `dict`, *optional*):
-            The ViT encoder. Its `image_size` and `patch_size` fix the patch grid, and so the number of
-            parts (one per patch row). Saved as a nested dict with `"model_type": "vit"`. Defaults to
-            `ViTConfig()` (ViT-B/16, 224x224).
+        backbone_config (`ViTConfig`, `DeiTConfig`, `Dinov2Config`, `Dinov2WithRegistersConfig` or `dict`, *optional*):
+            The encoder. Its `image_size` and `patch_size` fix the patch grid, and so the number of parts (one per
+            patch row); its type fixes the special tokens before the patches (`num_special_tokens`): ViT and DINOv2
+            have a CLS token, DeiT a CLS and a distillation token, DINOv2 with registers a CLS token and
+            `num_register_tokens` registers. Saved as a nested dict with its `"model_type"` (`"vit"`, `"deit"`,
+            `"dinov2"` or `"dinov2_with_registers"`; a dict without one is a ViT). Defaults to `ViTConfig()`
+            (ViT-B/16, 224x224).
+        global_token (`str`, *optional*, defaults to `"cls"`):
+            Which special token is the global token G of eq. 6: `"cls"`, or, for a DeiT backbone only, its
+            `"distillation"` token or the `"mean"` of the two.
         lambda_global (`float`, *optional*, defaults to 0.8):
             The paper's lambda in eq. 6, the weight of the global (CLS) token in each globally enhanced local
             token: `L_i = mean_j (Q_j + lambda * G) / (1 + lambda)`. The original public code's `lambda=8`
@@ -62,39 +117,49 @@ class LATransformerConfig(PreTrainedConfig):
     >>> config.grid_size, config.num_parts, config.embedding_dim
     ((16, 8), 16, 12288)
     >>> model = LATransformerForReID(config)
+    >>> dinov2 = LATransformerConfig(backbone_config={"model_type": "dinov2", "image_size": [252, 126]})
+    >>> dinov2.grid_size, dinov2.num_special_tokens  # patch 14
+    ((18, 9), 1)
     ```
     """
 
     model_type = "la-transformer"
+    # `pooler_output` repeats `embeddings` (for the image-feature-extraction task): the Trainer gathers it once.
+    keys_to_ignore_at_inference: ClassVar = ["pooler_output"]
     # A plain `sub_configs` (not the newer `sub_configs_defaults` / `SubConfigSpec`) also runs on transformers < 5.24.
-    sub_configs: ClassVar = {"backbone_config": ViTConfig}
+    # transformers only reads its keys (to pass dtype and attention settings down); the backbone class varies.
+    sub_configs: ClassVar = {"backbone_config": AutoConfig}
 
-    backbone_config: dict | ViTConfig | None = None
+    backbone_config: dict | PreTrainedConfig | None = None
     lambda_global: float = 0.8
     bottleneck_dim: int = 256
     head_dropout: float = 0.5
     head_activation: str | None = "relu"
     embedding: str = "gelt"
+    global_token: str = "cls"
     verification_threshold: float | None = None
 
     def __post_init__(self, **kwargs):
         if isinstance(self.backbone_config, dict):
-            backbone = dict(self.backbone_config)
-            model_type = backbone.pop("model_type", "vit")
-            if model_type != "vit":
-                raise ValueError(
-                    f"LATransformerConfig needs a ViT backbone, got backbone_config with model_type={model_type!r}. "
-                    "Pass a ViTConfig or a dict with 'model_type': 'vit'."
-                )
-            self.backbone_config = ViTConfig(**backbone)
+            self.backbone_config = backbone_config_from_dict(self.backbone_config)
         elif self.backbone_config is None:
             self.backbone_config = ViTConfig()
-        elif not isinstance(self.backbone_config, ViTConfig):
+        elif type(self.backbone_config) not in BACKBONE_CONFIGS.values():
             raise ValueError(
-                f"backbone_config must be a ViTConfig or a dict, got {type(self.backbone_config).__name__}."
+                f"backbone_config must be a dict or one of {', '.join(c.__name__ for c in BACKBONE_CONFIGS.values())}, "
+                f"got {type(self.backbone_config).__name__}."
             )
         super().__post_init__(**kwargs)
         self.validate_layout()
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
+        """transformers' reader, refusing (in one line) a folder that holds another model, e.g. a plain ViT."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(_not_an_lareid_checkpoint_message(str(pretrained_model_name_or_path), model_type))
+        return config_dict, kwargs
 
     def validate_layout(self) -> None:
         """Checks every field and that the image size splits into whole patches; raises `ValueError` if not."""
@@ -106,6 +171,13 @@ class LATransformerConfig(PreTrainedConfig):
             )
         if self.embedding not in EMBEDDING_TYPES:
             raise ValueError(f"embedding must be one of {EMBEDDING_TYPES}, got {self.embedding!r}.")
+        if self.global_token not in GLOBAL_TOKENS:
+            raise ValueError(f"global_token must be one of {GLOBAL_TOKENS}, got {self.global_token!r}.")
+        if self.global_token != "cls" and self.backbone_type != "deit":
+            raise ValueError(
+                f"global_token={self.global_token!r} needs a DeiT backbone (a distillation token); a "
+                f"{self.backbone_type!r} backbone has only 'cls'."
+            )
         if self.head_activation not in HEAD_ACTIVATIONS:
             raise ValueError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {self.head_activation!r}.")
         if not (isinstance(self.lambda_global, (int, float)) and self.lambda_global >= 0):
@@ -141,6 +213,22 @@ class LATransformerConfig(PreTrainedConfig):
         return self.grid_size[0]
 
     @property
+    def backbone_type(self) -> str:
+        """The backbone's `model_type`: `"vit"`, `"deit"`, `"dinov2"` or `"dinov2_with_registers"`."""
+        return self.backbone_config.model_type
+
+    @property
+    def num_special_tokens(self) -> int:
+        """Tokens before the patch tokens: 1 (CLS) for ViT and DINOv2, 2 for DeiT, 1 + registers for DINOv2 with registers."""
+        backbone = self.backbone_config
+        return 1 + int(self.backbone_type == "deit") + int(getattr(backbone, "num_register_tokens", 0) or 0)
+
+    @property
+    def global_token_span(self) -> tuple[int, int]:
+        """`(start, stop)`: G is the mean of tokens `start..stop-1`: `(0, 1)` (CLS), DeiT's `(1, 2)` or `(0, 2)`."""
+        return _GLOBAL_TOKEN_SPANS[self.global_token]
+
+    @property
     def hidden_size(self) -> int:
         """Width of every token of the backbone."""
         return self.backbone_config.hidden_size
@@ -156,4 +244,4 @@ class LATransformerConfig(PreTrainedConfig):
         return math.sqrt(self.num_parts)
 
 
-__all__ = ["LATransformerConfig"]
+__all__ = ["BACKBONE_CONFIGS", "GLOBAL_TOKENS", "LATransformerConfig", "reid_crop_size"]

@@ -235,16 +235,24 @@ def extract_features(
 
 
 EMBEDDING_CONFIG_FIELDS = ("embedding", "lambda_global", "image_size", "patch_size", "hidden_size", "num_parts")
+# Fields that came with the backbones beyond ViT, with their ViT values: a field enters the fingerprint only when it
+# differs, so the fingerprints of ViT models (and the gallery indexes that store them) stay what they were.
+BACKBONE_CONFIG_FIELDS = {"backbone_type": "vit", "num_special_tokens": 1, "global_token": "cls"}
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
     """
-    sha256 of the backbone weights and of the config fields that shape the embedding: two models with the same
-    fingerprint embed images identically. A gallery index stores it to refuse queries from another model.
+    sha256 of the backbone weights and of the config fields that shape the embedding (the backbone type, its special
+    tokens and which is the global token included): two models with the same fingerprint embed images identically.
+    A gallery index stores it to refuse queries from another model.
     """
     digest = hashlib.sha256()
     config = model.config
-    digest.update(json.dumps({name: getattr(config, name) for name in EMBEDDING_CONFIG_FIELDS}, sort_keys=True, default=list).encode())
+    fields = {name: getattr(config, name) for name in EMBEDDING_CONFIG_FIELDS}
+    for name, vit_value in BACKBONE_CONFIG_FIELDS.items():
+        if getattr(config, name, vit_value) != vit_value:
+            fields[name] = getattr(config, name)
+    digest.update(json.dumps(fields, sort_keys=True, default=list).encode())
     # Only the backbone shapes the embedding: swapping the row classifiers keeps the fingerprint.
     for name, tensor in sorted(model.state_dict().items()):
         if name.startswith("vit."):

@@ -153,13 +153,18 @@ def check_trainer_checkpoint(folder: str | os.PathLike) -> None:
             check_torch_file(folder / name, what=f"the Trainer's {name}", fix=earlier)
 
 
+def wants_resume(value: str | bool | None) -> bool:
+    """Whether `--resume_from_checkpoint VALUE` asks to resume (`False`, `"false"`, `"none"`, `""` do not)."""
+    return not (value is None or value is False or str(value).strip().lower() in _RESUME_NONE)
+
+
 def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | os.PathLike) -> str | None:
     """
     The checkpoint folder that `--resume_from_checkpoint VALUE` names: `None` for no resume; for `True` / `"last"`
     the newest complete `checkpoint-*` in `output_dir` (an incomplete newer one, left by a kill while saving, is
     skipped with a warning); else the given folder. Raises `FileNotFoundError` with one clear line when there is none.
     """
-    if value is None or value is False or str(value).strip().lower() in _RESUME_NONE:
+    if not wants_resume(value):
         return None
     if value is True or str(value).strip().lower() in _RESUME_LAST:
         output = Path(output_dir)

@@ -1,29 +1,42 @@
-"""The one model-card writer: `README.md` for a training output folder and for `lareid push`.
+"""The one model-card writer and checker: `README.md` of a training output folder, checked by `lareid push`.
 
-The card carries Hub metadata (`library_name`, `pipeline_tag`, tags, datasets, license and a `model-index` with
-Rank-1/mAP, the evaluation dataset, and the protocol and training setup in `results[].dataset.args`), the method in
-a few lines, how to load the model and run the pipeline,
-the training setup (hyper-parameters and the blockwise unfreezing schedule) and the intended uses and limitations.
+The card is built as sentence-transformers builds its cards: the metadata is a `huggingface_hub.ModelCardData` with
+one `EvalResult` per metric (never hand-written YAML), and the body is the Jinja template `model_card_template.md`
+shipped beside this module, rendered by `ModelCard.from_template`. Metadata: `library_name`, `pipeline_tag`,
+`license` (default: the package's MIT; `lareid train --license`), tags, training `datasets`, `base_model` (a Hub id
+only, never a local path) and a `model-index` whose metric values are percentages and whose `metrics[].args` hold
+the evaluation protocol. The training setup and hyper-parameters are stated in the card body (the model-index has no
+field for them).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .file_utils import atomic_write_text
 
 MODEL_CARD_NAME = "README.md"
+TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 TAGS = ["person-reid", "la-transformer"]
-DEFAULT_PROTOCOL = (
-    "single-query retrieval by cosine similarity of the unit-norm embeddings; gallery images of the query's person "
-    "taken by the query's camera are left out (Market-1501 protocol) when cameras are known"
-)
-# metric key -> (model-index type, display name); ranks and mAP are fractions in [0, 1].
+DEFAULT_LICENSE = "mit"  # the license of the hf-lareid package (setup.cfg); weights may carry another
+REQUIRED_METADATA = ("library_name", "pipeline_tag", "tags", "license")
+INSTALL_COMMAND = "pip install ./hf-lareid  # the folder of a checkout (git clone) of the hf-lareid repository"
+# Protocol name (as `evaluate_model` takes it) -> how the metrics were computed, in words.
+PROTOCOLS = {
+    "auto": "the Market-1501 protocol where camera ids are known (gallery images of the query's person taken by the "
+    "query's camera are left out), else only the query image itself is left out of its gallery",
+    "market1501": "the Market-1501 protocol (gallery images of the query's person taken by the query's camera, and "
+    "junk images, are left out)",
+    "cuhk03": "the CUHK03 single-gallery-shot protocol",
+    "no-camera": "without camera ids (only the query image itself is left out of its gallery)",
+}
+# metric key -> (model-index type, display name); the card states the values as percentages.
 METRICS = {
     "rank1": ("rank-1", "Rank-1"),
     "rank5": ("rank-5", "Rank-5"),
@@ -33,7 +46,6 @@ METRICS = {
 }
 # Hyper-parameters worth stating in the card, in this order, when present in `training_args`.
 HYPERPARAMETERS = (
-    "backbone",
     "per_device_train_batch_size",
     "gradient_accumulation_steps",
     "num_train_epochs",
@@ -51,6 +63,7 @@ HYPERPARAMETERS = (
     "bf16",
     "seed",
 )
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def _metric_value(metrics: Mapping[str, Any], key: str) -> float | None:
@@ -61,96 +74,99 @@ def _metric_value(metrics: Mapping[str, Any], key: str) -> float | None:
     return None
 
 
-def _hyperparameters(training_args: Mapping[str, Any]) -> dict[str, Any]:
-    """The [`HYPERPARAMETERS`] present in `training_args`, in order (`backbone` and an unset `max_steps` left out)."""
-    found = {}
-    for key in HYPERPARAMETERS:
-        value = training_args.get(key)
-        if key == "backbone" or value in (None, "", [], {}) or (key == "max_steps" and value == -1):
-            continue
-        found[key] = value
-    return found
-
-
-def _yaml_value(value: Any) -> Any:
-    """`value` as plain YAML data (str, int, float, bool, lists, dicts): other objects become their text."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _yaml_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_yaml_value(v) for v in value]
-    return str(getattr(value, "value", value))  # enums by their value
-
-
-def _training_setup(
-    setup: str | None,
-    base_model: str | None,
-    datasets: Mapping[str, int | None],
-    training_args: Mapping[str, Any],
-) -> dict[str, Any]:
-    """
-    The training setup as stated in the card's `model-index` (`results[].dataset.args`, next to the protocol):
-    `setup`, `backbone`, `train_datasets` (`{name: training identities}`, or a list of names) and
-    `hyperparameters`. Empty entries are left out.
-    """
-    found: dict[str, Any] = {}
-    if setup:
-        found["setup"] = str(setup)
-    found["backbone"] = str(base_model) if base_model else "none (trained from scratch)"
-    if datasets:
-        counted = any(count for count in datasets.values())
-        found["train_datasets"] = dict(datasets) if counted else list(datasets)
-    hyperparameters = _hyperparameters(training_args)
-    if hyperparameters:
-        found["hyperparameters"] = hyperparameters
-    return _yaml_value(found)
-
-
-def _model_index(
-    model_name: str,
-    metrics: Mapping[str, Any],
-    eval_dataset: str | None,
-    protocol: str,
-    setup: Mapping[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    values = [(key, _metric_value(metrics, key)) for key in METRICS]
-    entries = [
-        {"type": METRICS[key][0], "value": round(value, 4), "name": METRICS[key][1]}
-        for key, value in values
-        if value is not None
-    ]
-    if not entries:
-        return []
-    dataset_name = eval_dataset or "unknown"
-    return [
-        {
-            "name": model_name,
-            "results": [
-                {
-                    "task": {"type": "image-feature-extraction", "name": "Person re-identification"},
-                    "dataset": {
-                        "type": dataset_name,
-                        "name": dataset_name,
-                        "split": "query/gallery",
-                        # The Hub's model-index has no field for the training setup; dataset.args holds any dict.
-                        "args": {"protocol": protocol, **dict(setup or {})},
-                    },
-                    "metrics": entries,
-                }
-            ],
-        }
-    ]
+def _as_percent(value: float) -> float:
+    """A metric as a percentage with 2 decimals: fractions in [0, 1] (what `evaluate_reid` returns) are scaled."""
+    return round(100 * value if value <= 1.0 else value, 2)
 
 
 def _format_value(value: Any) -> str:
+    """A hyper-parameter value as text (enums by their value)."""
+    value = getattr(value, "value", value)
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
+        return ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
+        return ", ".join(map(_format_value, value))
     return str(value)
+
+
+def _hyperparameters(training_args: Mapping[str, Any]) -> dict[str, str]:
+    """The [`HYPERPARAMETERS`] present in `training_args`, in order, as text (an unset `max_steps` left out)."""
+    found = {}
+    for key in HYPERPARAMETERS:
+        value = training_args.get(key)
+        if value in (None, "", [], {}) or (key == "max_steps" and value == -1):
+            continue
+        found[key] = _format_value(value)
+    return found
+
+
+def hub_base_model(backbone: str | os.PathLike | None) -> str | None:
+    """
+    `backbone` when it names a Hub model (`google/vit-base-patch16-224`), else `None`: a local folder's path is never
+    recorded (it means nothing elsewhere and leaks the machine's layout).
+
+    Example:
+
+    ```python
+    >>> hub_base_model("google/vit-base-patch16-224"), hub_base_model("/home/me/vit"), hub_base_model("./vit")
+    ('google/vit-base-patch16-224', None, None)
+    ```
+    """
+    if not backbone:
+        return None
+    text = str(backbone)
+    if text.startswith((".", "/", "~")) or os.path.isabs(text) or os.path.exists(text) or not _HUB_ID.match(text):
+        return None
+    return text
+
+
+def _backbone_description(backbone: str | None) -> str:
+    if not backbone:
+        return "trained from scratch"
+    hub_id = hub_base_model(backbone)
+    return f"`{hub_id}` (pretrained)" if hub_id else f"a local pretrained ViT (`{Path(str(backbone)).name}`)"
+
+
+def build_card_data(
+    model_name: str,
+    metrics: Mapping[str, Any],
+    datasets: Sequence[str],
+    eval_dataset: str | None,
+    base_model: str | None,
+    license: str,
+    protocol: str,
+    flip: bool = False,
+) -> ModelCardData:
+    """
+    The card's metadata: one `EvalResult` per metric found in `metrics` (percentages; `metrics[].args` holds the
+    protocol, the similarity and whether flip test-time augmentation was used), `base_model` only for a Hub id.
+    """
+    eval_results = []
+    for key, (metric_type, display_name) in METRICS.items():
+        value = _metric_value(metrics, key)
+        if value is None:
+            continue
+        eval_results.append(
+            EvalResult(
+                task_type="image-feature-extraction", task_name="Person re-identification",
+                dataset_type=eval_dataset or "unknown", dataset_name=eval_dataset or "unknown",
+                dataset_split="query/gallery", metric_type=metric_type, metric_value=_as_percent(value),
+                metric_name=f"{display_name} (%)", metric_config=protocol,
+                metric_args={"protocol": protocol, "similarity": "cosine", "flip": bool(flip)},
+            )
+        )  # fmt: skip
+    return ModelCardData(
+        library_name="hf-lareid",
+        pipeline_tag="image-feature-extraction",
+        license=license,
+        tags=list(TAGS),
+        datasets=list(datasets) or None,
+        base_model=hub_base_model(base_model),
+        model_name=model_name if eval_results else None,
+        eval_results=eval_results or None,
+    )
 
 
 def render_model_card(
@@ -162,27 +178,28 @@ def render_model_card(
     training_args: Mapping[str, Any] | None = None,
     unfreeze_schedule: str | None = None,
     base_model: str | None = None,
-    license: str = "apache-2.0",
+    license: str = DEFAULT_LICENSE,
     repo_id: str | None = None,
-    protocol: str = DEFAULT_PROTOCOL,
+    protocol: str = "auto",
     model_summary: str | None = None,
 ) -> str:
     """
-    The model card (`README.md`) text: YAML metadata, then the card body.
+    The model card (`README.md`) text: metadata from [`build_card_data`], body from `model_card_template.md`.
 
     Args:
         model_name: the name in the title and in `model-index`.
         metrics: evaluation results; keys `rank1`, `rank5`, `rank10`, `mAP`, `mINP` (or with an `eval_` prefix),
-            fractions in [0, 1].
+            fractions in [0, 1] (written as percentages).
         setup: the hub_config setup the model was trained with (`"baseline"`, `"tiny"`, a folder).
         datasets: the training data sets, as names or as `{name: number of training identities}`.
         eval_dataset: the data set whose query/gallery splits gave `metrics`.
         training_args: hyper-parameters (a `TrainingArguments.to_dict()` or a setup's `training_args.json`).
         unfreeze_schedule: the blockwise unfreezing schedule as text (see `format_unfreeze_schedule`), if used.
-        base_model: the pretrained ViT the backbone came from; `None` when trained from scratch.
-        license: the license of the weights (Hub license identifier).
+        base_model: the pretrained ViT the backbone came from (a Hub id or a folder; only a Hub id is recorded as
+            `base_model`); `None` when trained from scratch.
+        license: the license of the weights (Hub license identifier); defaults to the package's (`mit`).
         repo_id: the Hub repository shown in the loading snippet (defaults to a placeholder path).
-        protocol: how the metrics were computed, stated in the card and in `model-index`.
+        protocol: the evaluation protocol's name (a key of [`PROTOCOLS`], as `evaluate_model` takes it).
         model_summary: one line about the model (e.g. its size), shown under the title.
 
     Example:
@@ -197,124 +214,43 @@ def render_model_card(
     metrics = dict(metrics or {})
     training_args = dict(training_args or {})
     dataset_counts = dict(datasets) if isinstance(datasets, Mapping) else {name: None for name in datasets or []}
-    metadata: dict[str, Any] = {
-        "library_name": "hf-lareid",
-        "pipeline_tag": "image-feature-extraction",
-        "license": license,
-        "tags": list(TAGS),
-    }
-    if dataset_counts:
-        metadata["datasets"] = list(dataset_counts)
-    if base_model:
-        metadata["base_model"] = base_model
-    setup_fields = _training_setup(setup, base_model, dataset_counts, training_args)
-    model_index = _model_index(model_name, metrics, eval_dataset, protocol, setup_fields)
-    if model_index:
-        metadata["model-index"] = model_index
-    front_matter = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
-
-    repo = repo_id or "path/to/this/model"
-    lines = [f"---\n{front_matter}\n---", "", f"# {model_name}", ""]
-    if model_summary:
-        lines += [model_summary, ""]
-    lines += [
-        "A person re-identification model: the **Locally Aware Transformer** (LA-Transformer, Sharma et al. 2021) "
-        "built with the `hf-lareid` package. It maps a person crop to a unit-norm "
-        "embedding; images of the same person have a high cosine similarity.",
-        "",
-        "## Method",
-        "",
-        "A ViT encoder reads the image as patches. The patch tokens of each grid row are averaged and blended with "
-        "the global class token (globally enhanced local tokens, eq. 6 of the paper); every row has its own "
-        "classifier, and training minimises the sum of the per-row cross-entropies. The embedding is the "
-        "concatenation of the row vectors, L2-normalised. Pretrained backbones are fine-tuned blockwise: the "
-        "encoder starts frozen and one more block is unfrozen every `t` epochs, with a learning-rate decay at "
-        "each step (the paper's Algorithm 1).",
-        "",
+    card_data = build_card_data(
+        model_name, metrics, list(dataset_counts), eval_dataset, base_model, license, protocol,
+        flip=bool(training_args.get("eval_flip", False)),
+    )  # fmt: skip
+    results = [
+        {"name": METRICS[key][1], "value": _as_percent(value)}
+        for key in METRICS
+        if (value := _metric_value(metrics, key)) is not None
     ]
-    lines += ["## Results", ""]
-    present = [(key, _metric_value(metrics, key)) for key in METRICS]
-    present = [(key, value) for key, value in present if value is not None]
-    if present:
-        lines += [
-            f"Evaluated on the query/gallery splits of `{eval_dataset or 'unknown'}`: {protocol}.",
-            "",
-            "| " + " | ".join(METRICS[key][1] for key, _ in present) + " |",
-            "|" + "---|" * len(present),
-            "| " + " | ".join(f"{100 * value:.2f}%" for _, value in present) + " |",
-            "",
-        ]
-    else:
-        lines += ["Not evaluated.", ""]
-    lines += [
-        "## How to use",
-        "",
-        "```bash",
-        "pip install hf-lareid",
-        "```",
-        "",
-        "```python",
-        "import hf_lareid  # registers the model with AutoModel and the `lareid-embedding` pipeline",
-        "from transformers import AutoModel, pipeline",
-        "",
-        f'model = AutoModel.from_pretrained("{repo}")',
-        f'embedder = pipeline("lareid-embedding", model="{repo}")',
-        'vectors = embedder(["person1.jpg", "person2.jpg"], return_tensors="np")',
-        "similarity = vectors[0] @ vectors[1]  # cosine similarity: the embeddings have unit norm",
-        "```",
-        "",
-        "## Training",
-        "",
-    ]
-    if setup:
-        lines.append(f"- Setup: `{setup}` (hf-lareid `hub_configs`)")
-    lines.append(f"- Backbone: {'`' + base_model + '` (pretrained)' if base_model else 'trained from scratch'}")
-    if dataset_counts:
-        described = [f"`{name}`" + (f" ({count} identities)" if count else "") for name, count in dataset_counts.items()]
-        lines.append(f"- Training data: {', '.join(described)}")
-    for key, value in _hyperparameters(training_args).items():
-        lines.append(f"- {key}: {_format_value(value)}")
-    lines.append("")
-    if unfreeze_schedule:
-        lines += ["Blockwise unfreezing schedule (Algorithm 1):", "", "```text", unfreeze_schedule.rstrip(), "```", ""]
-    lines += [
-        "## Intended uses and limitations",
-        "",
-        "- Intended for research on person re-identification and for matching people across cameras where the "
-        "people filmed know it and have agreed, or where the law explicitly allows it.",
-        "- Person re-identification is a surveillance technology. Tracking people without their consent can be "
-        "unlawful (e.g. under the GDPR in the EU) and harms privacy and freedom of assembly. Check the law of the "
-        "place where it is used and do not use it to identify, profile or follow people covertly.",
-        "- Accuracy depends on the training data: small or unbalanced data sets give a model that works worse for "
-        "people, clothing, body shapes, skin tones, lighting and camera set-ups they under-represent. Evaluate it "
-        "on data from the intended cameras before relying on it, and keep a human in the loop for any decision "
-        "about a person.",
-        "- The model matches appearance (mostly clothing), not identity: a change of clothes defeats it, and "
-        "similarly dressed people are confused.",
-        "",
-        "## Citation",
-        "",
-        "The method (Sharma, Kapil and Chapman 2021; the setups `baseline`, `improvement1` and `improvement2` "
-        "follow Table 2 of Bithel and Sharma's follow-up of the same title, IIT Delhi):",
-        "",
-        "```bibtex",
-        "@article{sharma2021person,",
-        "  title={Person Re-Identification with a Locally Aware Transformer},",
-        "  author={Sharma, Charu and Kapil, Siddhant R. and Chapman, David},",
-        "  journal={arXiv preprint arXiv:2106.03720},",
-        "  year={2021}",
-        "}",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+    training_data = ", ".join(
+        f"`{name}`" + (f" ({count} identities)" if count else "") for name, count in dataset_counts.items()
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE_PATH),
+        title=model_name,
+        model_summary=model_summary,
+        results=results,
+        eval_dataset=eval_dataset or "unknown",
+        protocol_description=PROTOCOLS.get(protocol, protocol),
+        flip=bool(training_args.get("eval_flip", False)),
+        install_command=INSTALL_COMMAND,
+        repo=repo_id or "path/to/this/model",
+        setup=setup,
+        backbone_description=_backbone_description(base_model),
+        training_data=training_data,
+        hyperparameters=_hyperparameters(training_args),
+        unfreeze_schedule=(unfreeze_schedule or "").rstrip(),
+    )
+    text = str(card)
+    return text if text.endswith("\n") else text + "\n"
 
 
 def write_model_card(output_dir: str | os.PathLike, **card_fields: Any) -> Path:
     """
-    Writes `output_dir/README.md` atomically (`file_utils.atomic_write_text`); `card_fields` as in [`render_model_card`].
-
-    `model_name` defaults to the folder's name. Returns the path written.
+    Writes `output_dir/README.md` atomically (`file_utils.atomic_write_text`); `card_fields` as in
+    [`render_model_card`]. `model_name` defaults to the folder's name. Returns the path written.
 
     Example:
 
@@ -326,18 +262,63 @@ def write_model_card(output_dir: str | os.PathLike, **card_fields: Any) -> Path:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     card_fields.setdefault("model_name", output_dir.resolve().name)
-    text = render_model_card(**card_fields)
-    path = output_dir / MODEL_CARD_NAME
+    return _write_card_file(output_dir / MODEL_CARD_NAME, render_model_card(**card_fields))
+
+
+def _write_card_file(path: Path, text: str) -> Path:
+    """The one place a model card file is written (atomically)."""
     atomic_write_text(path, text)
     return path
 
 
 def read_model_card_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The YAML metadata of a model card, parsed offline (`huggingface_hub.ModelCard` validation calls the Hub)."""
-    text = Path(path).read_text(encoding="utf-8")
-    if not text.startswith("---\n") or "\n---" not in text[4:]:
-        raise ValueError(f"{path}: a model card starts with YAML metadata between two '---' lines.")
-    return yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+    """
+    The metadata of a model card as a dict (`model-index` included), parsed offline with `ModelCard.load`; a card
+    whose metadata does not parse raises ValueError naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model card there (`lareid train` writes one).")
+    try:
+        card = ModelCard.load(path)
+    except ValueError as error:  # huggingface_hub: an invalid model-index or YAML
+        raise ValueError(f"{path}: the model card metadata do not parse: {error}") from error
+    return card.data.to_dict()
 
 
-__all__ = ["MODEL_CARD_NAME", "read_model_card_metadata", "render_model_card", "write_model_card"]
+def check_model_card(path: str | os.PathLike) -> dict[str, Any]:
+    """
+    Checks a model card offline (`ModelCard.validate` would call the Hub) and returns its metadata.
+
+    Needs `library_name`, `pipeline_tag`, `license`, the tags `person-reid` and `la-transformer`, and, where a
+    `model-index` is present, results with a name, a dataset and numeric metric values (huggingface_hub checks its
+    shape when parsing).
+    """
+    metadata = read_model_card_metadata(path)
+    missing = [key for key in REQUIRED_METADATA if not metadata.get(key)]
+    missing += [f"tag {tag!r}" for tag in TAGS if tag not in (metadata.get("tags") or [])]
+    if missing:
+        raise ValueError(f"{path}: the model card metadata lack {missing}: rewrite the card with `lareid train`.")
+    for entry in metadata.get("model-index") or []:
+        for result in entry.get("results") or []:
+            metrics = result.get("metrics") or []
+            if not entry.get("name") or not result.get("dataset", {}).get("name") or not metrics:
+                raise ValueError(f"{path}: a model-index result lacks a name, a dataset or metrics.")
+            for metric in metrics:
+                if not isinstance(metric.get("value"), (int, float)):
+                    raise ValueError(f"{path}: model-index metric {metric.get('type')!r} has no numeric value.")
+    return metadata
+
+
+__all__ = [
+    "DEFAULT_LICENSE",
+    "MODEL_CARD_NAME",
+    "PROTOCOLS",
+    "TEMPLATE_PATH",
+    "build_card_data",
+    "check_model_card",
+    "hub_base_model",
+    "read_model_card_metadata",
+    "render_model_card",
+    "write_model_card",
+]

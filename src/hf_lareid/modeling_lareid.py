@@ -1,4 +1,4 @@
-"""PyTorch LA-Transformer: a ViT encoder with the locally aware head of Sharma et al. (2021), eq. 6-9."""
+"""PyTorch LA-Transformer: a ViT-like encoder with the locally aware head of Sharma et al. (2021), eq. 6-9."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedConfig, PreTrainedModel, ViTConfig, ViTModel
+from transformers import DeiTModel, Dinov2Model, Dinov2WithRegistersModel, PreTrainedConfig, PreTrainedModel, ViTModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
+from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers import Dinov2WithRegistersEmbeddings
 from transformers.utils import ModelOutput
 
-from .configuration_lareid import LATransformerConfig, _pair
-from .file_checks import WEIGHTS_FIX, DamagedFileError, explain_model_load_error
+from .configuration_lareid import LATransformerConfig, _pair, reid_crop_size
+from .file_checks import WEIGHTS_FIX, DamagedFileError, check_safetensors, explain_model_load_error
 from .file_utils import file_sha256, staged_replace
 
 CONFIG_NAME = "config.json"
@@ -38,38 +40,47 @@ class LATransformerOutput(ModelOutput):
     """
     Output of [`LATransformerForReID`].
 
+    `embeddings` comes first after `loss`, and again as `pooler_output`: without labels `outputs[0]` is the
+    embedding, which is what `pipeline("image-feature-extraction")` returns (with or without `pool=True`). Read the
+    other fields by name (`outputs.logits`), not by position.
+
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
             Sum over the row parts of the per-part cross-entropy.
-        logits (`torch.FloatTensor` of shape `(batch_size, num_parts, num_labels)`):
-            Scores of every row classifier, before softmax.
         embeddings (`torch.FloatTensor` of shape `(batch_size, num_parts * hidden_size)`):
             Unit-norm test-time embedding, `"gelt"` or `"local"` as `config.embedding` says.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_parts, num_labels)`):
+            Scores of every row classifier, before softmax.
         part_features (`torch.FloatTensor` of shape `(batch_size, num_parts, hidden_size)`):
             The globally enhanced local tokens `L_i` of eq. 6, the inputs of the row classifiers.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
-            Backbone hidden states, one `(batch_size, 1 + num_patches, hidden_size)` tensor per layer plus the
-            embeddings, when `output_hidden_states=True`.
+            Backbone hidden states, one `(batch_size, num_special_tokens + num_patches, hidden_size)` tensor per
+            layer plus the embeddings, when `output_hidden_states=True`.
         attentions (`tuple(torch.FloatTensor)`, *optional*):
-            Backbone attention maps, one `(batch_size, num_heads, 1 + num_patches, 1 + num_patches)` tensor per
-            layer, when `output_attentions=True`.
+            Backbone attention maps, one `(batch_size, num_heads, num_tokens, num_tokens)` tensor per layer
+            (`num_tokens = num_special_tokens + num_patches`), when `output_attentions=True`.
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, config.embedding_dim)`):
+            The same tensor as `embeddings`, under the name that `image-feature-extraction` reads with `pool=True`.
     """
 
     loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
     embeddings: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
     part_features: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    pooler_output: torch.FloatTensor | None = None
 
 
 class LATransformerRowPooling(nn.Module):
     """
     Averages the patch tokens of every grid row and blends in the global token (eq. 6).
 
-    Input `(batch, 1 + rows * cols, hidden)`, the final LayerNorm output with the CLS token first. Returns
-    `(gelt, local)`, both `(batch, rows, hidden)`: `gelt[:, i] = mean_j (Q_j + lambda * G) / (1 + lambda)` over
-    row i, and `local[:, i] = mean_j Q_j` (the plain row average used by the original code's test features).
+    Input `(batch, num_special_tokens + rows * cols, hidden)`, the final LayerNorm output: the special tokens
+    (CLS first; DeiT's distillation token or DINOv2's registers next), then the patches in raster order. G is the
+    CLS token, or for DeiT what `config.global_token` says. Returns `(gelt, local)`, both `(batch, rows, hidden)`:
+    `gelt[:, i] = mean_j (Q_j + lambda * G) / (1 + lambda)` over row i, and `local[:, i] = mean_j Q_j` (the plain
+    row average used by the original code's test features).
     """
 
     def __init__(self, config: LATransformerConfig):
@@ -79,14 +90,17 @@ class LATransformerRowPooling(nn.Module):
     def forward(self, sequence_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows, cols = self.config.grid_size
         lambda_global = self.config.lambda_global
+        num_special = self.config.num_special_tokens
         batch_size, num_tokens, hidden_size = sequence_output.shape
-        if num_tokens != 1 + rows * cols:
+        if num_tokens != num_special + rows * cols:
             raise ValueError(
-                f"expected {1 + rows * cols} tokens (CLS + {rows}x{cols} patches), got {num_tokens}: the input "
-                f"image size does not match config.image_size {self.config.image_size}."
+                f"expected {num_special + rows * cols} tokens ({num_special} special + {rows}x{cols} patches), got "
+                f"{num_tokens}: the input image size does not match config.image_size {self.config.image_size}."
             )
-        global_token = sequence_output[:, :1]  # (batch, 1, hidden)
-        local = sequence_output[:, 1:].reshape(batch_size, rows, cols, hidden_size).mean(dim=2)  # (batch, rows, hidden)
+        start, stop = self.config.global_token_span
+        global_token = sequence_output[:, start:stop].mean(dim=1, keepdim=True)  # (batch, 1, hidden)
+        patches = sequence_output[:, num_special:]
+        local = patches.reshape(batch_size, rows, cols, hidden_size).mean(dim=2)  # (batch, rows, hidden)
         # The row mean of (Q_j + lambda G) / (1 + lambda) is (mean_j Q_j + lambda G) / (1 + lambda).
         gelt = (local + lambda_global * global_token) / (1.0 + lambda_global)
         return gelt, local
@@ -121,6 +135,66 @@ def embed_parts(gelt: torch.Tensor, local: torch.Tensor, embedding: str) -> torc
     raise ValueError(f"embedding must be 'gelt' or 'local', got {embedding!r}.")
 
 
+class _PositionsAtTheirGrid:
+    """
+    DINOv2's embeddings resample their position embeddings on every forward, from a square grid (and always while
+    traced, so an export would carry the resampling). LA-Transformer stores them at its own, tall grid
+    (`from_backbone` resamples a checkpoint's once): use them as they are.
+    """
+
+    def interpolate_pos_encoding(self, embeddings: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        patch_h, patch_w = self.patch_embeddings.patch_size
+        num_patches = (height // patch_h) * (width // patch_w)
+        if num_patches != self.position_embeddings.shape[1] - 1:
+            raise ValueError(
+                f"a {height}x{width} input has {num_patches} patches, the position embeddings "
+                f"{self.position_embeddings.shape[1] - 1}: resize inputs with this model's image processor."
+            )
+        return self.position_embeddings
+
+
+class LATransformerDinov2Embeddings(_PositionsAtTheirGrid, Dinov2Embeddings):
+    """`Dinov2Embeddings` with position embeddings stored at the model's grid (see `_PositionsAtTheirGrid`)."""
+
+
+class LATransformerDinov2WithRegistersEmbeddings(_PositionsAtTheirGrid, Dinov2WithRegistersEmbeddings):
+    """`Dinov2WithRegistersEmbeddings` with position embeddings stored at the model's grid."""
+
+
+# The encoder class of every supported backbone type (see `BACKBONE_CONFIGS`); DINOv2's embeddings -> their replacement.
+BACKBONE_MODELS: dict[str, type[PreTrainedModel]] = {
+    "vit": ViTModel,
+    "deit": DeiTModel,
+    "dinov2": Dinov2Model,
+    "dinov2_with_registers": Dinov2WithRegistersModel,
+}
+_GRID_EMBEDDINGS = {
+    Dinov2Embeddings: LATransformerDinov2Embeddings,
+    Dinov2WithRegistersEmbeddings: LATransformerDinov2WithRegistersEmbeddings,
+}
+
+
+def build_backbone(backbone_config: PreTrainedConfig) -> PreTrainedModel:
+    """The encoder of a backbone config, randomly initialised, without a pooling layer; DINOv2's positions kept at its grid."""
+    model_class = BACKBONE_MODELS[backbone_config.model_type]
+    if model_class in (ViTModel, DeiTModel):
+        return model_class(backbone_config, add_pooling_layer=False)
+    backbone = model_class(backbone_config)
+    # Same parameters, one method overridden: switching the class keeps the initialised weights and their names.
+    backbone.embeddings.__class__ = _GRID_EMBEDDINGS[type(backbone.embeddings)]
+    return backbone
+
+
+def backbone_layers(backbone: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of a backbone, bottom first: `backbone.layers` (ViT, DeiT) or `backbone.encoder.layer` (DINOv2)."""
+    layers = getattr(backbone, "layers", None)
+    if layers is None:
+        layers = getattr(getattr(backbone, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise TypeError(f"{type(backbone).__name__} has neither `layers` nor `encoder.layer`: not a supported backbone.")
+    return layers
+
+
 class LATransformerPreTrainedModel(PreTrainedModel):
     """Weight initialisation and class attributes shared by the LA-Transformer models."""
 
@@ -130,7 +204,10 @@ class LATransformerPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
-    _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
+    _no_split_modules = [
+        "ViTEmbeddings", "ViTLayer", "DeiTEmbeddings", "DeiTLayer", "LATransformerDinov2Embeddings", "Dinov2Layer",
+        "LATransformerDinov2WithRegistersEmbeddings", "Dinov2WithRegistersLayer",
+    ]  # fmt: skip
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
@@ -194,9 +271,10 @@ class LATransformerForReID(LATransformerPreTrainedModel):
     """
     LA-Transformer for person re-identification.
 
-    A [`ViTModel`] encoder, row pooling of its patch tokens blended with the CLS token (eq. 6), and one
-    classifier per patch row (eq. 7). Training minimises the sum of the per-row cross-entropies; prediction
-    sums the per-row softmax scores (eq. 8-9); retrieval uses the unit-norm embedding of `config.embedding`.
+    An encoder (a [`ViTModel`], [`DeiTModel`], [`Dinov2Model`] or [`Dinov2WithRegistersModel`], at `model.vit`
+    whatever its type), row pooling of its patch tokens blended with the global token (eq. 6), and one classifier
+    per patch row (eq. 7). Training minimises the sum of the per-row cross-entropies; prediction sums the per-row
+    softmax scores (eq. 8-9); retrieval uses the unit-norm embedding of `config.embedding`.
 
     Example:
 
@@ -216,10 +294,44 @@ class LATransformerForReID(LATransformerPreTrainedModel):
 
     def __init__(self, config: LATransformerConfig):
         super().__init__(config)
-        self.vit = ViTModel(config.backbone_config, add_pooling_layer=False)
+        self.vit = build_backbone(config.backbone_config)
         self.row_pooling = LATransformerRowPooling(config)
         self.part_classifiers = nn.ModuleList(LATransformerPartClassifier(config) for _ in range(config.num_parts))
         self.post_init()
+
+    def activation_checkpointing_enable(
+        self,
+        activation_checkpointing_kwargs: dict[str, Any] | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
+    ) -> None:
+        """
+        transformers' activation checkpointing (the name `gradient_checkpointing_enable` is deprecated in 5.24),
+        made to train every unfrozen block with `use_reentrant=True` too.
+
+        Reentrant checkpointing gives a block's parameters no gradient when none of the block's inputs requires
+        one, which is the case above frozen blocks (blockwise unfreezing): only the heads would train. With
+        `use_reentrant=True` (also torch's default when the kwargs leave it out) the patch embeddings' output is
+        marked as requiring a gradient (`enable_input_require_grads`), so every trainable block gets its gradient;
+        backward then also runs through the frozen blocks, which the default `use_reentrant=False` skips.
+
+        Example:
+
+        ```python
+        >>> model.activation_checkpointing_enable()  # or TrainingArguments(activation_checkpointing=True)
+        ```
+        """
+        super().activation_checkpointing_enable(
+            activation_checkpointing_kwargs, every_n_layers=every_n_layers, offload=offload
+        )
+        # transformers passes {"use_reentrant": False} when no kwargs are given; torch.utils.checkpoint defaults to True.
+        if activation_checkpointing_kwargs is not None and activation_checkpointing_kwargs.get("use_reentrant", True):
+            self.enable_input_require_grads()
+
+    def activation_checkpointing_disable(self) -> None:
+        """Turns activation checkpointing off, and the input-gradient hook of `use_reentrant=True` with it."""
+        super().activation_checkpointing_disable()
+        self.disable_input_require_grads()
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         expected = (self.config.backbone_config.num_channels, *self.config.image_size)
@@ -292,13 +404,15 @@ class LATransformerForReID(LATransformerPreTrainedModel):
             )
             loss = per_part.view(-1, num_parts).mean(dim=0).sum()
 
+        embeddings = embed_parts(gelt, local, self.config.embedding)
         output = LATransformerOutput(
             loss=loss,
+            embeddings=embeddings,
             logits=logits,
-            embeddings=embed_parts(gelt, local, self.config.embedding),
             part_features=gelt,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            pooler_output=embeddings,
         )
         return output if return_dict else output.to_tuple()
 
@@ -338,15 +452,19 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         **config_kwargs: Any,
     ) -> "LATransformerForReID":
         """
-        Builds an LA-Transformer around pretrained ViT weights: how real training starts.
+        Builds an LA-Transformer around pretrained backbone weights: how real training starts.
 
         Args:
-            backbone_name_or_path: a ViT on the Hub (`"google/vit-base-patch16-224"`) or a saved folder.
+            backbone_name_or_path: a ViT, DeiT, DINOv2 or DINOv2-with-registers model on the Hub
+                (`"google/vit-base-patch16-224"`, `"facebook/dinov2-small"`) or a saved folder (the bare model or
+                its image classifier).
             num_labels: number of training identities.
-            image_size: input (height, width); re-ID crops are tall, e.g. `(256, 128)`. When the patch grid
-                differs from the checkpoint's, its position embeddings are interpolated (bicubic over the grid),
-                never re-initialised. Defaults to the checkpoint's size.
-            config_kwargs: other [`LATransformerConfig`] fields (`lambda_global`, `embedding`, ...).
+            image_size: input (height, width); re-ID crops are tall, e.g. `(256, 128)`, which the patch must divide
+                (`(252, 126)` for patch 14). When the patch grid differs from the checkpoint's, its position
+                embeddings are resampled once (bicubic over the grid, as the backbone itself would), never
+                re-initialised. Defaults to the checkpoint's size for ViT and DeiT, and to the largest crop within
+                256x128 that the patch divides for DINOv2 (252x126 at patch 14), which has no fixed size.
+            config_kwargs: other [`LATransformerConfig`] fields (`lambda_global`, `embedding`, `global_token`, ...).
 
         Example:
 
@@ -354,24 +472,40 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         >>> model = LATransformerForReID.from_backbone("google/vit-base-patch16-224", num_labels=751,
         ...                                            image_size=(256, 128))
         >>> model.config.num_parts  # -> 16
+        >>> LATransformerForReID.from_backbone("facebook/dinov2-small", num_labels=751).config.image_size
+        (252, 126)
         ```
         """
-        # ViTConfig.from_pretrained would read any config as a ViT: check the model type on disk first.
+        # A backbone class's from_pretrained would read any config as its own: check the model type on disk first.
         config_dict, _ = PreTrainedConfig.get_config_dict(backbone_name_or_path)
-        if config_dict.get("model_type") != "vit":
+        model_type = config_dict.get("model_type")
+        if model_type == cls.config_class.model_type:
             raise ValueError(
-                f"{backbone_name_or_path!r} is a {config_dict.get('model_type')!r} model, not a ViT: LA-Transformer "
-                "needs a ViT backbone, e.g. google/vit-base-patch16-224."
+                f"{backbone_name_or_path} is already an LA-Transformer: load it with "
+                f"LATransformerForReID.from_pretrained({str(backbone_name_or_path)!r})."
             )
-        backbone = ViTModel.from_pretrained(backbone_name_or_path, add_pooling_layer=False)
-        source_grid = _grid(backbone.config)
+        if model_type not in BACKBONE_MODELS:
+            raise ValueError(
+                f"{backbone_name_or_path} holds a {model_type!r} model: LA-Transformer backbones are "
+                f"{', '.join(map(repr, BACKBONE_MODELS))} (e.g. google/vit-base-patch16-224, facebook/dinov2-small)."
+            )
+        model_class = BACKBONE_MODELS[model_type]
+        pooling = {"add_pooling_layer": False} if model_class in (ViTModel, DeiTModel) else {}
+        backbone = model_class.from_pretrained(backbone_name_or_path, **pooling)
         backbone_config = copy.deepcopy(backbone.config)
-        backbone_config.image_size = list(_pair(image_size or backbone.config.image_size))
+        if image_size is None:
+            has_fixed_size = model_type in ("vit", "deit")
+            image_size = backbone.config.image_size if has_fixed_size else reid_crop_size(backbone.config.patch_size)
+        backbone_config.image_size = list(_pair(image_size))
         config = cls.config_class(backbone_config=backbone_config, num_labels=num_labels, **config_kwargs)
         model = cls(config)
         state = backbone.state_dict()
         key = "embeddings.position_embeddings"
-        state[key] = interpolate_position_embeddings(state[key], source_grid, config.grid_size)
+        state[key] = interpolate_position_embeddings(
+            state[key], _grid(backbone.config), config.grid_size,
+            # DeiT gives its distillation token a position too; DINOv2 with registers resamples with antialiasing.
+            num_prefix_positions=2 if model_type == "deit" else 1, antialias=model_type == "dinov2_with_registers",
+        )  # fmt: skip
         model.vit.load_state_dict(state)
         return model
 
@@ -409,6 +543,8 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
         if not path.is_file():
             raise ModelWeightsMismatchError(f"{path} is missing, but {config_path} records it. {WEIGHTS_FIX}")
         if file_sha256(path) != expected:
+            if path.suffix == ".safetensors":
+                check_safetensors(path)  # a truncated or unreadable file: say how it is damaged
             raise ModelWeightsMismatchError(
                 f"{path} is damaged or comes from another save: it does not match the SHA-256 recorded in "
                 f"{config_path}. {WEIGHTS_FIX}"
@@ -416,36 +552,46 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
     return True
 
 
-def _grid(backbone_config: ViTConfig) -> tuple[int, int]:
+def _grid(backbone_config: PreTrainedConfig) -> tuple[int, int]:
     (height, width), (patch_h, patch_w) = _pair(backbone_config.image_size), _pair(backbone_config.patch_size)
     return (height // patch_h, width // patch_w)
 
 
 def interpolate_position_embeddings(
-    position_embeddings: torch.Tensor, source_grid: tuple[int, int], target_grid: tuple[int, int]
+    position_embeddings: torch.Tensor,
+    source_grid: tuple[int, int],
+    target_grid: tuple[int, int],
+    num_prefix_positions: int = 1,
+    antialias: bool = False,
 ) -> torch.Tensor:
     """
-    Resizes ViT position embeddings `(1, 1 + rows * cols, hidden)` from `source_grid` to `target_grid` (rows, cols).
+    Resizes position embeddings `(1, num_prefix_positions + rows * cols, hidden)` from `source_grid` to
+    `target_grid` (rows, cols).
 
-    The CLS position is kept; the patch positions are resampled bicubically over the grid. Same grid: unchanged.
+    The positions of the special tokens (1: CLS; 2 for DeiT: CLS and distillation) are kept; the patch positions
+    are resampled bicubically over the grid (with `antialias`, as DINOv2 with registers does). Same grid: unchanged.
     """
     if tuple(source_grid) == tuple(target_grid):
         return position_embeddings
     hidden_size = position_embeddings.shape[-1]
-    cls_position, patch_positions = position_embeddings[:, :1], position_embeddings[:, 1:]
+    prefix_positions = position_embeddings[:, :num_prefix_positions]
+    patch_positions = position_embeddings[:, num_prefix_positions:]
     grid = patch_positions.reshape(1, *source_grid, hidden_size).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=tuple(target_grid), mode="bicubic", align_corners=False)
+    grid = F.interpolate(grid.float(), size=tuple(target_grid), mode="bicubic", align_corners=False, antialias=antialias)
     patch_positions = grid.permute(0, 2, 3, 1).reshape(1, -1, hidden_size).to(position_embeddings.dtype)
-    return torch.cat([cls_position, patch_positions], dim=1)
+    return torch.cat([prefix_positions, patch_positions], dim=1)
 
 
 __all__ = [
+    "BACKBONE_MODELS",
     "ModelWeightsMismatchError",
     "LATransformerForReID",
     "LATransformerOutput",
     "LATransformerPartClassifier",
     "LATransformerPreTrainedModel",
     "LATransformerRowPooling",
+    "backbone_layers",
+    "build_backbone",
     "embed_parts",
     "interpolate_position_embeddings",
     "verify_model_weights",

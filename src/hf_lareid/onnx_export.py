@@ -2,7 +2,7 @@
 
 The exported graph takes `pixel_values` `(batch, 3, height, width)` (already preprocessed, as the model's image
 processor makes them) and returns `embeddings` `(batch, num_parts * hidden_size)`, unit norm; the batch axis is
-dynamic. Needs the optional extra: `pip install "hf-lareid[onnx]"`.
+dynamic. Needs the optional `onnx` extra (`pip install ".[onnx]"` in the source folder).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .extras import require_extra
 from .file_utils import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ DEFAULT_OPSET = 18
 MIN_DYNAMO_OPSET = 18
 INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "embeddings"
-_INSTALL_HINT = 'pip install "hf-lareid[onnx]"'
 
 
 class LATransformerEmbedder(nn.Module):
@@ -44,18 +44,9 @@ class LATransformerEmbedder(nn.Module):
 
 
 def _import_onnx(check: bool) -> tuple[Any, Any]:
-    """`(onnx, onnxruntime or None)`, or an ImportError that says how to install them."""
-    try:
-        import onnx
-
-        onnxruntime = None
-        if check:
-            import onnxruntime
-    except ImportError as error:
-        raise ImportError(
-            f"ONNX export needs the optional packages onnx and onnxruntime ({error}): {_INSTALL_HINT}"
-        ) from error
-    return onnx, onnxruntime
+    """`(onnx, onnxruntime or None)`, or an ImportError naming the `onnx` extra."""
+    onnx = require_extra("onnx", "onnx", "ONNX export")
+    return onnx, require_extra("onnxruntime", "onnx", "Checking the ONNX export") if check else None
 
 
 # Loggers of the exporters that report every graph rewrite, and that torchvision is missing, at INFO/WARNING.

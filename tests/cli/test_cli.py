@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +15,8 @@ import torch
 from PIL import Image
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.cli.main import build_parser, main
+from hf_lareid.cli.pictures import OTHER_PERSON_COLOR, RIGHT_COLOR, SAME_PERSON_COLOR, TILE_SIZE, WRONG_COLOR
+from hf_lareid_cli import build_subcommand_parser, main
 from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.features import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
@@ -64,17 +67,12 @@ def assert_one_line_error(status, err, *needles):
 @pytest.mark.parametrize("command", ["demo", "evaluate", "index", "search", "convert-original", "export-onnx", "push"])
 def test_every_subcommand_help_shows_an_example(command, capsys):
     with pytest.raises(SystemExit) as exit_:
-        build_parser().parse_args([command, "--help"])
+        build_subcommand_parser(command).parse_args(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
+    assert out.startswith(f"usage: lareid {command} ")
     assert "Example:" in out and f"lareid {command}" in out.split("Example:")[1]
-
-
-def test_console_script_is_installed_and_lists_subcommands():
-    result = subprocess.run([str(Path(sys.executable).with_name("lareid")), "--help"], capture_output=True, text=True)
-    assert result.returncode == 0
-    for command in ("demo", "train", "evaluate", "index", "search", "convert-original", "export-onnx", "push"):
-        assert command in result.stdout
+    assert main([command, "--help"]) == 0 and capsys.readouterr().out == out
 
 
 def test_evaluate_prints_a_table_and_writes_json_with_one_row_per_dataset(
@@ -104,9 +102,9 @@ def test_evaluate_bad_inputs_are_one_line_errors(tiny_model_dir, market_dir, tmp
         "evaluate", tiny_model_dir, "--dataset", "market1501", "synthetic", "--data_dir", market_dir, capsys=capsys
     )
     assert_one_line_error(status, err, "one folder per dataset")
-    with pytest.raises(SystemExit) as exit_:  # argparse: an unknown dataset name is refused with the choices
-        main(["evaluate", str(tiny_model_dir), "--dataset", "cuhk99", "--data_dir", str(market_dir)])
-    assert exit_.value.code == 2 and "invalid choice: 'cuhk99'" in capsys.readouterr().err
+    # argparse: an unknown dataset name is refused with the choices (usage error: status 2)
+    assert main(["evaluate", str(tiny_model_dir), "--dataset", "cuhk99", "--data_dir", str(market_dir)]) == 2
+    assert "invalid choice: 'cuhk99'" in capsys.readouterr().err
 
 
 def test_evaluate_reports_a_corrupt_image_by_name(tiny_model_dir, market_dir, tmp_path, capsys):
@@ -246,13 +244,17 @@ def test_push_dry_run_lists_the_files_and_checks_the_card(tmp_path, capsys):
     assert_one_line_error(status, err, "model.safetensors")
 
 
-def test_train_subcommand_runs_the_training_entry_point(tmp_path, capsys):
+def test_train_subcommand_runs_the_training_entry_point_with_progress_bars(tmp_path, capsys):
     output_dir = tmp_path / "out"
-    status, _, _ = run_cli("train", "--output_dir", output_dir, "--max_steps", 2, "--per_device_train_batch_size", 8,
-                           "--report_to", "none", "--disable_tqdm", "true", capsys=capsys)
+    status, _, err = run_cli("train", "--output_dir", output_dir, "--max_steps", 2, "--per_device_train_batch_size", 8,
+                             "--report_to", "none", "--synthetic_num_ids", 12, "--synthetic_num_cameras", 2,
+                             "--synthetic_images_per_camera", 2, "--data_dir", tmp_path / "synthetic", capsys=capsys)
     assert status == 0
     model = LATransformerForReID.from_pretrained(output_dir)
     assert model.config.num_labels > 1 and (output_dir / "README.md").is_file()
+    # tqdm bars on stderr: the Trainer's over the 2 steps, then the final evaluation's over the 6 + 6 images.
+    assert "| 2/2 [" in err and "Query features: 100%" in err and "Gallery features: 100%" in err, err[-2000:]
+    assert "WARNING" not in err  # the libraries' warnings stay quiet under `lareid`
     status, _, err = run_cli("train", "--output_dir", output_dir, "--setup", "no-such-setup", capsys=capsys)
     assert_one_line_error(status, err, "no-such-setup")
 
@@ -276,12 +278,17 @@ def test_search_draws_known_identities_green(tiny_model_dir, market_dir, tmp_pat
     assert (np.abs(pixels.reshape(-1, 3).astype(int) - RIGHT_COLOR).sum(axis=1) == 0).sum() >= 4 * BORDER_WIDTH
 
 
+def save_with_threshold(model_dir, output_dir, threshold):
+    """The same model with `verification_threshold` set in its config (the index records it)."""
+    model = LATransformerForReID.from_pretrained(model_dir)
+    model.config.verification_threshold = threshold
+    model.save_pretrained(output_dir)
+    shutil.copy(model_dir / "preprocessor_config.json", output_dir)
+    return output_dir
+
+
 def test_threshold_from_the_model_config_flags_same_person_hits(tiny_model_dir, market_dir, tmp_path, capsys):
-    model = LATransformerForReID.from_pretrained(tiny_model_dir)
-    model.config.verification_threshold = 0.9
-    model_dir = tmp_path / "with-threshold"
-    model.save_pretrained(model_dir)
-    shutil.copy(tiny_model_dir / "preprocessor_config.json", model_dir)
+    model_dir = save_with_threshold(tiny_model_dir, tmp_path / "with-threshold", 0.9)
     index_dir, hits_json = tmp_path / "index", tmp_path / "hits.json"
     assert run_cli("index", model_dir, "--dataset", "market1501", "--data_dir", market_dir,
                    "--index_dir", index_dir, capsys=capsys)[0] == 0
@@ -293,3 +300,54 @@ def test_threshold_from_the_model_config_flags_same_person_hits(tiny_model_dir, 
     assert [m["same_person"] for m in matches] == [m["score"] > 0.9 for m in matches]
     assert {m["same_person"] for m in matches} == {True, False}  # the threshold splits this gallery
     assert matches[0]["same_person"]  # the image itself, similarity 1
+
+
+def test_search_picture_of_an_unknown_person_shows_the_threshold_verdict(tiny_model_dir, market_dir, tmp_path):
+    """A query without a Market-style name: hits framed by the index threshold's verdict, "wrote" said once."""
+    from hf_lareid.cli.pictures import BORDER_WIDTH
+
+    model_dir = save_with_threshold(tiny_model_dir, tmp_path / "with-threshold", 0.9)
+    index_dir, picture, hits_json = tmp_path / "index", tmp_path / "ranks.png", tmp_path / "hits.json"
+    assert main(["index", str(model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
+                 "--index_dir", str(index_dir)]) == 0
+    query = tmp_path / "someone.jpg"  # identity unknown
+    shutil.copy(sorted((market_dir / "bounding_box_test").glob("*.jpg"))[0], query)
+    env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl"))  # matplotlib builds its font cache afresh
+    result = subprocess.run(
+        [sys.executable, "-m", "hf_lareid_cli", "search", "--index_dir", str(index_dir), str(query), "--top_k", "6",
+         "--picture", str(picture), "--output_json", str(hits_json)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert output.lower().count(f"wrote {picture}".lower()) == 1 and "font cache" not in output
+    verdicts = [m["same_person"] for m in json.loads(hits_json.read_text())["results"][0]["matches"]]
+    assert True in verdicts and False in verdicts
+    pixels = np.asarray(Image.open(picture).convert("RGB"))
+    frame = (TILE_SIZE[0] + 2 * BORDER_WIDTH) * (TILE_SIZE[1] + 2 * BORDER_WIDTH) - TILE_SIZE[0] * TILE_SIZE[1]
+
+    def count(color):
+        return int((pixels == np.array(color, dtype=np.uint8)).all(axis=-1).sum())
+
+    assert count(SAME_PERSON_COLOR) == verdicts.count(True) * frame
+    assert count(OTHER_PERSON_COLOR) == verdicts.count(False) * frame
+    assert count(RIGHT_COLOR) == count(WRONG_COLOR) == 0  # no identity colours for an unknown identity
+
+
+def test_lareid_quiets_the_libraries_logs_but_not_with_debug():
+    from hf_lareid_cli import QUIET_LOGGERS, configure_logging
+
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers), {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    try:
+        configure_logging(debug=False)
+        # matplotlib's "building the font cache" line is a warning of this logger.
+        assert not logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
+        assert not logging.getLogger("transformers.trainer").isEnabledFor(logging.WARNING)
+        configure_logging(debug=True)
+        assert logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
+    finally:  # leave the logging of the other tests as it was
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)

@@ -7,12 +7,15 @@ from PIL import Image
 
 from hf_lareid.cli.pictures import (
     BORDER_WIDTH,
+    OTHER_PERSON_COLOR,
     RIGHT_COLOR,
+    SAME_PERSON_COLOR,
     TILE_SIZE,
     WRONG_COLOR,
     attention_rollout,
     border_colors,
     framed,
+    hit_label,
     plot_attention,
     plot_cmc_curves,
     plot_ranked_lists,
@@ -97,6 +100,73 @@ def test_ranked_list_reads_image_paths(tmp_path, gray_images):
     assert _count(pixels, RIGHT_COLOR) == 2 * FRAME_PIXELS and _count(pixels, WRONG_COLOR) == 2 * FRAME_PIXELS
 
 
+def test_border_colors_of_an_unknown_query_follow_the_verdict():
+    assert border_colors(None, [7, 3], same_person=[True, False]) == [SAME_PERSON_COLOR, OTHER_PERSON_COLOR]
+    assert border_colors(None, [7, 7]) == [OTHER_PERSON_COLOR] * 2  # no threshold: no verdict, no identity colour
+
+
+def test_hit_labels_show_the_score_and_identity_or_verdict():
+    assert hit_label(1, 7, 7, score=0.91234) == "#1  0.912\nid 7"
+    assert hit_label(2, None, 7, score=0.5, same_person=False) == "#2  0.500\nother person"
+    assert hit_label(3, None, 7, score=0.95, same_person=True) == "#3  0.950\nsame person"
+    assert hit_label(4, None, 7) == "#4\nid 7"
+
+
+QUERY_FILL = (40, 120, 90)  # a colour no text blend (grays, the frames' shades on white) can produce
+
+
+def _query_image():
+    return Image.new("RGB", (40, 90), QUERY_FILL)
+
+
+def _tile_top(pixels):
+    """The first row of the query image's tile."""
+    return np.where((pixels == QUERY_FILL).all(axis=-1).any(axis=1))[0].min()
+
+
+def test_known_and_unknown_queries_are_framed_by_identity_and_by_verdict(tmp_path, gray_images):
+    gallery_ids = [1, 1, 2, 2, 3, 3]
+    ranked = np.array([[0, 2, 1], [5, 4, 3]])  # query id 1: right, wrong, right; the second query's id is unknown
+    scores = np.array([[0.9, 0.5, 0.4], [0.95, 0.7, 0.2]])
+    path = plot_ranked_lists(gray_images[:2], [1, None], gray_images, gallery_ids, ranked, tmp_path / "r.png",
+                             top_k=3, scores=scores, same_person=scores > 0.6)
+    pixels = _read_png(path)
+    assert _count(pixels, RIGHT_COLOR) == 2 * FRAME_PIXELS and _count(pixels, WRONG_COLOR) == FRAME_PIXELS
+    assert _count(pixels, SAME_PERSON_COLOR) == 2 * FRAME_PIXELS and _count(pixels, OTHER_PERSON_COLOR) == FRAME_PIXELS
+    # Without a threshold an unknown query's hits are all neutral: no red that would read as "wrong".
+    path = plot_ranked_lists([gray_images[0]], [None], gray_images, gallery_ids, ranked[:1], tmp_path / "n.png",
+                             scores=scores[:1])
+    pixels = _read_png(path, min_size=150)
+    assert _count(pixels, WRONG_COLOR) == _count(pixels, RIGHT_COLOR) == 0
+    assert _count(pixels, OTHER_PERSON_COLOR) == 3 * FRAME_PIXELS
+
+
+def test_a_long_query_title_wraps_inside_the_query_column(tmp_path, gray_images):
+    title = "camera-entrance-north_2026-12-01T11-58-03_person-crop-000123.jpg\nidentity unknown"
+    path = plot_ranked_lists([_query_image()], [None], gray_images, [1, 1, 2, 2, 3, 3], np.array([[0, 1]]),
+                             tmp_path / "r.png", query_titles=[title], scores=[[0.9, 0.3]], same_person=[[True, False]])
+    pixels = _read_png(path, min_size=150)
+    white = (pixels == 255).all(axis=-1)
+    first_hit_left = np.where((pixels == SAME_PERSON_COLOR).all(axis=-1).any(axis=0))[0].min()
+    assert white[:, first_hit_left - 12 : first_hit_left].all()  # nothing runs into the first hit
+    assert white[:, :3].all() and white[:3].all()  # nothing is cut off at the left or top edge
+    tile_top = _tile_top(pixels)
+    title_rows = np.where(~white[: tile_top - BORDER_WIDTH, :first_hit_left].all(axis=1))[0]
+    assert title_rows.max() - title_rows.min() > 3 * 9  # wrapped onto at least 3 lines (9+ px each at 7 pt)
+
+
+def test_scores_are_written_above_the_hits(tmp_path, gray_images):
+    def draw(scores, name):
+        return _read_png(plot_ranked_lists([_query_image()], [1], gray_images, [1, 1, 2, 2, 3, 3], np.array([[0, 2]]),
+                                           tmp_path / name, scores=scores), min_size=150)
+
+    first, second = draw([[0.912, 0.301]], "a.png"), draw([[0.455, 0.107]], "b.png")
+    assert first.shape == second.shape
+    changed_rows = np.where((first != second).any(axis=(1, 2)))[0]
+    tile_top = _tile_top(first)
+    assert len(changed_rows) and changed_rows.max() < tile_top - BORDER_WIDTH  # only the labels above the tiles
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -108,6 +178,8 @@ def test_ranked_list_reads_image_paths(tmp_path, gray_images):
         ({"ranked_indices": np.zeros((2, 0), dtype=int)}, "shape"),
         ({"top_k": 0}, "top_k"),
         ({"query_titles": ["only one"]}, "query_titles"),
+        ({"scores": np.zeros((2, 1))}, "scores must have shape"),
+        ({"same_person": np.zeros((1, 2), bool)}, "same_person must have shape"),
     ],
 )
 def test_ranked_list_bad_input_is_a_clear_error(tmp_path, gray_images, change, message):

@@ -1,7 +1,8 @@
 """Bad input gets one clear line naming the file and the fix (exit 1, no traceback), through `lareid` and the API.
 
 Decompression bombs, missing model names offline, damaged `model.safetensors`, files that are no PyTorch
-checkpoint, bad resume checkpoints, and pipeline inputs that are empty or arrays.
+checkpoint, bad resume checkpoints, and pipeline inputs that are empty or arrays. (`market_dir` comes from this
+folder's conftest.py.)
 """
 
 from __future__ import annotations
@@ -18,30 +19,14 @@ import torch
 from transformers import pipeline
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.cli.main import main
 from hf_lareid.convert_original import ConversionError, convert_original_checkpoint
-from hf_lareid.data import ReIDDataError, generate_synthetic_reid, load_reid_dataset
+from hf_lareid.data import ReIDDataError, load_reid_dataset
 from hf_lareid.file_checks import DamagedFileError, check_trainer_checkpoint, resolve_resume_checkpoint
 from hf_lareid.image_utils import ImageReadError, load_rgb
+from reliability_helpers import assert_one_line_error, run_cli
 
 
 # ------------------------------------------------------------------ helpers
-def run_cli(*argv, capsys):
-    status = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_one_line_error(status, err, *needles):
-    """Exit 1, exactly one `lareid ...: error:` line, no traceback, every needle in that line."""
-    assert status == 1, err
-    lines = [line for line in err.strip().splitlines() if line.startswith("lareid ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -52,13 +37,6 @@ def write_bomb_png(path: Path, side: int = 20000) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
                      + png_chunk(b"IEND", b""))  # fmt: skip
     return path
-
-
-@pytest.fixture(scope="module")
-def market_dir(tmp_path_factory):
-    return generate_synthetic_reid(
-        tmp_path_factory.mktemp("market"), num_ids=6, num_cameras=2, images_per_camera=2, image_size=(64, 32)
-    )
 
 
 def damage(weights: Path, how: str) -> None:

@@ -30,6 +30,9 @@ def test_train_refuses_an_output_dir_holding_a_model(tmp_path, capsys):
     status, _, err = run_cli("train", "--output_dir", folder, "--max_steps", 1, capsys=capsys)
     assert_one_line_error(status, err, str(folder), "--overwrite_output_dir", "--resume_from_checkpoint")
     assert snapshot(folder) == before
+    status, _, err = run_cli("train", "--output_dir", folder, "--resume_from_checkpoint", "False", capsys=capsys)
+    assert_one_line_error(status, err, str(folder), "--overwrite_output_dir")  # "False" asks for no resume
+    assert snapshot(folder) == before
 
 
 def test_overwrite_output_dir_removes_old_checkpoints_but_not_the_users_files(tmp_path):

@@ -170,6 +170,22 @@ def test_schedule_and_learning_rate_in_a_real_run(tmp_path):
     assert all(p.requires_grad for p in trainer.model.parameters())
 
 
+@pytest.mark.parametrize("use_reentrant", [True, False])
+def test_activation_checkpointing_with_blockwise_unfreezing_trains_the_top_block(tmp_path, use_reentrant):
+    """Reentrant checkpointing used to leave the unfrozen top block without gradients: only the heads trained."""
+    trainer = make_trainer(
+        tmp_path, [BlockwiseUnfreezeCallback(t=1)], num_train_epochs=1, activation_checkpointing=True,
+        activation_checkpointing_kwargs={"use_reentrant": use_reentrant},
+    )  # fmt: skip
+    initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert trainer.model.is_activation_checkpointing
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, initial[n])}
+    top = {n for n, _ in trainer.model.vit.layers[-1].named_parameters(prefix="vit.layers.3")}
+    assert top and top <= changed  # every parameter of the one unfrozen block trained
+    assert not any(n.startswith(("vit.layers.0.", "vit.embeddings.")) for n in changed)
+
+
 def test_stopped_and_resumed_run_equals_uninterrupted_run(tmp_path):
     uninterrupted = make_trainer(tmp_path / "a", [BlockwiseUnfreezeCallback(t=1, lr_decay=0.8)])
     uninterrupted.train()

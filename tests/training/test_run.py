@@ -12,12 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import AutoModel, BertConfig, ViTConfig, ViTModel
+from transformers import AutoModel, BertConfig, Dinov2WithRegistersConfig, Dinov2WithRegistersModel, ViTConfig, ViTModel
 
 import hf_lareid  # noqa: F401  (registers the model with AutoModel)
-from hf_lareid.cli.push import check_model_card
 from hf_lareid.data import generate_synthetic_reid
-from hf_lareid.modelcard import read_model_card_metadata
+from hf_lareid.modelcard import check_model_card, read_model_card_metadata
 from hf_lareid.training.run import main, parse_arguments, uses_blockwise_unfreezing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,22 +36,21 @@ def test_default_run_trains_tiny_on_generated_data_and_saves_everything(tmp_path
     card = read_model_card_metadata(out / "README.md")
     assert card["library_name"] == "hf-lareid" and card["pipeline_tag"] == "image-feature-extraction"
     assert set(card["tags"]) >= {"person-reid", "la-transformer"} and card["datasets"] == ["synthetic"]
+    assert card["license"] == "mit" and "base_model" not in card  # the package's license; trained from scratch
     results = card["model-index"][0]["results"][0]
-    values = {m["name"]: m["value"] for m in results["metrics"]}
-    assert values["Rank-1"] == pytest.approx(metrics["eval_rank1"], abs=1e-4)
-    assert values["mAP"] == pytest.approx(metrics["eval_mAP"], abs=1e-4)
-    assert results["dataset"]["name"] == "synthetic"
-    # The model-index holds the setup too (dataset.args: the Hub's model-index has no other place for it).
-    setup = results["dataset"]["args"]
-    assert setup["setup"] == "tiny" and setup["backbone"] == "none (trained from scratch)"
-    assert setup["train_datasets"] == {"synthetic": 6} and "Market-1501 protocol" in setup["protocol"]
-    hyperparameters = setup["hyperparameters"]
-    assert hyperparameters["max_steps"] == 3 and hyperparameters["per_device_train_batch_size"] == 8
-    assert hyperparameters["optimizer"] == "adamw" and hyperparameters["learning_rate"] == pytest.approx(1e-3)
+    values = {m["name"]: m["value"] for m in results["metrics"]}  # percentages
+    assert values["Rank-1 (%)"] == pytest.approx(100 * metrics["eval_rank1"], abs=0.01)
+    assert values["mAP (%)"] == pytest.approx(100 * metrics["eval_mAP"], abs=0.01)
+    assert results["dataset"]["name"] == "synthetic" and "args" not in results["dataset"]
+    assert {m["args"]["protocol"] for m in results["metrics"]} == {"auto"}
     check_model_card(out / "README.md")  # what `lareid push` requires
     text = (out / "README.md").read_text()
-    assert "pip install hf-lareid" in text and "import hf_lareid" in text and "Setup: `tiny`" in text
-    assert "consent" in text
+    assert "pip install ./hf-lareid" in text and "pip install hf-lareid" not in text and "import hf_lareid" in text
+    # The setup and hyper-parameters are stated in the card body.
+    assert "Setup: `tiny`" in text and "Backbone: trained from scratch" in text and "`synthetic` (6 identities)" in text
+    for line in ("- max_steps: 3", "- per_device_train_batch_size: 8", "- optimizer: adamw", "- learning_rate: 0.001"):
+        assert line in text, line
+    assert "consent" in text and "percentages" in text
 
 
 def test_setup_training_args_are_defaults_that_flags_override(tmp_path):
@@ -89,12 +87,32 @@ def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
     args = torch.load(out / "training_args.bin", weights_only=False)
     assert args.lr_scheduler_type == "constant"  # blockwise unfreezing: its step decay is the schedule
     card = read_model_card_metadata(out / "README.md")
-    assert card["base_model"] == str(backbone_dir) and card["datasets"] == ["synthetic", "market1501"]
-    setup = card["model-index"][0]["results"][0]["dataset"]["args"]
-    assert setup["backbone"] == str(backbone_dir) and setup["train_datasets"] == {"synthetic": 6, "market1501": 5}
-    assert setup["hyperparameters"]["unfreeze_every_epochs"] == 1 and setup["hyperparameters"]["lr_decay"] == 0.8
-    assert setup["hyperparameters"]["lr_scheduler_type"] == "constant"
-    assert "Blockwise unfreezing schedule" in (out / "README.md").read_text()
+    # A local backbone folder is no Hub id: no base_model, and its path appears nowhere in the card.
+    assert "base_model" not in card and card["datasets"] == ["synthetic", "market1501"]
+    text = (out / "README.md").read_text()
+    assert str(backbone_dir) not in text and f"a local pretrained ViT (`{backbone_dir.name}`)" in text
+    assert "`synthetic` (6 identities), `market1501` (5 identities)" in text
+    for line in ("- unfreeze_every_epochs: 1", "- lr_decay: 0.8", "- lr_scheduler_type: constant"):
+        assert line in text, line
+    assert "Blockwise unfreezing schedule" in text
+
+
+def test_dinov2_with_registers_backbone_trains_blockwise(tmp_path):
+    """A backbone with register tokens and its blocks at `encoder.layer`, through the whole `lareid train` path."""
+    backbone_dir = tmp_path / "dinov2"
+    torch.manual_seed(0)
+    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(
+        image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_register_tokens=2,
+    )).save_pretrained(backbone_dir)  # fmt: skip
+    out = tmp_path / "out"
+    metrics = main(["--output_dir", str(out), "--backbone", str(backbone_dir), "--data_dir", str(tmp_path / "synthetic"),
+          "--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--unfreeze_every_epochs", "1", *FAST])  # fmt: skip
+    model = AutoModel.from_pretrained(out)
+    assert model.config.backbone_type == "dinov2_with_registers" and model.config.num_special_tokens == 3
+    assert model.config.image_size == (128, 64)  # the tiny setup's crop, which patch 16 divides
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert [e["trainable_blocks"] for e in state["log_history"] if "trainable_blocks" in e] == [1, 2]
+    assert 0.0 <= metrics["eval_rank1"] <= 1.0 and 0.0 < metrics["eval_mAP"] <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -111,9 +129,9 @@ def test_clear_errors(tmp_path, extra, error, message):
         main(["--output_dir", str(tmp_path / "out"), *extra])
 
 
-def test_non_vit_backbone_is_refused(tmp_path):
+def test_unsupported_backbone_is_refused(tmp_path):
     BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path / "bert")
-    with pytest.raises(ValueError, match="not a ViT"):
+    with pytest.raises(ValueError, match="holds a 'bert' model: LA-Transformer backbones are 'vit', 'deit'"):
         main(["--output_dir", str(tmp_path / "out"), "--backbone", str(tmp_path / "bert"),
               "--data_dir", str(tmp_path / "synthetic"), *FAST])  # fmt: skip
 
@@ -180,9 +198,8 @@ def test_push_to_hub_uploads_once_with_the_final_model_card(tmp_path, monkeypatc
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= set(upload["files"])
     index = upload["card"]["model-index"][0]
     values = {m["name"]: m["value"] for m in index["results"][0]["metrics"]}
-    assert values["Rank-1"] == pytest.approx(metrics["eval_rank1"], abs=1e-4)
-    assert values["mAP"] == pytest.approx(metrics["eval_mAP"], abs=1e-4)
-    assert index["results"][0]["dataset"]["args"]["setup"] == "tiny"
+    assert values["Rank-1 (%)"] == pytest.approx(100 * metrics["eval_rank1"], abs=0.01)
+    assert values["mAP (%)"] == pytest.approx(100 * metrics["eval_mAP"], abs=0.01)
 
 
 def test_documented_command_runs_literally(tmp_path):

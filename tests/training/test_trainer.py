@@ -131,7 +131,7 @@ def test_create_model_card_writes_the_hf_lareid_card(tmp_path):
     metadata = read_model_card_metadata(tmp_path / "README.md")
     assert metadata["library_name"] == "hf-lareid" and metadata["datasets"] == ["synthetic"]
     metrics = {m["name"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
-    assert metrics == {"Rank-1": 0.5, "mAP": 0.25}
+    assert metrics == {"Rank-1 (%)": 50.0, "mAP (%)": 25.0}
     assert metadata["model-index"][0]["name"] == "my-reid"
 
 
@@ -192,3 +192,22 @@ def test_retrieval_metrics_drive_best_model_selection(tmp_path):
     reloaded = type(trainer.model).from_pretrained(trainer.state.best_model_checkpoint)
     for name, tensor in reloaded.state_dict().items():
         torch.testing.assert_close(trainer.model.state_dict()[name], tensor, msg=name)
+
+
+def test_trainer_predict_returns_embeddings_then_logits_without_the_pooler_copy(tmp_path):
+    """The Trainer's prediction path reads outputs by name: loss, then the output fields but `pooler_output`."""
+    model = tiny_model().eval()
+    dataset = RandomReIDDataset(6)
+    trainer = LATransformerTrainer(
+        model=model, args=training_args(tmp_path, per_device_eval_batch_size=4), data_collator=collate_reid_batch
+    )
+    result = trainer.predict(dataset)
+    embeddings, logits, part_features = result.predictions  # no fourth entry: pooler_output is ignored
+    with torch.no_grad():
+        out = model(dataset.pixel_values, labels=torch.tensor(dataset.labels))
+    torch.testing.assert_close(torch.from_numpy(embeddings), out.embeddings, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(logits), out.logits, atol=1e-5, rtol=1e-4)
+    assert part_features.shape == tuple(out.part_features.shape)
+    assert result.label_ids.tolist() == dataset.labels
+    # The loss is a per-sample mean, so the batch-size weighted mean of the batch losses is the whole set's.
+    assert result.metrics["test_loss"] == pytest.approx(float(out.loss), rel=1e-4)

@@ -1,1 +1,1 @@
-"""The `lareid` command line: one module per subcommand group, plus the pictures."""
+"""The `lareid` subcommands, one module each (listed in `hf_lareid_cli.SUBCOMMANDS`, the entry point), plus the pictures."""

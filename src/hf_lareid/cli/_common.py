@@ -1,4 +1,4 @@
-"""What several subcommands share: loading a model with its image processor, examples in `--help`."""
+"""What several subcommands share: dataset arguments, loading a model with its image processor, writing JSON."""
 
 from __future__ import annotations
 
@@ -7,17 +7,6 @@ import json
 import os
 from pathlib import Path
 from typing import Any
-
-
-def add_command(subparsers: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
-    """A subcommand parser whose `--help` ends with a usage example."""
-    return subparsers.add_parser(
-        name,
-        help=help,
-        description=help,
-        epilog=f"Example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> None:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_command
+DESCRIPTION = "Convert a state dict saved by the original LA-Transformer code (timm ViT-B/16) into this package's format."
+EXAMPLE = "lareid convert-original net_best.pth ./la-transformer-market --lambda 8"
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "convert-original",
-        "Convert a state dict saved by the original LA-Transformer code (timm ViT-B/16) into this package's format.",
-        "lareid convert-original net_best.pth ./la-transformer-market --lambda 8",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..convert_original import add_conversion_arguments
 
     add_conversion_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

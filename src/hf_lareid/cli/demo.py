@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from ._common import add_command, write_json
+from ._common import write_json
 
 if TYPE_CHECKING:
     import datasets
@@ -91,20 +91,19 @@ QUICK = DemoPlan(
 )  # fmt: skip
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "demo",
-        "Pretrain, fine-tune blockwise and evaluate the tiny LA-Transformer on generated people, index a gallery and "
-        "draw pictures; no download (about 5 minutes on a 2-core CPU, --quick under a minute).",
-        "lareid demo --output_dir ./lareid-demo",
-    )
+DESCRIPTION = (
+    "Pretrain, fine-tune blockwise and evaluate the tiny LA-Transformer on generated people, index a gallery and "
+    "draw pictures; no download (about 5 minutes on a 2-core CPU, --quick under a minute)."
+)
+EXAMPLE = "lareid demo --output_dir ./lareid-demo"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output_dir", "--output-dir", default="lareid-demo", help="where everything goes (default: ./lareid-demo)"
     )
     parser.add_argument("--quick", action="store_true", help="the same steps at toy size (under a minute), for tests")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated people and of training")
-    parser.set_defaults(func=run)
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -288,11 +287,15 @@ def build_gallery_index(
 
 @dataclasses.dataclass(frozen=True)
 class RankedQueries:
-    """A few queries of population 3 (image paths and person ids) and their `(num_queries, top_k)` gallery ranks."""
+    """
+    A few queries of population 3 (image paths and person ids), their `(num_queries, top_k)` gallery ranks and the
+    cosine similarities of those hits.
+    """
 
     paths: list[str]
     person_ids: list[int]
     ranked: np.ndarray
+    scores: np.ndarray
 
 
 def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: int) -> RankedQueries:
@@ -310,7 +313,12 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
     ]
     k = min(len(index), TOP_K + max(int(skipped.sum()) for skipped in same_camera))
     hits = index.search(query.embeddings[rows], k=k, model_fingerprint=index.model_fingerprint)
-    ranked = [[i for i in found if not skipped[i]][:TOP_K] for found, skipped in zip(hits.indices, same_camera)]
+    # Where in each hit list the gallery images from other cameras are, best first.
+    kept_positions = [
+        [position for position, i in enumerate(found) if not skipped[i]][:TOP_K]
+        for found, skipped in zip(hits.indices, same_camera)
+    ]
+    ranked = [list(found[positions]) for found, positions in zip(hits.indices, kept_positions)]
     width = min(len(kept) for kept in ranked)
     for row, kept in zip(rows, ranked):
         matches = np.flatnonzero(index.person_ids[kept[:width]] == query.person_ids[row])
@@ -321,6 +329,7 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
         paths=[index.resolve_path(query.paths[row]) for row in rows],  # same data folder as the gallery
         person_ids=[int(query.person_ids[row]) for row in rows],
         ranked=np.array([kept[:width] for kept in ranked]),
+        scores=np.array([scores[positions[:width]] for scores, positions in zip(hits.scores, kept_positions)]),
     )
 
 
@@ -340,7 +349,7 @@ def draw_pictures(
     gallery_paths = [index.resolve_path(path) for path in index.paths]
     plot_ranked_lists(
         queries.paths, queries.person_ids, gallery_paths, index.person_ids, queries.ranked,
-        output_dir / PICTURES["ranked_lists"], top_k=TOP_K,
+        output_dir / PICTURES["ranked_lists"], top_k=TOP_K, scores=queries.scores,
     )  # fmt: skip
     plot_cmc_curves({name: result.metrics for name, result in results.items()}, output_dir / PICTURES["cmc_curves"])
     plot_attention(fine_tuned, queries.paths, image_processor, output_dir / PICTURES["attention"])
@@ -376,8 +385,11 @@ def run(args: argparse.Namespace) -> int:
     """Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0."""
     from ..data import load_reid_dataset
     from ..evaluation import format_results_table
+    from ..extras import require_extra
     from ..hub_configs import load_setup
     from ..training.run import RANDOM_BACKBONE, build_model
+
+    require_extra("matplotlib", "plots", "The pictures of lareid demo")  # before minutes of training, not after
 
     plan = QUICK if args.quick else FULL
     output_dir = Path(args.output_dir).expanduser().absolute()

@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_command, add_dataset_arguments, load_model_and_processor, write_json
+from ._common import add_dataset_arguments, load_model_and_processor, write_json
+
+DESCRIPTION = "Evaluate a model on query/gallery splits: Rank-1/5/10, mAP, mINP. Several datasets give one row each."
+EXAMPLE = "lareid evaluate ./my-model --dataset market1501 course --data_dir ~/Market-1501 ~/course --rerank"
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "evaluate",
-        "Evaluate a model on query/gallery splits: Rank-1/5/10, mAP, mINP. Several datasets give one row each.",
-        "lareid evaluate ./my-model --dataset market1501 course --data_dir ~/Market-1501 ~/course --rerank",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a saved model folder or Hub id")
     add_dataset_arguments(parser, multiple=True)
     parser.add_argument("--protocol", default="auto", choices=["auto", "market1501", "cuhk03", "no-camera"],
@@ -22,7 +19,6 @@ def add_parser(subparsers) -> None:
                         "market1501 where camera ids are known, else no-camera)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
     parser.add_argument("--output_json", "--output-json", default="lareid-eval.json", help="where to write the results")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

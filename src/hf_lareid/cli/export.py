@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_command, load_model_and_processor
+from ._common import load_model_and_processor
+
+DESCRIPTION = "Export the embedding model (pixels in, unit-norm embeddings out, dynamic batch) to ONNX and verify it."
+EXAMPLE = "lareid export-onnx ./my-model ./my-model.onnx --opset 18"
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "export-onnx",
-        "Export the embedding model (pixels in, unit-norm embeddings out, dynamic batch) to ONNX and verify it.",
-        "lareid export-onnx ./my-model ./my-model.onnx --opset 18",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a saved model folder or Hub id")
     parser.add_argument("output", help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,32 +1,24 @@
-"""`lareid index` builds a FAISS gallery index from a dataset split; `lareid search` queries it with images."""
+"""`lareid index`: embed a dataset split (the gallery by default) into a FAISS gallery index (`lareid search` queries it)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ._common import add_command, add_dataset_arguments, load_model_and_processor, write_json
+from ._common import add_dataset_arguments, load_model_and_processor
+
+DESCRIPTION = (
+    "Embed a dataset split (the gallery by default) and store it in a FAISS gallery index. An interrupted "
+    "build resumes: images already in --index_dir are skipped."
+)
+EXAMPLE = "lareid index ./my-model --dataset market1501 --data_dir ~/Market-1501 --index_dir ./market-index"
 
 
-def add_parser(subparsers) -> None:
-    """Registers both subcommands: `index` and `search`."""
-    _add_index_parser(subparsers)
-    _add_search_parser(subparsers)
-
-
-def _add_index_parser(subparsers) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..retrieval.index import INDEX_TYPES
 
-    parser = add_command(
-        subparsers,
-        "index",
-        "Embed a dataset split (the gallery by default) and store it in a FAISS gallery index. An interrupted "
-        "build resumes: images already in --index_dir are skipped.",
-        "lareid index ./my-model --dataset market1501 --data_dir ~/Market-1501 --index_dir ./market-index",
-    )
     parser.add_argument("model", nargs="?", help="a saved model folder or Hub id (recorded in the index)")
     add_dataset_arguments(parser, multiple=False)
-    for action in parser._actions:  # not needed by --remove / --verify; building checks them in run_index
+    for action in parser._actions:  # not needed by --remove / --verify; building checks them in run
         if action.dest in ("dataset", "data_dir"):
             action.required = False
     parser.add_argument("--split", default="gallery", help="which split to index (default: gallery)")
@@ -54,28 +46,9 @@ def _add_index_parser(subparsers) -> None:
     erasure.add_argument("--verify", action="store_true",
                          help="check the full SHA-256 of every file of --index_dir (every load checks sizes and a "
                               "quick hash only)")
-    parser.set_defaults(func=run_index)
 
 
-def _add_search_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "search",
-        "Find the gallery images most similar to each query image in an index built by `lareid index`.",
-        "lareid search --index_dir ./market-index query/0001_c1s1_001051_00.jpg --top_k 5 --picture ranks.png",
-    )
-    parser.add_argument("images", nargs="+", help="query image files")
-    parser.add_argument("--index_dir", "--index-dir", required=True, help="a folder written by `lareid index`")
-    parser.add_argument("--model", default=None,
-                        help="the query model (default: the one the index records); a different model is refused")
-    parser.add_argument("--top_k", "--top-k", type=int, default=10, help="hits per query")
-    parser.add_argument("--picture", default=None, help="also draw the ranked lists into this PNG")
-    parser.add_argument("--output_json", "--output-json", default=None, help="also write the hits as JSON")
-    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (use it if the index did)")
-    parser.set_defaults(func=run_search)
-
-
-def run_index(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..file_utils import folder_lock
     from ..retrieval import check_index_target
 
@@ -138,67 +111,3 @@ def _build_index(args: argparse.Namespace) -> int:
         raise ValueError(f"the {args.split!r} split of {args.data_dir} has no images: nothing to index.")
     print(f"indexed {added} new images; {args.index_dir} holds {len(index)} ({index.index_type}, dim {index.dim})")
     return 0
-
-
-def run_search(args: argparse.Namespace) -> int:
-    from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
-    from ..retrieval import GalleryIndex
-
-    index = GalleryIndex.load(args.index_dir)
-    model_ref = args.model or index.model_reference
-    if model_ref is None:
-        raise ValueError(f"the index in {args.index_dir} records no model: name the query model with --model.")
-    missing = [image for image in args.images if not Path(image).is_file()]
-    if missing:
-        raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
-    model, image_processor = load_model_and_processor(model_ref)
-    index.check_fingerprint(model_fingerprint(model))
-    index.check_embedding_settings(embedding_settings(image_processor, args.flip))
-    device = next(model.parameters()).device
-    bf16 = resolve_bf16("auto", device)
-    queries = extract_features(model, list(args.images), flip=args.flip, bf16=bf16, image_processor=image_processor, progress=False)
-    hits = index.search(queries.embeddings, k=args.top_k, runtime_settings=runtime_settings(bf16, device))
-    results = []
-    for row, image in enumerate(args.images):
-        print(f"query {image}")
-        matches = []
-        for rank, gallery_row in enumerate(hits.indices[row]):
-            match = {"rank": rank + 1, "score": float(hits.scores[row, rank]), "index": int(gallery_row)}
-            for name in ("person_ids", "camera_ids"):
-                if getattr(hits, name) is not None:
-                    match[name[:-1]] = int(getattr(hits, name)[row, rank])
-            if hits.paths is not None:
-                match["path"] = index.resolve_path(hits.paths[row][rank])
-            if hits.same_person is not None:
-                match["same_person"] = bool(hits.same_person[row, rank])
-            matches.append(match)
-            print("  " + "  ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
-                                   for key, value in match.items() if key != "index"))
-        results.append({"query": image, "matches": matches})
-    if args.output_json:
-        write_json(args.output_json, {"index_dir": str(args.index_dir), "model": str(model_ref), "results": results})
-        print(f"wrote {args.output_json}")
-    if args.picture:
-        _draw_ranked_lists(args.images, index, hits.indices, args.picture, args.top_k)
-        print(f"wrote {args.picture}")
-    return 0
-
-
-def _draw_ranked_lists(images: list[str], index, ranked, path: str, top_k: int) -> None:
-    """The query images and their hits; identities come from Market-1501-style file names where they parse."""
-    from ..data.market1501 import parse_market1501_name
-    from .pictures import plot_ranked_lists
-
-    if index.paths is None or index.person_ids is None:
-        raise ValueError("this index stores no image paths or person ids, so --picture cannot draw the gallery images.")
-    query_ids = []
-    for image in images:
-        try:
-            query_ids.append(parse_market1501_name(image)[0])
-        except ValueError:
-            query_ids.append(None)  # unknown identity: every hit is framed red
-    gallery_paths = [index.resolve_path(gallery_path) for gallery_path in index.paths]
-    plot_ranked_lists(
-        images, query_ids, gallery_paths, index.person_ids, ranked, path, top_k=top_k,
-        query_titles=[Path(image).name for image in images],
-    )

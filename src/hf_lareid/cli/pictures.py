@@ -14,19 +14,31 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from PIL import Image
 
+from ..extras import require_extra
 from ..file_utils import atomic_path
 from ..image_utils import ImageLike, load_rgb
 from ..training.callbacks import LOG_KEY as UNFREEZE_LOG_KEY
 
+require_extra("matplotlib", "plots", "The pictures (lareid demo, lareid search --picture)")
+from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
+# Frames of ranked gallery images. Identity colours only where the query's identity is known; otherwise the
+# same-person verdict of the index's threshold.
 RIGHT_COLOR = (0, 200, 0)  # RGB border of a gallery image of the query's identity
 WRONG_COLOR = (230, 0, 0)  # RGB border of a gallery image of another identity
+SAME_PERSON_COLOR = (30, 110, 240)  # query identity unknown: similarity above the threshold (same person)
+# Query identity unknown: below the threshold, or no threshold (not a pure gray, which antialiased text produces).
+OTHER_PERSON_COLOR = (140, 140, 160)
+QUERY_COLOR = (0, 0, 0)  # border of the query image
 BORDER_WIDTH = 4  # pixels
 TILE_SIZE = (128, 64)  # (height, width) of one ranked-list image, inside its border
+LABEL_FONT_SIZE = 7  # points
 _DPI = 100
 
 
@@ -35,7 +47,7 @@ def _save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=_DPI)
-    logger.info("Wrote %s", path)
+    logger.debug("Wrote %s", path)  # the caller says what it wrote (once)
     return path
 
 
@@ -46,19 +58,29 @@ def _percent_scale(*values: Any) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- ranked lists
-def border_colors(query_id: Any, gallery_ids: Sequence[Any]) -> list[tuple[int, int, int]]:
+def border_colors(
+    query_id: Any, gallery_ids: Sequence[Any], same_person: Sequence[bool] | None = None
+) -> list[tuple[int, int, int]]:
     """
-    The border colour of each ranked gallery image: `RIGHT_COLOR` (green) for the query's identity, else
-    `WRONG_COLOR` (red).
+    The border colour of each ranked gallery image.
+
+    Where the query's identity is known: `RIGHT_COLOR` (green) for the query's identity, else `WRONG_COLOR` (red).
+    Where it is unknown (`query_id` None): `SAME_PERSON_COLOR` (blue) where `same_person` (the index's threshold
+    verdict) is True, else `OTHER_PERSON_COLOR` (gray), also when there is no verdict.
 
     Example:
 
     ```python
     >>> border_colors(3, [3, 5, 3]) == [RIGHT_COLOR, WRONG_COLOR, RIGHT_COLOR]
     True
+    >>> border_colors(None, [3, 5], same_person=[True, False]) == [SAME_PERSON_COLOR, OTHER_PERSON_COLOR]
+    True
     ```
     """
-    return [RIGHT_COLOR if gallery_id == query_id else WRONG_COLOR for gallery_id in gallery_ids]
+    if query_id is not None:
+        return [RIGHT_COLOR if gallery_id == query_id else WRONG_COLOR for gallery_id in gallery_ids]
+    verdicts = list(same_person) if same_person is not None else [False] * len(gallery_ids)
+    return [SAME_PERSON_COLOR if verdict else OTHER_PERSON_COLOR for verdict in verdicts]
 
 
 def framed(image: ImageLike | np.ndarray, color: tuple[int, int, int], width: int = BORDER_WIDTH) -> np.ndarray:
@@ -97,6 +119,45 @@ def _check_lengths(**sequences: Sequence[Any]) -> None:
         raise ValueError(f"{' and '.join(lengths)} are empty: pass at least one item.")
 
 
+def hit_label(
+    rank: int, query_id: Any, gallery_id: Any, score: float | None = None, same_person: bool | None = None
+) -> str:
+    """
+    The two lines above a ranked gallery image: rank and similarity, then the hit's identity where the query's is
+    known, else the same-person verdict (or the hit's identity when there is no verdict).
+
+    Example:
+
+    ```python
+    >>> hit_label(1, None, 7, score=0.9123, same_person=True)
+    '#1  0.912\nsame person'
+    ```
+    """
+    first = f"#{rank}" + (f"  {score:.3f}" if score is not None else "")
+    if query_id is None and same_person is not None:
+        return f"{first}\n{'same person' if same_person else 'other person'}"
+    return f"{first}\nid {gallery_id}"
+
+
+def _text_width(text: str, renderer: RendererAgg, font: FontProperties) -> float:
+    """Width in pixels of the widest line of `text`."""
+    return max(renderer.get_text_width_height_descent(line, font, ismath=False)[0] for line in text.split("\n"))
+
+
+def _wrap_to_width(text: str, max_width: float, renderer: RendererAgg, font: FontProperties) -> str:
+    """`text` with each line broken (between any two characters: file names have no spaces) to fit `max_width` pixels."""
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for character in paragraph:
+            if line and _text_width(line + character, renderer, font) > max_width:
+                lines.append(line)
+                line = ""
+            line += character
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def plot_ranked_lists(
     query_images: Sequence[ImageLike],
     query_ids: Sequence[Any],
@@ -106,27 +167,35 @@ def plot_ranked_lists(
     path: str | os.PathLike,
     top_k: int = 10,
     query_titles: Sequence[str] | None = None,
+    scores: Any = None,
+    same_person: Any = None,
 ) -> Path:
     """
-    One row per query: the query image, then its top-k gallery images framed green (same identity) or red.
+    One row per query: the query image, then its top-k gallery images, framed by [`border_colors`] and labelled by
+    [`hit_label`] (rank, similarity, identity or same-person verdict).
 
     As torchreid's `visrank`. The picture is assembled at 1:1 pixel scale (each image `TILE_SIZE` plus a
-    `BORDER_WIDTH` border), so the borders keep their exact colours in the PNG.
+    `BORDER_WIDTH` border), so the borders keep their exact colours in the PNG; labels are drawn in a darker shade.
+    The query column widens (up to two tiles) and long titles wrap, so a title never runs into the first hit.
 
     Args:
         query_images: PIL images or paths, one per query.
-        query_ids: identity of each query.
+        query_ids: identity of each query; `None` where unknown (frames then follow `same_person`).
         gallery_images: PIL images or paths of the gallery.
         gallery_ids: identity of each gallery image.
         ranked_indices: `(num_queries, >= 1)` gallery indices, best match first (e.g. from `GalleryIndex.search`).
         path: the PNG to write.
         top_k: gallery images per query (fewer when `ranked_indices` has fewer columns).
-        query_titles: text above each query image; defaults to `"query id <id>"`.
+        query_titles: text above each query image; defaults to `"query\nid <id>"`.
+        scores: `(num_queries, >= top_k)` similarity of each ranked hit, shown above it (`SearchResult.scores`).
+        same_person: `(num_queries, >= top_k)` bool verdicts of the index's threshold (`SearchResult.same_person`),
+            used where a query's identity is unknown.
 
     Example:
 
     ```python
-    >>> plot_ranked_lists(query_paths, query_ids, gallery_paths, gallery_ids, ranked[:, :10], "ranks.png")
+    >>> plot_ranked_lists(query_paths, query_ids, gallery_paths, gallery_ids, hits.indices, "ranks.png",
+    ...                   scores=hits.scores, same_person=hits.same_person)
     ```
     """
     _check_lengths(query_images=query_images, query_ids=query_ids)
@@ -144,32 +213,49 @@ def plot_ranked_lists(
         raise ValueError(f"query_titles has {len(query_titles)} entries for {len(query_ids)} queries.")
     ranked = ranked[:, :top_k]
     top_k = ranked.shape[1]
+    for name, values in (("scores", scores), ("same_person", same_person)):
+        shape = np.shape(values)
+        if values is not None and (len(shape) != 2 or shape[0] != len(query_ids) or shape[1] < top_k):
+            raise ValueError(f"{name} must have shape (num_queries={len(query_ids)}, >= {top_k}), got {shape}.")
 
+    renderer, font = RendererAgg(1, 1, _DPI), FontProperties(size=LABEL_FONT_SIZE)
     cell_height, cell_width = TILE_SIZE[0] + 2 * BORDER_WIDTH, TILE_SIZE[1] + 2 * BORDER_WIDTH
-    header, gap, query_gap = 30, 6, 24  # pixels: text band above each row, between images, after the query
+    titles = [
+        _wrap_to_width(query_titles[row] if query_titles is not None else f"query\nid {query_id}", 2 * cell_width - 4,
+                       renderer, font)
+        for row, query_id in enumerate(query_ids)
+    ]  # fmt: skip
+    query_column = max(cell_width, int(np.ceil(max(_text_width(title, renderer, font) for title in titles))) + 4)
+    line_height = 1.2 * LABEL_FONT_SIZE * _DPI / 72  # pixels
+    max_lines = max(2, *(title.count("\n") + 1 for title in titles))
+    header, gap, query_gap = int(np.ceil(max_lines * line_height)) + 6, 6, 24  # pixels
     row_height = header + cell_height
-    canvas_width = gap + cell_width + query_gap + top_k * (cell_width + gap)
+    canvas_width = gap + query_column + query_gap + top_k * (cell_width + gap)
     canvas = np.full((gap + len(query_ids) * (row_height + gap), canvas_width, 3), 255, dtype=np.uint8)
     labels = []  # (x, y, text, color) in canvas pixels
     for row, (query_image, query_id) in enumerate(zip(query_images, query_ids)):
         top = gap + row * (row_height + gap) + header
-        left = gap
-        canvas[top : top + cell_height, left : left + cell_width] = framed(_tile(query_image, TILE_SIZE), (0, 0, 0))
-        title = query_titles[row] if query_titles is not None else f"query\nid {query_id}"
-        labels.append((left + cell_width / 2, top - 3, title, "black"))
+        left = gap + (query_column - cell_width) // 2
+        canvas[top : top + cell_height, left : left + cell_width] = framed(_tile(query_image, TILE_SIZE), QUERY_COLOR)
+        labels.append((gap + query_column / 2, top - 3, titles[row], QUERY_COLOR))
         hit_ids = [gallery_ids[index] for index in ranked[row]]
-        for rank, (index, color) in enumerate(zip(ranked[row], border_colors(query_id, hit_ids))):
-            left = gap + cell_width + query_gap + rank * (cell_width + gap)
-            gallery_tile = framed(_tile(gallery_images[index], TILE_SIZE), color)
-            canvas[top : top + cell_height, left : left + cell_width] = gallery_tile
-            labels.append((left + cell_width / 2, top - 3, f"#{rank + 1}\nid {hit_ids[rank]}", np.array(color) / 255))
+        verdicts = None if same_person is None else [bool(v) for v in np.asarray(same_person)[row, :top_k]]
+        hit_scores = None if scores is None else [float(v) for v in np.asarray(scores)[row, :top_k]]
+        for rank, (index, color) in enumerate(zip(ranked[row], border_colors(query_id, hit_ids, verdicts))):
+            left = gap + query_column + query_gap + rank * (cell_width + gap)
+            canvas[top : top + cell_height, left : left + cell_width] = framed(_tile(gallery_images[index], TILE_SIZE), color)
+            text = hit_label(
+                rank + 1, query_id, hit_ids[rank], None if hit_scores is None else hit_scores[rank],
+                None if verdicts is None else verdicts[rank],
+            )  # fmt: skip
+            labels.append((left + cell_width / 2, top - 3, text, tuple(int(0.7 * c) for c in color)))
 
     figure = Figure(figsize=(canvas.shape[1] / _DPI, canvas.shape[0] / _DPI), dpi=_DPI)
     axes = figure.add_axes((0, 0, 1, 1))
     axes.imshow(canvas, interpolation="nearest")
     axes.set_axis_off()
     for x, y, text, color in labels:
-        axes.text(x, y, text, ha="center", va="bottom", fontsize=7, color=color, linespacing=1.0)
+        axes.text(x, y, text, ha="center", va="bottom", fontproperties=font, color=np.array(color) / 255, linespacing=1.0)
     return _save_figure(figure, path)
 
 
@@ -217,11 +303,12 @@ def plot_cmc_curves(results: Mapping[str, Mapping[str, Any]], path: str | os.Pat
 @torch.no_grad()
 def attention_rollout(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     """
-    Attention rollout from the class token over all layers (Abnar & Zuidema, 2020), on the patch grid.
+    Attention rollout from the global token over all layers (Abnar & Zuidema, 2020), on the patch grid.
 
     Per layer the heads are averaged, the identity is added for the residual connection and rows are
-    re-normalised; the layers are multiplied (first layer on the right); the class token's row over the patch
-    tokens is reshaped to the grid and min-max normalised per image.
+    re-normalised; the layers are multiplied (first layer on the right); the global token's row (the CLS token's,
+    or for DeiT the mean of the rows `config.global_token` names) over the patch tokens, which follow the
+    `config.num_special_tokens` special tokens, is reshaped to the grid and min-max normalised per image.
 
     Args:
         model: an `LATransformerForReID` (it switches to eager attention for this call).
@@ -250,11 +337,11 @@ def attention_rollout(model: torch.nn.Module, pixel_values: torch.Tensor) -> tor
         mixed = mixed + torch.eye(mixed.shape[-1], dtype=mixed.dtype, device=mixed.device)
         mixed = mixed / mixed.sum(dim=-1, keepdim=True)
         rollout = mixed if rollout is None else mixed @ rollout
-    rows, cols = model.config.grid_size
-    cls_to_patches = rollout[:, 0, 1:].reshape(-1, rows, cols)
-    low = cls_to_patches.amin(dim=(1, 2), keepdim=True)
-    high = cls_to_patches.amax(dim=(1, 2), keepdim=True)
-    return ((cls_to_patches - low) / (high - low).clamp_min(1e-12)).float().cpu()
+    (rows, cols), (start, stop) = model.config.grid_size, model.config.global_token_span
+    global_to_patches = rollout[:, start:stop, model.config.num_special_tokens :].mean(dim=1).reshape(-1, rows, cols)
+    low = global_to_patches.amin(dim=(1, 2), keepdim=True)
+    high = global_to_patches.amax(dim=(1, 2), keepdim=True)
+    return ((global_to_patches - low) / (high - low).clamp_min(1e-12)).float().cpu()
 
 
 def plot_attention(
@@ -377,12 +464,16 @@ def plot_training_curves(
 
 __all__ = [
     "BORDER_WIDTH",
+    "OTHER_PERSON_COLOR",
+    "QUERY_COLOR",
     "RIGHT_COLOR",
+    "SAME_PERSON_COLOR",
     "TILE_SIZE",
     "WRONG_COLOR",
     "attention_rollout",
     "border_colors",
     "framed",
+    "hit_label",
     "plot_attention",
     "plot_cmc_curves",
     "plot_ranked_lists",

@@ -5,25 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_command
-
 REQUIRED_FILES = ("model.safetensors", "config.json", "preprocessor_config.json", "README.md")
 OPTIONAL_FILES = ("training_args.json", "metrics.json")
-REQUIRED_METADATA = ("library_name", "pipeline_tag", "tags", "license")
+DESCRIPTION = "Upload a trained model folder to the Hugging Face Hub (weights, config, image processor, model card)."
+EXAMPLE = "lareid push ./tiny-reid my-user/la-transformer-tiny --dry_run"
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "push",
-        "Upload a trained model folder to the Hugging Face Hub (weights, config, image processor, model card).",
-        "lareid push ./tiny-reid my-user/la-transformer-tiny --dry_run",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="a folder written by `lareid train` / examples/train.py")
     parser.add_argument("repo_id", help="the Hub repository, e.g. my-user/la-transformer-market")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--dry_run", "--dry-run", action="store_true", help="list what would be uploaded and check the card, upload nothing")
-    parser.set_defaults(func=run)
 
 
 def files_to_upload(model_dir: str | Path) -> list[Path]:
@@ -39,32 +31,8 @@ def files_to_upload(model_dir: str | Path) -> list[Path]:
     return [model_dir / name for name in REQUIRED_FILES + OPTIONAL_FILES if (model_dir / name).is_file()]
 
 
-def check_model_card(card_path: str | Path) -> dict:
-    """
-    Checks the card's YAML metadata offline (`ModelCard.validate` would call the Hub) and returns it.
-
-    Needs `library_name`, `pipeline_tag`, `license`, the tags `person-reid` and `la-transformer`, and, where a
-    `model-index` is present, results with a name, a dataset and metric values.
-    """
-    from ..modelcard import TAGS, read_model_card_metadata
-
-    metadata = read_model_card_metadata(card_path)
-    missing = [key for key in REQUIRED_METADATA if not metadata.get(key)]
-    missing += [f"tag {tag!r}" for tag in TAGS if tag not in (metadata.get("tags") or [])]
-    if missing:
-        raise ValueError(f"{card_path}: the model card metadata lacks {missing}.")
-    for entry in metadata.get("model-index") or []:
-        for result in entry.get("results") or []:
-            metrics = result.get("metrics") or []
-            if not entry.get("name") or not result.get("dataset", {}).get("name") or not metrics:
-                raise ValueError(f"{card_path}: a model-index result lacks a name, a dataset or metrics.")
-            for metric in metrics:
-                if not isinstance(metric.get("value"), (int, float)):
-                    raise ValueError(f"{card_path}: model-index metric {metric.get('type')!r} has no numeric value.")
-    return metadata
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..modelcard import check_model_card
     from ..modeling_lareid import verify_model_weights
 
     files = files_to_upload(args.model_dir)

@@ -91,18 +91,18 @@ class ReIDTransform:
         erasing_p (`float`, *optional*, defaults to 0.0): probability of random erasing (off by default); the
             erased box gets value 0 after normalisation, i.e. the mean colour.
         erasing_scale (`tuple[float, float]`, *optional*, defaults to (0.02, 0.33)): erased area share range.
-        seed (`int`, *optional*): seeds every image's augmentation by (seed, epoch, path), see below; `None`
+        seed (`int`, *optional*): seeds every image's augmentation by (seed, epoch, label, path), see below; `None`
             draws from torch's global generator.
 
     Output ``pixel_values`` is a float32 tensor of shape (batch, 3, height, width); ``label``, ``person_id`` and
     ``camera_id`` are passed through when present.
 
     Randomness: with `seed` (an `int`), each image's augmentation is drawn from its own generator, seeded by
-    ``(seed, epoch, the image's path, its repeat within the batch)``; call :meth:`set_epoch` at every epoch (the
-    [`LATransformerTrainer`] does). The same image in the same epoch is then augmented identically in any run or
-    process, torch's global generator is left untouched (dropout draws from it alone), and a training run killed
-    at any step and resumed from its checkpoint gives the weights of an uninterrupted one. Rows without a ``path``
-    column are keyed by a digest of their pixels. With ``seed=None`` (the default) augmentations draw from
+    ``(seed, epoch, the image's label and path, its repeat within the batch)``; call :meth:`set_epoch` at every
+    epoch (the [`LATransformerTrainer`] does). The same image in the same epoch is then augmented identically in any
+    run or process, torch's global generator is left untouched (dropout draws from it alone), and a training run
+    killed at any step and resumed from its checkpoint gives the weights of an uninterrupted one. Rows without a
+    ``path`` column are keyed by a digest of their pixels. With ``seed=None`` (the default) augmentations draw from
     torch's global generator.
     """
 
@@ -196,7 +196,10 @@ class ReIDTransform:
     def __call__(self, batch: dict[str, list]) -> dict[str, Any]:
         if "image" not in batch:
             raise KeyError(f"The batch has no 'image' column (columns: {sorted(batch)}); use load_reid_dataset.")
-        keys = [str(path) for path in batch["path"]] if "path" in batch else None
+        keys = None
+        if "path" in batch:  # relative to each set's data_dir: the label tells merged sets apart
+            labels = batch["label"] if "label" in batch else [""] * len(batch["path"])
+            keys = [f"{label}/{path}" for label, path in zip(labels, batch["path"])]
         output: dict[str, Any] = {"pixel_values": self.pixel_values(batch["image"], keys)}
         for column in PASSTHROUGH_COLUMNS:
             if column in batch:

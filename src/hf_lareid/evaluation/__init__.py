@@ -1,6 +1,7 @@
 """Evaluation on arrays: re-ID metrics, k-reciprocal re-ranking and the verification threshold (no model needed)."""
 
 from pathlib import Path
+from typing import Any
 
 from .metrics import (
     DISTRACTOR_ID,
@@ -20,6 +21,7 @@ from .threshold import ThresholdCalibration, calibrate_threshold, calibrate_thre
 __all__ = [
     "DISTRACTOR_ID",
     "JUNK_ID",
+    "load_reid_metric",
     "METRICS",
     "PROTOCOLS",
     "REID_METRIC_PATH",
@@ -37,3 +39,21 @@ __all__ = [
 
 REID_METRIC_PATH = str(Path(__file__).parent / "reid_metric")
 """Folder of the `evaluate` metric module: `evaluate.load(REID_METRIC_PATH)`."""
+
+
+def load_reid_metric(**load_options: Any) -> Any:
+    """
+    The re-ID metrics as an `evaluate` metric (`evaluate.load(REID_METRIC_PATH, **load_options)`); without the
+    `evaluate` package, an ImportError naming the `evaluate` extra.
+
+    Example:
+
+    ```python
+    >>> metric = load_reid_metric()
+    >>> metric.compute(embeddings=e, person_ids=ids, camera_ids=cams, is_query=q)["mAP"]  # -> 0.71
+    ```
+    """
+    from ..extras import require_extra
+
+    evaluate = require_extra("evaluate", "evaluate", "The re-ID `evaluate` metric (load_reid_metric)")
+    return evaluate.load(REID_METRIC_PATH, **load_options)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from ..modeling_lareid import backbone_layers
+
 logger = logging.getLogger(__name__)
 
 LOG_KEY = "trainable_blocks"
@@ -132,11 +134,13 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
     @staticmethod
     def _backbone(model: torch.nn.Module) -> torch.nn.Module:
         backbone = getattr(model, "vit", None)
-        if backbone is None or not hasattr(backbone, "layers"):
+        try:
+            backbone_layers(backbone)
+        except TypeError:
             raise TypeError(
-                f"BlockwiseUnfreezeCallback needs an LA-Transformer (a ViT backbone at `model.vit` with "
-                f"`model.vit.layers`), got {type(model).__name__}."
-            )
+                f"BlockwiseUnfreezeCallback needs an LA-Transformer (a backbone at `model.vit` with its blocks at "
+                f"`model.vit.layers` or `model.vit.encoder.layer`), got {type(model).__name__}."
+            ) from None
         return backbone
 
     def apply(self, epoch: int, model: torch.nn.Module, optimizer=None, lr_scheduler=None) -> UnfreezeStage:
@@ -147,10 +151,11 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         factor, in the group and in `lr_scheduler.base_lrs`.
         """
         backbone = self._backbone(model)
-        num_blocks = len(backbone.layers)
+        layers = backbone_layers(backbone)
+        num_blocks = len(layers)
         stage = self.stage(epoch, num_blocks)
         first_trainable = num_blocks - stage.num_trainable_blocks
-        for index, block in enumerate(backbone.layers):
+        for index, block in enumerate(layers):
             block.requires_grad_(index >= first_trainable)
         backbone.embeddings.requires_grad_(self.unfreeze_embeddings_with_first_block and first_trainable == 0)
         backbone.layernorm.requires_grad_(self.train_final_norm)
@@ -182,7 +187,7 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         # after a resume it is e.g. 1.5 -> epoch 1.
         epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
         stage = self.apply(epoch, model, optimizer, lr_scheduler)
-        num_blocks = len(self._backbone(model).layers)
+        num_blocks = len(backbone_layers(self._backbone(model)))
         last = next((entry for entry in reversed(state.log_history) if LOG_KEY in entry), None)
         if last is None or last[LOG_KEY] != stage.num_trainable_blocks:
             lr = optimizer.param_groups[0]["lr"] if optimizer is not None else float("nan")

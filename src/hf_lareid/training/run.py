@@ -35,8 +35,9 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..data import REID_DATASETS, default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.transforms import build_train_transform
 from ..features import bf16_pays
-from ..file_checks import resolve_resume_checkpoint
+from ..file_checks import resolve_resume_checkpoint, wants_resume
 from ..hub_configs import load_setup
+from ..modelcard import DEFAULT_LICENSE
 from ..modeling_lareid import LATransformerForReID
 from .callbacks import BlockwiseUnfreezeCallback
 from .trainer import LATransformerTrainer, LATransformerTrainingArguments
@@ -69,8 +70,9 @@ class ModelArguments:
     backbone: str | None = field(
         default=None,
         metadata={
-            "help": "The ViT to start from: a Hub name (google/vit-base-patch16-224) or a saved ViT folder, or "
-            "'random' to train from scratch with the setup's architecture. Default: the setup's backbone."
+            "help": "The backbone to start from: a ViT, DeiT or DINOv2 on the Hub (google/vit-base-patch16-224) or "
+            "a saved folder, or 'random' to train from scratch with the setup's architecture (the patch must divide "
+            "the setup's image size). Default: the setup's backbone."
         },
     )
     blockwise_unfreeze: bool | None = field(
@@ -87,6 +89,10 @@ class ModelArguments:
     )
     unfreeze_embeddings_with_first_block: bool = field(
         default=True, metadata={"help": "The patch/position embeddings and CLS token unfreeze with the lowest block."}
+    )
+    license: str = field(
+        default=DEFAULT_LICENSE,
+        metadata={"help": "The license of the trained weights, as the model card states it (a Hub license id)."},
     )
 
 
@@ -130,9 +136,12 @@ class DataArguments:
     erasing_p: float | None = field(default=None, metadata={"help": "Random erasing probability (default 0: off)."})
 
 
-def build_parser() -> HfArgumentParser:
-    """The parser of [`main`]: [`ModelArguments`], [`DataArguments`] and [`LATransformerTrainingArguments`]."""
-    return HfArgumentParser((ModelArguments, DataArguments, LATransformerTrainingArguments))
+def build_parser(prog: str | None = None) -> HfArgumentParser:
+    """
+    The parser of [`main`]: [`ModelArguments`], [`DataArguments`] and [`LATransformerTrainingArguments`]; `prog` names
+    the command in usage lines (default: the script's name).
+    """
+    return HfArgumentParser((ModelArguments, DataArguments, LATransformerTrainingArguments), prog=prog)
 
 
 def setup_defaults(setup_training_args: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -159,20 +168,22 @@ def setup_defaults(setup_training_args: dict[str, Any], parser: argparse.Argumen
     return defaults
 
 
-def parse_arguments(argv: Sequence[str] | None = None):
+def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None):
     """
     Parses `argv` (default `sys.argv[1:]`) into `(ModelArguments, DataArguments, LATransformerTrainingArguments,
     setup)`, where `setup` is `(config, image_processor, training_args dict)` of `--setup`.
 
     The setup's training_args.json supplies the defaults; on a CPU, `--bf16` defaults to whether bf16 pays there.
     With blockwise unfreezing the learning-rate schedule is constant unless `--lr_scheduler_type` is given.
+    Progress bars are on unless `--disable_tqdm true` (the Trainer would otherwise turn them off whenever the
+    transformers logger is quieter than WARNING, as under `lareid`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(prog)
     pre_parser = argparse.ArgumentParser(add_help=False)
     pre_parser.add_argument("--setup", default=ModelArguments.setup)
     setup = load_setup(pre_parser.parse_known_args(argv)[0].setup)
-    defaults = {"logging_steps": 10}
+    defaults = {"logging_steps": 10, "disable_tqdm": False}
     if not torch.cuda.is_available():
         # bf16 autocast on a CPU needs use_cpu; it pays only with AVX-512 bf16 (6x slower on AVX2-only CPUs).
         defaults.update(use_cpu=True, bf16=bf16_pays("cpu"))
@@ -255,7 +266,7 @@ def build_model(model_args: ModelArguments, config, num_labels: int, id2label: d
         )
     except OSError as error:
         raise OSError(
-            f"cannot load the backbone {model_args.backbone!r}: {error}. Give a ViT on the Hub (online) or a folder "
+            f"cannot load the backbone {model_args.backbone!r}: {error}. Give a backbone on the Hub (online) or a folder "
             "saved with save_pretrained, or --backbone random to train from scratch."
         ) from error
     model.config.id2label, model.config.label2id = id2label, {v: k for k, v in id2label.items()}
@@ -318,6 +329,7 @@ def build_trainer(
             "eval_dataset": eval_on,
             "base_model": None if model_args.backbone == RANDOM_BACKBONE else model_args.backbone,
             "training_args": card_training_args,
+            "license": model_args.license,
         },
     )
 
@@ -326,13 +338,14 @@ def prepare_trainer(
     argv: Sequence[str] | None = None,
     build: Callable[..., LATransformerForReID] = build_model,
     callbacks: Sequence[TrainerCallback] = (),
+    prog: str | None = None,
 ) -> LATransformerTrainer:
     """
-    The trainer `lareid train ARGV` runs: parses `argv`, loads the data, builds the model with
-    `build(model_args, config, num_labels, id2label)` (default [`build_model`]) after seeding `--seed`, and wraps it
-    with [`build_trainer`] (plus `callbacks`).
+    The trainer `lareid train ARGV` runs: parses `argv` (`prog` names the command in usage errors), loads the data,
+    builds the model with `build(model_args, config, num_labels, id2label)` (default [`build_model`]) after seeding
+    `--seed`, and wraps it with [`build_trainer`] (plus `callbacks`).
     """
-    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(argv)
+    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(argv, prog)
     train, eval_splits, identities = load_data(data_args, config.image_size)
     label_names = train.features["label"].names
     set_seed(training_args.seed)  # the model's initial weights
@@ -354,7 +367,7 @@ def check_output_dir(training_args: LATransformerTrainingArguments) -> None:
     for the new run's; the user's other files stay.
     """
     output_dir = Path(training_args.output_dir)
-    if not output_dir.is_dir() or training_args.resume_from_checkpoint:
+    if not output_dir.is_dir() or wants_resume(training_args.resume_from_checkpoint):
         return
     checkpoints = sorted(p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir())
     found = [name for name in MODEL_FILES if (output_dir / name).exists()] + [p.name for p in checkpoints]
@@ -372,9 +385,10 @@ def check_output_dir(training_args: LATransformerTrainingArguments) -> None:
             logger.info("--overwrite_output_dir: removed the old %s", checkpoint)
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str, float]:
     """
     Trains, evaluates and saves an LA-Transformer; returns the final evaluation metrics (`eval_rank1`, `eval_mAP`, ...).
+    `prog` names the command in usage errors (`lareid train`; default: the script's name).
 
     Example:
 
@@ -386,8 +400,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.enable_explicit_format()
-    check_output_dir(parse_arguments(argv)[2])  # before the data is loaded: a refusal costs nothing
-    trainer = prepare_trainer(argv)
+    check_output_dir(parse_arguments(argv, prog)[2])  # before the data is loaded: a refusal costs nothing
+    trainer = prepare_trainer(argv, prog=prog)
     training_args = trainer.args
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     fields = trainer.model_card_fields

@@ -18,6 +18,7 @@ from ..data import PKSampler
 from ..file_checks import check_trainer_checkpoint
 from ..model_evaluation import evaluate_model
 from ..modelcard import write_model_card
+from ..modeling_lareid import backbone_layers
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 from .transform_epoch import TransformEpochCallback, epoch_transform_of
@@ -375,7 +376,7 @@ class LATransformerTrainer(Trainer):
             if kwargs.get(key):
                 fields[key] = kwargs[key]
         if self.unfreeze_callback is not None and "unfreeze_schedule" not in fields:
-            num_blocks = len(self.accelerator.unwrap_model(self.model).vit.layers)
+            num_blocks = len(backbone_layers(self.accelerator.unwrap_model(self.model).vit))
             num_epochs = max(1, int(round(self.state.num_train_epochs or self.args.num_train_epochs)))
             fields["unfreeze_schedule"] = format_unfreeze_schedule(
                 self.unfreeze_callback.schedule(num_blocks, num_epochs), num_blocks

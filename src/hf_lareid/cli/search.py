@@ -1,0 +1,96 @@
+"""`lareid search`: the gallery images most similar to each query image, from an index built by `lareid index`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import load_model_and_processor, write_json
+
+DESCRIPTION = "Find the gallery images most similar to each query image in an index built by `lareid index`."
+EXAMPLE = "lareid search --index_dir ./market-index query/0001_c1s1_001051_00.jpg --top_k 5 --picture ranks.png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", help="query image files")
+    parser.add_argument("--index_dir", "--index-dir", required=True, help="a folder written by `lareid index`")
+    parser.add_argument("--model", default=None,
+                        help="the query model (default: the one the index records); a different model is refused")
+    parser.add_argument("--top_k", "--top-k", type=int, default=10, help="hits per query")
+    parser.add_argument("--picture", default=None, help="also draw the ranked lists into this PNG")
+    parser.add_argument("--output_json", "--output-json", default=None, help="also write the hits as JSON")
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (use it if the index did)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
+    from ..retrieval import GalleryIndex
+
+    index = GalleryIndex.load(args.index_dir)
+    model_ref = args.model or index.model_reference
+    if model_ref is None:
+        raise ValueError(f"the index in {args.index_dir} records no model: name the query model with --model.")
+    missing = [image for image in args.images if not Path(image).is_file()]
+    if missing:
+        raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
+    if args.picture:  # before the model loads: the plots extra and an index that can show its images
+        from . import pictures  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
+
+        if index.paths is None or index.person_ids is None:
+            raise ValueError(f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it.")
+    model, image_processor = load_model_and_processor(model_ref)
+    index.check_fingerprint(model_fingerprint(model))
+    index.check_embedding_settings(embedding_settings(image_processor, args.flip))
+    device = next(model.parameters()).device
+    bf16 = resolve_bf16("auto", device)
+    queries = extract_features(
+        model, list(args.images), flip=args.flip, bf16=bf16, image_processor=image_processor, progress=False
+    )
+    hits = index.search(queries.embeddings, k=args.top_k, runtime_settings=runtime_settings(bf16, device))
+    results = []
+    for row, image in enumerate(args.images):
+        print(f"query {image}")
+        matches = []
+        for rank, gallery_row in enumerate(hits.indices[row]):
+            match = {"rank": rank + 1, "score": float(hits.scores[row, rank]), "index": int(gallery_row)}
+            for name in ("person_ids", "camera_ids"):
+                if getattr(hits, name) is not None:
+                    match[name[:-1]] = int(getattr(hits, name)[row, rank])
+            if hits.paths is not None:
+                match["path"] = index.resolve_path(hits.paths[row][rank])
+            if hits.same_person is not None:
+                match["same_person"] = bool(hits.same_person[row, rank])
+            matches.append(match)
+            print("  " + "  ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
+                                   for key, value in match.items() if key != "index"))
+        results.append({"query": image, "matches": matches})
+    if args.output_json:
+        write_json(args.output_json, {"index_dir": str(args.index_dir), "model": str(model_ref), "results": results})
+        print(f"wrote {args.output_json}")
+    if args.picture:
+        _draw_ranked_lists(args.images, index, hits, args.picture, args.top_k)
+        print(f"wrote {args.picture}")
+    return 0
+
+
+def _draw_ranked_lists(images: list[str], index, hits, path: str, top_k: int) -> None:
+    """
+    The query images and their hits with their scores. A query's identity comes from its Market-1501-style file name
+    where it parses: its hits are framed by identity. Otherwise they are framed by the index threshold's verdict.
+    """
+    from ..data.market1501 import parse_market1501_name
+    from .pictures import plot_ranked_lists
+
+    query_ids, titles = [], []
+    for image in images:
+        try:
+            query_ids.append(parse_market1501_name(image)[0])
+            titles.append(f"{Path(image).name}\nid {query_ids[-1]}")
+        except ValueError:
+            query_ids.append(None)
+            titles.append(f"{Path(image).name}\nidentity unknown")
+    gallery_paths = [index.resolve_path(gallery_path) for gallery_path in index.paths]
+    plot_ranked_lists(
+        images, query_ids, gallery_paths, index.person_ids, hits.indices, path, top_k=top_k, query_titles=titles,
+        scores=hits.scores, same_person=hits.same_person,
+    )

@@ -1,0 +1,39 @@
+"""The optional parts of hf-lareid (setup.cfg extras) and the one line that names the extra when one is missing.
+
+| extra | installs | needed by |
+|---|---|---|
+| `plots` | matplotlib | `hf_lareid.cli.pictures`: `lareid demo`, `lareid search --picture` |
+| `evaluate` | evaluate | `hf_lareid.evaluation.load_reid_metric` (the `evaluate` metric module) |
+| `onnx` | onnx, onnxscript, onnxruntime | `lareid export-onnx` (see `hf_lareid.onnx_export`) |
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
+
+
+def require_extra(module: str, extra: str, purpose: str) -> ModuleType:
+    """
+    Imports and returns `module`, or raises [`MissingExtraError`] naming the `extra` that installs it.
+
+    Example:
+
+    ```python
+    >>> require_extra("matplotlib", "plots", "the pictures")  # -> <module 'matplotlib' ...>
+    ```
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingExtraError(
+            f"{purpose} need {module}, which is not installed: install hf-lareid's '{extra}' extra "
+            f"(pip install \".[{extra}]\" in its source folder) or pip install {module}."
+        ) from error
+
+
+__all__ = ["MissingExtraError", "require_extra"]
