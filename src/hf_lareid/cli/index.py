@@ -17,12 +17,16 @@ EXAMPLE = "lareid index ./my-model --dataset market1501 --data_dir ~/Market-1501
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..retrieval.index import INDEX_TYPES
 
-    parser.add_argument("model", help="a saved model folder or Hub id (recorded in the index)")
+    parser.add_argument("model", nargs="?", help="a saved model folder or Hub id (recorded in the index)")
     add_dataset_arguments(parser, multiple=False)
+    for action in parser._actions:  # not needed by --remove / --verify; building checks them in run
+        if action.dest in ("dataset", "data_dir"):
+            action.required = False
     parser.add_argument("--split", default="gallery", help="which split to index (default: gallery)")
     parser.add_argument("--index_dir", "--index-dir", required=True, help="folder to write the index to")
     parser.add_argument("--index_type", "--index-type", default="flat", choices=list(INDEX_TYPES),
-                        help="flat (exact), or ivf / ivfpq / hnsw (approximate, for large galleries)")
+                        help="flat (exact), or ivf / ivfpq / ivfpq_refine (compressed, re-ranked: high recall) / hnsw "
+                             "(approximate, for large galleries)")
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=5000,
                         help="save the index every N added images, so an interrupted build can resume")
     parser.add_argument("--threshold", type=float, default=None,
@@ -32,6 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "store the calibration in the index")
     parser.add_argument("--target_false_match_rate", "--target-false-match-rate", type=float, default=1e-3,
                         help="false-match rate the calibration aims at (default: 0.001)")
+    erasure = parser.add_argument_group(
+        "retention and erasure (no model or data set needed)",
+        "lareid index --index_dir D --remove --person_ids 17 42 | --paths P ... | --camera_ids 3 | --older_than 30d: "
+        "remove the entries matching every criterion given, atomically; --verify checks every file's full SHA-256.",
+    )
+    erasure.add_argument("--remove", action="store_true", help="remove entries from --index_dir instead of building")
+    erasure.add_argument("--person_ids", "--person-ids", type=int, nargs="+", metavar="ID",
+                         help="remove these people's entries")
+    erasure.add_argument("--paths", nargs="+", metavar="PATH", help="remove the entries with these image paths (as stored)")
+    erasure.add_argument("--camera_ids", "--camera-ids", type=int, nargs="+", metavar="CAM",
+                         help="remove these cameras' entries")
+    erasure.add_argument("--older_than", "--older-than", metavar="WHEN",
+                         help="remove entries added before an ISO 8601 UTC date-time or a duration ago (30d, 12h, 2w)")
+    erasure.add_argument("--verify", action="store_true",
+                         help="check the full SHA-256 of every file of --index_dir (every load checks sizes and a "
+                              "quick hash only)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +61,15 @@ def run(args: argparse.Namespace) -> int:
     from ..file_utils import folder_lock
     from ..retrieval import check_index_target
 
+    criteria = {name: getattr(args, name) for name in ("person_ids", "paths", "camera_ids", "older_than")}
+    if any(value is not None for value in criteria.values()) and not args.remove:
+        raise ValueError("--person_ids / --paths / --camera_ids / --older_than select entries to remove: add --remove.")
+    if not (args.remove or args.verify) and not (args.model and args.dataset and args.data_dir):
+        raise ValueError("building an index needs a model, --dataset and --data_dir (or use --remove / --verify).")
+    if args.remove or args.verify:
+        check_index_target(args.index_dir)
+        with folder_lock(args.index_dir):
+            return _edit_index(args, criteria)
     distributed = init_from_launcher()  # under torchrun / accelerate launch: join the process group
     rank, world_size = resolve_shard("auto") if distributed else (0, 1)
     if rank == 0:  # before loading anything: a model or photo folder is never replaced
@@ -48,6 +77,22 @@ def run(args: argparse.Namespace) -> int:
     # Only rank 0 writes; a second `lareid index` on the same folder stops here with one line.
     with folder_lock(args.index_dir) if rank == 0 else contextlib.nullcontext():
         return _build_index(args, rank, world_size)
+
+
+def _edit_index(args: argparse.Namespace, criteria: dict) -> int:
+    """`--verify` and/or `--remove`: load (fully verified with --verify), remove, save atomically with new checksums."""
+    from ..retrieval import GalleryIndex
+
+    index = GalleryIndex.load(args.index_dir, verify=args.verify)
+    if args.verify:
+        print(f"{args.index_dir}: every file matches its SHA-256 ({len(index)} images)")
+    if not args.remove:
+        return 0
+    removed = index.remove(**criteria)
+    if removed:
+        index.save(args.index_dir)
+    print(f"removed {removed} entries; {args.index_dir} holds {len(index)}")
+    return 0
 
 
 def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:

@@ -16,9 +16,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import faiss
 import numpy as np
@@ -37,7 +39,8 @@ __all__ = [
     "SearchResult",
 ]
 
-INDEX_TYPES = ("flat", "ivf", "ivfpq", "hnsw")
+INDEX_TYPES = ("flat", "ivf", "ivfpq", "ivfpq_refine", "hnsw")
+_IVF_TYPES = ("ivf", "ivfpq", "ivfpq_refine")
 _FORMAT_VERSION = 2  # 2: the config carries its own SHA-256 and the embedding settings
 _CONFIG_NAME = "gallery_config.json"
 _INDEX_NAME = "index.faiss"
@@ -45,6 +48,8 @@ _METADATA_NAME = "metadata.npz"
 _DATA_FILES = (_INDEX_NAME, _METADATA_NAME)
 _CONFIG_SHA256_KEY = "config_sha256"  # SHA-256 of the canonical JSON of every other config field
 _METADATA_FIELDS = ("person_ids", "camera_ids", "paths")
+_ADDED_AT = "added_at"  # metadata.npz array: UTC POSIX seconds (float64) of each entry's add; NaN = not recorded
+_QUICK_HASH_BYTES = 1 << 20  # the quick hash covers the first and the last MiB of a data file
 # Config fields every saved index has; `_config` writes them, `_read_config` requires them.
 _REQUIRED_CONFIG_FIELDS = ("format_version", "dim", "index_type", "size", "settings", "metadata_fields", "sha256")
 
@@ -94,12 +99,21 @@ class GalleryIndex:
     Args:
         dim (`int`): embedding width.
         index_type (`str`, *optional*, defaults to `"flat"`): `"flat"` (exact, `IndexFlatIP`), `"ivf"` (inverted
-            lists), `"ivfpq"` (inverted lists + product quantisation: smallest) or `"hnsw"` (graph). `"ivf"` and
-            `"ivfpq"` are trained from a sample: [`train`], or the first call to [`add`] / [`add_batches`].
-        nlist (`int`, *optional*): inverted lists of `"ivf"`/`"ivfpq"`; defaults to `4 * sqrt(training size)`.
-        nprobe (`int`, *optional*, defaults to 16): lists visited per query (speed/recall trade-off).
-        pq_m (`int`, *optional*): sub-quantisers of `"ivfpq"` (must divide `dim`); defaults to `dim / 8` or less.
-        pq_bits (`int`, *optional*, defaults to 8): bits per sub-quantiser code.
+            lists), `"ivfpq"` (inverted lists + product quantisation: smallest, low recall), `"ivfpq_refine"`
+            (inverted lists + 4-bit fast-scan PQ, re-ranked with an int8 copy: the compressed index that finds the
+            neighbours) or `"hnsw"` (graph). The inverted-list types are trained from a sample: [`train`], or the
+            first call to [`add`] / [`add_batches`].
+        nlist (`int`, *optional*): inverted lists of the inverted-list types; defaults to `4 * sqrt(training size)`.
+        nprobe (`int`, *optional*, defaults to 16): lists visited per query (speed/recall trade-off). For
+            `"ivfpq_refine"` it is chosen at training time on a held-out part of the sample (the smallest nprobe
+            reaching `target_recall`) unless given; `settings["nprobe_choice"]` records how.
+        pq_m (`int`, *optional*): sub-quantisers of `"ivfpq"`/`"ivfpq_refine"` (must divide `dim`); defaults to
+            `dim / 8` or less (`"ivfpq"`), `dim / 2` (`"ivfpq_refine"`).
+        pq_bits (`int`, *optional*, defaults to 8): bits per sub-quantiser code of `"ivfpq"` (`"ivfpq_refine"`: 4).
+        refine (`str`, *optional*, defaults to `"SQ8"`): the re-ranking copy of `"ivfpq_refine"`: `"SQ8"` (int8,
+            dim bytes/vector), `"SQfp16"` (2 x dim) or `"Flat"` (exact, 4 x dim).
+        refine_k_factor (`int`, *optional*, defaults to 8): `"ivfpq_refine"` re-ranks `k * refine_k_factor` candidates.
+        target_recall (`float`, *optional*, defaults to 0.97): recall@10 the chosen nprobe reaches on the held-out part.
         hnsw_m (`int`, *optional*, defaults to 32): graph degree of `"hnsw"`.
         ef_construction (`int`, *optional*, defaults to 80): `"hnsw"` build effort.
         ef_search (`int`, *optional*, defaults to 64): `"hnsw"` search effort.
@@ -117,6 +131,8 @@ class GalleryIndex:
         data_dir (`str`, *optional*): the data folder that relative image paths are relative to (the ``path``
             column of `load_reid_dataset` is); [`resolve_path`] joins them to it.
         norm_tolerance (`float`, *optional*, defaults to 1e-3): allowed deviation of embedding norms from 1.
+        clock (callable, *optional*): returns the current UTC `datetime` recorded as `added_at` by [`add`] and used by
+            [`remove`]'s `older_than` durations (tests inject one; not saved). Defaults to the system clock.
 
     Example:
         ```python
@@ -135,9 +151,12 @@ class GalleryIndex:
         index_type: str = "flat",
         *,
         nlist: Optional[int] = None,
-        nprobe: int = 16,
+        nprobe: Optional[int] = None,
         pq_m: Optional[int] = None,
         pq_bits: int = 8,
+        refine: str = "SQ8",
+        refine_k_factor: int = 8,
+        target_recall: float = 0.97,
         hnsw_m: int = 32,
         ef_construction: int = 80,
         ef_search: int = 64,
@@ -149,20 +168,31 @@ class GalleryIndex:
         runtime_settings: Optional[dict] = None,
         data_dir: Optional[Union[str, os.PathLike]] = None,
         norm_tolerance: float = 1e-3,
+        clock: Optional[Callable[[], datetime]] = None,
     ):
         if not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"`dim` must be a positive integer, got {dim!r}.")
         if index_type not in INDEX_TYPES:
             raise ValueError(f"`index_type` must be one of {list(INDEX_TYPES)}, got {index_type!r}.")
-        pq_m = _default_pq_m(int(dim)) if pq_m is None else pq_m
-        if index_type == "ivfpq" and dim % pq_m:
+        if pq_m is None:
+            pq_m = max(1, int(dim) // 2) if index_type == "ivfpq_refine" else _default_pq_m(int(dim))
+        if index_type in ("ivfpq", "ivfpq_refine") and dim % pq_m:
             raise ValueError(f"`pq_m` ({pq_m}) must divide `dim` ({dim}).")
+        if index_type == "ivfpq_refine" and pq_m % 2:
+            raise ValueError(f"`pq_m` ({pq_m}) of an 'ivfpq_refine' index must be even (fast-scan codes).")
+        if refine not in ("SQ8", "SQfp16", "Flat"):
+            raise ValueError(f"`refine` must be 'SQ8', 'SQfp16' or 'Flat', got {refine!r}.")
         self.dim = int(dim)
         self.index_type = index_type
         self.settings = {
-            "nlist": nlist, "nprobe": nprobe, "pq_m": pq_m, "pq_bits": pq_bits, "hnsw_m": hnsw_m,
-            "ef_construction": ef_construction, "ef_search": ef_search,
+            "nlist": nlist, "nprobe": 16 if nprobe is None else nprobe, "pq_m": pq_m, "pq_bits": pq_bits,
+            "hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search,
         }
+        if index_type == "ivfpq_refine":  # recorded only for this type, so older configs read back unchanged
+            self.settings.update(
+                pq_bits=4, refine=refine, refine_k_factor=refine_k_factor, target_recall=target_recall,
+                nprobe_choice=None if nprobe is None else "given",
+            )
         self.model_reference = model_reference
         self.model_fingerprint = model_fingerprint
         if verification_calibration is not None:
@@ -180,10 +210,12 @@ class GalleryIndex:
         self.runtime_settings = _json_round_trip(runtime_settings)
         self.data_dir = None if data_dir is None else str(data_dir)
         self.norm_tolerance = norm_tolerance
+        self.clock = clock
         self._index: Optional[faiss.Index] = None if self.needs_training else self._build_faiss_index()
         self._metadata_fields: Optional[tuple[str, ...]] = None  # fixed by the first add
-        self._metadata: dict[str, list] = {name: [] for name in _METADATA_FIELDS}
+        self._metadata: dict[str, list] = {name: [] for name in (*_METADATA_FIELDS, _ADDED_AT)}
         self._path_set: set[str] = set()
+        self._memory_mapped = False
 
     # ---------------------------------------------------------------------------------------------------------------
     # Properties
@@ -192,7 +224,7 @@ class GalleryIndex:
     @property
     def needs_training(self) -> bool:
         """Whether the FAISS index is an inverted-list index that must be trained before vectors are added."""
-        return self.index_type in ("ivf", "ivfpq")
+        return self.index_type in _IVF_TYPES
 
     @property
     def is_trained(self) -> bool:
@@ -236,8 +268,14 @@ class GalleryIndex:
             return path
         return os.path.join(self.data_dir, path)
 
+    @property
+    def added_at(self) -> np.ndarray:
+        """`(len(self),)` float64 UTC POSIX seconds at which each entry was added (NaN: saved before it was recorded)."""
+        values = self._field(_ADDED_AT)
+        return np.full(len(self), np.nan) if values is None else values
+
     def _field(self, name: str) -> Optional[np.ndarray]:
-        if self._metadata_fields is None or name not in self._metadata_fields:
+        if name != _ADDED_AT and (self._metadata_fields is None or name not in self._metadata_fields):
             return None
         parts = self._metadata[name]
         if len(parts) > 1:  # consolidate once
@@ -260,6 +298,8 @@ class GalleryIndex:
             description = f"IVF{settings['nlist']},Flat"
             if self.index_type == "ivfpq":
                 description = f"IVF{settings['nlist']},PQ{settings['pq_m']}x{settings['pq_bits']}"
+            elif self.index_type == "ivfpq_refine":
+                description = f"IVF{settings['nlist']},PQ{settings['pq_m']}x4fs,Refine({settings['refine']})"
         index = faiss.index_factory(self.dim, description, faiss.METRIC_INNER_PRODUCT)
         if self.index_type == "hnsw":
             index.hnsw.efConstruction = settings["ef_construction"]
@@ -271,6 +311,8 @@ class GalleryIndex:
             index.hnsw.efSearch = self.settings["ef_search"]
         elif self.needs_training:
             faiss.extract_index_ivf(index).nprobe = self.settings["nprobe"]
+            if self.index_type == "ivfpq_refine":
+                faiss.downcast_index(index).k_factor = float(self.settings["refine_k_factor"])
 
     def set_search_parameters(self, nprobe: Optional[int] = None, ef_search: Optional[int] = None) -> None:
         """Changes the speed/recall trade-off of `"ivf"`/`"ivfpq"` (`nprobe`) or `"hnsw"` (`ef_search`) indexes."""
@@ -310,7 +352,7 @@ class GalleryIndex:
             raise ValueError("The index is already trained.")
         array = self._check_embeddings(sample, "sample")
         index = self._build_faiss_index(len(array))
-        minimum = max(self.settings["nlist"], 2 ** self.settings["pq_bits"] if self.index_type == "ivfpq" else 1)
+        minimum = max(self.settings["nlist"], 2 ** self.settings["pq_bits"] if "pq" in self.index_type else 1)
         if len(array) < minimum:
             raise ValueError(
                 f"Training an {self.index_type!r} index with nlist={self.settings['nlist']} needs at least {minimum} "
@@ -320,6 +362,48 @@ class GalleryIndex:
         logger.info("Training a %s index on %d vectors.", self.index_type, len(array))
         index.train(array)
         self._index = index
+        if self.index_type == "ivfpq_refine" and self.settings.get("nprobe_choice") != "given":
+            self._choose_nprobe(array)
+
+    def _choose_nprobe(self, sample: np.ndarray, num_queries: int = 200) -> None:
+        """Sets the smallest nprobe (a power of 2) whose recall@10 on a held-out part of `sample` reaches the target.
+
+        The trained index is filled with the rest of the sample in a copy; the held-out vectors, slightly perturbed so
+        that they do not find themselves, are its queries. Records `settings["nprobe_choice"]`.
+        """
+        rng = np.random.default_rng(0)
+        num_queries = min(num_queries, len(sample) // 5)
+        order = rng.permutation(len(sample))
+        queries, gallery = sample[order[:num_queries]], sample[order[num_queries:]]
+        if num_queries == 0 or len(gallery) < 10:
+            return
+        noise = rng.standard_normal(queries.shape).astype(np.float32) * 0.02
+        queries = queries + noise
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        exact = np.argsort(-(queries @ gallery.T), axis=1)[:, :10]
+        trial = faiss.clone_index(self._index)
+        trial.add(gallery)
+        ivf = faiss.extract_index_ivf(trial)
+        faiss.downcast_index(trial).k_factor = float(self.settings["refine_k_factor"])
+        target, nlist = self.settings["target_recall"], self.settings["nlist"]
+        nprobe, recall = 1, 0.0
+        while True:
+            ivf.nprobe = nprobe
+            found = trial.search(queries, 10)[1]
+            recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)]))
+            if recall >= target or nprobe >= nlist:
+                break
+            nprobe = min(2 * nprobe, nlist)
+        self.settings["nprobe"] = nprobe
+        self.settings["nprobe_choice"] = {"held_out": num_queries, "gallery": len(gallery), "recall_at_10": recall}
+        self._apply_search_settings(self._index)
+        logger.info("Chose nprobe=%d for the %s index (recall@10 %.3f on a held-out sample).", nprobe,
+                    self.index_type, recall)
+        if recall < target:
+            logger.warning(
+                "The %s index reaches recall@10 %.3f < target %.2f even visiting every list: raise refine_k_factor "
+                "or pq_m, or use refine='SQfp16'.", self.index_type, recall, target,
+            )
 
     def add(
         self,
@@ -351,6 +435,8 @@ class GalleryIndex:
             if column.shape != (len(array),):
                 raise ValueError(f"`{name}` has {len(column)} entries for {len(array)} embeddings: they must match.")
             columns[name] = column
+        self._check_writable()
+        columns[_ADDED_AT] = np.full(len(array), self._now().timestamp(), dtype=np.float64)
         # Everything is checked: only now does the index change (a failed call leaves it as it was).
         if len(array) and not self.is_trained:
             self.train(array)
@@ -452,6 +538,104 @@ class GalleryIndex:
         values = calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
         self.verification_calibration = values
         self.verification_threshold = float(values["threshold"])
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Erasure
+    # ---------------------------------------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        now = (self.clock or _utc_now)()
+        return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+
+    def _check_writable(self) -> None:
+        if self._memory_mapped:
+            raise ValueError(
+                "This index was loaded with mmap=True and is read-only: load it without mmap to add or remove entries."
+            )
+
+    def matching(
+        self,
+        *,
+        person_ids: Optional[Sequence[int]] = None,
+        paths: Optional[Sequence[str]] = None,
+        camera_ids: Optional[Sequence[int]] = None,
+        older_than: Union[None, str, datetime, timedelta] = None,
+    ) -> np.ndarray:
+        """`(len(self),)` bool: the entries matching every given criterion (see [`remove`])."""
+        criteria = {"person_ids": person_ids, "paths": paths, "camera_ids": camera_ids, "older_than": older_than}
+        given = {name: value for name, value in criteria.items() if value is not None}
+        if not given:
+            raise ValueError("Say what to remove: person_ids, paths, camera_ids and/or older_than.")
+        selected = np.ones(len(self), dtype=bool)
+        for name in ("person_ids", "camera_ids", "paths"):
+            if name not in given:
+                continue
+            values = self._field(name)
+            if values is None:
+                raise ValueError(f"This index stores no {name}: it cannot select entries by them.")
+            wanted = [str(v) for v in given[name]] if name == "paths" else np.asarray(given[name], dtype=np.int64)
+            selected &= np.isin(values, wanted)
+        if "older_than" in given:
+            cutoff = parse_older_than(given["older_than"], self._now()).timestamp()
+            selected &= self.added_at < cutoff  # NaN (not recorded) is never older
+        return selected
+
+    def remove(
+        self,
+        *,
+        person_ids: Optional[Sequence[int]] = None,
+        paths: Optional[Sequence[str]] = None,
+        camera_ids: Optional[Sequence[int]] = None,
+        older_than: Union[None, str, datetime, timedelta] = None,
+    ) -> int:
+        """Removes the entries matching every given criterion from the vectors and the metadata together.
+
+        The index changes in memory (positions after a removed entry shift down, as if it had never been added);
+        [`save`] writes it atomically with new checksums. Every index type removes: `"flat"` and the inverted-list
+        types drop the codes, `"hnsw"` (no removal in FAISS) is rebuilt from its stored vectors.
+
+        Args:
+            person_ids, camera_ids (sequence of `int`, *optional*): entries of these people / cameras.
+            paths (sequence of `str`, *optional*): entries with these paths (as stored).
+            older_than (`str`, `datetime` or `timedelta`, *optional*): entries added before this UTC time: an ISO 8601
+                date-time (`"2026-01-31T00:00:00Z"`; no zone = UTC), a duration before now (`"30d"`, `"12h"`, `"90m"`,
+                `"2w"`) or a `timedelta`.
+
+        Returns:
+            `int`: the number of entries removed.
+
+        Example:
+            ```python
+            >>> index = GalleryIndex.load("gallery_index")
+            >>> index.remove(person_ids=[42]), index.remove(older_than="30d")
+            (12, 310)
+            >>> index.save("gallery_index")
+            ```
+        """
+        selected = self.matching(person_ids=person_ids, paths=paths, camera_ids=camera_ids, older_than=older_than)
+        self._check_writable()
+        removed = np.flatnonzero(selected).astype(np.int64)
+        if len(removed) == 0:
+            return 0
+        keep = ~selected
+        if self.index_type == "hnsw":
+            vectors = self._index.reconstruct_n(0, len(self))[keep]
+            self._index = self._build_faiss_index()
+            self._index.add(vectors)
+        else:
+            _remove_positions(self._index, removed)
+        for name in (*_METADATA_FIELDS, _ADDED_AT):
+            values = self._field(name)
+            if values is not None:
+                self._metadata[name] = [values[keep]]
+        self._path_set = set(self.paths or ()) - {""}
+        logger.info("Removed %d entries from the gallery index (%d left).", len(removed), len(self))
+        if self._field("paths") is None:
+            logger.warning(
+                "This index has no paths: a resumed add_batches skips the first len(index) images of its stream, which "
+                "no longer matches after a removal. Resume with a stream of the new images only."
+            )
+        return int(len(removed))
 
     @property
     def indexed_paths(self) -> set[str]:
@@ -595,9 +779,11 @@ class GalleryIndex:
             with atomic_folder(directory, replace_existing=True) as temporary:
                 faiss.write_index(self._index, str(temporary / _INDEX_NAME))
                 arrays = {name: self._field(name) for name in (self._metadata_fields or ())}
-                np.savez(temporary / _METADATA_NAME, **arrays)
+                np.savez(temporary / _METADATA_NAME, **arrays, **{_ADDED_AT: self.added_at})
                 config = self._config()
                 config["sha256"] = {name: file_sha256(temporary / name) for name in _DATA_FILES}
+                config["file_sizes"] = {name: (temporary / name).stat().st_size for name in _DATA_FILES}
+                config["quick_sha256"] = {name: _quick_sha256(temporary / name) for name in _DATA_FILES}
                 config[_CONFIG_SHA256_KEY] = _config_digest(config)
                 (temporary / _CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
                 for name in (_INDEX_NAME, _METADATA_NAME, _CONFIG_NAME):
@@ -605,11 +791,24 @@ class GalleryIndex:
         logger.info("Saved a gallery index of %d images to %s.", len(self), directory)
 
     @classmethod
-    def load(cls, directory: Union[str, os.PathLike]) -> "GalleryIndex":
-        """Loads an index written by [`save`], checking the checksums of its files and of its config, and its sizes.
+    def load(cls, directory: Union[str, os.PathLike], *, mmap: bool = False, verify: bool = False) -> "GalleryIndex":
+        """Loads an index written by [`save`], checking its config's own checksum, its files and its sizes.
 
-        A crash during an earlier save is repaired first (the previous index is put back, leftovers removed), with a
-        log line saying so.
+        Verification policy: [`save`] records the full SHA-256, the size and a quick SHA-256 (first and last MiB) of
+        `index.faiss` and `metadata.npz`. Every load checks the config's checksum, both sizes, the quick hash of
+        `index.faiss` and the full SHA-256 of `metadata.npz` (read whole anyway); the full SHA-256 of `index.faiss`
+        (about 3 GB at 1M x 768, seconds to read) only with `verify=True` (`lareid index --index_dir D --verify`) or
+        for an index saved before sizes were recorded. A crash during an earlier save is repaired first (the previous
+        index is put back, leftovers removed), with a log line saying so.
+
+        Args:
+            directory (`str` or `os.PathLike`): the index folder.
+            mmap (`bool`, *optional*, defaults to `False`): map the vectors from disk instead of reading them into RAM
+                (FAISS `IO_FLAG_MMAP` for the inverted lists of `"ivf"`/`"ivfpq"`, `IO_FLAG_MMAP_IFC` for the vectors
+                of `"flat"`/`"hnsw"` and the refinement codes of `"ivfpq_refine"`, whose fast-scan codes stay in RAM),
+                for galleries larger than memory; the index is then read-only (no add / remove). Searches read pages on
+                demand, so the first ones are slower while the page cache fills.
+            verify (`bool`, *optional*, defaults to `False`): also check the full SHA-256 of `index.faiss`.
 
         Raises:
             `FileNotFoundError`: no index in `directory`.
@@ -632,20 +831,23 @@ class GalleryIndex:
             )
             raise FileNotFoundError(f"No gallery index in {directory} (missing {_CONFIG_NAME}).{hint}")
         config = _read_config(config_path)
-        for name, expected in config["sha256"].items():
-            path = directory / name
-            if not path.is_file():
-                raise CorruptIndexError(f"{path} is missing: the gallery index in {directory} is incomplete.")
-            if file_sha256(path) != expected:
-                raise CorruptIndexError(f"{path} is damaged (checksum mismatch): rebuild or restore the index.")
+        _check_files(directory, config, verify)
         index = cls._from_config(config)
         dim = index.dim
+        # The two flags exclude each other: IO_FLAG_MMAP maps inverted lists, IO_FLAG_MMAP_IFC flat codes (flat,
+        # hnsw storage, the refinement copy of ivfpq_refine, whose fast-scan lists stay in RAM).
+        flags = 0
+        if mmap:
+            flags = faiss.IO_FLAG_MMAP if index.index_type in ("ivf", "ivfpq") else faiss.IO_FLAG_MMAP_IFC
         try:
-            faiss_index = faiss.read_index(str(directory / _INDEX_NAME))
+            faiss_index = faiss.read_index(str(directory / _INDEX_NAME), flags)
             with np.load(directory / _METADATA_NAME, allow_pickle=False) as arrays:
                 metadata = {name: arrays[name] for name in config["metadata_fields"]}
+                added_at = arrays[_ADDED_AT] if _ADDED_AT in arrays.files else None
         except (RuntimeError, OSError, ValueError, KeyError) as error:
             raise CorruptIndexError(f"Cannot read the gallery index in {directory}: {error}") from error
+        if added_at is not None:
+            metadata[_ADDED_AT] = added_at
         sizes = {faiss_index.ntotal, config.get("size"), *(len(values) for values in metadata.values())}
         if len(sizes) != 1 or faiss_index.d != dim:
             raise CorruptIndexError(
@@ -655,7 +857,10 @@ class GalleryIndex:
         index._apply_search_settings(faiss_index)
         index._index = faiss_index
         index._metadata_fields = tuple(config["metadata_fields"])
-        index._metadata = {name: [metadata[name]] if name in metadata else [] for name in _METADATA_FIELDS}
+        index._metadata = {
+            name: [metadata[name]] if name in metadata else [] for name in (*_METADATA_FIELDS, _ADDED_AT)
+        }
+        index._memory_mapped = mmap
         if "paths" in metadata:
             index._path_set = {path for path in metadata["paths"].tolist() if path}
         return index
@@ -729,6 +934,92 @@ def check_index_target(directory: Union[str, os.PathLike]) -> None:
             f"{name} is a gallery index but also holds other files ({', '.join(foreign[:3])}), which a save would "
             "remove: move them out or choose another folder for the index."
         )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_older_than(value: Union[str, datetime, timedelta], now: datetime) -> datetime:
+    """The UTC cut-off meant by `value`: an ISO 8601 date-time (no zone = UTC), a duration before `now` (`"30d"`,
+    `"12h"`, `"90m"`, `"45s"`, `"2w"`) or a `timedelta`."""
+    if isinstance(value, timedelta):
+        return now - value
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    match = _DURATION.match(str(value))
+    if match:
+        return now - timedelta(**{_DURATION_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"older_than {value!r} is neither an ISO 8601 date-time (2026-01-31T00:00:00Z) nor a duration (30d, 12h, "
+            "90m, 45s, 2w)."
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _remove_positions(index: faiss.Index, removed: np.ndarray) -> None:
+    """Drops the entries at sorted positions `removed` from a flat or inverted-list FAISS index, renumbering the rest
+    so that ids stay positions `0..ntotal-1` (IVF `remove_ids` leaves gaps).
+
+    `IndexRefine` (no removal of its own): the refinement copy drops them, and the fast-scan base, whose block lists
+    do not take further adds reliably after `remove_ids`, is re-encoded from that copy in chunks.
+    """
+    selector = faiss.IDSelectorBatch(removed)
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        refine = faiss.downcast_index(index.refine_index)
+        refine.remove_ids(selector)
+        base = faiss.downcast_index(index.base_index)
+        base.reset()
+        for start in range(0, refine.ntotal, 65_536):
+            base.add(refine.reconstruct_n(start, min(65_536, refine.ntotal - start)))
+        index.ntotal = refine.ntotal
+        return
+    index.remove_ids(selector)
+    if isinstance(index, faiss.IndexFlatCodes):
+        return  # flat codes compact themselves
+    invlists = faiss.extract_index_ivf(index).invlists
+    for list_no in range(invlists.nlist):
+        size = invlists.list_size(list_no)
+        if size:
+            ids = faiss.rev_swig_ptr(invlists.get_ids(list_no), size)  # a writable view of the stored ids
+            ids -= np.searchsorted(removed, ids)
+
+
+def _check_files(directory: Path, config: dict, verify: bool) -> None:
+    """Raises [`CorruptIndexError`] for a missing or damaged data file, by the policy of [`GalleryIndex.load`]."""
+    sizes, quick = config.get("file_sizes"), config.get("quick_sha256")
+    for name, expected in config["sha256"].items():
+        path = directory / name
+        if not path.is_file():
+            raise CorruptIndexError(f"{path} is missing: the gallery index in {directory} is incomplete.")
+        if sizes is not None and path.stat().st_size != sizes.get(name):
+            raise CorruptIndexError(
+                f"{path} is damaged (size {path.stat().st_size} bytes, saved {sizes.get(name)}): rebuild or restore "
+                "the index."
+            )
+        full = verify or sizes is None or quick is None or name == _METADATA_NAME
+        if (file_sha256(path) != expected) if full else (_quick_sha256(path) != quick.get(name)):
+            raise CorruptIndexError(f"{path} is damaged (checksum mismatch): rebuild or restore the index.")
+
+
+def _quick_sha256(path: Path) -> str:
+    """SHA-256 of the first and last MiB of `path` (all of it when smaller): what every load checks."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        digest.update(file.read(_QUICK_HASH_BYTES))
+        if size > _QUICK_HASH_BYTES:
+            file.seek(max(_QUICK_HASH_BYTES, size - _QUICK_HASH_BYTES))
+            digest.update(file.read())
+    return digest.hexdigest()
 
 
 def _recover(directory: Union[str, os.PathLike]) -> None:
