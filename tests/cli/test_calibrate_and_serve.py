@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from hf_lareid import LATransformerForReID
-from hf_lareid_cli import main
 from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.retrieval import GalleryIndex
+
+from cli_helpers import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -22,20 +23,9 @@ def people(tmp_path_factory):
     )
 
 
-def run_cli(*argv, capsys):
-    status = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
 def build_index(model_dir, people, index_dir, *flags, capsys):
     return run_cli("index", model_dir, "--dataset", "market1501", "--data_dir", people, "--index_dir", index_dir,
                    *flags, capsys=capsys)  # fmt: skip
-
-
-def one_line_error(status, err, *needles):
-    lines = [line for line in err.strip().splitlines() if line.startswith("lareid ")]
-    return status == 1 and len(lines) == 1 and "Traceback" not in err and all(n in lines[0] for n in needles)
 
 
 def test_index_calibrates_on_a_split_and_stores_the_whole_calibration(tiny_model_dir, people, tmp_path, capsys):
@@ -71,9 +61,9 @@ def test_index_takes_the_model_configs_calibration_and_refuses_conflicting_flags
 
     status, _, err = build_index(model_dir, people, tmp_path / "both", "--threshold", "0.3", "--calibrate_on",
                                  "query", capsys=capsys)  # fmt: skip
-    assert one_line_error(status, err, "--threshold", "--calibrate_on")
+    assert_one_line_error(status, err, "--threshold", "--calibrate_on")
     status, _, err = build_index(model_dir, people, tmp_path / "none", "--calibrate_on", "validation", capsys=capsys)
-    assert one_line_error(status, err, "'validation'", "--calibrate_on")
+    assert_one_line_error(status, err, "'validation'", "--calibrate_on")
     assert not (tmp_path / "both").exists() and not (tmp_path / "none").exists()
 
 
@@ -89,13 +79,13 @@ def test_search_with_a_query_camera_leaves_that_camera_out(tiny_model_dir, peopl
     matches = json.loads(hits_json.read_text())["results"][0]["matches"]
     assert len(matches) == int((index.camera_ids != camera).sum()) and all(m["camera_id"] != camera for m in matches)
     status, _, err = run_cli("search", "--index_dir", index_dir, query, "--query_camera", 1, 2, capsys=capsys)
-    assert one_line_error(status, err, "--query_camera")
+    assert_one_line_error(status, err, "--query_camera")
 
 
 def test_serve_without_gradio_names_the_extra(tiny_model_dir, people, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "gradio", None)  # as if it were not installed
     status, _, err = run_cli("serve", "--index_dir", tmp_path / "index", capsys=capsys)
-    assert one_line_error(status, err, "'serve' extra", "gradio")
+    assert_one_line_error(status, err, "'serve' extra", "gradio")
 
 
 def test_serve_refuses_another_model_and_a_missing_index(tiny_model_dir, people, tmp_path, capsys):
@@ -108,9 +98,9 @@ def test_serve_refuses_another_model_and_a_missing_index(tiny_model_dir, people,
     other.save_pretrained(tmp_path / "other")
     shutil.copy(tiny_model_dir / "preprocessor_config.json", tmp_path / "other")
     status, _, err = run_cli("serve", "--index_dir", index_dir, "--model", tmp_path / "other", capsys=capsys)
-    assert one_line_error(status, err, "fingerprint")
+    assert_one_line_error(status, err, "fingerprint")
     status, _, err = run_cli("serve", "--index_dir", tmp_path / "nothing-here", capsys=capsys)
-    assert one_line_error(status, err, "nothing-here")
+    assert_one_line_error(status, err, "nothing-here")
 
 
 def test_serve_help_shows_an_example_without_importing_gradio():

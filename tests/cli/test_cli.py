@@ -21,6 +21,8 @@ from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.features import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
 
+from cli_helpers import assert_one_line_error, run_cli
+
 
 @pytest.fixture(scope="module")
 def market_dir(tmp_path_factory):
@@ -40,12 +42,6 @@ def other_market_dir(tmp_path_factory):
     )
 
 
-def run_cli(*argv, capsys):
-    status = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
 def save_other_model(model_dir, output_dir):
     """The same architecture with one backbone weight changed: embeddings differ, so the fingerprint differs."""
     other = LATransformerForReID.from_pretrained(model_dir)
@@ -54,14 +50,6 @@ def save_other_model(model_dir, output_dir):
     other.save_pretrained(output_dir)
     shutil.copy(model_dir / "preprocessor_config.json", output_dir)
     return output_dir
-
-
-def assert_one_line_error(status, err, *needles):
-    assert status == 1
-    lines = [line for line in err.strip().splitlines() if line.startswith("lareid ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("command", ["demo", "evaluate", "index", "search", "convert-original", "export-onnx", "push"])

@@ -10,6 +10,8 @@ from hf_lareid.cli.main import main
 from hf_lareid.data import generate_synthetic_reid, parse_market1501_name
 from hf_lareid.retrieval import GalleryIndex
 
+from cli_helpers import assert_one_line_error
+
 RENAMES = {  # (person, camera, number) -> a file name in each layout
     "dukemtmcreid": lambda person, camera, number: f"{person:04d}_c{camera}_f{number:07d}.jpg",
     "cuhk03_np": lambda person, camera, number: f"{person:04d}_c{camera}_{number}.png",
@@ -63,10 +65,7 @@ def test_evaluate_index_and_search_picture(name, market_dir, tiny_model_dir, tmp
 
 def test_a_bad_msmt17_folder_is_one_line(tiny_model_dir, market_dir, capsys):
     status = main(["evaluate", str(tiny_model_dir), "--dataset", "msmt17", "--data_dir", str(market_dir)])
-    err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if line.startswith("lareid ")]
-    assert status == 1 and len(lines) == 1 and "Traceback" not in err
-    assert "MSMT17 image folder (test or mask_test_v2)" in lines[0]
+    assert_one_line_error(status, capsys.readouterr().err, "MSMT17 image folder (test or mask_test_v2)")
 
 
 def test_resuming_an_index_of_absolute_paths_adds_no_duplicates(market_dir, tiny_model_dir, tmp_path):

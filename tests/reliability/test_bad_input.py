@@ -23,7 +23,7 @@ from hf_lareid.convert_original import ConversionError, convert_original_checkpo
 from hf_lareid.data import ReIDDataError, load_reid_dataset
 from hf_lareid.file_checks import DamagedFileError, check_trainer_checkpoint, resolve_resume_checkpoint
 from hf_lareid.image_utils import ImageReadError, load_rgb
-from reliability_helpers import assert_one_line_error, run_cli
+from cli_helpers import assert_one_line_error, run_cli
 
 
 # ------------------------------------------------------------------ helpers

@@ -11,7 +11,7 @@ import pytest
 from hf_lareid.file_utils import FAULT_ENV
 from hf_lareid.retrieval import CorruptIndexError, EmbeddingSettingsMismatchError, GalleryIndex
 
-from reliability_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
+from cli_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
 
 
 def unit_vectors(num, dim=16, seed=0):

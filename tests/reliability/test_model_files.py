@@ -10,7 +10,7 @@ import torch
 from hf_lareid import LATransformerForReID, ModelWeightsMismatchError, verify_model_weights
 from hf_lareid.file_utils import FAULT_ENV
 
-from reliability_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
+from cli_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
 
 
 def changed_copy(model_dir):

@@ -7,7 +7,7 @@ from hf_lareid.data import clear_reid_cache, generate_synthetic_reid, load_reid_
 from hf_lareid.evaluation import evaluate_reid
 from hf_lareid.training.run import check_output_dir, parse_arguments
 
-from reliability_helpers import assert_one_line_error, run_cli, snapshot
+from cli_helpers import assert_one_line_error, run_cli, snapshot
 
 SMALL = dict(num_ids=4, num_cameras=2, images_per_camera=2, image_size=(32, 16))
 

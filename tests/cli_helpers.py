@@ -1,4 +1,5 @@
-"""Helpers of the fault-injection suite: running `lareid` in this process, folder snapshots, a small tmpfs."""
+"""Test helpers for the `lareid` command (run in this process, one-line errors) and the fault-injection suite (folder
+snapshots, a small tmpfs). tests/ is on sys.path through tests/conftest.py."""
 
 import hashlib
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_lareid.cli.main import main
+from hf_lareid_cli import main
 
 
 def run_cli(*argv, capsys):
