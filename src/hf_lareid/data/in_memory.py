@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..image_utils import load_rgb
-from .transforms import ReIDTransform
+from .transforms import ReIDTransform, augmentation_keys
 
 __all__ = ["InMemoryReIDDataset"]
 
@@ -54,9 +54,9 @@ class InMemoryReIDDataset(Dataset):
         self.transform = transform
         self.rescale_factor = float(transform.image_processor.rescale_factor)
         self.labels = [int(label) for label in dataset["label"]]
-        # The seeds' keys as `ReIDTransform.__call__` forms them ("label/path"), else the row numbers.
-        paths = dataset["path"] if "path" in dataset.column_names else None
-        self.keys = [f"{label}/{path}" for label, path in zip(self.labels, paths)] if paths is not None else None
+        # The seeds' keys as `ReIDTransform.__call__` forms them, else the row numbers.
+        has_paths = "path" in dataset.column_names
+        self.keys = augmentation_keys(self.labels, dataset["path"]) if has_paths else None
         start = time.perf_counter()
         rows = dataset.select_columns(["image"])
         chunks = []

@@ -74,6 +74,12 @@ def check_image_processor(image_processor: Any) -> None:
         )  # fmt: skip
 
 
+def augmentation_keys(labels: Sequence[Any], paths: Sequence[str]) -> list[str]:
+    """The per-image keys that seed seeded augmentations: ``"label/path"`` (paths are relative to each set's
+    data_dir, so the label tells merged sets apart)."""
+    return [f"{label}/{path}" for label, path in zip(labels, paths)]
+
+
 class ReIDTransform:
     """Batch transform for `datasets`: ``{"image": [PIL, ...], ...}`` -> ``{"pixel_values": (B, 3, H, W), ...}``.
 
@@ -206,7 +212,7 @@ class ReIDTransform:
         keys = None
         if "path" in batch:  # relative to each set's data_dir: the label tells merged sets apart
             labels = batch["label"] if "label" in batch else [""] * len(batch["path"])
-            keys = [f"{label}/{path}" for label, path in zip(labels, batch["path"])]
+            keys = augmentation_keys(labels, batch["path"])
         output: dict[str, Any] = {"pixel_values": self.pixel_values(batch["image"], keys)}
         for column in PASSTHROUGH_COLUMNS:
             if column in batch:
