@@ -96,6 +96,8 @@ def _edit_index(args: argparse.Namespace, criteria: dict) -> int:
 
 
 def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
+    import numpy as np
+
     from ..data import data_root, load_reid_dataset
     from ..distributed import launcher_device, main_process_first
     from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
@@ -134,8 +136,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
             return 0
     else:
         if len(index):  # resume: embed only the images the index does not hold yet (by path)
-            indexed = {index.resolve_path(path) for path in index.indexed_paths}  # also an index of absolute paths
-            split = split.select([i for i, path in enumerate(split["path"]) if index.resolve_path(path) not in indexed])
+            split = split.select(np.flatnonzero(index.unindexed(split["path"])).tolist())
             print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
         batches = iter_features(model, split, batch_size=args.batch_size, **options)
         added = index.add_batches(batches, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every)
