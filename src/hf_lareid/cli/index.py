@@ -100,6 +100,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     from ..distributed import launcher_device, main_process_first
     from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
     from ..retrieval import GalleryIndex
+    from ..runtimes import make_embedder
     from .index_shards import build_from_shards, shard_store
 
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
@@ -110,13 +111,14 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     split = data[args.split]
     device = next(model.parameters()).device
     bf16 = resolve_bf16(True if args.bf16 else "auto", device)
+    embedder = make_embedder(model, args.runtime, bf16)
     fingerprint, settings = model_fingerprint(model), embedding_settings(image_processor, args.flip)
     index = None
     if rank == 0:  # only rank 0 calibrates, opens and writes the index
         calibration = _index_calibration(args, model, data, image_processor)
         index = GalleryIndex.load_or_create(
             args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
-            model_fingerprint=fingerprint, embedding_settings=settings, runtime_settings=runtime_settings(bf16, device),
+            model_fingerprint=fingerprint, embedding_settings=settings, runtime_settings=runtime_settings(bf16, device, embedder.name),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
         )
         if calibration is not None:
@@ -124,7 +126,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         elif args.threshold is not None or not len(index):  # a resumed build keeps its threshold unless given one
             index.verification_calibration = None
             index.verification_threshold = model.config.verification_threshold if args.threshold is None else args.threshold
-    options = {"flip": args.flip, "bf16": bf16, "image_processor": image_processor}
+    options = {"flip": args.flip, "bf16": bf16, "image_processor": image_processor, "runtime": embedder}
     if world_size > 1 or shard_store(args.index_dir).is_dir():  # several processes, or a killed run of several
         added = build_from_shards(
             index, model, split, index_dir=args.index_dir, rank=rank, world_size=world_size, fingerprint=fingerprint,
@@ -163,7 +165,7 @@ def _index_calibration(args: argparse.Namespace, model, data, image_processor):
     calibration = calibrate_model(
         model, data[args.calibrate_on], f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
         target_false_match_rate=args.target_false_match_rate, image_processor=image_processor,
-        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto",
+        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto", runtime=args.runtime,
     )  # fmt: skip
     print(f"calibrated on {calibration.calibrated_on}\n  same person when cosine > {calibration.threshold:.4f} "
           f"(false-match rate {calibration.false_match_rate:.2g}, target {calibration.target_false_match_rate:.2g}; "
