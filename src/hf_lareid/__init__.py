@@ -43,6 +43,7 @@ _LAZY_EXPORTS = {
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),
     ".convert_original": ("ConversionError", "convert_original_checkpoint"),
     ".onnx_export": ("check_onnx", "export_onnx"),
+    ".runtimes": ("AUTO_PREFERENCE", "Embedder", "make_embedder", "onnx_cache_dir"),
     ".modelcard": ("check_model_card", "render_model_card", "write_model_card"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY_EXPORTS.items() for name in names}

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Literal, Union
 
 import numpy as np
 import torch
@@ -78,8 +78,6 @@ def choose_runtime(runtime: str, device: torch.device | str = "cpu", bf16: bool 
         raise ValueError(f"runtime must be 'auto', 'torch', 'onnxruntime' or 'openvino', got {runtime!r}.")
     device_type = torch.device(device).type
     if runtime != "auto":
-        if runtime != "torch" and bf16:
-            raise ValueError(f"bf16 autocast runs with runtime='torch' only: drop bf16, or use runtime='torch' (not {runtime!r}).")
         _require_runtime(runtime)
         return runtime
     precision = "bf16" if bf16 else "fp32"
@@ -144,6 +142,7 @@ class Embedder:
     """Embeds preprocessed batches: `embed((batch, 3, H, W) float32, flip) -> (batch, embedding_dim)` unit norm."""
 
     name: str = ""
+    bf16: bool = False  # whether it embeds under bf16 autocast (PyTorch only)
 
     def embed(self, pixel_values: np.ndarray | torch.Tensor, flip: bool = False) -> torch.Tensor:
         """`flip` averages each image's embedding with its mirror image's (one run of both), then re-normalises."""
@@ -214,8 +213,9 @@ def make_embedder(model: torch.nn.Module, runtime: RuntimeOption = "auto", bf16:
     """
     The [`Embedder`] for `model`: `runtime` is `"auto"`, a runtime name, or an `Embedder` (returned as it is).
 
-    `bf16` (`"auto"`, `True`, `False`) is resolved for the model's device; bf16 in effect means PyTorch. The ONNX
-    runtimes use `torch.get_num_threads()` intra-op threads and the graph cached by [`cached_onnx`].
+    `bf16` (`"auto"`, `True`, `False`) is resolved for the model's device; bf16 in effect means PyTorch for "auto".
+    An ONNX runtime asked for by name embeds in fp32 (a warning when `bf16=True`). The ONNX runtimes use
+    `torch.get_num_threads()` intra-op threads and the graph cached by [`cached_onnx`].
 
     Example:
 
@@ -227,7 +227,12 @@ def make_embedder(model: torch.nn.Module, runtime: RuntimeOption = "auto", bf16:
     if isinstance(runtime, Embedder):
         return runtime
     device = next(model.parameters()).device
-    use_bf16 = resolve_bf16(bf16, device) if runtime in ("auto", "torch") or bf16 is True else False
+    if runtime in ("auto", "torch"):
+        use_bf16 = resolve_bf16(bf16, device)
+    else:
+        if bf16 is True:
+            logger.warning("bf16 autocast exists in PyTorch only: runtime=%r embeds in fp32.", runtime)
+        use_bf16 = False
     name = choose_runtime(runtime, device, use_bf16)
     if name == "torch":
         return TorchEmbedder(model, bf16=use_bf16)

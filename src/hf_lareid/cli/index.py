@@ -98,7 +98,7 @@ def _edit_index(args: argparse.Namespace, criteria: dict) -> int:
 def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     from ..data import data_root, load_reid_dataset
     from ..distributed import launcher_device, main_process_first
-    from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
+    from ..features import embedding_settings, iter_features, model_fingerprint, runtime_settings
     from ..retrieval import GalleryIndex
     from ..runtimes import make_embedder
     from .index_shards import build_from_shards, shard_store
@@ -110,15 +110,15 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
     device = next(model.parameters()).device
-    bf16 = resolve_bf16(True if args.bf16 else "auto", device)
-    embedder = make_embedder(model, args.runtime, bf16)
+    embedder = make_embedder(model, args.runtime, True if args.bf16 else "auto")
     fingerprint, settings = model_fingerprint(model), embedding_settings(image_processor, args.flip)
     index = None
     if rank == 0:  # only rank 0 calibrates, opens and writes the index
         calibration = _index_calibration(args, model, data, image_processor)
         index = GalleryIndex.load_or_create(
             args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
-            model_fingerprint=fingerprint, embedding_settings=settings, runtime_settings=runtime_settings(bf16, device, embedder.name),
+            model_fingerprint=fingerprint, embedding_settings=settings,
+            runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
         )
         if calibration is not None:
@@ -126,7 +126,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         elif args.threshold is not None or not len(index):  # a resumed build keeps its threshold unless given one
             index.verification_calibration = None
             index.verification_threshold = model.config.verification_threshold if args.threshold is None else args.threshold
-    options = {"flip": args.flip, "bf16": bf16, "image_processor": image_processor, "runtime": embedder}
+    options = {"flip": args.flip, "image_processor": image_processor, "runtime": embedder}
     if world_size > 1 or shard_store(args.index_dir).is_dir():  # several processes, or a killed run of several
         added = build_from_shards(
             index, model, split, index_dir=args.index_dir, rank=rank, world_size=world_size, fingerprint=fingerprint,

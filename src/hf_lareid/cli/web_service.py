@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
+from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
 from ..image_utils import load_rgb
 from ..retrieval import GalleryIndex, search_other_cameras
 from ._common import load_model_and_processor
@@ -74,9 +74,8 @@ class ReIDService:
         index.check_fingerprint(model_fingerprint(loaded))
         flip = bool((index.embedding_settings or {}).get("flip", False))
         index.check_embedding_settings(embedding_settings(image_processor, flip))
-        bf16 = resolve_bf16("auto", next(loaded.parameters()).device)
-        embedder = make_embedder(loaded, runtime, bf16)
-        return cls(index, loaded, image_processor, Path(index_dir), model_reference, flip, bf16, embedder)
+        embedder = make_embedder(loaded, runtime, "auto")
+        return cls(index, loaded, image_processor, Path(index_dir), model_reference, flip, embedder.bf16, embedder)
 
     # ------------------------------------------------------------------------------------------------- queries
     def _embed(self, image: Any, name: str) -> np.ndarray:
