@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from hf_lareid.cli.web_service import ReIDService  # noqa: E402
-from hf_lareid.data import generate_synthetic_reid  # noqa: E402
-from hf_lareid.retrieval import GalleryIndex, QdrantGalleryIndex  # noqa: E402
+from hf_lareid.cli.web_service import ReIDService
+from hf_lareid.data import generate_synthetic_reid
+from hf_lareid.retrieval import GalleryIndex, QdrantGalleryIndex
 
-from cli_helpers import assert_one_line_error, run_cli  # noqa: E402
+from cli_helpers import assert_one_line_error, run_cli
 
 
 def test_qdrant_index_search_remove_and_serve(tiny_model_dir, tmp_path, capsys):

@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from hf_lareid.extras import MissingExtraError  # noqa: E402
-from hf_lareid.retrieval import GalleryIndex, search_other_cameras  # noqa: E402
-from hf_lareid.retrieval.qdrant_store import QdrantGalleryIndex  # noqa: E402
+from hf_lareid.extras import MissingExtraError
+from hf_lareid.retrieval import GalleryIndex, search_other_cameras
+from hf_lareid.retrieval.qdrant_store import QdrantGalleryIndex
 
 NUM, DIM = 300, 16
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -690,6 +690,19 @@ class GalleryIndex:
                 "slightly (bf16 vs fp32: cosine ~0.9999).", difference,
             )
 
+    def _checked_queries(
+        self, queries: Any, k: int, model_fingerprint: Optional[str], embedding_settings: Optional[dict],
+        runtime_settings: Optional[dict],
+    ) -> np.ndarray:
+        """`(num_queries, dim)` float32 queries, after the fingerprint, settings, non-empty index and `k` checks."""
+        self.check_fingerprint(model_fingerprint)
+        self.check_embedding_settings(embedding_settings, runtime_settings)
+        if len(self) == 0:
+            raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"`k` must be a positive integer, got {k!r}.")
+        return self._check_embeddings(queries, "queries")
+
     def search(
         self,
         queries: Any,
@@ -711,13 +724,7 @@ class GalleryIndex:
         Returns:
             [`SearchResult`] with arrays of shape `(num_queries, min(k, len(self)))`.
         """
-        self.check_fingerprint(model_fingerprint)
-        self.check_embedding_settings(embedding_settings, runtime_settings)
-        if len(self) == 0:
-            raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`k` must be a positive integer, got {k!r}.")
-        array = self._check_embeddings(queries, "queries")
+        array = self._checked_queries(queries, k, model_fingerprint, embedding_settings, runtime_settings)
         scores, indices = self._index.search(array, min(int(k), len(self)))
         indices = indices.astype(np.int64)
         found = indices >= 0  # approximate indexes may return fewer hits

@@ -352,14 +352,8 @@ class QdrantGalleryIndex(GalleryIndex):
             [`SearchResult`] of shape `(num_queries, width)`, `width <= k`; `indices` are positions in point-id order.
         """
         models = _qdrant().models
-        self.check_fingerprint(model_fingerprint)
-        self.check_embedding_settings(embedding_settings, runtime_settings)
+        array = self._checked_queries(queries, k, model_fingerprint, embedding_settings, runtime_settings)
         size = len(self)
-        if size == 0:
-            raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`k` must be a positive integer, got {k!r}.")
-        array = self._check_embeddings(queries, "queries")
         cameras = [None] * len(array) if query_camera_ids is None else list(query_camera_ids)
         people = [None] * len(array) if query_person_ids is None else list(query_person_ids)
         if not len(cameras) == len(people) == len(array):
