@@ -166,3 +166,19 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert onnx_cache_dir() == tmp_path / "xdg" / "hf_lareid" / "onnx"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert onnx_cache_dir() == onnx_cache_dir().home() / ".cache" / "hf_lareid" / "onnx"
+
+
+def test_evaluate_model_gives_the_same_metrics_with_every_runtime(model, processor, tmp_path):
+    from hf_lareid import evaluate_model
+
+    people = generate_synthetic_reid(tmp_path / "market", num_ids=4, num_cameras=2, images_per_camera=2, image_size=(64, 32))
+    data = load_reid_dataset("market1501", data_dir=people)
+    results = {
+        runtime: evaluate_model(model, data["query"], data["gallery"], image_processor=processor, runtime=runtime,
+                                progress=False)
+        for runtime in ["torch", *ONNX_RUNTIMES]
+    }
+    for runtime in ONNX_RUNTIMES:
+        assert np.abs(results[runtime].gallery.embeddings - results["torch"].gallery.embeddings).max() < ATOL
+        assert results[runtime].metrics["rank1"] == results["torch"].metrics["rank1"]
+        assert abs(results[runtime].metrics["mAP"] - results["torch"].metrics["mAP"]) < 1e-6
