@@ -37,12 +37,13 @@ _LAZY_EXPORTS = {
     ".model_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (
         "CorruptIndexError", "EmbeddingSettingsMismatchError", "FingerprintMismatchError", "GalleryIndex", "SearchResult",
-        "same_camera_mask", "search_other_cameras",
+        "QdrantGalleryIndex", "same_camera_mask", "search_other_cameras",
     ),
     ".training": ("BlockwiseUnfreezeCallback", "LATransformerTrainer", "LATransformerTrainingArguments"),
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),
     ".convert_original": ("ConversionError", "convert_original_checkpoint"),
     ".onnx_export": ("check_onnx", "export_onnx"),
+    ".runtimes": ("AUTO_PREFERENCE", "Embedder", "make_embedder", "onnx_cache_dir"),
     ".modelcard": ("check_model_card", "render_model_card", "write_model_card"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY_EXPORTS.items() for name in names}

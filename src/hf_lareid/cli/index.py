@@ -1,4 +1,4 @@
-"""`lareid index`: embed a dataset split (the gallery by default) into a FAISS gallery index (`lareid search` queries it)."""
+"""`lareid index`: embed a dataset split (the gallery by default) into a FAISS or Qdrant gallery index (`lareid search` queries it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from ._common import add_dataset_arguments, load_model_and_processor
 
 DESCRIPTION = (
-    "Embed a dataset split (the gallery by default) and store it in a FAISS gallery index. An interrupted "
+    "Embed a dataset split (the gallery by default) and store it in a FAISS (or Qdrant) gallery index. An interrupted "
     "build resumes: images already in --index_dir are skipped. Runs on several processes or machines under "
     "torchrun / accelerate launch --multi_gpu."
 )
@@ -27,6 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index_type", "--index-type", default="flat", choices=list(INDEX_TYPES),
                         help="flat (exact), or ivf / ivfpq / ivfpq_refine (compressed, re-ranked: high recall) / hnsw "
                              "(approximate, for large galleries)")
+    parser.add_argument("--backend", default="faiss", choices=["faiss", "qdrant"],
+                        help="faiss (one machine, compressed types, fastest; default) or qdrant (a Qdrant collection: "
+                             "embedded in the index folder, or a server / cluster with --qdrant_url; needs the "
+                             "'qdrant' extra)")
+    qdrant = parser.add_argument_group("Qdrant backend (--backend qdrant)")
+    qdrant.add_argument("--qdrant_url", "--qdrant-url", default=None, metavar="URL",
+                        help="a Qdrant server or cluster, e.g. http://qdrant:6333 (default: embedded storage)")
+    qdrant.add_argument("--qdrant_path", "--qdrant-path", default=None, metavar="DIR",
+                        help="embedded Qdrant storage folder (default: INDEX_DIR/qdrant_storage)")
+    qdrant.add_argument("--qdrant_collection", "--qdrant-collection", default="hf_lareid_gallery", metavar="NAME",
+                        help="the Qdrant collection of this gallery (default: hf_lareid_gallery)")
+    qdrant.add_argument("--qdrant_api_key_env", "--qdrant-api-key-env", default="QDRANT_API_KEY", metavar="VAR",
+                        help="environment variable holding the server's API key (only its name is saved)")
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=5000,
                         help="save the index every N added images, so an interrupted build can resume")
     parser.add_argument("--threshold", type=float, default=None,
@@ -100,8 +113,9 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
 
     from ..data import data_root, load_reid_dataset
     from ..distributed import launcher_device, main_process_first
-    from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
-    from ..retrieval import GalleryIndex
+    from ..features import embedding_settings, iter_features, model_fingerprint, runtime_settings
+    from ..retrieval import GalleryIndex, QdrantGalleryIndex
+    from ..runtimes import make_embedder
     from .index_shards import build_from_shards, shard_store
 
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
@@ -111,14 +125,22 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
     device = next(model.parameters()).device
-    bf16 = resolve_bf16(True if args.bf16 else "auto", device)
+    embedder = make_embedder(model, args.runtime, True if args.bf16 else "auto")
     fingerprint, settings = model_fingerprint(model), embedding_settings(image_processor, args.flip)
     index = None
     if rank == 0:  # only rank 0 calibrates, opens and writes the index
         calibration = _index_calibration(args, model, data, image_processor)
-        index = GalleryIndex.load_or_create(
-            args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
-            model_fingerprint=fingerprint, embedding_settings=settings, runtime_settings=runtime_settings(bf16, device),
+        if args.backend == "qdrant":
+            open_index, backend_options = QdrantGalleryIndex.load_or_create, dict(
+                url=args.qdrant_url, path=args.qdrant_path, collection_name=args.qdrant_collection,
+                api_key_env=args.qdrant_api_key_env,
+            )
+        else:
+            open_index, backend_options = GalleryIndex.load_or_create, dict(index_type=args.index_type)
+        index = open_index(
+            args.index_dir, model.config.embedding_dim, **backend_options, model_reference=str(args.model),
+            model_fingerprint=fingerprint, embedding_settings=settings,
+            runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
         )
         if calibration is not None:
@@ -126,7 +148,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         elif args.threshold is not None or not len(index):  # a resumed build keeps its threshold unless given one
             index.verification_calibration = None
             index.verification_threshold = model.config.verification_threshold if args.threshold is None else args.threshold
-    options = {"flip": args.flip, "bf16": bf16, "image_processor": image_processor}
+    options = {"flip": args.flip, "image_processor": image_processor, "runtime": embedder}
     if world_size > 1 or shard_store(args.index_dir).is_dir():  # several processes, or a killed run of several
         added = build_from_shards(
             index, model, split, index_dir=args.index_dir, rank=rank, world_size=world_size, fingerprint=fingerprint,
@@ -164,7 +186,7 @@ def _index_calibration(args: argparse.Namespace, model, data, image_processor):
     calibration = calibrate_model(
         model, data[args.calibrate_on], f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
         target_false_match_rate=args.target_false_match_rate, image_processor=image_processor,
-        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto",
+        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto", runtime=args.runtime,
     )  # fmt: skip
     print(f"calibrated on {calibration.calibrated_on}\n  same person when cosine > {calibration.threshold:.4f} "
           f"(false-match rate {calibration.false_match_rate:.2g}, target {calibration.target_false_match_rate:.2g}; "
