@@ -436,7 +436,7 @@ def _stage(number: int, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0."""
     from ..data import load_reid_dataset
-    from ..evaluation import format_results_table
+    from .results_table import format_results_table
     from ..extras import require_extra
     from ..hub_configs import load_setup
     from ..training.run import RANDOM_BACKBONE, build_model
