@@ -394,7 +394,8 @@ def draw_pictures(
     log_histories: dict[str, list[dict[str, Any]]],
 ) -> None:
     """The ranked lists, CMC curves, attention rollout (of the query images) and training curves (see `PICTURES`)."""
-    from .pictures import plot_attention, plot_cmc_curves, plot_ranked_lists, plot_training_curves
+    from ..visualization import plot_cmc_curves, plot_ranked_lists
+    from .pictures import plot_attention, plot_training_curves
 
     gallery_paths = [index.resolve_path(path) for path in index.paths]
     plot_ranked_lists(
