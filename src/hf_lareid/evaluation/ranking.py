@@ -122,6 +122,16 @@ def _positive_ranks(distances: np.ndarray, positive_flat: np.ndarray, num_positi
 
 
 @dataclass
+class _QueryChunk:
+    """Labels of the queries `offset .. offset + B` of one distance block."""
+
+    ids: np.ndarray
+    cams: Optional[np.ndarray]
+    path_codes: Optional[np.ndarray]
+    offset: int
+
+
+@dataclass
 class _GalleryLabels:
     ids: np.ndarray
     cams: Optional[np.ndarray]
@@ -142,23 +152,14 @@ class _Ranker:
         self.rng = np.random.default_rng(seed)
 
     def add_chunk(
-        self,
-        distances: np.ndarray,
-        query_ids: np.ndarray,
-        query_cams: Optional[np.ndarray],
-        query_path_codes: Optional[np.ndarray],
-        query_offset: int,
-        gallery: _GalleryLabels,
-        exclude_same_index: bool,
+        self, distances: np.ndarray, queries: _QueryChunk, gallery: _GalleryLabels, exclude_same_index: bool
     ) -> None:
-        """`distances`: `(B, G)` float32 array for queries `query_offset .. query_offset + B` (modified in place).
+        """`distances`: `(B, G)` float32 array for the B queries of `queries` (modified in place).
 
         Working memory: see `BYTES_PER_PAIR`; every large temporary is released as soon as it is used.
         """
         distances = np.ascontiguousarray(distances)
-        positive = self._exclude_invalid(
-            distances, query_ids, query_cams, query_path_codes, query_offset, gallery, exclude_same_index
-        )
+        positive = self._exclude_invalid(distances, queries, gallery, exclude_same_index)
         num_positives = np.count_nonzero(positive, axis=1)
         self.num_skipped += int((num_positives == 0).sum())
         if not num_positives.any():
@@ -173,40 +174,33 @@ class _Ranker:
         self._add_precisions(ranks, row_start, num_positives)
         if self.protocol == "cuhk03":
             for row in np.flatnonzero(used):
-                self._add_single_gallery_shot(distances[row], gallery.ids, query_ids[row])
+                self._add_single_gallery_shot(distances[row], gallery.ids, queries.ids[row])
         else:
             cap = len(self.first_match_hist) - 1
             self.first_match_hist += np.bincount(np.minimum(first_ranks, cap), minlength=cap + 1)
 
     def _exclude_invalid(
-        self,
-        distances: np.ndarray,
-        query_ids: np.ndarray,
-        query_cams: Optional[np.ndarray],
-        query_path_codes: Optional[np.ndarray],
-        query_offset: int,
-        gallery: _GalleryLabels,
-        exclude_same_index: bool,
+        self, distances: np.ndarray, queries: _QueryChunk, gallery: _GalleryLabels, exclude_same_index: bool
     ) -> np.ndarray:
         """Sets the distance of invalid gallery items to +inf (junk, same person seen by the same camera, the query
         image itself) and returns the `(B, G)` bool mask of the valid positives."""
         num_rows, num_gallery = distances.shape
         if gallery.junk_cols.size:
             distances[:, gallery.junk_cols] = np.inf
-        positive = query_ids[:, None] == gallery.ids[None, :]  # (B, G) bool
+        positive = queries.ids[:, None] == gallery.ids[None, :]  # (B, G) bool
         if self.protocol != "no-camera":
-            same_cam = query_cams[:, None] == gallery.cams[None, :]
+            same_cam = queries.cams[:, None] == gallery.cams[None, :]
             same_cam &= positive
             distances[same_cam] = np.inf
             positive ^= same_cam  # same_cam is a subset of positive
             del same_cam
-        if query_path_codes is not None:
-            path_rows, path_cols = _group_lookup(gallery.path_codes, query_path_codes)
+        if queries.path_codes is not None:
+            path_rows, path_cols = _group_lookup(gallery.path_codes, queries.path_codes)
             distances[path_rows, path_cols] = np.inf
             del path_rows, path_cols
         if exclude_same_index:
             self_rows = np.arange(num_rows)
-            self_cols = self_rows + query_offset
+            self_cols = self_rows + queries.offset
             inside = self_cols < num_gallery
             distances[self_rows[inside], self_cols[inside]] = np.inf
         positive &= np.isfinite(distances)  # junk-id queries and excluded self-matches are not positives
@@ -274,15 +268,13 @@ def evaluate_blocks(
     starts = range(0, num_query, chunk)
     for start in tqdm(starts, desc="Ranking queries", unit="chunk", disable=not show_progress or len(starts) < 2):
         stop = min(start + chunk, num_query)
-        ranker.add_chunk(
-            distance_blocks(start, stop),
+        queries = _QueryChunk(
             query_ids[start:stop],
             None if query_cams is None else query_cams[start:stop],
             None if query_path_codes is None else query_path_codes[start:stop],
             start,
-            gallery,
-            exclude_same_index,
         )
+        ranker.add_chunk(distance_blocks(start, stop), queries, gallery, exclude_same_index)
 
     num_valid = num_query - ranker.num_skipped
     if num_valid == 0:
