@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
     if args.picture:  # before the model loads: the plots extra and an index that can show its images
-        from . import pictures  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
+        from .. import visualization  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
 
         if index.paths is None or index.person_ids is None:
             raise ValueError(f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it.")
@@ -90,7 +90,7 @@ def _draw_ranked_lists(images: list[str], index, hits, path: str, top_k: int) ->
     where it parses: its hits are framed by identity. Otherwise they are framed by the index threshold's verdict.
     """
     from ..data.market1501 import parse_market1501_name
-    from .pictures import plot_ranked_lists
+    from ..visualization import plot_ranked_lists
 
     query_ids, titles = [], []
     for image in images:
