@@ -37,7 +37,7 @@ _LAZY_EXPORTS = {
     ".model_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (
         "CorruptIndexError", "EmbeddingSettingsMismatchError", "FingerprintMismatchError", "GalleryIndex", "SearchResult",
-        "same_camera_mask", "search_other_cameras",
+        "QdrantGalleryIndex", "same_camera_mask", "search_other_cameras",
     ),
     ".training": ("BlockwiseUnfreezeCallback", "LATransformerTrainer", "LATransformerTrainingArguments"),
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),

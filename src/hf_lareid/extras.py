@@ -6,6 +6,7 @@
 | `evaluate` | evaluate | `hf_lareid.evaluation.load_reid_metric` (the `evaluate` metric module) |
 | `onnx` | onnx, onnxscript, onnxruntime | `lareid export-onnx` (see `hf_lareid.onnx_export`) |
 | `serve` | gradio | `lareid serve` and `spaces/app.py` (see `hf_lareid.cli.web_app`) |
+| `qdrant` | qdrant-client | `hf_lareid.retrieval.qdrant_store` (`lareid index --backend qdrant`) |
 """
 
 from __future__ import annotations

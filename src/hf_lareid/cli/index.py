@@ -1,4 +1,4 @@
-"""`lareid index`: embed a dataset split (the gallery by default) into a FAISS gallery index (`lareid search` queries it)."""
+"""`lareid index`: embed a dataset split (the gallery by default) into a FAISS or Qdrant gallery index (`lareid search` queries it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from ._common import add_dataset_arguments, load_model_and_processor
 
 DESCRIPTION = (
-    "Embed a dataset split (the gallery by default) and store it in a FAISS gallery index. An interrupted "
+    "Embed a dataset split (the gallery by default) and store it in a FAISS (or Qdrant) gallery index. An interrupted "
     "build resumes: images already in --index_dir are skipped. Runs on several processes or machines under "
     "torchrun / accelerate launch --multi_gpu."
 )
@@ -27,6 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index_type", "--index-type", default="flat", choices=list(INDEX_TYPES),
                         help="flat (exact), or ivf / ivfpq / ivfpq_refine (compressed, re-ranked: high recall) / hnsw "
                              "(approximate, for large galleries)")
+    parser.add_argument("--backend", default="faiss", choices=["faiss", "qdrant"],
+                        help="faiss (one machine, compressed types, fastest; default) or qdrant (a Qdrant collection: "
+                             "embedded in the index folder, or a server / cluster with --qdrant_url; needs the "
+                             "'qdrant' extra)")
+    qdrant = parser.add_argument_group("Qdrant backend (--backend qdrant)")
+    qdrant.add_argument("--qdrant_url", "--qdrant-url", default=None, metavar="URL",
+                        help="a Qdrant server or cluster, e.g. http://qdrant:6333 (default: embedded storage)")
+    qdrant.add_argument("--qdrant_path", "--qdrant-path", default=None, metavar="DIR",
+                        help="embedded Qdrant storage folder (default: INDEX_DIR/qdrant_storage)")
+    qdrant.add_argument("--qdrant_collection", "--qdrant-collection", default="hf_lareid_gallery", metavar="NAME",
+                        help="the Qdrant collection of this gallery (default: hf_lareid_gallery)")
+    qdrant.add_argument("--qdrant_api_key_env", "--qdrant-api-key-env", default="QDRANT_API_KEY", metavar="VAR",
+                        help="environment variable holding the server's API key (only its name is saved)")
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=5000,
                         help="save the index every N added images, so an interrupted build can resume")
     parser.add_argument("--threshold", type=float, default=None,
@@ -99,7 +112,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     from ..data import data_root, load_reid_dataset
     from ..distributed import launcher_device, main_process_first
     from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
-    from ..retrieval import GalleryIndex
+    from ..retrieval import GalleryIndex, QdrantGalleryIndex
     from .index_shards import build_from_shards, shard_store
 
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
@@ -114,8 +127,15 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     index = None
     if rank == 0:  # only rank 0 calibrates, opens and writes the index
         calibration = _index_calibration(args, model, data, image_processor)
-        index = GalleryIndex.load_or_create(
-            args.index_dir, model.config.embedding_dim, index_type=args.index_type, model_reference=str(args.model),
+        if args.backend == "qdrant":
+            open_index, backend_options = QdrantGalleryIndex.load_or_create, dict(
+                url=args.qdrant_url, path=args.qdrant_path, collection_name=args.qdrant_collection,
+                api_key_env=args.qdrant_api_key_env,
+            )
+        else:
+            open_index, backend_options = GalleryIndex.load_or_create, dict(index_type=args.index_type)
+        index = open_index(
+            args.index_dir, model.config.embedding_dim, **backend_options, model_reference=str(args.model),
             model_fingerprint=fingerprint, embedding_settings=settings, runtime_settings=runtime_settings(bf16, device),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
         )

@@ -1,4 +1,4 @@
-"""Gallery search over FAISS: embeddings + metadata + the fingerprint of the model that made them (no model needed)."""
+"""Gallery search over FAISS (or Qdrant): embeddings + metadata + the fingerprint of the model that made them (no model needed)."""
 
 from .camera_filter import same_camera_mask, search_other_cameras
 from .index import (
@@ -11,6 +11,7 @@ from .index import (
     check_index_target,
     is_gallery_index,
 )
+from .qdrant_store import QdrantGalleryIndex
 
 __all__ = [
     "INDEX_TYPES",
@@ -18,6 +19,7 @@ __all__ = [
     "EmbeddingSettingsMismatchError",
     "FingerprintMismatchError",
     "GalleryIndex",
+    "QdrantGalleryIndex",
     "SearchResult",
     "check_index_target",
     "is_gallery_index",

@@ -78,6 +78,11 @@ def search_other_cameras(
     person_ids = [None] * len(query_camera_ids) if query_person_ids is None else list(query_person_ids)
     if len(person_ids) != len(query_camera_ids):
         raise ValueError(f"{len(query_camera_ids)} query camera ids but {len(person_ids)} query person ids.")
+    if getattr(index, "filters_in_database", False):  # a Qdrant gallery applies the same rule as a database filter
+        return index.search(
+            queries, k, model_fingerprint=model_fingerprint, embedding_settings=embedding_settings,
+            runtime_settings=runtime_settings, query_camera_ids=query_camera_ids, query_person_ids=person_ids,
+        )
     masks = [same_camera_mask(index, camera, person) for camera, person in zip(query_camera_ids, person_ids)]
     depth = min(len(index), k + max((int(mask.sum()) for mask in masks), default=0)) if len(index) else k
     hits = index.search(

@@ -46,6 +46,11 @@ _CONFIG_NAME = "gallery_config.json"
 _INDEX_NAME = "index.faiss"
 _METADATA_NAME = "metadata.npz"
 _DATA_FILES = (_INDEX_NAME, _METADATA_NAME)
+# What a saved index of each backend holds beside its config, and which of those files the config checksums. A
+# "qdrant" index (`retrieval/qdrant_store.py`) keeps its vectors in Qdrant; in embedded mode its storage folder.
+QDRANT_STORAGE_NAME = "qdrant_storage"
+_BACKEND_ENTRIES = {"faiss": _DATA_FILES, "qdrant": (QDRANT_STORAGE_NAME,)}
+_BACKEND_CHECKSUMMED = {"faiss": _DATA_FILES, "qdrant": ()}
 _CONFIG_SHA256_KEY = "config_sha256"  # SHA-256 of the canonical JSON of every other config field
 _METADATA_FIELDS = ("person_ids", "camera_ids", "paths")
 _ADDED_AT = "added_at"  # metadata.npz array: UTC POSIX seconds (float64) of each entry's add; NaN = not recorded
@@ -418,23 +423,7 @@ class GalleryIndex:
         first trained on these embeddings.
         """
         array = self._check_embeddings(embeddings, "embeddings")
-        metadata = {"person_ids": person_ids, "camera_ids": camera_ids, "paths": paths}
-        given = tuple(name for name in _METADATA_FIELDS if metadata[name] is not None)
-        if self._metadata_fields is not None and given != self._metadata_fields:
-            raise ValueError(
-                f"This index stores the metadata fields {list(self._metadata_fields)}, but this call gives "
-                f"{list(given)}: give the same fields every time."
-            )
-        columns = {}
-        for name in given:
-            values = metadata[name]
-            try:
-                column = np.asarray([str(v) for v in values]) if name == "paths" else np.asarray(values, dtype=np.int64)
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"`{name}` must be a sequence of {'strings' if name == 'paths' else 'integers'}: {error}") from error
-            if column.shape != (len(array),):
-                raise ValueError(f"`{name}` has {len(column)} entries for {len(array)} embeddings: they must match.")
-            columns[name] = column
+        given, columns = self._metadata_columns(len(array), person_ids, camera_ids, paths)
         self._check_writable()
         columns[_ADDED_AT] = np.full(len(array), self._now().timestamp(), dtype=np.float64)
         # Everything is checked: only now does the index change (a failed call leaves it as it was).
@@ -449,6 +438,30 @@ class GalleryIndex:
             self._metadata[name].append(column)
         if "paths" in columns:
             self._path_set.update(path for path in columns["paths"].tolist() if path)  # "" = unknown
+
+    def _metadata_columns(
+        self, num: int, person_ids: Optional[Sequence[int]], camera_ids: Optional[Sequence[int]],
+        paths: Optional[Sequence[str]],
+    ) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
+        """`(given field names, {name: (num,) int64 / str column})` of one add, checked against the first add's fields."""
+        metadata = {"person_ids": person_ids, "camera_ids": camera_ids, "paths": paths}
+        given = tuple(name for name in _METADATA_FIELDS if metadata[name] is not None)
+        if self._metadata_fields is not None and given != self._metadata_fields:
+            raise ValueError(
+                f"This index stores the metadata fields {list(self._metadata_fields)}, but this call gives "
+                f"{list(given)}: give the same fields every time."
+            )
+        columns = {}
+        for name in given:
+            values = metadata[name]
+            try:
+                column = np.asarray([str(v) for v in values]) if name == "paths" else np.asarray(values, dtype=np.int64)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"`{name}` must be a sequence of {'strings' if name == 'paths' else 'integers'}: {error}") from error
+            if column.shape != (num,):
+                raise ValueError(f"`{name}` has {len(column)} entries for {num} embeddings: they must match.")
+            columns[name] = column
+        return given, columns
 
     def add_batches(
         self,
@@ -677,6 +690,19 @@ class GalleryIndex:
                 "slightly (bf16 vs fp32: cosine ~0.9999).", difference,
             )
 
+    def _checked_queries(
+        self, queries: Any, k: int, model_fingerprint: Optional[str], embedding_settings: Optional[dict],
+        runtime_settings: Optional[dict],
+    ) -> np.ndarray:
+        """`(num_queries, dim)` float32 queries, after the fingerprint, settings, non-empty index and `k` checks."""
+        self.check_fingerprint(model_fingerprint)
+        self.check_embedding_settings(embedding_settings, runtime_settings)
+        if len(self) == 0:
+            raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"`k` must be a positive integer, got {k!r}.")
+        return self._check_embeddings(queries, "queries")
+
     def search(
         self,
         queries: Any,
@@ -698,13 +724,7 @@ class GalleryIndex:
         Returns:
             [`SearchResult`] with arrays of shape `(num_queries, min(k, len(self)))`.
         """
-        self.check_fingerprint(model_fingerprint)
-        self.check_embedding_settings(embedding_settings, runtime_settings)
-        if len(self) == 0:
-            raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`k` must be a positive integer, got {k!r}.")
-        array = self._check_embeddings(queries, "queries")
+        array = self._checked_queries(queries, k, model_fingerprint, embedding_settings, runtime_settings)
         scores, indices = self._index.search(array, min(int(k), len(self)))
         indices = indices.astype(np.int64)
         found = indices >= 0  # approximate indexes may return fewer hits
@@ -831,6 +851,10 @@ class GalleryIndex:
             )
             raise FileNotFoundError(f"No gallery index in {directory} (missing {_CONFIG_NAME}).{hint}")
         config = _read_config(config_path)
+        if config.get("backend", "faiss") == "qdrant":
+            from .qdrant_store import QdrantGalleryIndex
+
+            return QdrantGalleryIndex.open(directory, config)
         _check_files(directory, config, verify)
         index = cls._from_config(config)
         dim = index.dim
@@ -928,12 +952,21 @@ def check_index_target(directory: Union[str, os.PathLike]) -> None:
             f"{name} exists and is not a gallery index (no valid {_CONFIG_NAME}): choose a new or empty folder for "
             "the index; nothing in it was changed."
         )
-    foreign = [name for name in entries if name not in (_CONFIG_NAME, *_DATA_FILES)]
+    foreign = [name for name in entries if name not in (_CONFIG_NAME, *_BACKEND_ENTRIES[_recorded_backend(path)])]
     if foreign:
         raise FileExistsError(
             f"{name} is a gallery index but also holds other files ({', '.join(foreign[:3])}), which a save would "
             "remove: move them out or choose another folder for the index."
         )
+
+
+def _recorded_backend(directory: Path) -> str:
+    """The backend a gallery index folder's config records (`"faiss"` when it names none or cannot be read)."""
+    try:
+        backend = json.loads((directory / _CONFIG_NAME).read_text()).get("backend", "faiss")
+    except (OSError, ValueError, AttributeError):
+        return "faiss"
+    return backend if backend in _BACKEND_ENTRIES else "faiss"
 
 
 def _utc_now() -> datetime:
@@ -1053,8 +1086,14 @@ def _read_config(config_path: Path) -> dict:
         raise CorruptIndexError(
             f"{config_path} does not match its own checksum: it was edited or damaged; rebuild or restore the index."
         )
-    if not isinstance(config["sha256"], dict) or sorted(config["sha256"]) != sorted(_DATA_FILES):
-        raise CorruptIndexError(f"{config_path} must record the SHA-256 of {list(_DATA_FILES)}: rebuild the index.")
+    backend = config.get("backend", "faiss")
+    if backend not in _BACKEND_ENTRIES:
+        raise CorruptIndexError(
+            f"{config_path} names the backend {backend!r}; this hf_lareid knows {sorted(_BACKEND_ENTRIES)}: upgrade it."
+        )
+    files = _BACKEND_CHECKSUMMED[backend]
+    if not isinstance(config["sha256"], dict) or sorted(config["sha256"]) != sorted(files):
+        raise CorruptIndexError(f"{config_path} must record the SHA-256 of {list(files)}: rebuild the index.")
     return config
 
 
