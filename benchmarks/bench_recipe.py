@@ -39,6 +39,7 @@ from hf_lareid.data import load_reid_dataset
 from hf_lareid.image_utils import load_rgb
 from hf_lareid.features import FeatureSet
 from hf_lareid.model_evaluation import evaluate_feature_sets, evaluate_model
+from hf_lareid.training.arguments import parse_arguments
 from hf_lareid.training.run import prepare_trainer
 from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as output_dir:
         budget = StopAtBudget(args.minutes * 60)
-        trainer = prepare_trainer(training_flags(args, output_dir), callbacks=[budget])
+        trainer = prepare_trainer(parse_arguments(training_flags(args, output_dir)), callbacks=[budget])
         model, image_processor = trainer.model, trainer.processing_class
         sets = {"set 1": (trainer.query_dataset, trainer.gallery_dataset)}
         if args.eval_dir:

@@ -4,8 +4,8 @@
     python examples/train.py --setup baseline --dataset course --data_dir /data/course --output_dir la-baseline
     accelerate launch --multi_gpu --num_processes 2 examples/train.py --setup baseline --dataset course ...
 
-Every flag is documented in `hf_lareid.training.run` (ModelArguments, DataArguments) and transformers'
-TrainingArguments. `lareid train` runs the same function.
+Every flag is documented in `hf_lareid.training.arguments` (ModelArguments, DataArguments,
+LATransformerTrainingArguments) and transformers' TrainingArguments. `lareid train` runs the same function.
 """
 
 import sys

@@ -84,7 +84,7 @@ RECIPES = {
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_each_setup_has_its_recipe_and_no_gradient_clipping(name, tmp_path):
-    from hf_lareid.training.run import parse_arguments
+    from hf_lareid.training.arguments import parse_arguments
 
     _, data_args, training_args, _ = parse_arguments(["--setup", name, "--output_dir", str(tmp_path)])
     got = (data_args.hflip_p, data_args.vflip_p, data_args.color_jitter_p, data_args.erasing_p,

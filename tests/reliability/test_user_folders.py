@@ -5,7 +5,8 @@ import pytest
 
 from hf_lareid.data import clear_reid_cache, generate_synthetic_reid, load_reid_dataset
 from hf_lareid.evaluation import evaluate_reid
-from hf_lareid.training.run import check_output_dir, parse_arguments
+from hf_lareid.training.arguments import parse_arguments
+from hf_lareid.training.run import check_output_dir
 
 from cli_helpers import assert_one_line_error, run_cli, snapshot
 

@@ -14,7 +14,7 @@ same cameras (each camera has its own viewpoint, background, colour cast and blu
    evaluates on them after each epoch, for the training curves (nothing is selected on them).
 
 Then the gallery of population 3 goes into a FAISS index (embedded by the fine-tuned model), a few queries are run,
-and the pictures are drawn. Both training stages are `lareid train` runs (`hf_lareid.training.run`) built from flags.
+and the pictures are drawn. Both training stages are `lareid train` runs (`hf_lareid.training.run`), their arguments built typed.
 `--quick` runs the same path with smaller populations and fewer epochs.
 
 The populations share the cameras because a from-scratch model of this size does not transfer to other cameras in
@@ -26,14 +26,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from tqdm.auto import tqdm
-from transformers import TrainerCallback
 
 from ._common import write_json
 
@@ -41,12 +39,13 @@ if TYPE_CHECKING:
     import datasets
     import numpy as np
 
+    from ..evaluation import ThresholdCalibration
     from ..features import FeatureSet
     from ..model_evaluation import ModelEvaluation
     from ..modeling_lareid import LATransformerForReID
-    from ..evaluation import ThresholdCalibration
     from ..retrieval import GalleryIndex
     from ..training import LATransformerTrainer
+    from ..training.run import ModelBuilder
 
 SETUP = "tiny"
 SETUP_DIR = "setup"  # the demo's own copy of the tiny setup, at its patch size
@@ -163,35 +162,10 @@ def quiet_dataset_builds() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------------------ training
-class StageProgress(TrainerCallback):
-    """One progress bar over the training steps of a stage, showing the latest loss, Rank-1 and mAP."""
-
-    def __init__(self, description: str):
-        self.description = description
-        self.bar: tqdm | None = None
-        self.latest: dict[str, str] = {}
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.bar = tqdm(total=state.max_steps, desc=self.description, unit="step")
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.bar.update(state.global_step - self.bar.n)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        for key, label in (("loss", "loss"), ("eval_rank1", "Rank-1"), ("eval_mAP", "mAP")):
-            if logs and key in logs:
-                self.latest[label] = f"{logs[key]:.3f}" if key == "loss" else f"{100 * logs[key]:.1f}%"
-        if self.bar is not None:
-            self.bar.set_postfix(self.latest)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self.bar.close()
-
-
-def write_demo_setup(folder: Path, plan: DemoPlan) -> Path:
+def write_demo_setup(folder: Path, plan: DemoPlan) -> tuple[Any, Any, dict[str, Any]]:
     """
     The `tiny` setup with the demo's patch size, written to `folder` (config, image processor, training arguments):
-    the `--setup` of both training stages. Returns `folder`.
+    the `--setup` of both training stages, which their model cards name. Returns it as `load_setup` does.
     """
     from ..file_utils import staged_replace
     from ..hub_configs import load_setup
@@ -203,65 +177,66 @@ def write_demo_setup(folder: Path, plan: DemoPlan) -> Path:
         config.save_pretrained(staging)
         image_processor.save_pretrained(staging)
         write_json(staging / "training_args.json", training_args)
-    return folder
+    return config, image_processor, training_args
 
 
-def training_flags(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path, seed: int, backbone: str,
-                   setup: Path) -> list[str]:  # fmt: skip
+def training_values(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path, seed: int, backbone: str,
+                    setup_dir: Path) -> dict[str, Any]:  # fmt: skip
     """
-    The `lareid train` flags of a stage ("pretraining" or "fine-tuning"), with the demo's `setup` folder.
+    The `lareid train` arguments of a stage ("pretraining" or "fine-tuning"), typed, with the demo's setup folder.
 
     Pretraining takes the `tiny` setup's recipe (AdamW, learning rate 1e-3, cosine schedule with warm-up, P x K
     batches with the triplet loss, horizontal flips and random erasing); fine-tuning sets its own learning rate and
     blockwise unfreezing, whose step decay is then the schedule. Both evaluate every epoch, log the loss four times
-    per epoch and save no checkpoints; `StageProgress` shows the progress.
+    per epoch and save no checkpoints; `StageProgressCallback` shows the progress.
     """
     pretraining = stage == "pretraining"
     identities = plan.pretraining_ids if pretraining else plan.fine_tuning_ids
     steps_per_epoch = -(-identities * plan.num_cameras * plan.images_per_camera // plan.batch_size)
-    flags = [
-        "--setup", str(setup), "--backbone", backbone, "--dataset", "market1501", "--data_dir", str(data_dir),
-        "--output_dir", str(output_dir), "--seed", str(seed), "--report_to", "none",
-        "--num_train_epochs", str(plan.pretraining_epochs if pretraining else plan.fine_tuning_epochs),
-        "--per_device_train_batch_size", str(plan.batch_size), "--per_device_eval_batch_size", "128",
-        "--eval_strategy", "epoch", "--logging_steps", str(max(1, steps_per_epoch // 4)),
-        "--save_strategy", "no", "--disable_tqdm", "True",
-    ]  # fmt: skip
+    values: dict[str, Any] = {
+        "setup": str(setup_dir), "backbone": backbone, "dataset": ["market1501"], "data_dir": [str(data_dir)],
+        "output_dir": str(output_dir), "seed": seed, "report_to": "none",
+        "num_train_epochs": float(plan.pretraining_epochs if pretraining else plan.fine_tuning_epochs),
+        "per_device_train_batch_size": plan.batch_size, "per_device_eval_batch_size": 128,
+        "eval_strategy": "epoch", "logging_steps": float(max(1, steps_per_epoch // 4)),
+        "save_strategy": "no", "disable_tqdm": True,
+    }  # fmt: skip
     if not pretraining:
-        flags += [
-            "--learning_rate", str(plan.fine_tuning_learning_rate), "--warmup_steps", "0",
-            "--blockwise_unfreeze", "True", "--unfreeze_every_epochs", str(plan.unfreeze_every_epochs),
-            "--lr_decay", str(plan.lr_decay),
-        ]  # fmt: skip
-    return flags
+        values.update(
+            learning_rate=plan.fine_tuning_learning_rate, warmup_steps=0.0, blockwise_unfreeze=True,
+            unfreeze_every_epochs=plan.unfreeze_every_epochs, lr_decay=plan.lr_decay,
+        )  # fmt: skip
+    return values
 
 
-def with_new_heads(backbone: str, num_labels: int, id2label: dict[int, str]) -> LATransformerForReID:
+def with_new_heads(backbone: str, num_labels: int) -> LATransformerForReID:
     """
     The saved LA-Transformer in `backbone` with new row classifiers for `num_labels` identities (a number that
     differs from the pretraining's, so no classifier weight is kept); the bottlenecks and the backbone are kept.
     """
     from ..modeling_lareid import LATransformerForReID
 
-    model = LATransformerForReID.from_pretrained(backbone, num_labels=num_labels, ignore_mismatched_sizes=True)
-    model.config.id2label, model.config.label2id = id2label, {name: label for label, name in id2label.items()}
-    return model
+    return LATransformerForReID.from_pretrained(backbone, num_labels=num_labels, ignore_mismatched_sizes=True)
 
 
 def prepare_training(
-    flags: list[str], build: Callable[..., LATransformerForReID], description: str, model_name: str
+    values: dict[str, Any], setup: tuple, build: ModelBuilder | None, description: str, model_name: str
 ) -> LATransformerTrainer:
     """
-    A training stage as `lareid train` builds it from `flags`, with the model from `build(model_args, config,
-    num_labels, id2label)`, a progress bar in place of the Trainer's printed logs, and a model card naming the
-    generated data.
+    A training stage as `lareid train` builds it from the arguments `values` and the loaded `setup`, with the model
+    from `build(num_labels)` (default: `lareid train`'s), a progress bar in place of the Trainer's printed logs, and
+    a model card naming the generated data.
     """
     from transformers import PrinterCallback
 
+    from ..training.arguments import build_arguments
+    from ..training.callbacks import StageProgressCallback
     from ..training.run import prepare_trainer
 
     with quiet_dataset_builds():
-        trainer = prepare_trainer(flags, build=build, callbacks=[StageProgress(description)])
+        trainer = prepare_trainer(
+            build_arguments(values, setup), build=build, callbacks=[StageProgressCallback(description)]
+        )
     trainer.remove_callback(PrinterCallback)
     trainer.model_card_fields.update(
         model_name=model_name, datasets={"synthetic": trainer.model.config.num_labels}, eval_dataset="synthetic",
@@ -366,9 +341,8 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
 
     rows = np.sort(np.random.default_rng(seed).choice(len(query), size=min(num_queries, len(query)), replace=False))
     hits = search_other_cameras(
-        index, query.embeddings[rows], TOP_K, query.camera_ids[rows], query.person_ids[rows],
-        model_fingerprint=index.model_fingerprint,
-    )  # fmt: skip
+        index, query.embeddings[rows], TOP_K, query.camera_ids[rows], query.person_ids[rows]
+    )
     width = hits.indices.shape[1]
     for row, found in zip(rows, hits.person_ids):
         matches = np.flatnonzero(found == query.person_ids[row])
@@ -435,10 +409,9 @@ def _stage(number: int, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0."""
     from ..data import load_reid_dataset
-    from .results_table import format_results_table
     from ..extras import require_extra
-    from ..hub_configs import load_setup
-    from ..training.run import RANDOM_BACKBONE, build_model
+    from ..training.arguments import RANDOM_BACKBONE
+    from .results_table import format_results_table
 
     require_extra("matplotlib", "plots", "The pictures of lareid demo")  # before minutes of training, not after
 
@@ -446,8 +419,9 @@ def run(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir).expanduser().absolute()
     pretrained_dir, fine_tuned_dir = output_dir / PRETRAINED_DIR, output_dir / FINE_TUNED_DIR
     start = time.monotonic()
-    setup = write_demo_setup(output_dir / SETUP_DIR, plan)
-    config, image_processor, _ = load_setup(setup)
+    setup_dir = output_dir / SETUP_DIR
+    setup = write_demo_setup(setup_dir, plan)
+    config, image_processor, _ = setup
 
     _stage(1, "Generating three disjoint populations of people")
     with quiet_dataset_builds():
@@ -461,8 +435,9 @@ def run(args: argparse.Namespace) -> int:
 
     _stage(2, f"Pretraining the {SETUP} ViT from scratch on population 1 (all blocks train)")
     pretraining = prepare_training(
-        training_flags(plan, "pretraining", populations.pretraining, pretrained_dir, args.seed, RANDOM_BACKBONE, setup),
-        build_model, "pretraining", "lareid-demo-pretrained",
+        training_values(plan, "pretraining", populations.pretraining, pretrained_dir, args.seed, RANDOM_BACKBONE,
+                        setup_dir),
+        setup, None, "pretraining", "lareid-demo-pretrained",
     )  # fmt: skip
     results = {"untrained": evaluate_stage(pretraining.model, evaluation, image_processor)}
     train_and_save(pretraining)
@@ -470,9 +445,9 @@ def run(args: argparse.Namespace) -> int:
 
     _stage(3, "Fine-tuning on population 2 with blockwise unfreezing (Algorithm 1)")
     fine_tuning = prepare_training(
-        training_flags(plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir), setup),
-        lambda model_args, _config, num_labels, id2label: with_new_heads(model_args.backbone, num_labels, id2label),
-        "fine-tuning", "lareid-demo-fine-tuned",
+        training_values(plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir),
+                        setup_dir),
+        setup, functools.partial(with_new_heads, str(pretrained_dir)), "fine-tuning", "lareid-demo-fine-tuned",
     )  # fmt: skip
     train_and_save(fine_tuning)
     fine_tuned = fine_tuning.model.eval()

@@ -43,7 +43,7 @@ def short_help_parser(prog: str = "lareid train") -> argparse.ArgumentParser:
     """The parser behind `lareid train --help`: the package's flags, then [`COMMON_TRAINING_FLAGS`], then an example."""
     from transformers import HfArgumentParser
 
-    from ..training.run import DataArguments, ModelArguments, build_parser
+    from ..training.arguments import DataArguments, ModelArguments, build_parser
 
     parser = HfArgumentParser(
         (ModelArguments, DataArguments), prog=prog, usage=USAGE, formatter_class=_HelpFormatter,
@@ -66,7 +66,7 @@ def short_help_parser(prog: str = "lareid train") -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str], prog: str = "lareid train") -> int:
     """`--help`: the short help; `--help-all`: every flag; else trains with `hf_lareid.training.run.main`."""
-    from ..training.run import build_parser
+    from ..training.arguments import build_parser
     from ..training.run import main as train
 
     argv = list(argv)

@@ -9,6 +9,7 @@ Example:
 ```
 """
 
+from .arguments import LATransformerTrainingArguments
 from .callbacks import (
     UNFREEZE_SCHEDULES,
     BlockwiseUnfreezeCallback,
@@ -19,7 +20,7 @@ from .callbacks import (
     unfreeze_schedule,
 )
 from .losses import batch_hard_triplet_loss, part_cross_entropy
-from .trainer import LATransformerTrainer, LATransformerTrainingArguments, collate_reid_batch
+from .trainer import LATransformerTrainer, collate_reid_batch
 
 __all__ = [
     "UNFREEZE_SCHEDULES",

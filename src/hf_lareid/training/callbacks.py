@@ -1,4 +1,4 @@
-"""Blockwise fine-tuning as a `transformers.TrainerCallback`: the paper's Algorithm 1, or the original code's schedule."""
+"""Training callbacks: blockwise fine-tuning (the paper's Algorithm 1, or the original code's schedule) and a progress bar."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ..modeling_lareid import backbone_layers
@@ -279,9 +280,38 @@ def unfreeze_epochs(log_history: list[dict]) -> list[float]:
     return [entry["epoch"] for entry in log_history if LOG_KEY in entry and "epoch" in entry]
 
 
+class StageProgressCallback(TrainerCallback):
+    """
+    One progress bar over the training steps, titled `description`, showing the latest loss, Rank-1 and mAP (for
+    runs that turn the Trainer's own bars and printed logs off, as `lareid demo` does for each of its stages).
+    """
+
+    def __init__(self, description: str):
+        self.description = description
+        self.bar: tqdm | None = None
+        self.latest: dict[str, str] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar = tqdm(total=state.max_steps, desc=self.description, unit="step")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key, label in (("loss", "loss"), ("eval_rank1", "Rank-1"), ("eval_mAP", "mAP")):
+            if logs and key in logs:
+                self.latest[label] = f"{logs[key]:.3f}" if key == "loss" else f"{100 * logs[key]:.1f}%"
+        if self.bar is not None:
+            self.bar.set_postfix(self.latest)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()
+
+
 __all__ = [
     "UNFREEZE_SCHEDULES",
     "BlockwiseUnfreezeCallback",
+    "StageProgressCallback",
     "UnfreezeStage",
     "blockwise_unfreeze_schedule",
     "format_unfreeze_schedule",

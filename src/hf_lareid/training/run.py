@@ -1,7 +1,7 @@
 """The training entry point shared by `examples/train.py` and `lareid train`.
 
-`main(argv)` parses `--setup`, `--backbone`, `--dataset`/`--data_dir` and every `TrainingArguments` flag with
-`HfArgumentParser`, trains with [`LATransformerTrainer`] (blockwise fine-tuning for pretrained backbones),
+`main(argv)` parses `--setup`, `--backbone`, `--dataset`/`--data_dir` and every `TrainingArguments` flag
+([`hf_lareid.training.arguments.parse_arguments`]), trains with [`LATransformerTrainer`] (blockwise fine-tuning for pretrained backbones),
 evaluates Rank-1/5/10, mAP and mINP on the query/gallery splits and saves the model, its image processor and a
 model card to `--output_dir`.
 
@@ -14,208 +14,44 @@ python examples/train.py --output_dir out --max_steps 6 --per_device_train_batch
 
 from __future__ import annotations
 
-import argparse
+import copy
+import functools
 import hashlib
 import json
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import datasets
-import torch
 import transformers
-from transformers import HfArgumentParser, SchedulerType, TrainerCallback, set_seed
+from transformers import TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..data import REID_DATASETS, default_cache_dir, load_reid_dataset, merge_training_sets
+from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.in_memory import InMemoryReIDDataset
 from ..data.transforms import build_train_transform
-from ..features import bf16_pays
 from ..file_checks import resolve_resume_checkpoint, wants_resume
-from ..hub_configs import load_setup
-from ..modelcard import DEFAULT_LICENSE
 from ..modeling_lareid import LATransformerForReID
-from .callbacks import UNFREEZE_SCHEDULES, BlockwiseUnfreezeCallback
-from .trainer import LATransformerTrainer, LATransformerTrainingArguments
+from .arguments import (
+    RANDOM_BACKBONE,
+    DataArguments,
+    LATransformerTrainingArguments,
+    ModelArguments,
+    TrainArguments,
+    parse_arguments,
+    uses_blockwise_unfreezing,
+)
+from .callbacks import BlockwiseUnfreezeCallback
+from .trainer import LATransformerTrainer
 
 logger = logging.getLogger(__name__)
 
-RANDOM_BACKBONE = "random"
-# A setup's training_args.json keys that are notes for people, not arguments.
-# num_unfreeze_blocks is Algorithm 1's b, the encoder's depth (0 for the from-scratch tiny setup): the backbone
-# decides (see `uses_blockwise_unfreezing`).
-SETUP_NOTES = ("source", "num_train_classes", "train_datasets", "lambda_global", "num_unfreeze_blocks")
-# Schedules named in setups that transformers calls differently: one-cycle = warm-up then cosine annealing.
-SCHEDULER_ALIASES = {"one_cycle": "cosine"}
 # Config fields of a setup that carry over when the backbone comes from a pretrained ViT.
 HEAD_FIELDS = ("lambda_global", "bottleneck_dim", "head_dropout", "head_activation", "embedding")
 AUGMENTATIONS = ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
-
-
-@dataclass
-class ModelArguments:
-    """Which setup and which backbone to train, and the blockwise fine-tuning options."""
-
-    setup: str = field(
-        default="tiny",
-        metadata={
-            "help": "A shipped setup (baseline, improvement1, improvement2, tiny) or a folder with config.json, "
-            "preprocessor_config.json and training_args.json. Its training_args.json gives the defaults of the "
-            "training flags (batch size, epochs, learning rate, unfreezing); flags on the command line win."
-        },
-    )
-    backbone: str | None = field(
-        default=None,
-        metadata={
-            "help": "The backbone to start from: a ViT, DeiT or DINOv2 on the Hub (google/vit-base-patch16-224) or "
-            "a saved folder, or 'random' to train from scratch with the setup's architecture (the patch must divide "
-            "the setup's image size). Default: the setup's backbone."
-        },
-    )
-    blockwise_unfreeze: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Blockwise fine-tuning (the paper's Algorithm 1). Default: on for a pretrained backbone, off "
-            "for --backbone random (freezing random blocks makes no sense)."
-        },
-    )
-    unfreeze_schedule: str = field(
-        default="algorithm1",
-        metadata={
-            "help": "algorithm1: the paper's Algorithm 1 (epoch 0 trains the top block; the rate decays at each "
-            "unfreezing until every block trains). original: the original code's notebook (epoch 0 trains the top "
-            "two blocks; the rate decays every t epochs, also after; the embeddings are never frozen).",
-            "choices": list(UNFREEZE_SCHEDULES),
-        },
-    )
-    unfreeze_every_epochs: int = field(default=2, metadata={"help": "t of Algorithm 1: unfreeze a block every t epochs."})
-    lr_decay: float = field(default=0.8, metadata={"help": "Learning-rate factor applied at each unfreezing."})
-    train_final_norm: bool = field(
-        default=True, metadata={"help": "The encoder's final LayerNorm trains with the heads from the start."}
-    )
-    unfreeze_embeddings_with_first_block: bool = field(
-        default=True, metadata={"help": "The patch/position embeddings and CLS token unfreeze with the lowest block."}
-    )
-    license: str = field(
-        default=DEFAULT_LICENSE,
-        metadata={"help": "The license of the trained weights, as the model card states it (a Hub license id)."},
-    )
-
-
-@dataclass
-class DataArguments:
-    """The training data (several sets are merged with disjoint labels) and the evaluation split."""
-
-    dataset: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": f"{', '.join(REID_DATASETS)}; several are merged with disjoint labels "
-            "(e.g. --dataset market1501 course). Default: synthetic (generated, no download)."
-        },
-    )
-    data_dir: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "One folder per --dataset, in the same order. synthetic may leave it out (it is generated "
-            "under the datasets cache)."
-        },
-    )
-    eval_on: str | None = field(
-        default=None,
-        metadata={"help": "The --dataset whose query/gallery splits evaluate the model. Default: the last one."},
-    )
-    synthetic_num_ids: int = field(default=100, metadata={"help": "synthetic: identities (half train, half query/gallery)."})
-    synthetic_num_cameras: int = field(default=4, metadata={"help": "synthetic: cameras."})
-    synthetic_images_per_camera: int = field(default=4, metadata={"help": "synthetic: images per identity and camera."})
-    synthetic_seed: int = field(default=0, metadata={"help": "synthetic: appearance seed."})
-    course_num_train_ids: int = field(default=62, metadata={"help": "course: identities in the train split."})
-    course_num_val_ids: int = field(
-        default=12,
-        metadata={
-            "help": "course: validation identities (its query/gallery splits). The paper's Improvement1 trained on "
-            "them too: --course_num_train_ids 74 --course_num_val_ids 0 --eval_on market1501 gives its 825 classes."
-        },
-    )
-    # Without a setup value: the original code's augmentation, horizontal flips only.
-    hflip_p: float = field(default=0.5, metadata={"help": "Horizontal flip probability (default: the setup's, else 0.5)."})
-    vflip_p: float = field(default=0.0, metadata={"help": "Vertical flip probability (default: the setup's, else 0)."})
-    color_jitter_p: float = field(
-        default=0.0, metadata={"help": "Colour jitter probability (default: the setup's, else 0)."}
-    )
-    erasing_p: float = field(default=0.0, metadata={"help": "Random erasing probability (default: the setup's, else 0)."})
-    decode_once: bool = field(
-        default=False,
-        metadata={
-            "help": "Decode and resize every training image once into memory (uint8, height x width x 3 bytes each), "
-            "then only augment at each step; default: the setup's (on for tiny)."
-        },
-    )
-
-
-def build_parser(prog: str | None = None) -> HfArgumentParser:
-    """
-    The parser of [`main`]: [`ModelArguments`], [`DataArguments`] and [`LATransformerTrainingArguments`]; `prog` names
-    the command in usage lines (default: the script's name).
-    """
-    return HfArgumentParser((ModelArguments, DataArguments, LATransformerTrainingArguments), prog=prog)
-
-
-def setup_defaults(setup_training_args: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
-    """
-    Parser defaults from a setup's `training_args.json`: known flags are taken as they are, `warmup_ratio` becomes
-    `warmup_steps` (a fraction means a ratio), `one_cycle` becomes `cosine` and a null backbone means `random`.
-    Notes for people (`source`, ...) are skipped.
-    """
-    known = {action.dest for action in parser._actions}
-    defaults: dict[str, Any] = {}
-    for key, value in setup_training_args.items():
-        if key in SETUP_NOTES or value is None and key != "backbone":
-            continue
-        if key == "backbone":
-            defaults["backbone"] = value or RANDOM_BACKBONE
-        elif key == "warmup_ratio":
-            defaults["warmup_steps"] = float(value)
-        elif key == "lr_scheduler_type":
-            defaults[key] = SCHEDULER_ALIASES.get(value, value)
-        elif key in known:
-            defaults[key] = value
-        else:
-            logger.warning("ignoring %r of the setup's training_args.json: no such training argument", key)
-    return defaults
-
-
-def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None):
-    """
-    Parses `argv` (default `sys.argv[1:]`) into `(ModelArguments, DataArguments, LATransformerTrainingArguments,
-    setup)`, where `setup` is `(config, image_processor, training_args dict)` of `--setup`.
-
-    The setup's training_args.json supplies the defaults; on a CPU, `--bf16` defaults to whether bf16 pays there.
-    With blockwise unfreezing the learning-rate schedule is constant unless `--lr_scheduler_type` is given.
-    Progress bars are on unless `--disable_tqdm true` (the Trainer would otherwise turn them off whenever the
-    transformers logger is quieter than WARNING, as under `lareid`).
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(prog)
-    pre_parser = argparse.ArgumentParser(add_help=False)
-    pre_parser.add_argument("--setup", default=ModelArguments.setup)
-    setup = load_setup(pre_parser.parse_known_args(argv)[0].setup)
-    defaults = {"logging_steps": 10, "disable_tqdm": False}
-    if not torch.cuda.is_available():
-        # bf16 autocast on a CPU needs use_cpu; it pays only with AVX-512 bf16 (6x slower on AVX2-only CPUs).
-        defaults.update(use_cpu=True, bf16=bf16_pays("cpu"))
-    defaults.update(setup_defaults(setup[2], parser))
-    parser.set_defaults(**defaults)
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    given = {arg.split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
-    if uses_blockwise_unfreezing(model_args) and "__lr_scheduler_type" not in given:
-        # A setup's schedule is for its own run; with blockwise unfreezing the step decay is the schedule.
-        training_args.lr_scheduler_type = SchedulerType.CONSTANT
-    return model_args, data_args, training_args, setup
 
 
 def _synthetic_dir(data_args: DataArguments, image_size: tuple[int, int]) -> str:
@@ -230,7 +66,7 @@ def load_data(data_args: DataArguments, image_size: tuple[int, int]) -> tuple[da
     Loads every `--dataset`; returns `(train, eval_splits, identities)`: the merged training split, the dataset
     dict whose `query`/`gallery` evaluate, and the number of training identities per dataset.
     """
-    names = list(data_args.dataset) or ["synthetic"]
+    names = data_args.dataset_names
     dirs = list(data_args.data_dir)
     if len(dirs) > len(names):
         raise ValueError(f"got {len(dirs)} --data_dir for {len(names)} --dataset {names}: give one folder per dataset.")
@@ -256,7 +92,7 @@ def load_data(data_args: DataArguments, image_size: tuple[int, int]) -> tuple[da
         loaded[name] = load_reid_dataset(name, data_dir=data_dir, **options)
         if "train" not in loaded[name]:
             raise ValueError(f"--dataset {name} at {data_dir!r} has no train split.")
-    eval_on = data_args.eval_on or names[-1]
+    eval_on = data_args.eval_dataset
     if eval_on not in loaded:
         raise ValueError(f"--eval_on {eval_on!r} is not one of the --dataset names {names}.")
     if not {"query", "gallery"} <= set(loaded[eval_on]):
@@ -267,22 +103,22 @@ def load_data(data_args: DataArguments, image_size: tuple[int, int]) -> tuple[da
     return train, loaded[eval_on], identities
 
 
-def uses_blockwise_unfreezing(model_args: ModelArguments) -> bool:
-    """`--blockwise_unfreeze` when given; else on for a pretrained backbone, off for `--backbone random`."""
-    if model_args.blockwise_unfreeze is not None:
-        return model_args.blockwise_unfreeze
-    return model_args.backbone != RANDOM_BACKBONE
+# The model for `num_labels` training identities (prepare_trainer names the labels).
+ModelBuilder = Callable[[int], LATransformerForReID]
 
 
-def build_model(model_args: ModelArguments, config, num_labels: int, id2label: dict[int, str]) -> LATransformerForReID:
-    """`--backbone random`: the setup's architecture, randomly initialised; else `from_backbone` with the setup's head."""
+def build_model(model_args: ModelArguments, config, num_labels: int) -> LATransformerForReID:
+    """
+    `--backbone random`: the setup's architecture (`config`, copied), randomly initialised; else `from_backbone` with
+    the setup's head and image size.
+    """
     if model_args.backbone == RANDOM_BACKBONE:
+        config = copy.deepcopy(config)
         config.num_labels = num_labels
-        config.id2label, config.label2id = id2label, {v: k for k, v in id2label.items()}
         return LATransformerForReID(config)
     head_fields = {name: getattr(config, name) for name in HEAD_FIELDS}
     try:
-        model = LATransformerForReID.from_backbone(
+        return LATransformerForReID.from_backbone(
             model_args.backbone, num_labels=num_labels, image_size=config.image_size, **head_fields
         )
     except OSError as error:
@@ -290,8 +126,6 @@ def build_model(model_args: ModelArguments, config, num_labels: int, id2label: d
             f"cannot load the backbone {model_args.backbone!r}: {error}. Give a backbone on the Hub (online) or a folder "
             "saved with save_pretrained, or --backbone random to train from scratch."
         ) from error
-    model.config.id2label, model.config.label2id = id2label, {v: k for k, v in id2label.items()}
-    return model
 
 
 def build_trainer(
@@ -333,14 +167,7 @@ def build_trainer(
         train = InMemoryReIDDataset(train, transform)
     else:
         train.set_transform(transform)
-    eval_on = data_args.eval_on or (data_args.dataset or ["synthetic"])[-1]
-    card_training_args = {"backbone": model_args.backbone, **training_args.to_dict(), **augmentations}
-    if blockwise:
-        card_training_args.update(
-            unfreeze_schedule=model_args.unfreeze_schedule, unfreeze_every_epochs=model_args.unfreeze_every_epochs,
-            lr_decay=model_args.lr_decay,
-        )  # fmt: skip
-    return LATransformerTrainer(
+    trainer = LATransformerTrainer(
         model=model,
         args=training_args,
         train_dataset=train,
@@ -352,30 +179,37 @@ def build_trainer(
         model_card_fields={
             "setup": model_args.setup,
             "datasets": identities,
-            "eval_dataset": eval_on,
+            "eval_dataset": data_args.eval_dataset,
             "base_model": None if model_args.backbone == RANDOM_BACKBONE else model_args.backbone,
-            "training_args": card_training_args,
             "license": model_args.license,
         },
     )
+    # Read after the trainer resolved lr_scheduler_type "auto": the card states the schedule that runs.
+    card_training_args = {"backbone": model_args.backbone, **trainer.args.to_dict(), **augmentations}
+    if blockwise:
+        card_training_args.update(
+            unfreeze_schedule=model_args.unfreeze_schedule, unfreeze_every_epochs=model_args.unfreeze_every_epochs,
+            lr_decay=model_args.lr_decay,
+        )  # fmt: skip
+    trainer.model_card_fields["training_args"] = card_training_args
+    return trainer
 
 
 def prepare_trainer(
-    argv: Sequence[str] | None = None,
-    build: Callable[..., LATransformerForReID] = build_model,
-    callbacks: Sequence[TrainerCallback] = (),
-    prog: str | None = None,
+    arguments: TrainArguments, build: ModelBuilder | None = None, callbacks: Sequence[TrainerCallback] = ()
 ) -> LATransformerTrainer:
     """
-    The trainer `lareid train ARGV` runs: parses `argv` (`prog` names the command in usage errors), loads the data,
-    builds the model with `build(model_args, config, num_labels, id2label)` (default [`build_model`]) after seeding
-    `--seed`, and wraps it with [`build_trainer`] (plus `callbacks`).
+    The trainer of a training run (`lareid train ARGV` runs `prepare_trainer(parse_arguments(ARGV))`): loads the
+    data, seeds `--seed`, builds the model with `build(num_labels)` (default: [`build_model`] with the setup's
+    config), names its labels after the training identities, and wraps it with [`build_trainer`] (plus `callbacks`).
     """
-    model_args, data_args, training_args, (config, image_processor, _) = parse_arguments(argv, prog)
+    model_args, data_args, training_args, (config, image_processor, _) = arguments
     train, eval_splits, identities = load_data(data_args, config.image_size)
     label_names = train.features["label"].names
     set_seed(training_args.seed)  # the model's initial weights
-    model = build(model_args, config, len(label_names), dict(enumerate(label_names)))
+    model = (build or functools.partial(build_model, model_args, config))(len(label_names))
+    model.config.id2label = dict(enumerate(label_names))
+    model.config.label2id = {name: label for label, name in model.config.id2label.items()}
     return build_trainer(
         model_args, data_args, training_args, model, image_processor, train, eval_splits, identities, callbacks
     )
@@ -426,8 +260,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.enable_explicit_format()
-    check_output_dir(parse_arguments(argv, prog)[2])  # before the data is loaded: a refusal costs nothing
-    trainer = prepare_trainer(argv, prog=prog)
+    arguments = parse_arguments(argv, prog)
+    check_output_dir(arguments.training)  # before the data is loaded: a refusal costs nothing
+    trainer = prepare_trainer(arguments)
     training_args = trainer.args
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     fields = trainer.model_card_fields
@@ -455,16 +290,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str
 
 
 __all__ = [
-    "DataArguments",
-    "ModelArguments",
+    "ModelBuilder",
     "build_model",
-    "build_parser",
     "build_trainer",
     "check_output_dir",
     "load_data",
     "main",
-    "parse_arguments",
     "prepare_trainer",
-    "setup_defaults",
-    "uses_blockwise_unfreezing",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,105 +19,14 @@ from ..file_checks import check_trainer_checkpoint
 from ..model_evaluation import evaluate_model
 from ..modelcard import write_model_card
 from ..modeling_lareid import backbone_layers
+from .arguments import resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 from .transform_epoch import TransformEpochCallback, epoch_transform_of
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adam", "adamw", "hf")
 RETRIEVAL_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
-
-
-@dataclass
-class LATransformerTrainingArguments(TrainingArguments):
-    """
-    [`TrainingArguments`] with the LA-Transformer defaults and options.
-
-    Changed defaults: `weight_decay=5e-4` and `max_grad_norm=0` (no gradient clipping), both the original code's;
-    `remove_unused_columns=False` (the transforms need the `image` column), `lr_scheduler_type="auto"` (constant when
-    a [`BlockwiseUnfreezeCallback`] is on, since its step decay replaces the schedule; linear otherwise).
-
-    `label_smoothing_factor` (the Trainer's own name) is an alias of `label_smoothing`: this Trainer computes its own
-    loss, so the Trainer's label smoother would never run; giving both with different values raises `ValueError`.
-
-    Example:
-
-    ```python
-    >>> args = LATransformerTrainingArguments("out", optimizer="adam", triplet_loss_weight=1.0, label_smoothing=0.1)
-    ```
-    """
-
-    optimizer: str = field(
-        default="adam",
-        metadata={
-            "help": "adam: torch.optim.Adam with L2 weight decay on every parameter, as the paper's code; adamw: "
-            "torch.optim.AdamW (decoupled weight decay, none on biases and norms); hf: the Trainer's own `--optim`.",
-            "choices": list(OPTIMIZERS),
-        },
-    )
-    weight_decay: float = field(default=5e-4, metadata={"help": "Weight decay (5e-4 as the original LA-Transformer code)."})
-    max_grad_norm: float = field(
-        default=0.0,
-        metadata={"help": "Gradient clipping norm; 0 (the default, as the original LA-Transformer code) clips nothing."},
-    )
-    lr_scheduler_type: str = field(
-        default="auto",
-        metadata={
-            "help": "A transformers scheduler name, or 'auto': constant with blockwise unfreezing (its step decay is "
-            "the schedule), linear otherwise."
-        },
-    )
-    remove_unused_columns: bool = field(
-        default=False, metadata={"help": "Keep the dataset's columns: the image transforms read the `image` column."}
-    )
-    label_smoothing: float = field(
-        default=0.0,
-        metadata={"help": "Label smoothing of the per-row cross-entropies (--label_smoothing_factor is the same)."},
-    )
-    triplet_loss_weight: float = field(
-        default=0.0,
-        metadata={"help": "Weight of a batch-hard triplet loss on the embeddings (0: off). Batches are then P x K."},
-    )
-    triplet_margin: float = field(default=0.3, metadata={"help": "Margin of the batch-hard triplet loss."})
-    samples_per_identity: int = field(
-        default=4, metadata={"help": "K of the P x K identity-balanced batches used with the triplet loss."}
-    )
-    eval_flip: bool = field(
-        default=False, metadata={"help": "Evaluate with flip test-time augmentation (image + mirror image)."}
-    )
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={
-            "help": "Train into an --output_dir that already holds a model or checkpoints, replacing them (the flag "
-            "transformers 4 had). Without it, or --resume_from_checkpoint, such a folder is refused."
-        },
-    )
-    auto_lr_scheduler: bool = field(default=False, init=False, repr=False)
-
-    def __post_init__(self):
-        if self.label_smoothing_factor:
-            if self.label_smoothing and self.label_smoothing != self.label_smoothing_factor:
-                raise ValueError(
-                    f"label_smoothing={self.label_smoothing} and label_smoothing_factor={self.label_smoothing_factor} "
-                    "disagree: they are the same option (give one)."
-                )
-            self.label_smoothing = self.label_smoothing_factor
-        # One value under both names (to_dict and model cards show it once, consistently).
-        self.label_smoothing_factor = self.label_smoothing
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        if self.triplet_loss_weight < 0 or self.label_smoothing < 0 or self.label_smoothing >= 1:
-            raise ValueError(
-                "triplet_loss_weight must be >= 0 and label_smoothing in [0, 1), got "
-                f"{self.triplet_loss_weight} and {self.label_smoothing}."
-            )
-        if self.samples_per_identity < 1:
-            raise ValueError(f"samples_per_identity must be >= 1, got {self.samples_per_identity}.")
-        self.auto_lr_scheduler = str(self.lr_scheduler_type) == "auto"
-        if self.auto_lr_scheduler:
-            self.lr_scheduler_type = "linear"  # the Trainer picks constant instead when the unfreeze callback is on
-        super().__post_init__()
 
 
 def collate_reid_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -174,7 +82,8 @@ class LATransformerTrainer(Trainer):
       included, as the original code's `optim.Adam(model.parameters(), weight_decay=5e-4)`; `args.optimizer="adamw"`
       for AdamW (decoupled decay, none on biases and norms), `"hf"` for the Trainer's `--optim`. Every parameter is
       in the optimizer, trainable or not, so freezing can change during training (see
-      [`BlockwiseUnfreezeCallback`]) and checkpoints always resume.
+      [`BlockwiseUnfreezeCallback`]) and checkpoints always resume. `lr_scheduler_type="auto"` is decided here, by
+      [`resolve_lr_scheduler`]: constant with a [`BlockwiseUnfreezeCallback`] among `callbacks`, linear otherwise.
     - Gradient accumulation is exact for the cross-entropy: the losses are batch means and the Trainer divides
       them by the accumulation steps (the batch-hard triplet mines within each micro-batch).
     - Evaluation: with `query_dataset` and `gallery_dataset`, `evaluate()` embeds both with
@@ -222,6 +131,8 @@ class LATransformerTrainer(Trainer):
         if epoch_transform is not None:  # a seeded augmentation follows the epochs (exact resume)
             kwargs["callbacks"] = callbacks = [*callbacks, TransformEpochCallback(epoch_transform, args)]
         self.unfreeze_callback = next((cb for cb in callbacks if isinstance(cb, BlockwiseUnfreezeCallback)), None)
+        if args is not None:
+            resolve_lr_scheduler(args, blockwise=self.unfreeze_callback is not None)
         if self.unfreeze_callback is not None and args is not None:
             if args.ddp_find_unused_parameters is False:
                 raise ValueError(
@@ -269,13 +180,6 @@ class LATransformerTrainer(Trainer):
             eps=self.args.adam_epsilon,
         )
         return self.optimizer
-
-    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
-        """`lr_scheduler_type="auto"`: constant with blockwise unfreezing (its step decay is the schedule), else linear."""
-        if self.lr_scheduler is None and getattr(self.args, "auto_lr_scheduler", False):
-            self.args.lr_scheduler_type = "constant" if self.unfreeze_callback is not None else "linear"
-            logger.info("lr_scheduler_type auto -> %s", self.args.lr_scheduler_type)
-        return super().create_scheduler(num_training_steps, optimizer)
 
     def _get_train_sampler(self, train_dataset=None):
         """Identity-balanced P x K batches when the triplet loss is on; the Trainer's random sampler otherwise."""
@@ -422,4 +326,4 @@ class LATransformerTrainer(Trainer):
         write_model_card(self.args.output_dir, **fields)
 
 
-__all__ = ["LATransformerTrainer", "LATransformerTrainingArguments", "collate_reid_batch", "triplet_features"]
+__all__ = ["LATransformerTrainer", "collate_reid_batch", "triplet_features"]
