@@ -14,8 +14,9 @@ same cameras (each camera has its own viewpoint, background, colour cast and blu
    evaluates on them after each epoch, for the training curves (nothing is selected on them).
 
 Then the gallery of population 3 goes into a FAISS index (embedded by the fine-tuned model), a few queries are run,
-and the pictures are drawn. Both training stages are `lareid train` runs (`hf_lareid.training.run`), their arguments built typed.
-`--quick` runs the same path with smaller populations and fewer epochs.
+and the pictures are drawn. Both training stages are `lareid train` runs (`hf_lareid.training.run`) whose arguments
+are built typed (`hf_lareid.training.arguments.build_arguments`). `--quick` runs the same path with smaller
+populations and fewer epochs.
 
 The populations share the cameras because a from-scratch model of this size does not transfer to other cameras in
 minutes of CPU training: pretrained on people filmed by another camera set, it stayed at chance on population 3.

@@ -13,6 +13,7 @@ from .arguments import LATransformerTrainingArguments
 from .callbacks import (
     UNFREEZE_SCHEDULES,
     BlockwiseUnfreezeCallback,
+    StageProgressCallback,
     UnfreezeStage,
     blockwise_unfreeze_schedule,
     format_unfreeze_schedule,
@@ -27,6 +28,7 @@ __all__ = [
     "BlockwiseUnfreezeCallback",
     "LATransformerTrainer",
     "LATransformerTrainingArguments",
+    "StageProgressCallback",
     "UnfreezeStage",
     "batch_hard_triplet_loss",
     "blockwise_unfreeze_schedule",

@@ -1,4 +1,4 @@
-"""Training callbacks: blockwise fine-tuning (the paper's Algorithm 1, or the original code's schedule) and a progress bar."""
+"""Training callbacks: blockwise fine-tuning (Algorithm 1 or the original code's schedule) and a progress bar."""
 
 from __future__ import annotations
 
