@@ -214,9 +214,26 @@ class OpenVINOEmbedder(Embedder):
             return self.request.get_output_tensor(0).data.copy()
 
 
-def make_embedder(model: torch.nn.Module, runtime: RuntimeOption = "auto", bf16: BF16Option = "auto") -> Embedder:
+def _exported_once(model: torch.nn.Module, embedder_class: type[Embedder], threads: int) -> Embedder:
+    """An ONNX embedder of the weights `model` has now: exported to a temporary file, loaded, and the file removed."""
+    import tempfile
+
+    from .onnx_export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="hf_lareid_onnx_") as folder:
+        path = Path(folder) / ONNX_NAME
+        export_onnx(model, path, opset=ONNX_OPSET, exporter=ONNX_EXPORTER, check=False)
+        return embedder_class(path, threads=threads)  # both runtimes read the whole graph when they load it
+
+
+def make_embedder(
+    model: torch.nn.Module, runtime: RuntimeOption = "auto", bf16: BF16Option = "auto", cache: bool = True
+) -> Embedder:
     """
     The [`Embedder`] for `model`: `runtime` is `"auto"`, a runtime name, or an `Embedder` (returned as it is).
+
+    `cache=False` exports the graph to a temporary file for this embedder only, unchecked (the Trainer's evaluation,
+    whose weights change every time, would otherwise fill the cache with one graph per evaluation).
 
     `bf16` (`"auto"`, `True`, `False`) is resolved for the model's device; bf16 in effect means PyTorch for "auto".
     An ONNX runtime asked for by name embeds in fp32 (a warning when `bf16=True`). The ONNX runtimes use
@@ -242,6 +259,8 @@ def make_embedder(model: torch.nn.Module, runtime: RuntimeOption = "auto", bf16:
     if name == "torch":
         return TorchEmbedder(model, bf16=use_bf16)
     embedder_class = OnnxRuntimeEmbedder if name == "onnxruntime" else OpenVINOEmbedder
+    if not cache:
+        return _exported_once(model, embedder_class, threads=torch.get_num_threads())
     return embedder_class(cached_onnx(model), threads=torch.get_num_threads())
 
 
