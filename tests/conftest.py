@@ -1,11 +1,17 @@
 """Shared test setup: no network, deterministic, quiet."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The ONNX exports of runtime="auto" go to a cache of this test session (shared by its subprocesses), not ~/.cache.
+os.environ["HF_LAREID_CACHE"] = tempfile.mkdtemp(prefix="hf-lareid-test-cache-")
+atexit.register(shutil.rmtree, os.environ["HF_LAREID_CACHE"], ignore_errors=True)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One intra-op thread per xdist worker (and per subprocess it starts): two workers each spinning two OpenMP
     # threads on two cores made every small op wait on descheduled threads (a 10x slower suite).

@@ -30,9 +30,10 @@ _LAZY_EXPORTS = {
         "load_reid_dataset", "merge_training_sets",
     ),
     ".evaluation": (
-        "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
-        "format_results_table", "load_reid_metric", "re_rank",
+        "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "load_reid_metric",
+        "re_rank",
     ),
+    ".cli.results_table": ("format_results_table",),
     ".distributed": ("gather_features",),
     ".image_utils": ("ImageReadError", "load_rgb"),
     ".model_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
@@ -44,6 +45,7 @@ _LAZY_EXPORTS = {
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),
     ".convert_original": ("ConversionError", "convert_original_checkpoint"),
     ".onnx_export": ("check_onnx", "export_onnx"),
+    ".runtimes": ("AUTO_PREFERENCE", "Embedder", "make_embedder", "onnx_cache_dir"),
     ".modelcard": ("check_model_card", "render_model_card", "write_model_card"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY_EXPORTS.items() for name in names}

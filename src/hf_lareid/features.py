@@ -173,24 +173,26 @@ def iter_features(
     bf16: BF16Option = "auto",
     image_processor: Any = None,
     shard: ShardOption = None,
+    runtime: Any = "auto",
 ) -> Iterator[FeatureSet]:
     """
     Streams embeddings batch by batch (for galleries larger than memory); see `extract_features`.
 
     `shard=(rank, world_size)` or `"auto"` embeds only this rank's contiguous shard of `data`.
     """
+    from .runtimes import make_embedder
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     data = shard_data(data, shard)
-    device = next(model.parameters()).device
-    use_bf16 = resolve_bf16(bf16, device)
+    embedder = make_embedder(model, runtime, bf16)
     was_training = model.training
     model.eval()
     try:
         for batch in _iter_batches(data, batch_size):
             size = len(next(iter(batch.values())))
             pixel_values = _batch_to_pixels(batch, image_processor)
-            embeddings = embed_pixels(model, pixel_values, flip=flip, bf16=use_bf16)
+            embeddings = embedder.embed(pixel_values, flip=flip)
             if not torch.isfinite(embeddings).all():
                 raise ValueError("the model produced NaN/inf embeddings: check the weights and the input normalisation.")
             yield FeatureSet(
@@ -213,6 +215,7 @@ def extract_features(
     progress: bool = True,
     description: str = "Extracting features",
     shard: ShardOption = None,
+    runtime: Any = "auto",
 ) -> FeatureSet:
     """
     Embeds every image of `data` with `model.embed`, batched, with a progress bar.
@@ -229,6 +232,8 @@ def extract_features(
         shard: `(rank, world_size)`, or `"auto"` (from `torch.distributed` / torchrun's `RANK`, `WORLD_SIZE`):
             embed only this rank's contiguous shard of `data`; `hf_lareid.gather_features` joins the shards on
             rank 0 in the original order. `None` (default): everything.
+        runtime: `"auto"` (default: the fastest installed runtime for the device, see `hf_lareid.runtimes`),
+            `"torch"`, `"onnxruntime"`, `"openvino"`, or an `Embedder` from `hf_lareid.runtimes.make_embedder`.
 
     Returns:
         A [`FeatureSet`]: `embeddings` `(num_images, embedding_dim)` float32 unit-norm, `person_ids`,
@@ -247,7 +252,9 @@ def extract_features(
     total = len(data) if hasattr(data, "__len__") and not _is_one_image(data) else None
     parts = []
     with tqdm(total=total, desc=description, unit="img", disable=not progress) as bar:
-        for part in iter_features(model, data, batch_size=batch_size, flip=flip, bf16=bf16, image_processor=image_processor):
+        for part in iter_features(
+            model, data, batch_size=batch_size, flip=flip, bf16=bf16, image_processor=image_processor, runtime=runtime
+        ):
             parts.append(part)
             bar.update(len(part))
     return FeatureSet.concatenate(parts, embedding_dim=model.config.embedding_dim)
@@ -300,9 +307,13 @@ def embedding_settings(image_processor: Any, flip: bool) -> dict[str, Any]:
     return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
 
-def runtime_settings(bf16: bool, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """What changes embeddings only slightly (bf16 vs fp32: cosine ~0.99998): bf16, the torch version, the device type."""
-    return {"bf16": bool(bf16), "torch": torch.__version__, "device": torch.device(device).type}
+def runtime_settings(bf16: bool, device: torch.device | str = "cpu", runtime: str | None = None) -> dict[str, Any]:
+    """
+    What changes embeddings only slightly (bf16 vs fp32: cosine ~0.99998; another runtime: ~1e-7): bf16, the torch
+    version, the device type, and the runtime (`"torch"`, `"onnxruntime"`, `"openvino"`) when given.
+    """
+    settings = {"bf16": bool(bf16), "torch": torch.__version__, "device": torch.device(device).type}
+    return settings if runtime is None else {**settings, "runtime": runtime}
 
 
 __all__ = [

@@ -14,6 +14,7 @@ import torch
 from .distributed import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
 from .evaluation import ThresholdCalibration, calibrate_threshold, evaluate_reid
 from .features import BF16Option, FeatureSet, extract_features
+from .runtimes import RuntimeOption, make_embedder
 
 
 @dataclass
@@ -46,6 +47,7 @@ def evaluate_model(
     progress: bool = True,
     protocol: str = "auto",
     shard: ShardOption = None,
+    runtime: RuntimeOption = "auto",
     **evaluate_options: Any,
 ) -> ModelEvaluation:
     """
@@ -56,7 +58,7 @@ def evaluate_model(
         query_data / gallery_data: `datasets.Dataset` splits with `person_id` and `camera_id` (see
             [`extract_features`] for what else is accepted).
         image_processor: prepares raw images (not needed when the datasets have a `pixel_values` transform).
-        batch_size, flip, bf16: as in [`extract_features`].
+        batch_size, flip, bf16, runtime: as in [`extract_features`] (one embedder serves both sets).
         protocol: `"market1501"`, `"cuhk03"` or `"no-camera"` (see [`evaluate_reid`]); `"auto"` picks
             `"market1501"` when both sets have camera ids, else `"no-camera"` (folder-per-person sets).
         shard: `"auto"` under torchrun / DDP (or `(rank, world_size)` with a process group): each rank embeds its
@@ -75,7 +77,7 @@ def evaluate_model(
         raise ValueError(f"shard={shard!r} needs the metrics of all shards: run under torchrun (a torch.distributed process group).")
     options = {
         "batch_size": batch_size, "flip": flip, "bf16": bf16, "image_processor": image_processor,
-        "progress": progress and rank == 0, "shard": (rank, world_size),
+        "progress": progress and rank == 0, "shard": (rank, world_size), "runtime": make_embedder(model, runtime, bf16),
     }
     query = extract_features(model, query_data, description="Query features", **options)
     gallery = extract_features(model, gallery_data, description="Gallery features", **options)
@@ -124,6 +126,7 @@ def calibrate_model(
     flip: bool = False,
     bf16: BF16Option = "auto",
     progress: bool = True,
+    runtime: RuntimeOption = "auto",
 ) -> ThresholdCalibration:
     """
     Embeds a labelled split and calibrates the same-person threshold at `target_false_match_rate` on all its pairs.
@@ -141,7 +144,7 @@ def calibrate_model(
     """
     features = extract_features(
         model, data, batch_size=batch_size, flip=flip, bf16=bf16, image_processor=image_processor, progress=progress,
-        description="Calibration features",
+        description="Calibration features", runtime=runtime,
     )  # fmt: skip
     known = features.person_ids > 0
     ids = features.person_ids[known]

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from .features import BF16Option, embed_pixels, resolve_bf16
+from .features import BF16Option
 from .image_utils import load_rgb
+from .runtimes import Embedder, RuntimeOption, make_embedder
 
 TASK_NAME = "lareid-embedding"
 
@@ -23,7 +24,9 @@ class LAReIDEmbeddingPipeline(Pipeline):
     `num_parts * hidden_size` floats, or a numpy array with `return_tensors="np"` (`"pt"` for a torch tensor).
 
     Options (at construction or per call): `flip=True` averages each image with its mirror image;
-    `bf16="auto"|True|False` runs under bf16 autocast where it pays (default `False`: exact fp32).
+    `bf16="auto"|True|False` runs under bf16 autocast where it pays (default `False`: exact fp32);
+    `runtime="auto"|"torch"|"onnxruntime"|"openvino"` picks what embeds (see `hf_lareid.runtimes`; default `"auto"`).
+    An ONNX runtime embeds with the weights the model has at the pipeline's first call with that runtime.
 
     Example:
 
@@ -41,6 +44,10 @@ class LAReIDEmbeddingPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._embedders: dict[tuple, Embedder] = {}  # (runtime, bf16) -> embedder: one ONNX session per runtime
+
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(inputs, (list, tuple)) and not inputs:
             raise ValueError(
@@ -53,6 +60,7 @@ class LAReIDEmbeddingPipeline(Pipeline):
         self,
         flip: bool | None = None,
         bf16: BF16Option | None = None,
+        runtime: RuntimeOption | None = None,
         return_tensors: str | bool | None = None,
         timeout: float | None = None,
         **kwargs: Any,
@@ -63,15 +71,22 @@ class LAReIDEmbeddingPipeline(Pipeline):
             forward_params["flip"] = flip
         if bf16 is not None:
             forward_params["bf16"] = bf16
+        if runtime is not None:
+            forward_params["runtime"] = runtime
         postprocess_params = {"return_tensors": return_tensors} if return_tensors is not None else {}
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
         return self.image_processor(load_rgb(image, timeout=timeout), return_tensors="pt")
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor], flip: bool = False, bf16: BF16Option = False) -> dict:
-        use_bf16 = resolve_bf16(bf16, self.device)
-        return {"embeddings": embed_pixels(self.model, model_inputs["pixel_values"], flip=flip, bf16=use_bf16)}
+    def _forward(
+        self, model_inputs: dict[str, torch.Tensor], flip: bool = False, bf16: BF16Option = False,
+        runtime: RuntimeOption = "auto",
+    ) -> dict:
+        key = (runtime, bf16)
+        if key not in self._embedders:
+            self._embedders[key] = make_embedder(self.model, runtime, bf16)
+        return {"embeddings": self._embedders[key].embed(model_inputs["pixel_values"], flip=flip)}
 
     def postprocess(self, model_outputs: dict, return_tensors: str | bool | None = None) -> Any:
         embedding = model_outputs["embeddings"][0]  # (embedding_dim,): one image per call

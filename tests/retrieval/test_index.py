@@ -206,7 +206,7 @@ def batches(vectors, size, with_paths=True, form="object"):
 
 
 @pytest.mark.parametrize("with_paths", [True, False])
-def test_resumed_build_skips_what_is_indexed(tmp_path, with_paths):
+def test_resumed_build_skips_what_is_indexed_by_path(tmp_path, with_paths):
     vectors = unit_vectors(100)
     checkpoint = tmp_path / "ckpt"
 
@@ -221,14 +221,18 @@ def test_resumed_build_skips_what_is_indexed(tmp_path, with_paths):
         index.add_batches(interrupted(), checkpoint_dir=checkpoint, checkpoint_every=25, show_progress=False)
     resumed = GalleryIndex.load_or_create(checkpoint, dim=16)
     assert len(resumed) == 60  # checkpoints once >= 25 images were added since the last: at 30 and 60
+    if not with_paths:  # resuming identifies entries by path: without paths it refuses, adding nothing
+        with pytest.raises(ValueError, match="resumes by path.*holds 60 entries"):
+            resumed.add_batches(batches(vectors, 10, with_paths), checkpoint_dir=checkpoint, show_progress=False)
+        assert len(resumed) == 60 and len(GalleryIndex.load(checkpoint)) == 60
+        return
     added = resumed.add_batches(batches(vectors, 10, with_paths), checkpoint_dir=checkpoint, show_progress=False)
     assert added == 40 and len(resumed) == 100
     final = GalleryIndex.load(checkpoint)
     np.testing.assert_array_equal(final.person_ids, np.arange(100) // 4)
     np.testing.assert_array_equal(final.search(vectors, k=1).indices[:, 0], np.arange(100))
-    if with_paths:
-        assert final.paths == [f"p{i}" for i in range(100)]
-        assert "p7" in final.indexed_paths
+    assert final.paths == [f"p{i}" for i in range(100)]
+    assert "p7" in final.indexed_paths
 
 
 @pytest.mark.parametrize("form", ["dict", "tuple"])
@@ -263,3 +267,10 @@ def test_the_whole_calibration_is_saved_with_the_index(tmp_path):
     assert loaded.verification_threshold == 0.3
     with pytest.raises(ValueError, match="differs from the threshold"):
         GalleryIndex(16, verification_threshold=0.5, verification_calibration=calibration)
+
+
+def test_unindexed_compares_paths_resolved_against_data_dir():
+    index = GalleryIndex(16, data_dir="/data/Market")
+    index.add(unit_vectors(2), paths=["bounding_box_test/a.jpg", "/elsewhere/b.jpg"])
+    given = ["/data/Market/bounding_box_test/a.jpg", "bounding_box_test/a.jpg", "/elsewhere/b.jpg", "c.jpg"]
+    np.testing.assert_array_equal(index.unindexed(given), [False, False, False, True])

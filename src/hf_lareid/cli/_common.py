@@ -19,6 +19,14 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> No
     parser.add_argument("--batch_size", "--batch-size", type=int, default=64, help="images per forward pass")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (default: only where the CPU/GPU runs it fast)")
+    add_runtime_argument(parser)
+
+
+def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
+    """`--runtime auto|torch|onnxruntime|openvino`: what embeds the images (see `hf_lareid.runtimes`)."""
+    parser.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
+                        help="what embeds the images (default auto: the fastest installed for the device, fixed order "
+                             "onnxruntime > openvino > torch on a CPU in fp32; PyTorch on a GPU or with bf16)")
 
 
 def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = None):

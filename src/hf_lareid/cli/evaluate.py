@@ -24,13 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data import load_reid_dataset
     from ..distributed import init_from_launcher, is_main_process, launcher_device, main_process_first
-    from ..evaluation import format_results_table
+    from .results_table import format_results_table
     from ..model_evaluation import evaluate_model
+    from ..runtimes import make_embedder
 
     if len(args.dataset) != len(args.data_dir):
         raise ValueError(f"got {len(args.dataset)} --dataset names but {len(args.data_dir)} --data_dir folders: give one folder per dataset.")
     distributed = init_from_launcher()  # under torchrun: each rank embeds its shard, rank 0 computes the metrics
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
+    runtime = make_embedder(model, args.runtime, True if args.bf16 else "auto")  # one export for every dataset
     rows = []
     for name, data_dir in zip(args.dataset, args.data_dir):
         with main_process_first():  # rank 0 builds the dataset cache, the others read it
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_model(
             model, data["query"], data["gallery"], image_processor=image_processor, batch_size=args.batch_size,
             flip=args.flip, bf16=True if args.bf16 else "auto", protocol=args.protocol, rerank=args.rerank,
-            shard="auto" if distributed else None,
+            shard="auto" if distributed else None, runtime=runtime,
         )
         rows.append({"name": f"{name} ({Path(data_dir).name})", "data_dir": str(data_dir), **result.metrics})
     if not is_main_process():

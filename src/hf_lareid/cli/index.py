@@ -109,10 +109,13 @@ def _edit_index(args: argparse.Namespace, criteria: dict) -> int:
 
 
 def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
+    import numpy as np
+
     from ..data import data_root, load_reid_dataset
     from ..distributed import launcher_device, main_process_first
-    from ..features import embedding_settings, iter_features, model_fingerprint, resolve_bf16, runtime_settings
+    from ..features import embedding_settings, iter_features, model_fingerprint, runtime_settings
     from ..retrieval import GalleryIndex, QdrantGalleryIndex
+    from ..runtimes import make_embedder
     from .index_shards import build_from_shards, shard_store
 
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
@@ -122,7 +125,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
     device = next(model.parameters()).device
-    bf16 = resolve_bf16(True if args.bf16 else "auto", device)
+    embedder = make_embedder(model, args.runtime, True if args.bf16 else "auto")
     fingerprint, settings = model_fingerprint(model), embedding_settings(image_processor, args.flip)
     index = None
     if rank == 0:  # only rank 0 calibrates, opens and writes the index
@@ -136,7 +139,8 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
             open_index, backend_options = GalleryIndex.load_or_create, dict(index_type=args.index_type)
         index = open_index(
             args.index_dir, model.config.embedding_dim, **backend_options, model_reference=str(args.model),
-            model_fingerprint=fingerprint, embedding_settings=settings, runtime_settings=runtime_settings(bf16, device),
+            model_fingerprint=fingerprint, embedding_settings=settings,
+            runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
             dataset=args.dataset,  # `lareid search` reads query identities with its file-name scheme
         )
@@ -145,7 +149,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         elif args.threshold is not None or not len(index):  # a resumed build keeps its threshold unless given one
             index.verification_calibration = None
             index.verification_threshold = model.config.verification_threshold if args.threshold is None else args.threshold
-    options = {"flip": args.flip, "bf16": bf16, "image_processor": image_processor}
+    options = {"flip": args.flip, "image_processor": image_processor, "runtime": embedder}
     if world_size > 1 or shard_store(args.index_dir).is_dir():  # several processes, or a killed run of several
         added = build_from_shards(
             index, model, split, index_dir=args.index_dir, rank=rank, world_size=world_size, fingerprint=fingerprint,
@@ -155,8 +159,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
             return 0
     else:
         if len(index):  # resume: embed only the images the index does not hold yet (by path)
-            indexed = {index.resolve_path(path) for path in index.indexed_paths}  # also an index of absolute paths
-            split = split.select([i for i, path in enumerate(split["path"]) if index.resolve_path(path) not in indexed])
+            split = split.select(np.flatnonzero(index.unindexed(split["path"])).tolist())
             print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
         batches = iter_features(model, split, batch_size=args.batch_size, **options)
         added = index.add_batches(batches, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every)
@@ -184,7 +187,7 @@ def _index_calibration(args: argparse.Namespace, model, data, image_processor):
     calibration = calibrate_model(
         model, data[args.calibrate_on], f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
         target_false_match_rate=args.target_false_match_rate, image_processor=image_processor,
-        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto",
+        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto", runtime=args.runtime,
     )  # fmt: skip
     print(f"calibrated on {calibration.calibrated_on}\n  same person when cosine > {calibration.threshold:.4f} "
           f"(false-match rate {calibration.false_match_rate:.2g}, target {calibration.target_false_match_rate:.2g}; "

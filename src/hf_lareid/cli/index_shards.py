@@ -86,9 +86,8 @@ def build_from_shards(
     done = stored = None
     if rank == 0:
         stored = read_shard_store(store, fingerprint, settings, dim)
-        # The index may hold absolute paths where the split has paths relative to its data_dir: compare resolved.
-        held = {index.resolve_path(path) for path in index.indexed_paths} | set(stored.paths)
-        done = np.fromiter((path in held or index.resolve_path(path) in held for path in paths), bool, len(paths))
+        stored_paths = set(stored.paths)  # embedded by a killed run, not yet in the index
+        done = ~index.unindexed(paths) | np.fromiter((path in stored_paths for path in paths), bool, len(paths))
         if done.any():
             print(f"resuming {index_dir}: {int(done.sum())} images embedded, {int((~done).sum())} to go "
                   f"(world size {world_size})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import load_model_and_processor, write_json
+from ._common import add_runtime_argument, load_model_and_processor, write_json
 
 DESCRIPTION = "Find the gallery images most similar to each query image in an index built by `lareid index`."
 EXAMPLE = "lareid search --index_dir ./market-index query/0001_c1s1_001051_00.jpg --top_k 5 --picture ranks.png"
@@ -23,11 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query_camera", "--query-camera", type=int, nargs="+", default=None, metavar="CAMERA",
                         help="camera id of the queries (one, or one per image): gallery images from that camera are "
                              "left out, as the re-ID protocol does")
+    add_runtime_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
+    from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
     from ..retrieval import GalleryIndex, search_other_cameras
+    from ..runtimes import make_embedder
 
     index = GalleryIndex.load(args.index_dir)
     cameras = args.query_camera or [None]
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
     if args.picture:  # before the model loads: the plots extra and an index that can show its images
-        from . import pictures  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
+        from .. import visualization  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
 
         if index.paths is None or index.person_ids is None:
             raise ValueError(f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it.")
@@ -48,13 +50,13 @@ def run(args: argparse.Namespace) -> int:
     index.check_fingerprint(model_fingerprint(model))
     index.check_embedding_settings(embedding_settings(image_processor, args.flip))
     device = next(model.parameters()).device
-    bf16 = resolve_bf16("auto", device)
+    embedder = make_embedder(model, args.runtime, "auto")
     queries = extract_features(
-        model, list(args.images), flip=args.flip, bf16=bf16, image_processor=image_processor, progress=False
+        model, list(args.images), flip=args.flip, image_processor=image_processor, progress=False, runtime=embedder
     )
     hits = search_other_cameras(
         index, queries.embeddings, args.top_k, cameras * (len(args.images) // len(cameras)),
-        runtime_settings=runtime_settings(bf16, device),
+        runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
     )
     results = []
     for row, image in enumerate(args.images):
@@ -88,7 +90,7 @@ def _draw_ranked_lists(images: list[str], index, hits, path: str, top_k: int) ->
     (see `_query_identities`): its hits are framed by identity. Otherwise they are framed by the index threshold's
     verdict.
     """
-    from .pictures import plot_ranked_lists
+    from ..visualization import plot_ranked_lists
 
     query_ids, titles = _query_identities(images, index)
     gallery_paths = [index.resolve_path(gallery_path) for gallery_path in index.paths]

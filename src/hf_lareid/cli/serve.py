@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import add_runtime_argument
+
 EXAMPLE = "lareid serve --index_dir ./lareid-demo/gallery_index --port 7860"
 DESCRIPTION = (
     "Open a web page that searches a gallery index built by `lareid index` with an uploaded image and compares two "
@@ -19,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    add_runtime_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from .web_service import ReIDService
 
     import_gradio()  # the missing-extra message before the model loads
-    service = ReIDService.load(args.index_dir, model=args.model)
+    service = ReIDService.load(args.index_dir, model=args.model, runtime=args.runtime)
     print(f"serving {len(service.index)} gallery images of {args.index_dir} on http://{args.host}:{args.port} "
           "(Ctrl+C stops)", flush=True)  # fmt: skip
     launch_app(service, host=args.host, port=args.port)

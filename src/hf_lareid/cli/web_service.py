@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..features import embedding_settings, extract_features, model_fingerprint, resolve_bf16, runtime_settings
+from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
 from ..image_utils import load_rgb
 from ..retrieval import GalleryIndex, search_other_cameras
 from ._common import load_model_and_processor
@@ -43,6 +43,7 @@ class ReIDService:
         model_reference: the model folder or Hub id in use.
         flip: flip test-time augmentation for the queries (as the index records it was built).
         bf16: bf16 autocast for the queries (where it pays on this machine).
+        embedder: what embeds the queries (`hf_lareid.runtimes.make_embedder`); `None`: PyTorch eager.
     """
 
     index: GalleryIndex
@@ -52,13 +53,19 @@ class ReIDService:
     model_reference: str
     flip: bool = False
     bf16: bool = False
+    embedder: Any = None
 
     @classmethod
-    def load(cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None) -> "ReIDService":
+    def load(
+        cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None, runtime: str = "auto"
+    ) -> "ReIDService":
         """
         Loads the index and its model (`model` overrides the one it records). A model with another fingerprint, or
         another image processor than the index records, is refused; queries are flipped when the gallery was.
+        `runtime` embeds the queries (see `hf_lareid.runtimes`).
         """
+        from ..runtimes import make_embedder
+
         index = GalleryIndex.load(index_dir)
         model_reference = str(model) if model is not None else index.model_reference
         if model_reference is None:
@@ -67,15 +74,15 @@ class ReIDService:
         index.check_fingerprint(model_fingerprint(loaded))
         flip = bool((index.embedding_settings or {}).get("flip", False))
         index.check_embedding_settings(embedding_settings(image_processor, flip))
-        bf16 = resolve_bf16("auto", next(loaded.parameters()).device)
-        return cls(index, loaded, image_processor, Path(index_dir), model_reference, flip, bf16)
+        embedder = make_embedder(loaded, runtime, "auto")
+        return cls(index, loaded, image_processor, Path(index_dir), model_reference, flip, embedder.bf16, embedder)
 
     # ------------------------------------------------------------------------------------------------- queries
     def _embed(self, image: Any, name: str) -> np.ndarray:
         """`(1, embedding_dim)` unit-norm embedding of one image (a path or a PIL image)."""
         return extract_features(
             self.model, [_read_image(image, name)], flip=self.flip, bf16=self.bf16, image_processor=self.image_processor,
-            progress=False,
+            progress=False, runtime=self.embedder or "torch",
         ).embeddings
 
     def search(self, image: Any, top_k: int = 10, query_camera: int = UNKNOWN, query_person: int = UNKNOWN) -> dict:
@@ -101,7 +108,9 @@ class ReIDService:
         embedding = self._embed(image, "query image")
         hits = search_other_cameras(
             self.index, embedding, top_k, [query_camera], [query_person],
-            runtime_settings=runtime_settings(self.bf16, next(self.model.parameters()).device),
+            runtime_settings=runtime_settings(
+                self.bf16, next(self.model.parameters()).device, self.embedder.name if self.embedder else "torch"
+            ),
         )
         rows = []
         for rank, gallery_row in enumerate(hits.indices[0]):

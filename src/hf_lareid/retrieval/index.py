@@ -481,9 +481,10 @@ class GalleryIndex:
         A batch is an object with an `embeddings` attribute (and optional `person_ids`, `camera_ids`, `paths`, as
         `hf_lareid.FeatureSet`), a dict with those keys, a tuple `(embeddings, metadata_dict)` or a bare array.
 
-        Skipping: images whose path is already indexed are skipped (when paths are known); without paths, the first
-        `len(self)` images of the stream are skipped, so the stream must come in the same order as before. To avoid
-        computing embeddings that will be skipped, filter the images with [`indexed_paths`] or `len(self)` first.
+        Resuming identifies entries by path, the one resume mechanism of the package: images whose path is already
+        indexed (compared resolved against [`data_dir`], see [`unindexed`]) are skipped. A non-empty index refuses a
+        batch without paths (it could not tell what is already there): give paths, or use [`add`]. To avoid computing
+        embeddings that will be skipped, filter the images with [`unindexed`] first, as `lareid index` does.
 
         Args:
             batches (iterable): the batches.
@@ -504,7 +505,7 @@ class GalleryIndex:
             >>> index.add_batches(iter_features(model, dataset), checkpoint_dir="gallery_index")
             ```
         """
-        skip_by_count = len(self) if not self._path_set else 0
+        held_before = len(self)  # a non-empty index means a resumed stream
         added = added_since_checkpoint = 0
         pending: list[tuple[np.ndarray, dict]] = []  # buffered until the index can be trained
 
@@ -518,13 +519,15 @@ class GalleryIndex:
         with tqdm(desc="Indexing", unit="img", disable=not show_progress) as progress:
             for batch in batches:
                 embeddings, metadata = _parse_batch(batch)
-                keep = np.ones(len(embeddings), dtype=bool)
-                if skip_by_count:
-                    skipped = min(skip_by_count, len(embeddings))
-                    keep[:skipped] = False
-                    skip_by_count -= skipped
-                if self._path_set and metadata.get("paths") is not None:
-                    keep &= np.array([path not in self._path_set for path in metadata["paths"]], dtype=bool)
+                if metadata.get("paths") is None:
+                    if held_before:
+                        raise ValueError(
+                            f"add_batches resumes by path, but this batch has no paths and the index already holds "
+                            f"{held_before} entries: give each batch its paths, or add new embeddings with `add`."
+                        )
+                    keep = np.ones(len(embeddings), dtype=bool)
+                else:
+                    keep = self.unindexed(metadata["paths"])
                 if not keep.all():
                     embeddings = np.asarray(embeddings)[keep]
                     metadata = {name: _select(values, keep) for name, values in metadata.items()}
@@ -647,17 +650,19 @@ class GalleryIndex:
                 self._metadata[name] = [values[keep]]
         self._path_set = set(self.paths or ()) - {""}
         logger.info("Removed %d entries from the gallery index (%d left).", len(removed), len(self))
-        if self._field("paths") is None:
-            logger.warning(
-                "This index has no paths: a resumed add_batches skips the first len(index) images of its stream, which "
-                "no longer matches after a removal. Resume with a stream of the new images only."
-            )
         return int(len(removed))
 
     @property
     def indexed_paths(self) -> set[str]:
         """The set of image paths already in the index (empty without paths)."""
         return set(self._path_set)
+
+    def unindexed(self, paths: Iterable[str]) -> np.ndarray:
+        """`(len(paths),)` bool: True where a path is not in the index yet (paths compared resolved against `data_dir`,
+        so an index of relative paths recognises the same images given as absolute paths, and the reverse)."""
+        held = self._path_set | {self.resolve_path(path) for path in self._path_set}
+        paths = list(paths)
+        return np.fromiter((path not in held and self.resolve_path(path) not in held for path in paths), bool, len(paths))
 
     # ---------------------------------------------------------------------------------------------------------------
     # Searching

@@ -379,6 +379,7 @@ class LATransformerTrainer(Trainer):
             image_processor=self.processing_class, batch_size=self.args.per_device_eval_batch_size,
             flip=getattr(self.args, "eval_flip", False), bf16=bool(self.args.bf16), progress=not self.args.disable_tqdm,
             shard="auto" if self.args.world_size > 1 else None,  # DDP: each rank embeds its shard, rank 0 gathers
+            runtime="torch",  # the weights change every evaluation: an ONNX export per evaluation would cost more
         )
         results, num_samples = result.metrics, len(self.query_dataset) + len(self.gallery_dataset)
         metrics = {f"{metric_key_prefix}_{name}": float(results[name]) for name in RETRIEVAL_METRICS}

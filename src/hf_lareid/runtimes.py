@@ -1,0 +1,262 @@
+"""Which runtime embeds images (`runtime="auto" | "torch" | "onnxruntime" | "openvino"`), and the ONNX cache they share.
+
+Every embedding path (`extract_features`, the `lareid-embedding` pipeline, `lareid evaluate` / `index` / `serve`)
+takes `runtime`; [`make_embedder`] turns it into an [`Embedder`] whose one call is
+`embed(pixel_values (batch, 3, H, W) float32, flip=False) -> (batch, embedding_dim)` unit-norm fp32 on the CPU
+(on the model's device for `"torch"`).
+
+`"auto"` follows the fixed table [`AUTO_PREFERENCE`] (from `benchmarks/bench_runtimes.py`; no timing at run time,
+which would answer differently on a loaded machine): the first installed runtime for the device and precision.
+bf16 autocast exists in PyTorch only, so where bf16 is in effect (`features.resolve_bf16`) "auto" picks `"torch"`.
+
+ONNX Runtime and OpenVINO run the graph of `onnx_export.export_onnx`, exported once per model into
+`onnx_cache_dir()/<model key>/model.onnx` with a `manifest.json` holding its SHA-256, checked on every reuse (a
+damaged file is re-exported with a warning). The cache is never inside a model folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .extras import require_extra
+from .features import BF16Option, embed_pixels, model_fingerprint, resolve_bf16
+from .file_utils import atomic_write_text, file_sha256, folder_lock
+
+logger = logging.getLogger(__name__)
+
+RuntimeName = Literal["torch", "onnxruntime", "openvino"]
+RuntimeOption = Union[Literal["auto", "torch", "onnxruntime", "openvino"], "Embedder"]
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+
+# The one preference order of runtime="auto": (device type, precision) -> runtimes, the first installed one wins.
+# CPU fp32 from benchmarks/bench_runtimes.py (2 AVX2 cores, tiny: onnxruntime 3.4x, openvino 3.3x PyTorch eager).
+AUTO_PREFERENCE: dict[tuple[str, str], tuple[RuntimeName, ...]] = {
+    ("cpu", "fp32"): ("onnxruntime", "openvino", "torch"),
+    ("cpu", "bf16"): ("torch",),
+    ("cuda", "fp32"): ("torch",),
+    ("cuda", "bf16"): ("torch",),
+}
+# What each runtime imports (the exporter's modules included) and the setup.cfg extra that installs it.
+RUNTIME_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
+    "torch": (),
+    "onnxruntime": (("onnx", "onnx"), ("onnxscript", "onnx"), ("onnxruntime", "onnx")),
+    "openvino": (("onnx", "onnx"), ("onnxscript", "onnx"), ("openvino", "openvino")),
+}
+ONNX_OPSET = 18
+# The TorchScript exporter: ~10x faster to export than the torch.export-based one (tiny at patch 16: 3.9 s vs 41.8 s
+# on a loaded 2-core AVX2 machine), and its graph runs as fast or faster in onnxruntime and OpenVINO.
+ONNX_EXPORTER = "torchscript"
+CACHE_ENV = "HF_LAREID_CACHE"
+MANIFEST_NAME = "manifest.json"
+ONNX_NAME = "model.onnx"
+
+
+# ----------------------------------------------------------------------------------------------------- choosing
+def runtime_available(name: str) -> bool:
+    """Whether every module `name` needs is installed (found without importing it)."""
+    return all(importlib.util.find_spec(module) is not None for module, _ in RUNTIME_MODULES[name])
+
+
+def _require_runtime(name: str) -> None:
+    for module, extra in RUNTIME_MODULES[name]:
+        require_extra(module, extra, f"runtime={name!r}")
+
+
+def choose_runtime(runtime: str, device: torch.device | str = "cpu", bf16: bool = False) -> str:
+    """
+    The runtime to use: an explicit name is checked (installed, or one line naming its extra); `"auto"` takes the
+    first installed runtime of `AUTO_PREFERENCE[(device type, "bf16" if bf16 else "fp32")]` and logs why.
+    """
+    if runtime not in ("auto", *RUNTIMES):
+        raise ValueError(f"runtime must be 'auto', 'torch', 'onnxruntime' or 'openvino', got {runtime!r}.")
+    device_type = torch.device(device).type
+    if runtime != "auto":
+        _require_runtime(runtime)
+        return runtime
+    precision = "bf16" if bf16 else "fp32"
+    order = AUTO_PREFERENCE.get((device_type, precision), ("torch",))
+    missing = [name for name in order if not runtime_available(name)]
+    chosen = next(name for name in (*order, "torch") if name not in missing)
+    skipped = f" ({', '.join(missing)} not installed)" if missing else ""
+    logger.info("runtime='auto' picked %s for %s %s, preference %s%s", chosen, device_type, precision, "/".join(order), skipped)
+    return chosen
+
+
+# -------------------------------------------------------------------------------------------------------- cache
+def onnx_cache_dir() -> Path:
+    """`$HF_LAREID_CACHE/onnx`, else `$XDG_CACHE_HOME/hf_lareid/onnx` (`~/.cache/hf_lareid/onnx`)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser() / "onnx"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "hf_lareid" / "onnx"
+
+
+def onnx_cache_key(model: torch.nn.Module) -> str:
+    """sha256 of `model_fingerprint` (backbone weights, embedding config), the other weights, opset and exporter: 32 hex."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{model_fingerprint(model)}|opset{ONNX_OPSET}|{ONNX_EXPORTER}|{model.config.embedding}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        if not name.startswith("vit."):  # the row heads (bottleneck embeddings); the backbone is in the fingerprint
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def cached_onnx(model: torch.nn.Module) -> Path:
+    """
+    The model's ONNX graph in the cache, exported (and checked with onnxruntime when installed) on first use.
+
+    Reuse checks the file's SHA-256 against the manifest; a damaged or unrecorded file is re-exported with a warning.
+    """
+    from .onnx_export import export_onnx
+
+    folder = onnx_cache_dir() / onnx_cache_key(model)
+    path, manifest_path = folder / ONNX_NAME, folder / MANIFEST_NAME
+    with folder_lock(folder, wait=True):  # two processes embedding with one model export it once
+        if path.is_file():
+            try:
+                recorded = json.loads(manifest_path.read_text())["sha256"]
+            except (OSError, ValueError, KeyError, TypeError):
+                recorded = None
+            if recorded == file_sha256(path):
+                return path
+            logger.warning("%s does not match its recorded SHA-256 (damaged or edited): exporting it again.", path)
+        folder.mkdir(parents=True, exist_ok=True)
+        report = export_onnx(
+            model, path, opset=ONNX_OPSET, exporter=ONNX_EXPORTER, check=importlib.util.find_spec("onnxruntime") is not None
+        )
+        manifest = {"producer": "hf-lareid", "sha256": file_sha256(path), "opset": ONNX_OPSET,
+                    "exporter": report["exporter"], "max_abs_diff": report["max_abs_diff"], "torch": torch.__version__}
+        atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+        logger.info("Exported the model to %s for the ONNX runtimes (once per model).", path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------- embedders
+class Embedder:
+    """Embeds preprocessed batches: `embed((batch, 3, H, W) float32, flip) -> (batch, embedding_dim)` unit norm."""
+
+    name: str = ""
+    bf16: bool = False  # whether it embeds under bf16 autocast (PyTorch only)
+
+    def embed(self, pixel_values: np.ndarray | torch.Tensor, flip: bool = False) -> torch.Tensor:
+        """`flip` averages each image's embedding with its mirror image's (one run of both), then re-normalises."""
+        pixels = torch.as_tensor(pixel_values).detach().to("cpu", torch.float32)
+        if flip:
+            pixels = torch.cat([pixels, pixels.flip(-1)])
+        embeddings = torch.from_numpy(self._run(np.ascontiguousarray(pixels.numpy())))
+        if flip:
+            half = len(embeddings) // 2
+            embeddings = embeddings[:half] + embeddings[half:]
+        return F.normalize(embeddings.float(), dim=-1)
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TorchEmbedder(Embedder):
+    """PyTorch eager `model.embed` (under bf16 autocast when `bf16`), on the model's device."""
+
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, bf16: bool = False):
+        self.model, self.bf16 = model, bf16
+
+    def embed(self, pixel_values: np.ndarray | torch.Tensor, flip: bool = False) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return embed_pixels(self.model, torch.as_tensor(pixel_values), flip=flip, bf16=self.bf16)
+        finally:
+            self.model.train(was_training)
+
+
+class OnnxRuntimeEmbedder(Embedder):
+    """ONNX Runtime's CPU provider on the cached graph, with `threads` intra-op threads."""
+
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: str | os.PathLike, threads: int):
+        onnxruntime = require_extra("onnxruntime", "onnx", "runtime='onnxruntime'")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = onnxruntime.InferenceSession(os.fspath(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.session.get_inputs()[0].name: pixels})[0]
+
+
+class OpenVINOEmbedder(Embedder):
+    """OpenVINO on the CPU in fp32 (its bf16 default on AMX/AVX-512 CPUs is turned off) with `threads` threads."""
+
+    name = "openvino"
+
+    def __init__(self, onnx_path: str | os.PathLike, threads: int):
+        openvino = require_extra("openvino", "openvino", "runtime='openvino'")
+        config = {"INFERENCE_NUM_THREADS": str(threads), "INFERENCE_PRECISION_HINT": "f32"}
+        self.compiled = openvino.Core().compile_model(os.fspath(onnx_path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.lock = threading.Lock()  # one infer request: one batch at a time (the web app serves threads)
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.request.infer({0: pixels})
+            return self.request.get_output_tensor(0).data.copy()
+
+
+def make_embedder(model: torch.nn.Module, runtime: RuntimeOption = "auto", bf16: BF16Option = "auto") -> Embedder:
+    """
+    The [`Embedder`] for `model`: `runtime` is `"auto"`, a runtime name, or an `Embedder` (returned as it is).
+
+    `bf16` (`"auto"`, `True`, `False`) is resolved for the model's device; bf16 in effect means PyTorch for "auto".
+    An ONNX runtime asked for by name embeds in fp32 (a warning when `bf16=True`). The ONNX runtimes use
+    `torch.get_num_threads()` intra-op threads and the graph cached by [`cached_onnx`].
+
+    Example:
+
+    ```python
+    >>> embedder = make_embedder(model, "auto")  # logs e.g. "runtime='auto' picked onnxruntime for cpu fp32 ..."
+    >>> embedder.embed(pixel_values, flip=True).shape  # -> (batch, embedding_dim)
+    ```
+    """
+    if isinstance(runtime, Embedder):
+        return runtime
+    device = next(model.parameters()).device
+    if runtime in ("auto", "torch"):
+        use_bf16 = resolve_bf16(bf16, device)
+    else:
+        if bf16 is True:
+            logger.warning("bf16 autocast exists in PyTorch only: runtime=%r embeds in fp32.", runtime)
+        use_bf16 = False
+    name = choose_runtime(runtime, device, use_bf16)
+    if name == "torch":
+        return TorchEmbedder(model, bf16=use_bf16)
+    embedder_class = OnnxRuntimeEmbedder if name == "onnxruntime" else OpenVINOEmbedder
+    return embedder_class(cached_onnx(model), threads=torch.get_num_threads())
+
+
+__all__ = [
+    "AUTO_PREFERENCE",
+    "Embedder",
+    "OnnxRuntimeEmbedder",
+    "OpenVINOEmbedder",
+    "RUNTIMES",
+    "RuntimeOption",
+    "TorchEmbedder",
+    "cached_onnx",
+    "choose_runtime",
+    "make_embedder",
+    "onnx_cache_dir",
+    "onnx_cache_key",
+    "runtime_available",
+]
