@@ -209,13 +209,81 @@ def judge(rows: list[dict[str, Any]]) -> list[str]:
     return verdicts
 
 
+def measure_fresh_weights(setup: str, patch_size: int | None, num_images: int, batch_size: int = 128) -> list[dict[str, Any]]:
+    """
+    The Trainer's case: embed `num_images` with weights never seen before. Eager torch against an export of the
+    current weights (`make_embedder(..., cache=False)`: TorchScript exporter, temporary file) plus the ONNX runtime,
+    export included; `break_even` is the number of images from which the export pays.
+    """
+    from hf_lareid.runtimes import TorchEmbedder, make_embedder, runtime_available
+
+    torch.manual_seed(0)
+    config, _, _ = load_setup(setup)
+    if patch_size is not None:
+        config.backbone_config.patch_size = patch_size
+    model = LATransformerForReID(config).eval()
+    pixels = torch.randn(num_images, 3, *config.image_size)
+
+    def embed_all(embedder: Any) -> None:
+        for start in range(0, num_images, batch_size):
+            embedder.embed(pixels[start : start + batch_size])
+
+    eager = TorchEmbedder(model)
+    embed_all(eager)  # warm-up
+    start = time.perf_counter()
+    embed_all(eager)
+    eager_s = time.perf_counter() - start
+    label = setup if patch_size is None else f"{setup}, patch {patch_size}"
+    rows = [{"geometry": label, "images": num_images, "runtime": EAGER, "export_s": 0.0, "total_s": eager_s, "break_even": None}]
+    for runtime in (ORT, OPENVINO):
+        if not runtime_available(runtime):
+            continue
+        start = time.perf_counter()
+        embedder = make_embedder(model, runtime, bf16=False, cache=False)
+        export_s = time.perf_counter() - start
+        embed_all(embedder)
+        total_s = time.perf_counter() - start
+        saved_per_image = (eager_s - (total_s - export_s)) / num_images
+        rows.append({
+            "geometry": label, "images": num_images, "runtime": runtime, "export_s": export_s, "total_s": total_s,
+            "break_even": export_s / saved_per_image if saved_per_image > 0 else float("inf"),
+        })
+    return rows
+
+
+def format_fresh_weights(rows: list[dict[str, Any]]) -> str:
+    """The markdown table of `measure_fresh_weights` rows, the ratio to eager torch per geometry."""
+    lines = ["| geometry | images | runtime | export + load s | total s | vs eager | pays from (images) |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        eager = next(r for r in rows if (r["geometry"], r["images"], r["runtime"]) == (row["geometry"], row["images"], EAGER))
+        pays = "-" if row["break_even"] is None else f"{row['break_even']:.0f}"
+        lines.append(
+            f"| {row['geometry']} | {row['images']} | {row['runtime']} | {row['export_s']:.1f} | {row['total_s']:.1f} | "
+            f"{eager['total_s'] / row['total_s']:.2f}x | {pays} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setups", nargs="+", default=["tiny", "baseline"])
     parser.add_argument("--batch_sizes", "--batch-sizes", nargs="+", type=int, default=[1, 8, 64])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny only, batch 1 and 8, 2 repeats")
+    parser.add_argument(
+        "--fresh_weights", nargs="*", type=int, default=None, metavar="IMAGES",
+        help="only the Trainer's case (new weights every evaluation): export + ONNX runtime vs eager torch for these "
+        "numbers of images (default 400 1600), tiny and the demo's tiny at patch 16",
+    )
     args = parser.parse_args(argv)
+    if args.fresh_weights is not None:
+        print_cpu_info()
+        rows = [
+            row for patch_size in (None, 16) for images in (args.fresh_weights or [400, 1600])
+            for row in measure_fresh_weights("tiny", patch_size, images)
+        ]
+        print(format_fresh_weights(rows))
+        return rows
     if args.quick:
         args.setups, args.batch_sizes, args.repeats = ["tiny"], [1, 8], 2
     info = print_cpu_info()

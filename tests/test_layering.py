@@ -1,5 +1,6 @@
 """Layering: the array-level packages (evaluation/, retrieval/) know no model, training or CLI; the model module
-imports only its config and the package's generic file helpers; evaluation/ has no import cycle."""
+imports only its config and the package's generic file helpers; data/ is a leaf (itself and the file and image
+helpers below every package); evaluation/ has no import cycle."""
 
 import ast
 from pathlib import Path
@@ -18,6 +19,8 @@ MODEL_TRAINING_CLI = (
 MODEL_ALLOWED = (
     "hf_lareid.configuration_lareid", "hf_lareid.file_checks", "hf_lareid.file_utils", "hf_lareid.extras",
 )
+# What data/ may import from the package: itself, the file writer and the image reader (standard library, PIL, numpy).
+DATA_ALLOWED = ("hf_lareid.data", "hf_lareid.file_utils", "hf_lareid.image_utils")
 
 
 def module_name(path: Path) -> str:
@@ -53,6 +56,12 @@ def test_array_packages_import_no_model_training_or_cli(package):
     for path in sorted((PACKAGE_ROOT / package).rglob("*.py")):
         for name in package_imports(path):
             assert not is_under(name, MODEL_TRAINING_CLI), f"{path.relative_to(PACKAGE_ROOT)} imports {name}"
+
+
+def test_data_imports_only_itself_and_the_file_and_image_helpers():
+    for path in sorted((PACKAGE_ROOT / "data").rglob("*.py")):
+        for name in package_imports(path):
+            assert is_under(name, DATA_ALLOWED), f"{path.relative_to(PACKAGE_ROOT)} imports {name}"
 
 
 def test_model_imports_only_its_config_and_generic_helpers():

@@ -26,3 +26,15 @@ def test_runtimes_table_has_every_runtime_and_equal_embeddings(capsys):
     table_rows = [line for line in out.splitlines() if line.startswith("| tiny |")]
     assert len(table_rows) == len(rows)
     assert sum(line.startswith("goal tiny batch ") for line in out.splitlines()) == 2
+
+
+def test_fresh_weights_table_counts_the_export(capsys):
+    rows = bench_runtimes.main(["--fresh_weights", "8"])
+    out = capsys.readouterr().out
+    assert {row["geometry"] for row in rows} == {"tiny", "tiny, patch 16"}
+    for row in rows:
+        if row["runtime"] == bench_runtimes.EAGER:
+            assert row["export_s"] == 0.0 and row["break_even"] is None
+        else:  # the export is part of the total, and the break-even is a count of images (or never)
+            assert 0 < row["export_s"] < row["total_s"] and row["break_even"] > 0
+    assert sum(line.startswith("| tiny") for line in out.splitlines()) == len(rows)

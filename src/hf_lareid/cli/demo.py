@@ -309,7 +309,7 @@ def build_gallery_index(
     index = GalleryIndex(
         gallery.embeddings.shape[1], model_reference=str(model_dir), model_fingerprint=model_fingerprint(model),
         verification_calibration=model.config.verification_calibration,
-        data_dir=str(data_root(data_dir)),
+        data_dir=str(data_root(data_dir)), dataset="market1501",  # the demo's populations are in the Market layout
     )
     index.add(gallery.embeddings, person_ids=gallery.person_ids, camera_ids=gallery.camera_ids, paths=gallery.paths)
     index.save(index_dir)
