@@ -172,7 +172,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
 def _index_calibration(args: argparse.Namespace, model, data, image_processor):
     """The calibration to store: `--calibrate_on SPLIT` computes one; else the model config's, unless `--threshold`."""
     from ..evaluation import ThresholdCalibration
-    from ..model_evaluation import calibrate_model
+    from ..query_gallery_evaluation import calibrate_model
 
     if args.calibrate_on is None:
         recorded = model.config.verification_calibration
