@@ -98,7 +98,11 @@ def _edit_index(args: argparse.Namespace, criteria: dict) -> int:
 
     index = GalleryIndex.load(args.index_dir, verify=args.verify)
     if args.verify:
-        print(f"{args.index_dir}: every file matches its SHA-256 ({len(index)} images)")
+        if index.backend == "qdrant":  # only the config is a file of ours
+            print(f"{args.index_dir}: its config matches its SHA-256; the {len(index)} vectors live in Qdrant, "
+                  "which keeps its own checksums")
+        else:
+            print(f"{args.index_dir}: every file matches its SHA-256 ({len(index)} images)")
     if not args.remove:
         return 0
     removed = index.remove(**criteria)
