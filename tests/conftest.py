@@ -20,28 +20,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import numpy as np
 import pytest
 import torch
+from model_factories import tiny_config  # noqa: F401  (also importable from conftest, as before)
 from PIL import Image
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
-
-
-def tiny_config(**overrides):
-    """A tiny non-square LA-Transformer config: (64, 32) input, patch 16 -> 4 row parts x 2 columns, width 32."""
-    from hf_lareid import LATransformerConfig
-
-    backbone = {
-        "model_type": "vit",
-        "image_size": [64, 32],
-        "patch_size": 16,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "layer_norm_eps": 1e-6,
-    }
-    backbone.update(overrides.pop("backbone", {}))
-    return LATransformerConfig(backbone_config=backbone, num_labels=overrides.pop("num_labels", 10), **overrides)
 
 
 @pytest.fixture

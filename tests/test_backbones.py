@@ -11,15 +11,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from model_factories import TINY_BACKBONE_LAYOUTS, tiny_backbone_config
 from transformers import (
-    DeiTConfig,
     DeiTForImageClassificationWithTeacher,
     DeiTModel,
-    Dinov2Config,
     Dinov2Model,
-    Dinov2WithRegistersConfig,
     Dinov2WithRegistersModel,
-    ViTConfig,
     ViTImageProcessorPil,
     ViTModel,
     pipeline,
@@ -28,23 +25,14 @@ from transformers import (
 from hf_lareid import LATransformerConfig, LATransformerForReID, model_fingerprint
 from hf_lareid.configuration_lareid import reid_crop_size
 
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
-# model_type -> (config class, bare model class, tiny tall layout, special tokens before the patches)
+# model_type -> (bare model class, special tokens before the patches); the tiny layouts are in model_factories
 BACKBONES = {
-    "vit": (ViTConfig, ViTModel, {"image_size": [32, 16], "patch_size": 4, "intermediate_size": 37}, 1),
-    "deit": (DeiTConfig, DeiTModel, {"image_size": [32, 16], "patch_size": 4, "intermediate_size": 37}, 2),
-    "dinov2": (Dinov2Config, Dinov2Model, {"image_size": [28, 14], "patch_size": 7}, 1),
-    "dinov2_with_registers": (
-        Dinov2WithRegistersConfig, Dinov2WithRegistersModel,
-        {"image_size": [28, 14], "patch_size": 7, "num_register_tokens": 3}, 4,
-    ),
-}  # fmt: skip
+    "vit": (ViTModel, 1),
+    "deit": (DeiTModel, 2),
+    "dinov2": (Dinov2Model, 1),
+    "dinov2_with_registers": (Dinov2WithRegistersModel, 4),
+}
 MODEL_TYPES = list(BACKBONES)
-
-
-def backbone_config(model_type, **overrides):
-    config_class, _, layout, _ = BACKBONES[model_type]
-    return config_class(**{**TINY, **layout, **overrides})
 
 
 @torch.no_grad()
@@ -57,10 +45,10 @@ def randomise_special_tokens(backbone):
     return backbone
 
 
-def tiny_model(model_type, seed=0, **config_kwargs):
+def tiny_model_of_type(model_type, seed=0, **config_kwargs):
     torch.manual_seed(seed)
     config = LATransformerConfig(
-        backbone_config=backbone_config(model_type), num_labels=5, bottleneck_dim=16, **config_kwargs
+        backbone_config=tiny_backbone_config(model_type), num_labels=5, bottleneck_dim=16, **config_kwargs
     )
     model = LATransformerForReID(config).eval()
     randomise_special_tokens(model.vit)
@@ -74,10 +62,10 @@ def pixels(model, batch_size=2, seed=0):
 def save_backbone(path, model_type, image_size, model_class=None, seed=0):
     """A bare backbone (or `model_class`, e.g. an image classifier) saved as the Hub publishes them."""
     torch.manual_seed(seed)
-    _, bare_class, _, _ = BACKBONES[model_type]
+    bare_class, _ = BACKBONES[model_type]
     model_class = model_class or bare_class
     pooling = {"add_pooling_layer": False} if model_class in (ViTModel, DeiTModel) else {}
-    backbone = model_class(backbone_config(model_type, image_size=image_size), **pooling).eval()
+    backbone = model_class(tiny_backbone_config(model_type, image_size=image_size), **pooling).eval()
     randomise_special_tokens(getattr(backbone, "deit", backbone))
     backbone.save_pretrained(path)
     return backbone
@@ -85,8 +73,8 @@ def save_backbone(path, model_type, image_size, model_class=None, seed=0):
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_token_layout_shapes_and_embed(model_type):
-    model = tiny_model(model_type)
-    config, num_special = model.config, BACKBONES[model_type][3]
+    model = tiny_model_of_type(model_type)
+    config, num_special = model.config, BACKBONES[model_type][1]
     rows, cols = config.grid_size
     assert config.backbone_type == model_type and config.num_special_tokens == num_special
     x = pixels(model)
@@ -108,20 +96,20 @@ def test_token_layout_shapes_and_embed(model_type):
      ("dinov2", "cls", (0, 1)), ("dinov2_with_registers", "cls", (0, 1))],
 )  # fmt: skip
 def test_row_pooling_skips_the_special_tokens_and_blends_the_chosen_global_token(model_type, global_token, span):
-    model = tiny_model(model_type, global_token=global_token, lambda_global=0.8)
+    model = tiny_model_of_type(model_type, global_token=global_token, lambda_global=0.8)
     rows, cols = model.config.grid_size
     x = pixels(model)
     with torch.no_grad():
         tokens = model.vit(x).last_hidden_state
         out = model(x)
-    num_special = BACKBONES[model_type][3]
+    num_special = BACKBONES[model_type][1]
     global_token_vector = tokens[:, span[0] : span[1]].mean(dim=1, keepdim=True)
     row_means = tokens[:, num_special:].reshape(2, rows, cols, 32).mean(dim=2)
     torch.testing.assert_close(out.part_features, (row_means + 0.8 * global_token_vector) / 1.8, atol=1e-6, rtol=1e-5)
 
 
 def test_deit_global_token_choices_give_different_embeddings_and_fingerprints():
-    models = {token: tiny_model("deit", global_token=token) for token in ("cls", "distillation", "mean")}
+    models = {token: tiny_model_of_type("deit", global_token=token) for token in ("cls", "distillation", "mean")}
     x = pixels(models["cls"])
     with torch.no_grad():
         embeddings = {token: model.embed(x) for token, model in models.items()}
@@ -132,7 +120,7 @@ def test_deit_global_token_choices_give_different_embeddings_and_fingerprints():
 
 def test_vit_fingerprints_keep_their_old_value():
     """Indexes built before DeiT/DINOv2 came store a fingerprint made of these six fields and the weights."""
-    model = tiny_model("vit")
+    model = tiny_model_of_type("vit")
     config, digest = model.config, hashlib.sha256()
     fields = ("embedding", "lambda_global", "image_size", "patch_size", "hidden_size", "num_parts")
     digest.update(json.dumps({name: getattr(config, name) for name in fields}, sort_keys=True, default=list).encode())
@@ -141,12 +129,12 @@ def test_vit_fingerprints_keep_their_old_value():
             digest.update(name.encode())
             digest.update(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     assert model_fingerprint(model) == digest.hexdigest()
-    assert model_fingerprint(tiny_model("dinov2")) != model_fingerprint(tiny_model("dinov2_with_registers"))
+    assert model_fingerprint(tiny_model_of_type("dinov2")) != model_fingerprint(tiny_model_of_type("dinov2_with_registers"))
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_save_and_load_round_trip(tmp_path, model_type):
-    model = tiny_model(model_type, global_token="mean" if model_type == "deit" else "cls")
+    model = tiny_model_of_type(model_type, global_token="mean" if model_type == "deit" else "cls")
     model.save_pretrained(tmp_path)
     on_disk = json.loads((tmp_path / "config.json").read_text())
     assert on_disk["backbone_config"]["model_type"] == model_type
@@ -160,7 +148,7 @@ def test_save_and_load_round_trip(tmp_path, model_type):
 
 
 def _square(model_type):
-    side = BACKBONES[model_type][2]["image_size"][0]
+    side = TINY_BACKBONE_LAYOUTS[model_type]["image_size"][0]
     return [side, side]
 
 
@@ -180,7 +168,7 @@ def test_from_backbone_same_grid_is_the_backbone(tmp_path, model_type):
 def test_from_backbone_tall_crop_resamples_positions_as_the_backbone_does(tmp_path, model_type):
     """Positions resampled once (bicubic, DINOv2 with registers antialiased) equal the backbone's own per-forward ones."""
     backbone = save_backbone(tmp_path, model_type, _square(model_type))
-    tall = BACKBONES[model_type][2]["image_size"]
+    tall = TINY_BACKBONE_LAYOUTS[model_type]["image_size"]
     model = LATransformerForReID.from_backbone(str(tmp_path), num_labels=3, image_size=tall).eval()
     assert list(model.config.image_size) == tall
     x = pixels(model)
@@ -204,7 +192,7 @@ def test_from_backbone_reads_a_deit_classifier_with_teacher(tmp_path):
 @pytest.mark.parametrize("model_type", ["dinov2", "dinov2_with_registers"])
 def test_dinov2_default_crop_is_the_largest_reid_crop_patch_14_divides(tmp_path, model_type):
     torch.manual_seed(0)
-    BACKBONES[model_type][1](backbone_config(model_type, image_size=56, patch_size=14)).save_pretrained(tmp_path)
+    BACKBONES[model_type][0](tiny_backbone_config(model_type, image_size=56, patch_size=14)).save_pretrained(tmp_path)
     model = LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)
     assert model.config.image_size == (252, 126) == reid_crop_size(14) and model.config.grid_size == (18, 9)
     with torch.no_grad():
@@ -219,9 +207,9 @@ def test_reid_crop_size():
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_attention_rollout_on_the_patch_grid(model_type):
-    from hf_lareid.cli.pictures import attention_rollout
+    from hf_lareid.attention_rollout import attention_rollout
 
-    model = tiny_model(model_type)
+    model = tiny_model_of_type(model_type)
     rollout = attention_rollout(model, pixels(model, batch_size=3))
     assert rollout.shape == (3, *model.config.grid_size)
     assert float(rollout.min()) == 0.0 and float(rollout.max()) == pytest.approx(1.0)
@@ -231,7 +219,7 @@ def test_attention_rollout_on_the_patch_grid(model_type):
 def test_blockwise_unfreezing_finds_the_blocks(model_type):
     from hf_lareid.training.callbacks import BlockwiseUnfreezeCallback
 
-    model = tiny_model(model_type)
+    model = tiny_model_of_type(model_type)
     stage = BlockwiseUnfreezeCallback(t=1).apply(0, model)
     blocks = model.vit.layers if hasattr(model.vit, "layers") else model.vit.encoder.layer
     assert stage.num_trainable_blocks == 1
@@ -246,7 +234,7 @@ def test_onnx_export_equals_pytorch(tmp_path, model_type, opset):
     pytest.importorskip("onnxruntime")
     from hf_lareid.onnx_export import export_onnx
 
-    model = tiny_model(model_type)
+    model = tiny_model_of_type(model_type)
     report = export_onnx(model, tmp_path / "model.onnx", opset=opset, check_batch_sizes=(1, 3))
     assert report["exporter"] == ("dynamo" if opset == 18 else "torchscript")
     assert report["embedding_dim"] == model.config.embedding_dim and report["max_abs_diff"] < 1e-5
@@ -254,7 +242,7 @@ def test_onnx_export_equals_pytorch(tmp_path, model_type, opset):
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_both_pipeline_tasks_return_the_embedding(tmp_path, model_type, random_images):
-    model = tiny_model(model_type)
+    model = tiny_model_of_type(model_type)
     height, width = model.config.image_size
     processor = ViTImageProcessorPil(size={"height": height, "width": width})
     model.save_pretrained(tmp_path)

@@ -3,23 +3,10 @@
 import json
 
 import pytest
+from model_factories import tiny_backbone
 from transformers import AutoConfig, SwinConfig, ViTConfig
 
 from hf_lareid import LATransformerConfig
-
-
-def tiny_backbone(**overrides):
-    backbone = {
-        "model_type": "vit",
-        "image_size": [32, 16],
-        "patch_size": 4,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 37,
-    }
-    backbone.update(overrides)
-    return backbone
 
 
 def test_defaults_are_the_paper_baseline():

@@ -6,6 +6,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from model_factories import tiny_backbone_config
 from transformers import AutoModel, SwinConfig, ViTConfig, ViTForImageClassification, ViTModel
 
 from hf_lareid import LATransformerConfig, LATransformerForReID, LATransformerOutput
@@ -30,7 +31,7 @@ class LATransformerModelTester:
         self.seq_length = 1 + self.grid[0] * self.grid[1]
 
     def backbone_config(self) -> ViTConfig:
-        return ViTConfig(
+        return tiny_backbone_config(
             image_size=list(self.image_size), patch_size=self.patch_size, hidden_size=self.hidden_size,
             num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size,
@@ -234,8 +235,7 @@ def test_new_label_set_swaps_heads_and_keeps_backbone(model, tmp_path):
 
 def save_tiny_vit(path, image_size, cls=ViTModel, seed=0):
     torch.manual_seed(seed)
-    backbone = cls(ViTConfig(image_size=image_size, patch_size=4, hidden_size=32, num_hidden_layers=2,
-                             num_attention_heads=2, intermediate_size=37), **({"add_pooling_layer": False} if cls is ViTModel else {}))
+    backbone = cls(tiny_backbone_config(image_size=image_size), **({"add_pooling_layer": False} if cls is ViTModel else {}))
     backbone.eval().save_pretrained(path)
     return backbone
 

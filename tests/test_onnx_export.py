@@ -89,6 +89,19 @@ def test_dynamo_failure_falls_back_to_torchscript(tmp_path, tiny_model, monkeypa
     assert _onnxruntime_matches_pytorch(tiny_model, path) < 1e-4
 
 
+def test_torchscript_exporter_at_the_default_opset_never_calls_torch_export(tmp_path, tiny_model, monkeypatch):
+    def dynamo_export(*args, **kwargs):
+        raise AssertionError("exporter='torchscript' must not use the torch.export-based exporter")
+
+    monkeypatch.setattr(onnx_export, "_export_dynamo", dynamo_export)
+    path = tmp_path / "model.onnx"
+    report = export_onnx(tiny_model, path, exporter="torchscript")
+    assert report["exporter"] == "torchscript" and _opset(path) == onnx_export.DEFAULT_OPSET
+    assert _onnxruntime_matches_pytorch(tiny_model, path) < 1e-4
+    with pytest.raises(ValueError, match="exporter must be"):
+        export_onnx(tiny_model, tmp_path / "other.onnx", exporter="jit")
+
+
 def test_failed_check_leaves_no_file(tmp_path, tiny_model):
     path = tmp_path / "model.onnx"
     with pytest.raises(ValueError, match=r"model.onnx not written: .*differ by .*\(atol 0\)"):

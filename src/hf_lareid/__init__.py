@@ -25,13 +25,15 @@ register_pipeline()
 # Public names of the submodules, imported lazily: name -> submodule.
 _LAZY_EXPORTS = {
     ".data": (
-        "PKSampler", "REID_DATASETS", "ReIDDataError", "build_eval_transform", "build_train_transform",
-        "clear_reid_cache", "data_root", "generate_synthetic_reid", "load_reid_dataset", "merge_training_sets",
+        "PKSampler", "REID_DATASETS", "ReIDCollection", "ReIDDataError", "ReIDRecord", "build_eval_transform",
+        "build_train_transform", "clear_reid_cache", "data_root", "file_name_scheme", "generate_synthetic_reid",
+        "load_reid_dataset", "merge_training_sets",
     ),
     ".evaluation": (
-        "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "evaluate_reid_many",
-        "format_results_table", "load_reid_metric", "re_rank",
+        "REID_METRIC_PATH", "ThresholdCalibration", "calibrate_threshold", "evaluate_reid", "load_reid_metric",
+        "re_rank",
     ),
+    ".cli.results_table": ("format_results_table",),
     ".distributed": ("gather_features",),
     ".image_utils": ("ImageReadError", "load_rgb"),
     ".model_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),

@@ -25,12 +25,26 @@ _GLOBAL_TOKEN_SPANS = {"cls": (0, 1), "distillation": (1, 2), "mean": (0, 2)}
 REID_CROP = (256, 128)
 
 
-def _pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
+def to_pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
     """`224 -> (224, 224)`, `[256, 128] -> (256, 128)`: sizes are always (height, width)."""
     if isinstance(value, int):
         return (value, value)
     height, width = value
     return (int(height), int(width))
+
+
+def patch_grid(
+    image_size: int | list[int] | tuple[int, int], patch_size: int | list[int] | tuple[int, int]
+) -> tuple[int, int]:
+    """Patch grid (rows, columns) of an image size and a patch size: `(256, 128), 16 -> (16, 8)`."""
+    (height, width), (patch_h, patch_w) = to_pair(image_size), to_pair(patch_size)
+    return (height // patch_h, width // patch_w)
+
+
+def check_embedding(embedding: str) -> None:
+    """A `ValueError` unless `embedding` is one of `EMBEDDING_TYPES` (which test-time embedding a model returns)."""
+    if embedding not in EMBEDDING_TYPES:
+        raise ValueError(f"embedding must be one of {EMBEDDING_TYPES}, got {embedding!r}.")
 
 
 def reid_crop_size(patch_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -40,7 +54,7 @@ def reid_crop_size(patch_size: int | tuple[int, int]) -> tuple[int, int]:
     The default input size of backbones that have no fixed size of their own (DINOv2 interpolates its position
     embeddings to any input), e.g. in `LATransformerForReID.from_backbone`.
     """
-    (patch_h, patch_w), (height, width) = _pair(patch_size), REID_CROP
+    (patch_h, patch_w), (height, width) = to_pair(patch_size), REID_CROP
     return (height // patch_h * patch_h, width // patch_w * patch_w)
 
 
@@ -190,8 +204,7 @@ class LATransformerConfig(PreTrainedConfig):
                 f"image_size (height, width) = {(height, width)} is not divisible by patch_size {(patch_h, patch_w)}: "
                 f"use a multiple of the patch size, e.g. {(max(1, height // patch_h) * patch_h, max(1, width // patch_w) * patch_w)}."
             )
-        if self.embedding not in EMBEDDING_TYPES:
-            raise ValueError(f"embedding must be one of {EMBEDDING_TYPES}, got {self.embedding!r}.")
+        check_embedding(self.embedding)
         if self.global_token not in GLOBAL_TOKENS:
             raise ValueError(f"global_token must be one of {GLOBAL_TOKENS}, got {self.global_token!r}.")
         if self.global_token != "cls" and self.backbone_type != "deit":
@@ -224,18 +237,17 @@ class LATransformerConfig(PreTrainedConfig):
     @property
     def image_size(self) -> tuple[int, int]:
         """Input size (height, width) of the backbone."""
-        return _pair(self.backbone_config.image_size)
+        return to_pair(self.backbone_config.image_size)
 
     @property
     def patch_size(self) -> tuple[int, int]:
         """Patch size (height, width) of the backbone."""
-        return _pair(self.backbone_config.patch_size)
+        return to_pair(self.backbone_config.patch_size)
 
     @property
     def grid_size(self) -> tuple[int, int]:
         """Patch grid (rows, columns): (14, 14) at 224/16, (16, 8) at (256, 128)/16."""
-        (height, width), (patch_h, patch_w) = self.image_size, self.patch_size
-        return (height // patch_h, width // patch_w)
+        return patch_grid(self.image_size, self.patch_size)
 
     @property
     def num_parts(self) -> int:

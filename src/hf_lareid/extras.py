@@ -2,7 +2,7 @@
 
 | extra | installs | needed by |
 |---|---|---|
-| `plots` | matplotlib | `hf_lareid.cli.pictures`: `lareid demo`, `lareid search --picture` |
+| `plots` | matplotlib | `hf_lareid.visualization`: `lareid demo`, `lareid search --picture` |
 | `evaluate` | evaluate | `hf_lareid.evaluation.load_reid_metric` (the `evaluate` metric module) |
 | `onnx` | onnx, onnxscript, onnxruntime | `lareid export-onnx` (see `hf_lareid.onnx_export`), `runtime="onnxruntime"` |
 | `openvino` | openvino | `runtime="openvino"` (with the `onnx` extra; see `hf_lareid.runtimes`) |

@@ -22,7 +22,7 @@ from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers import Dinov2WithRegistersEmbeddings
 from transformers.utils import ModelOutput
 
-from .configuration_lareid import LATransformerConfig, _pair, reid_crop_size
+from .configuration_lareid import LATransformerConfig, check_embedding, patch_grid, reid_crop_size, to_pair
 from .file_checks import WEIGHTS_FIX, DamagedFileError, check_safetensors, explain_model_load_error
 from .file_utils import file_sha256, staged_replace
 
@@ -135,6 +135,35 @@ def _rows_to_unit_vector(rows: torch.Tensor) -> torch.Tensor:
     return (F.normalize(rows, dim=-1) / rows.shape[1] ** 0.5).flatten(1)
 
 
+def part_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """
+    The paper's identity loss: the sum over row parts of each part's batch-mean cross-entropy.
+
+    Args:
+        logits: `(batch_size, num_parts, num_labels)` scores of the row classifiers.
+        labels: `(batch_size,)` identity labels.
+        label_smoothing: as in `torch.nn.functional.cross_entropy`; 0 gives the model's own loss.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+
+    ```python
+    >>> part_cross_entropy(torch.zeros(2, 4, 10), torch.tensor([1, 3]))  # 4 parts * log(10)
+    tensor(9.2103)
+    ```
+    """
+    batch_size, num_parts, num_labels = logits.shape
+    per_sample = F.cross_entropy(
+        logits.reshape(-1, num_labels),
+        labels.repeat_interleave(num_parts),
+        reduction="none",
+        label_smoothing=label_smoothing,
+    )
+    return per_sample.view(batch_size, num_parts).mean(dim=0).sum()
+
+
 def embed_parts(
     gelt: torch.Tensor, local: torch.Tensor, embedding: str, bottleneck: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -154,7 +183,7 @@ def embed_parts(
         if bottleneck is None:
             raise ValueError("the 'bottleneck' embedding needs the row heads' bottleneck features.")
         return _rows_to_unit_vector(bottleneck)
-    raise ValueError(f"embedding must be 'gelt', 'local' or 'bottleneck', got {embedding!r}.")
+    check_embedding(embedding)  # raises: `embedding` is none of the three
 
 
 class _PositionsAtTheirGrid:
@@ -437,12 +466,7 @@ class LATransformerForReID(LATransformerPreTrainedModel):
 
         loss = None
         if labels is not None:
-            # Sum over parts of the per-part mean cross-entropy (the paper's training loss).
-            num_parts, num_labels = logits.shape[1], logits.shape[2]
-            per_part = F.cross_entropy(
-                logits.reshape(-1, num_labels), labels.repeat_interleave(num_parts), reduction="none"
-            )
-            loss = per_part.view(-1, num_parts).mean(dim=0).sum()
+            loss = part_cross_entropy(logits, labels)
 
         embeddings = embed_parts(gelt, local, self.config.embedding, bottleneck)
         output = LATransformerOutput(
@@ -541,13 +565,13 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         if image_size is None:
             has_fixed_size = model_type in ("vit", "deit")
             image_size = backbone.config.image_size if has_fixed_size else reid_crop_size(backbone.config.patch_size)
-        backbone_config.image_size = list(_pair(image_size))
+        backbone_config.image_size = list(to_pair(image_size))
         config = cls.config_class(backbone_config=backbone_config, num_labels=num_labels, **config_kwargs)
         model = cls(config)
         state = backbone.state_dict()
         key = "embeddings.position_embeddings"
         state[key] = interpolate_position_embeddings(
-            state[key], _grid(backbone.config), config.grid_size,
+            state[key], patch_grid(backbone.config.image_size, backbone.config.patch_size), config.grid_size,
             # DeiT gives its distillation token a position too; DINOv2 with registers resamples with antialiasing.
             num_prefix_positions=2 if model_type == "deit" else 1, antialias=model_type == "dinov2_with_registers",
         )  # fmt: skip
@@ -595,11 +619,6 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
                 f"{config_path}. {WEIGHTS_FIX}"
             )
     return True
-
-
-def _grid(backbone_config: PreTrainedConfig) -> tuple[int, int]:
-    (height, width), (patch_h, patch_w) = _pair(backbone_config.image_size), _pair(backbone_config.patch_size)
-    return (height // patch_h, width // patch_w)
 
 
 def interpolate_position_embeddings(

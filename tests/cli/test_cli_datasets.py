@@ -1,13 +1,15 @@
 """`lareid evaluate / index / search --picture` on the loaders beside Market-1501 (file names renamed per layout)."""
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from hf_lareid.cli.main import main
-from hf_lareid.data import generate_synthetic_reid, parse_market1501_name
+from hf_lareid.data import ReIDDataError, generate_synthetic_reid, parse_market1501_name
 from hf_lareid.retrieval import GalleryIndex
 
 from cli_helpers import assert_one_line_error
@@ -61,6 +63,48 @@ def test_evaluate_index_and_search_picture(name, market_dir, tiny_model_dir, tmp
     assert json.loads(hits.read_text())["results"][0]["matches"][0]["path"] == str(query)  # resolved: it opens
     with Image.open(picture) as image:
         assert image.format == "PNG" and image.width > image.height > 0
+
+
+def test_search_reads_query_identities_with_the_indexed_sets_file_names(market_dir, tiny_model_dir, tmp_path, capsys):
+    """A DukeMTMC-reID index: the query's id comes from Duke's name scheme (Market's would not parse it), so the
+    picture frames its own gallery image as the right identity."""
+    from hf_lareid.visualization import BORDER_WIDTH, RIGHT_COLOR
+
+    data_dir, index_dir, picture = _renamed_copy(market_dir, tmp_path / "duke", "dukemtmcreid"), tmp_path / "index", tmp_path / "ranks.png"
+    assert main(["index", str(tiny_model_dir), "--dataset", "dukemtmcreid", "--data_dir", str(data_dir),
+                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    index = GalleryIndex.load(index_dir)
+    assert index.dataset == "dukemtmcreid"
+    query = Path(index.resolve_path(index.paths[int(np.argmax(index.person_ids))]))  # a real person, not a distractor
+    with pytest.raises(ReIDDataError):
+        parse_market1501_name(query)
+    capsys.readouterr()
+    assert main(["search", "--index_dir", str(index_dir), str(query), "--top_k", "1", "--picture", str(picture)]) == 0
+    assert "identities unknown" not in capsys.readouterr().out
+    pixels = np.asarray(Image.open(picture).convert("RGB"))
+    assert (np.abs(pixels.reshape(-1, 3).astype(int) - RIGHT_COLOR).sum(axis=1) == 0).sum() >= 4 * BORDER_WIDTH
+
+
+def test_search_on_a_set_whose_names_carry_no_identity_says_so_once(market_dir, tiny_model_dir, tmp_path, capsys):
+    from hf_lareid.visualization import RIGHT_COLOR, WRONG_COLOR
+
+    people = tmp_path / "people"
+    for path in sorted(market_dir.rglob("*.jpg")):
+        person, camera = parse_market1501_name(path)
+        if person > 0:
+            (people / f"{person:03d}").mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, people / f"{person:03d}" / f"c{camera}_{path.parent.name}_{path.name}")
+    index_dir, picture = tmp_path / "index", tmp_path / "ranks.png"
+    assert main(["index", str(tiny_model_dir), "--dataset", "identity_folders", "--data_dir", str(people),
+                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    query = Path(GalleryIndex.load(index_dir).resolve_path(GalleryIndex.load(index_dir).paths[0]))
+    capsys.readouterr()
+    assert main(["search", "--index_dir", str(index_dir), str(query), "--top_k", "2", "--picture", str(picture)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("query identities unknown (identity_folders file names carry no person id)") == 1
+    assert f"path={query}" in out
+    pixels = np.asarray(Image.open(picture).convert("RGB"))
+    assert not any((pixels == np.array(color, dtype=np.uint8)).all(axis=-1).any() for color in (RIGHT_COLOR, WRONG_COLOR))
 
 
 def test_a_bad_msmt17_folder_is_one_line(tiny_model_dir, market_dir, capsys):

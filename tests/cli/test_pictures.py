@@ -5,21 +5,20 @@ import pytest
 import torch
 from PIL import Image
 
-from hf_lareid.cli.pictures import (
+from hf_lareid.attention_rollout import attention_rollout
+from hf_lareid.cli.pictures import plot_attention, plot_training_curves
+from hf_lareid.visualization import (
     BORDER_WIDTH,
     OTHER_PERSON_COLOR,
     RIGHT_COLOR,
     SAME_PERSON_COLOR,
     TILE_SIZE,
     WRONG_COLOR,
-    attention_rollout,
     border_colors,
     framed,
     hit_label,
-    plot_attention,
     plot_cmc_curves,
     plot_ranked_lists,
-    plot_training_curves,
 )
 
 FRAME_PIXELS = (TILE_SIZE[0] + 2 * BORDER_WIDTH) * (TILE_SIZE[1] + 2 * BORDER_WIDTH) - TILE_SIZE[0] * TILE_SIZE[1]

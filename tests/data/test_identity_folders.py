@@ -3,7 +3,7 @@
 import pytest
 
 from hf_lareid.data import ReIDDataError, load_reid_dataset
-from hf_lareid.data._common import parse_camera_id
+from hf_lareid.data.file_names import parse_camera_id
 
 
 def test_parse_camera_id():

@@ -4,14 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_lareid.evaluation import (
-    ReIDSplit,
-    compute_distance_matrix,
-    evaluate_distance_matrix,
-    evaluate_reid,
-    evaluate_reid_many,
-    format_results_table,
-)
+from hf_lareid.evaluation import compute_distance_matrix, evaluate_distance_matrix, evaluate_reid
 
 
 def reference_evaluate(
@@ -186,26 +179,6 @@ def test_bad_inputs(change, message):
     arguments.update(change)
     with pytest.raises(ValueError, match=message):
         evaluate_reid(**arguments)
-
-
-def test_many_splits_and_table():
-    qf, gf, qi, gi, qc, gc = random_case(1)
-    rows = evaluate_reid_many(
-        {
-            "a": (qf, gf, qi, gi, qc, gc),
-            "b": ReIDSplit(qf, gf, qi, gi, qc, gc),
-            "c": dict(query_features=qf, gallery_features=gf, query_ids=qi, gallery_ids=gi),
-        },
-        protocol="no-camera",
-        metric="euclidean",
-    )
-    assert [row["name"] for row in rows] == ["a", "b", "c"]
-    assert rows[0]["mAP"] == rows[1]["mAP"] == rows[2]["mAP"]
-    table = format_results_table(rows)
-    assert table.splitlines()[0].startswith("| name | Rank-1")
-    assert f"| a | {100 * rows[0]['rank1']:.1f} |" in table
-    with pytest.raises(ValueError, match="Split 'x'"):
-        evaluate_reid_many({"x": (qf, gf, qi[:3], gi)}, protocol="no-camera")
 
 
 # Allowance on top of `memory_budget_mb` for what outlives the chunks or comes before them: the per-query outputs

@@ -17,15 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_factories import tiny_training_model
 from safetensors.torch import load_file
 from transformers import ViTImageProcessorPil
 
 from hf_lareid.data import build_train_transform, generate_synthetic_reid, load_reid_dataset
 from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArguments
 from hf_lareid.training.transform_epoch import TransformEpochCallback
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from training_helpers import tiny_model  # noqa: E402
 
 EVERY_AUGMENTATION = dict(hflip_p=0.5, vflip_p=0.5, color_jitter_p=0.8, erasing_p=0.5)
 
@@ -54,7 +52,7 @@ def make_trainer(output_dir, train, processor, **overrides) -> LATransformerTrai
         dataloader_num_workers=0, optimizer="adamw",
     )
     fields.update(overrides)
-    model = tiny_model(seed=0, head_dropout=0.5, num_labels=train.features["label"].num_classes)
+    model = tiny_training_model(seed=0, head_dropout=0.5, num_labels=train.features["label"].num_classes)
     return LATransformerTrainer(model=model, args=LATransformerTrainingArguments(**fields), train_dataset=train)
 
 

@@ -91,7 +91,7 @@ def test_cards_and_pictures_get_the_users_normal_mode(tmp_path):
     import os
     import stat
 
-    from hf_lareid.cli.pictures import plot_cmc_curves
+    from hf_lareid.visualization import plot_cmc_curves
     from hf_lareid.modelcard import write_model_card
 
     previous = os.umask(0o022)

@@ -43,3 +43,15 @@ def test_an_index_without_data_dir_adopts_the_one_given_on_resume(tmp_path):
     old.save(tmp_path / "index")
     resumed = GalleryIndex.load_or_create(tmp_path / "index", 8, data_dir=str(tmp_path / "Market"))
     assert resumed.resolve_path("query/a.jpg") == os.path.join(tmp_path / "Market", "query/a.jpg")
+
+
+def test_the_dataset_name_round_trips_and_an_index_without_one_adopts_it_on_resume(tmp_path):
+    index = GalleryIndex(8, data_dir=str(tmp_path / "Duke"), dataset="dukemtmcreid")
+    index.add(_unit(2), paths=["query/a.jpg", "query/b.jpg"])
+    index.save(tmp_path / "duke-index")
+    assert GalleryIndex.load(tmp_path / "duke-index").dataset == "dukemtmcreid"
+    older = GalleryIndex(8)  # saved before the dataset was recorded
+    older.add(_unit(2), paths=["query/a.jpg", "query/b.jpg"])
+    older.save(tmp_path / "old-index")
+    assert GalleryIndex.load(tmp_path / "old-index").dataset is None
+    assert GalleryIndex.load_or_create(tmp_path / "old-index", 8, dataset="msmt17").dataset == "msmt17"

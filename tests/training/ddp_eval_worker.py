@@ -6,7 +6,8 @@ images that rank embedded (counted at `model.embed`).
 
 import sys
 
-from training_helpers import retrieval_split, tiny_model
+from model_factories import tiny_training_model
+from training_helpers import retrieval_split
 
 from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArguments
 
@@ -14,7 +15,7 @@ from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArgume
 def main(output_dir: str) -> None:
     import torch
 
-    model = tiny_model(seed=0)
+    model = tiny_training_model(seed=0)
     embedded = []
     embed = model.embed
     model.embed = lambda pixel_values, **kwargs: embedded.append(len(pixel_values)) or embed(pixel_values, **kwargs)

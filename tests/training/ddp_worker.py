@@ -8,7 +8,8 @@ import sys
 
 import torch
 from transformers import TrainerCallback
-from training_helpers import RandomReIDDataset, state_of, tiny_model
+from model_factories import tiny_training_model
+from training_helpers import RandomReIDDataset, state_of
 
 from hf_lareid.training import BlockwiseUnfreezeCallback, LATransformerTrainer, LATransformerTrainingArguments
 
@@ -23,7 +24,7 @@ class ScheduleRecorder(TrainerCallback):
 
 
 def main(output_dir: str) -> None:
-    model = tiny_model(seed=0)
+    model = tiny_training_model(seed=0)
     initial = state_of(model)
     recorder = ScheduleRecorder()
     args = LATransformerTrainingArguments(

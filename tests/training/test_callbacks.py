@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from transformers import TrainerCallback
-from training_helpers import RandomReIDDataset, tiny_model
+from model_factories import tiny_training_model
+from training_helpers import RandomReIDDataset
 
 from hf_lareid.training import (
     BlockwiseUnfreezeCallback,
@@ -74,7 +75,7 @@ def test_original_schedule_matches_the_original_training_loop():
 
 
 def test_original_schedule_never_freezes_the_embeddings():
-    model = tiny_model()  # 4 blocks
+    model = tiny_training_model()  # 4 blocks
     callback = BlockwiseUnfreezeCallback(t=2, lr_decay=0.8, schedule="original")
     assert callback.apply(0, model).num_trainable_blocks == 2
     assert [trainable(block) for block in model.vit.layers] == [False, False, True, True]
@@ -98,7 +99,7 @@ def trainable(module: torch.nn.Module) -> bool:
 
 
 def test_apply_freezes_lower_blocks_and_embeddings_idempotently():
-    model = tiny_model()
+    model = tiny_training_model()
     callback = BlockwiseUnfreezeCallback(t=2, lr_decay=0.8)
     for _ in range(2):  # applying the same epoch twice changes nothing
         callback.apply(2, model)
@@ -117,7 +118,7 @@ def test_apply_freezes_lower_blocks_and_embeddings_idempotently():
 
 
 def test_frozen_blocks_record_no_autograd_graph():
-    model = tiny_model()
+    model = tiny_training_model()
     BlockwiseUnfreezeCallback().apply(0, model)
     captured = {}
     model.vit.layers[2].register_forward_hook(lambda module, inputs, output: captured.update(low=output))
@@ -185,7 +186,7 @@ def make_trainer(output_dir, callbacks, **overrides) -> LATransformerTrainer:
     )
     fields.update(overrides)
     return LATransformerTrainer(
-        model=tiny_model(), args=LATransformerTrainingArguments(**fields), train_dataset=RandomReIDDataset(16),
+        model=tiny_training_model(), args=LATransformerTrainingArguments(**fields), train_dataset=RandomReIDDataset(16),
         callbacks=callbacks,
     )
 

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import AutoModel, BertConfig, Dinov2WithRegistersConfig, Dinov2WithRegistersModel, ViTConfig, ViTModel
+from model_factories import tiny_backbone_config
+from transformers import AutoModel, BertConfig, Dinov2WithRegistersModel, ViTModel
 
 import hf_lareid  # noqa: F401  (registers the model with AutoModel)
 from hf_lareid.data import generate_synthetic_reid
@@ -72,8 +73,8 @@ def test_setup_training_args_are_defaults_that_flags_override(tmp_path):
 def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
     backbone_dir = tmp_path / "vit"
     torch.manual_seed(0)
-    ViTModel(ViTConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64), add_pooling_layer=False).save_pretrained(backbone_dir)  # fmt: skip
+    backbone = tiny_backbone_config(image_size=64, patch_size=16, intermediate_size=64)  # 4x4 patches of 16
+    ViTModel(backbone, add_pooling_layer=False).save_pretrained(backbone_dir)
     market = generate_synthetic_reid(tmp_path / "market", num_ids=10, num_cameras=2, images_per_camera=2,
                                      image_size=(128, 64), seed=1, first_id=100)  # fmt: skip
     out = tmp_path / "out"
@@ -101,9 +102,8 @@ def test_dinov2_with_registers_backbone_trains_blockwise(tmp_path):
     """A backbone with register tokens and its blocks at `encoder.layer`, through the whole `lareid train` path."""
     backbone_dir = tmp_path / "dinov2"
     torch.manual_seed(0)
-    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(
-        image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_register_tokens=2,
-    )).save_pretrained(backbone_dir)  # fmt: skip
+    backbone = tiny_backbone_config("dinov2_with_registers", image_size=64, patch_size=16, num_register_tokens=2)
+    Dinov2WithRegistersModel(backbone).save_pretrained(backbone_dir)
     out = tmp_path / "out"
     metrics = main(["--output_dir", str(out), "--backbone", str(backbone_dir), "--data_dir", str(tmp_path / "synthetic"),
           "--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--unfreeze_every_epochs", "1", *FAST])  # fmt: skip

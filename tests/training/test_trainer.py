@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from training_helpers import RandomReIDDataset, retrieval_split, tiny_model
+from model_factories import tiny_training_model
+from training_helpers import RandomReIDDataset, retrieval_split
 
 from hf_lareid.modelcard import read_model_card_metadata
 from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArguments, collate_reid_batch, part_cross_entropy
@@ -32,7 +33,7 @@ def keep_batchnorm_in_eval_mode(model: nn.Module) -> None:
 def test_gradient_accumulation_2_x_b_equals_one_step_of_2b(tmp_path, label_smoothing):
     final = []
     for batch_size, accumulation in [(4, 2), (8, 1)]:
-        model = tiny_model(seed=0)
+        model = tiny_training_model(seed=0)
         keep_batchnorm_in_eval_mode(model)
         # SGD: a step is proportional to the gradient (Adam's first step would hide a doubled gradient).
         trainer = LATransformerTrainer(
@@ -45,14 +46,14 @@ def test_gradient_accumulation_2_x_b_equals_one_step_of_2b(tmp_path, label_smoot
         trainer.train()
         assert trainer.state.global_step == 1
         final.append({n: p.detach().clone() for n, p in model.named_parameters()})
-    initial = dict(tiny_model(seed=0).named_parameters())
+    initial = dict(tiny_training_model(seed=0).named_parameters())
     for name, value in final[0].items():
         assert not torch.equal(value, initial[name]) or name.startswith("vit.embeddings.cls")  # it did train
         torch.testing.assert_close(value, final[1][name], atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_paper_adam_over_all_parameters_with_weight_decay(tmp_path):
-    model = tiny_model()
+    model = tiny_training_model()
     model.vit.layers[0].requires_grad_(False)  # frozen before the optimizer exists: must still be in it
     trainer = LATransformerTrainer(model=model, args=training_args(tmp_path), train_dataset=RandomReIDDataset(8))
     optimizer = trainer.create_optimizer()
@@ -66,7 +67,7 @@ def test_paper_adam_over_all_parameters_with_weight_decay(tmp_path):
     assert decay_of[id(named["vit.layernorm.weight"])] == 5e-4
     assert decay_of[id(named["vit.layers.0.mlp.fc1.bias"])] == 5e-4
     # AdamW: decoupled decay with the usual no-decay group for biases and norms.
-    adamw_model = tiny_model()
+    adamw_model = tiny_training_model()
     adamw = LATransformerTrainer(
         model=adamw_model, args=training_args(tmp_path, optimizer="adamw"), train_dataset=RandomReIDDataset(8)
     )
@@ -84,7 +85,7 @@ def test_paper_adam_over_all_parameters_with_weight_decay(tmp_path):
 
 def test_loss_components_are_logged(tmp_path):
     trainer = LATransformerTrainer(
-        model=tiny_model(seed=0), args=training_args(tmp_path, max_steps=2, learning_rate=1e-3),
+        model=tiny_training_model(seed=0), args=training_args(tmp_path, max_steps=2, learning_rate=1e-3),
         train_dataset=RandomReIDDataset(8),
     )
     trainer.train()
@@ -94,7 +95,7 @@ def test_loss_components_are_logged(tmp_path):
 
 
 def test_label_smoothing_loss(tmp_path):
-    model = tiny_model(seed=0).eval()
+    model = tiny_training_model(seed=0).eval()
     with torch.no_grad():  # confident, distinct logits, so that smoothing matters
         for head in model.part_classifiers:
             head.classifier.weight.normal_(std=1.0)
@@ -117,7 +118,7 @@ def test_label_smoothing_factor_is_an_alias_of_label_smoothing(tmp_path):
 
 def test_no_gradient_clipping_by_default_as_the_original_code(tmp_path):
     assert training_args(tmp_path).max_grad_norm == 0.0
-    model = tiny_model(seed=0)
+    model = tiny_training_model(seed=0)
     trainer = LATransformerTrainer(model=model, args=training_args(tmp_path, learning_rate=1e-3),
                                    train_dataset=RandomReIDDataset(8))
     clipped = []
@@ -133,7 +134,7 @@ def test_no_gradient_clipping_by_default_as_the_original_code(tmp_path):
 def test_bottleneck_embedding_puts_the_triplet_before_the_batchnorm(tmp_path):
     from hf_lareid.training import batch_hard_triplet_loss
 
-    model = tiny_model(seed=0, embedding="bottleneck").eval()
+    model = tiny_training_model(seed=0, embedding="bottleneck").eval()
     batch = collate_reid_batch([RandomReIDDataset(12)[i] for i in range(12)])
     trainer = LATransformerTrainer(model=model, args=training_args(tmp_path, triplet_loss_weight=1.0,
                                                                    samples_per_identity=2))
@@ -156,12 +157,12 @@ def test_collate_reid_batch_and_its_errors():
 
 def test_query_without_gallery_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="gallery_dataset"):
-        LATransformerTrainer(model=tiny_model(), args=training_args(tmp_path), query_dataset=RandomReIDDataset(4))
+        LATransformerTrainer(model=tiny_training_model(), args=training_args(tmp_path), query_dataset=RandomReIDDataset(4))
 
 
 def test_create_model_card_writes_the_hf_lareid_card(tmp_path):
     trainer = LATransformerTrainer(
-        model=tiny_model(), args=training_args(tmp_path), train_dataset=RandomReIDDataset(8),
+        model=tiny_training_model(), args=training_args(tmp_path), train_dataset=RandomReIDDataset(8),
         model_card_fields={"setup": "tiny", "datasets": {"synthetic": 6}, "eval_dataset": "synthetic"},
     )
     trainer.state.log_history.append({"eval_rank1": 0.5, "eval_mAP": 0.25, "step": 1})
@@ -177,7 +178,7 @@ def test_triplet_loss_uses_identity_balanced_batches_and_is_logged(tmp_path):
     from hf_lareid.data import PKSampler
 
     trainer = LATransformerTrainer(
-        model=tiny_model(), train_dataset=RandomReIDDataset(12),
+        model=tiny_training_model(), train_dataset=RandomReIDDataset(12),
         args=training_args(tmp_path, max_steps=2, learning_rate=1e-3, triplet_loss_weight=1.0, samples_per_identity=2),
     )  # fmt: skip
     sampler = trainer._get_train_sampler()
@@ -192,7 +193,7 @@ def test_triplet_loss_uses_identity_balanced_batches_and_is_logged(tmp_path):
     assert logs[0]["loss"] == pytest.approx(logs[0]["ce_loss"] + logs[0]["triplet_loss"], abs=2e-3)
     with pytest.raises(ValueError, match="multiple of samples_per_identity"):
         LATransformerTrainer(
-            model=tiny_model(), train_dataset=RandomReIDDataset(12),
+            model=tiny_training_model(), train_dataset=RandomReIDDataset(12),
             args=training_args(tmp_path, triplet_loss_weight=1.0, samples_per_identity=3),
         )._get_train_sampler()  # fmt: skip
 
@@ -200,7 +201,7 @@ def test_triplet_loss_uses_identity_balanced_batches_and_is_logged(tmp_path):
 def test_retrieval_metrics_drive_best_model_selection(tmp_path):
     query, gallery = retrieval_split(4, camera=1, seed=1), retrieval_split(4, camera=2, seed=2)
     trainer = LATransformerTrainer(
-        model=tiny_model(), train_dataset=RandomReIDDataset(8), query_dataset=query, gallery_dataset=gallery,
+        model=tiny_training_model(), train_dataset=RandomReIDDataset(8), query_dataset=query, gallery_dataset=gallery,
         args=training_args(tmp_path, max_steps=4, learning_rate=1e-3, eval_strategy="steps", eval_steps=2,
                            save_strategy="steps", save_steps=2, load_best_model_at_end=True,
                            metric_for_best_model="rank1"),
@@ -222,7 +223,7 @@ def test_retrieval_metrics_drive_best_model_selection(tmp_path):
 
 def test_trainer_predict_returns_embeddings_then_logits_without_the_pooler_copy(tmp_path):
     """The Trainer's prediction path reads outputs by name: loss, then the output fields but `pooler_output`."""
-    model = tiny_model().eval()
+    model = tiny_training_model().eval()
     dataset = RandomReIDDataset(6)
     trainer = LATransformerTrainer(
         model=model, args=training_args(tmp_path, per_device_eval_batch_size=4), data_collator=collate_reid_batch

@@ -236,16 +236,14 @@ def training_flags(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path,
     return flags
 
 
-def with_new_heads(model_args, config, num_labels: int, id2label: dict[int, str]) -> LATransformerForReID:
+def with_new_heads(backbone: str, num_labels: int, id2label: dict[int, str]) -> LATransformerForReID:
     """
-    The saved LA-Transformer of `--backbone` with new row classifiers for `num_labels` identities (a number that
+    The saved LA-Transformer in `backbone` with new row classifiers for `num_labels` identities (a number that
     differs from the pretraining's, so no classifier weight is kept); the bottlenecks and the backbone are kept.
     """
     from ..modeling_lareid import LATransformerForReID
 
-    model = LATransformerForReID.from_pretrained(
-        model_args.backbone, num_labels=num_labels, ignore_mismatched_sizes=True
-    )
+    model = LATransformerForReID.from_pretrained(backbone, num_labels=num_labels, ignore_mismatched_sizes=True)
     model.config.id2label, model.config.label2id = id2label, {name: label for label, name in id2label.items()}
     return model
 
@@ -335,7 +333,7 @@ def build_gallery_index(
     index = GalleryIndex(
         gallery.embeddings.shape[1], model_reference=str(model_dir), model_fingerprint=model_fingerprint(model),
         verification_calibration=model.config.verification_calibration,
-        data_dir=str(data_root(data_dir)),
+        data_dir=str(data_root(data_dir)), dataset="market1501",  # the demo's populations are in the Market layout
     )
     index.add(gallery.embeddings, person_ids=gallery.person_ids, camera_ids=gallery.camera_ids, paths=gallery.paths)
     index.save(index_dir)
@@ -396,7 +394,8 @@ def draw_pictures(
     log_histories: dict[str, list[dict[str, Any]]],
 ) -> None:
     """The ranked lists, CMC curves, attention rollout (of the query images) and training curves (see `PICTURES`)."""
-    from .pictures import plot_attention, plot_cmc_curves, plot_ranked_lists, plot_training_curves
+    from ..visualization import plot_cmc_curves, plot_ranked_lists
+    from .pictures import plot_attention, plot_training_curves
 
     gallery_paths = [index.resolve_path(path) for path in index.paths]
     plot_ranked_lists(
@@ -436,7 +435,7 @@ def _stage(number: int, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0."""
     from ..data import load_reid_dataset
-    from ..evaluation import format_results_table
+    from .results_table import format_results_table
     from ..extras import require_extra
     from ..hub_configs import load_setup
     from ..training.run import RANDOM_BACKBONE, build_model
@@ -472,7 +471,8 @@ def run(args: argparse.Namespace) -> int:
     _stage(3, "Fine-tuning on population 2 with blockwise unfreezing (Algorithm 1)")
     fine_tuning = prepare_training(
         training_flags(plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir), setup),
-        with_new_heads, "fine-tuning", "lareid-demo-fine-tuned",
+        lambda model_args, _config, num_labels, id2label: with_new_heads(model_args.backbone, num_labels, id2label),
+        "fine-tuning", "lareid-demo-fine-tuned",
     )  # fmt: skip
     train_and_save(fine_tuning)
     fine_tuned = fine_tuning.model.eval()

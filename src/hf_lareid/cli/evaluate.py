@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data import load_reid_dataset
     from ..distributed import init_from_launcher, is_main_process, launcher_device, main_process_first
-    from ..evaluation import format_results_table
+    from .results_table import format_results_table
     from ..model_evaluation import evaluate_model
     from ..runtimes import make_embedder
 

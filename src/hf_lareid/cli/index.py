@@ -142,6 +142,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
             model_fingerprint=fingerprint, embedding_settings=settings,
             runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
+            dataset=args.dataset,  # `lareid search` reads query identities with its file-name scheme
         )
         if calibration is not None:
             index.set_verification_calibration(calibration)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
     if args.picture:  # before the model loads: the plots extra and an index that can show its images
-        from . import pictures  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
+        from .. import visualization  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
 
         if index.paths is None or index.person_ids is None:
             raise ValueError(f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it.")
@@ -86,22 +86,35 @@ def run(args: argparse.Namespace) -> int:
 
 def _draw_ranked_lists(images: list[str], index, hits, path: str, top_k: int) -> None:
     """
-    The query images and their hits with their scores. A query's identity comes from its Market-1501-style file name
-    where it parses: its hits are framed by identity. Otherwise they are framed by the index threshold's verdict.
+    The query images and their hits with their scores. A query's identity comes from its file name where it parses
+    (see `_query_identities`): its hits are framed by identity. Otherwise they are framed by the index threshold's
+    verdict.
     """
-    from ..data.market1501 import parse_market1501_name
-    from .pictures import plot_ranked_lists
+    from ..visualization import plot_ranked_lists
 
-    query_ids, titles = [], []
-    for image in images:
-        try:
-            query_ids.append(parse_market1501_name(image)[0])
-            titles.append(f"{Path(image).name}\nid {query_ids[-1]}")
-        except ValueError:
-            query_ids.append(None)
-            titles.append(f"{Path(image).name}\nidentity unknown")
+    query_ids, titles = _query_identities(images, index)
     gallery_paths = [index.resolve_path(gallery_path) for gallery_path in index.paths]
     plot_ranked_lists(
         images, query_ids, gallery_paths, index.person_ids, hits.indices, path, top_k=top_k, query_titles=titles,
         scores=hits.scores, same_person=hits.same_person,
     )
+
+
+def _query_identities(images: list[str], index) -> tuple[list[int | None], list[str]]:
+    """Each query's person id (None where unknown) and picture title. The ids are read with the file-name scheme of
+    the data set the index was built from; a set whose names carry no identity (or an index that records no data set)
+    gets one line saying so."""
+    from ..data import ReIDDataError, file_name_scheme
+
+    scheme = None if index.dataset is None else file_name_scheme(index.dataset)
+    if scheme is None:
+        why = "the index records no dataset" if index.dataset is None else f"{index.dataset} file names carry no person id"
+        print(f"query identities unknown ({why}): the picture frames hits by the threshold's verdict only")
+    query_ids, titles = [], []
+    for image in images:
+        try:
+            query_ids.append(None if scheme is None else scheme.parse(image)[0])
+        except ReIDDataError:
+            query_ids.append(None)
+        titles.append(f"{Path(image).name}\n" + ("identity unknown" if query_ids[-1] is None else f"id {query_ids[-1]}"))
+    return query_ids, titles

@@ -19,14 +19,16 @@ from collections.abc import Callable, Sequence
 import datasets
 import numpy as np
 
-from ._common import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, data_root, folder_digest
-from .builder import build_dataset_dict, clear_reid_cache, default_cache_dir
+from .builder import build_dataset_dict, clear_reid_cache, default_cache_dir, folder_digest
 from .course import collect_course
-from .cuhk03_np import collect_cuhk03_np
-from .dukemtmc import collect_dukemtmc
+from .cuhk03_np import CUHK03_NP_SCHEME, collect_cuhk03_np
+from .dukemtmc import DUKEMTMC_SCHEME, collect_dukemtmc
+from .file_names import FileNameScheme
+from .folders import data_root
 from .identity_folders import collect_identity_folders
-from .market1501 import collect_market1501, parse_market1501_name
-from .msmt17 import collect_msmt17
+from .market1501 import MARKET1501_SCHEME, collect_market1501, parse_market1501_name
+from .msmt17 import MSMT17_SCHEME, collect_msmt17
+from .records import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, ReIDRecord
 from .sampler import PKSampler
 from .synthetic import generate_synthetic_reid
 from .transforms import ReIDTransform, build_eval_transform, build_train_transform, check_image_processor
@@ -34,9 +36,12 @@ from .transforms import ReIDTransform, build_eval_transform, build_train_transfo
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "FileNameScheme",
     "PKSampler",
     "REID_DATASETS",
+    "ReIDCollection",
     "ReIDDataError",
+    "ReIDRecord",
     "ReIDTransform",
     "build_eval_transform",
     "build_train_transform",
@@ -44,6 +49,7 @@ __all__ = [
     "clear_reid_cache",
     "data_root",
     "default_cache_dir",
+    "file_name_scheme",
     "generate_synthetic_reid",
     "load_reid_dataset",
     "merge_training_sets",
@@ -65,6 +71,35 @@ REID_DATASETS: dict[str, Callable[..., ReIDCollection]] = {
     "synthetic": _collect_synthetic,
 }
 """Loader names accepted by :func:`load_reid_dataset` and the function that parses each folder."""
+
+_FILE_NAME_SCHEMES: dict[str, FileNameScheme | None] = {
+    "market1501": MARKET1501_SCHEME,
+    "dukemtmcreid": DUKEMTMC_SCHEME,
+    "cuhk03_np": CUHK03_NP_SCHEME,
+    "msmt17": MSMT17_SCHEME,
+    "course": None,  # the person is the folder, not the file name
+    "identity_folders": None,
+    "synthetic": MARKET1501_SCHEME,  # generated in the Market-1501 layout
+}
+
+
+def _check_dataset_name(name: str) -> None:
+    if name not in REID_DATASETS:
+        raise ValueError(f"Unknown re-ID dataset {name!r}; choose one of {sorted(REID_DATASETS)}.")
+
+
+def file_name_scheme(name: str) -> FileNameScheme | None:
+    """How the images of loader `name` (one of :data:`REID_DATASETS`) are named, or `None` when their file names
+    carry no person id (``"course"``, ``"identity_folders"``: the person is the folder).
+
+    Example:
+        >>> file_name_scheme("dukemtmcreid").parse("query/0005_c2_f0046985.jpg")  # (person id, camera id)
+        (5, 2)
+        >>> file_name_scheme("identity_folders") is None
+        True
+    """
+    _check_dataset_name(name)
+    return _FILE_NAME_SCHEMES[name]
 
 
 def _plain(value):
@@ -159,8 +194,7 @@ def load_reid_dataset(
         >>> data["train"][0]["image"].size, data["train"].features["label"].num_classes  # doctest: +SKIP
         ((64, 128), 10)
     """
-    if name not in REID_DATASETS:
-        raise ValueError(f"Unknown re-ID dataset {name!r}; choose one of {sorted(REID_DATASETS)}.")
+    _check_dataset_name(name)
     if data_dir is None:
         raise ValueError(f"load_reid_dataset({name!r}) needs data_dir= pointing at the dataset folder.")
     try:

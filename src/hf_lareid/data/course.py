@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ._common import ReIDCollection
 from .identity_folders import collect_grouped_folders
+from .records import ReIDCollection
 
 __all__ = ["COURSE_SPLITS", "collect_course"]
 

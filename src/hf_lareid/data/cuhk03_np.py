@@ -22,7 +22,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._common import BOUNDING_BOX_FOLDERS, FileNameScheme, ReIDCollection, collect_bounding_box_folders, require_folder
+from .file_names import FileNameScheme
+from .folders import require_folder
+from .market_layout import BOUNDING_BOX_FOLDERS, collect_bounding_box_folders
+from .records import ReIDCollection
 
 __all__ = ["CUHK03_NP_SCHEME", "CUHK03_NP_VARIANTS", "collect_cuhk03_np"]
 

@@ -17,7 +17,9 @@ import os
 import re
 from collections.abc import Sequence
 
-from ._common import FileNameScheme, ReIDCollection, collect_bounding_box_folders
+from .file_names import FileNameScheme
+from .market_layout import collect_bounding_box_folders
+from .records import ReIDCollection
 
 __all__ = ["DUKEMTMC_SCHEME", "collect_dukemtmc"]
 

@@ -3,7 +3,7 @@
 Layout: ``data_dir/<person>/<image>`` (images may sit in nested folders such as ``<person>/cam1/x.jpg``). A person
 folder named by a number (``001``) gets that number as `person_id`; if any folder name is not a number, all persons
 are numbered 1..N in sorted name order and the folder names become the `ClassLabel` names. The camera comes from
-the path inside the person folder by :data:`~hf_lareid.data._common.CAMERA_PATTERN` (``c1``, ``cam1``, ...), else -1.
+the path inside the person folder by :data:`~hf_lareid.data.file_names.CAMERA_PATTERN` (``c1``, ``cam1``, ...), else -1.
 
 Identities are split, by a seeded permutation of the sorted ids (or explicit id lists), into groups; a training group
 becomes split ``train``, an evaluation group becomes a query and a gallery split by the query rule:
@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import ReIDCollection, ReIDDataError, ReIDRecord, list_image_files, parse_camera_id, require_folder
+from .file_names import parse_camera_id
+from .folders import list_image_files, require_folder
+from .records import ReIDCollection, ReIDDataError, ReIDRecord
 
 logger = logging.getLogger(__name__)
 

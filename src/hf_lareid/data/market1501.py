@@ -18,7 +18,9 @@ import os
 import re
 from collections.abc import Sequence
 
-from ._common import BOUNDING_BOX_FOLDERS, FileNameScheme, ReIDCollection, collect_bounding_box_folders
+from .file_names import FileNameScheme
+from .market_layout import BOUNDING_BOX_FOLDERS, collect_bounding_box_folders
+from .records import ReIDCollection
 
 __all__ = ["MARKET1501_FOLDERS", "MARKET1501_SCHEME", "collect_market1501", "parse_market1501_name"]
 

@@ -22,12 +22,15 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._common import ReIDCollection, ReIDDataError, ReIDRecord, list_image_files, require_folder
+from .file_names import FileNameScheme
+from .folders import list_image_files, require_folder
+from .records import ReIDCollection, ReIDDataError, ReIDRecord
 
-__all__ = ["MSMT17_LISTS", "collect_msmt17", "parse_msmt17_camera"]
+__all__ = ["MSMT17_LISTS", "MSMT17_SCHEME", "collect_msmt17", "parse_msmt17_camera"]
 
 MSMT17_LISTS = {
     "train": ("train", "list_train.txt"),
@@ -41,6 +44,16 @@ _IMAGE_FOLDERS = {"train": ("train", "mask_train_v2"), "test": ("test", "mask_te
 _LAYOUT = "An MSMT17 folder holds train/, test/, list_train.txt, list_val.txt, list_query.txt and list_gallery.txt"
 
 
+MSMT17_SCHEME = FileNameScheme(
+    dataset="MSMT17",
+    pattern=re.compile(r"^(?P<person>\d+)_[^_]*_(?P<camera>\d+)_.*$"),
+    template="PPPP_NNN_CC_DATETIME_FFFF_N.jpg",
+    example="0000_000_01_0303morning_0015_0.jpg",
+    fix="Rename it, or remove its line from the list file.",
+)
+"""File stem pattern: person id, image number, camera (of 15), date and time of day, frame, box index."""
+
+
 def parse_msmt17_camera(path: str | os.PathLike) -> int:
     """Camera id of an MSMT17 file name: its third ``_`` field, or `ReIDDataError` naming the file.
 
@@ -48,13 +61,7 @@ def parse_msmt17_camera(path: str | os.PathLike) -> int:
         >>> parse_msmt17_camera("0000/0000_000_01_0303morning_0015_0.jpg")
         1
     """
-    fields = os.path.basename(path).split("_")
-    if len(fields) < 4 or not fields[2].isdigit():
-        raise ReIDDataError(
-            f"File name {path} does not follow the MSMT17 pattern PPPP_NNN_CC_DATETIME_FFFF_N.jpg (camera CC, e.g. "
-            "0000_000_01_0303morning_0015_0.jpg). Rename it, or remove its line from the list file."
-        )
-    return int(fields[2])
+    return MSMT17_SCHEME.parse(path)[1]
 
 
 def _image_folder(root: Path, kind: str) -> Path:

@@ -3,18 +3,10 @@
 from pathlib import Path
 from typing import Any
 
-from .metrics import (
-    DISTRACTOR_ID,
-    JUNK_ID,
-    METRICS,
-    PROTOCOLS,
-    ReIDSplit,
-    compute_distance_matrix,
-    evaluate_distance_matrix,
-    evaluate_reid,
-    evaluate_reid_many,
-    format_results_table,
-)
+from .checks import DISTRACTOR_ID, JUNK_ID
+from .distance import METRICS, compute_distance_matrix
+from .metrics import evaluate_distance_matrix, evaluate_reid
+from .ranking import PROTOCOLS
 from .rerank import re_rank
 from .threshold import ThresholdCalibration, calibrate_threshold, calibrate_threshold_from_scores
 
@@ -25,15 +17,12 @@ __all__ = [
     "METRICS",
     "PROTOCOLS",
     "REID_METRIC_PATH",
-    "ReIDSplit",
     "ThresholdCalibration",
     "calibrate_threshold",
     "calibrate_threshold_from_scores",
     "compute_distance_matrix",
     "evaluate_distance_matrix",
     "evaluate_reid",
-    "evaluate_reid_many",
-    "format_results_table",
     "re_rank",
 ]
 

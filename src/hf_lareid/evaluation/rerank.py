@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .metrics import ArrayLike, check_features
+from .checks import ArrayLike, check_features
 
 __all__ = ["re_rank"]
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .metrics import JUNK_ID, ArrayLike, _to_numpy, check_features, check_labels
+from .checks import JUNK_ID, ArrayLike, check_features, check_labels, to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ def calibrate_threshold_from_scores(
         ```
     """
     _check_target(target_false_match_rate)
-    scores_array = np.asarray(_to_numpy(scores), dtype=np.float64).ravel()
-    same = np.asarray(_to_numpy(same_person)).ravel().astype(bool)
+    scores_array = np.asarray(to_numpy(scores), dtype=np.float64).ravel()
+    same = np.asarray(to_numpy(same_person)).ravel().astype(bool)
     if scores_array.shape != same.shape:
         raise ValueError(f"`scores` has {scores_array.size} entries but `same_person` has {same.size}: they must match.")
     if not np.isfinite(scores_array).all():

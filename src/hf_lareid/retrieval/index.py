@@ -135,6 +135,8 @@ class GalleryIndex:
             device; `hf_lareid.features.runtime_settings`); queries made otherwise get a warning.
         data_dir (`str`, *optional*): the data folder that relative image paths are relative to (the ``path``
             column of `load_reid_dataset` is); [`resolve_path`] joins them to it.
+        dataset (`str`, *optional*): the `load_reid_dataset` name of the data the gallery came from (``"market1501"``);
+            `lareid search` reads the queries' person ids with that set's file-name scheme.
         norm_tolerance (`float`, *optional*, defaults to 1e-3): allowed deviation of embedding norms from 1.
         clock (callable, *optional*): returns the current UTC `datetime` recorded as `added_at` by [`add`] and used by
             [`remove`]'s `older_than` durations (tests inject one; not saved). Defaults to the system clock.
@@ -172,6 +174,7 @@ class GalleryIndex:
         embedding_settings: Optional[dict] = None,
         runtime_settings: Optional[dict] = None,
         data_dir: Optional[Union[str, os.PathLike]] = None,
+        dataset: Optional[str] = None,
         norm_tolerance: float = 1e-3,
         clock: Optional[Callable[[], datetime]] = None,
     ):
@@ -214,6 +217,7 @@ class GalleryIndex:
         self.embedding_settings = _json_round_trip(embedding_settings)
         self.runtime_settings = _json_round_trip(runtime_settings)
         self.data_dir = None if data_dir is None else str(data_dir)
+        self.dataset = dataset
         self.norm_tolerance = norm_tolerance
         self.clock = clock
         self._index: Optional[faiss.Index] = None if self.needs_training else self._build_faiss_index()
@@ -765,6 +769,7 @@ class GalleryIndex:
             "embedding_settings": self.embedding_settings,
             "runtime_settings": self.runtime_settings,
             "data_dir": self.data_dir,
+            "dataset": self.dataset,
             "norm_tolerance": self.norm_tolerance,
             "metadata_fields": list(self._metadata_fields or ()),
         }
@@ -778,7 +783,8 @@ class GalleryIndex:
             verification_threshold=config.get("verification_threshold"),
             verification_calibration=config.get("verification_calibration"),
             embedding_settings=config.get("embedding_settings"), runtime_settings=config.get("runtime_settings"),
-            data_dir=config.get("data_dir"), norm_tolerance=config.get("norm_tolerance", 1e-3),
+            data_dir=config.get("data_dir"), dataset=config.get("dataset"),
+            norm_tolerance=config.get("norm_tolerance", 1e-3),
         )
         index.settings.update(config["settings"])
         return index
@@ -921,6 +927,8 @@ class GalleryIndex:
             )
         if index.data_dir is None and data_dir is not None:  # an index saved before data_dir was recorded
             index.data_dir = str(data_dir)
+        if index.dataset is None:  # an index saved before the dataset was recorded
+            index.dataset = kwargs.get("dataset")
         index.check_embedding_settings(kwargs.get("embedding_settings"), kwargs.get("runtime_settings"))
         for name in ("embedding_settings", "runtime_settings"):  # an index saved without them records them now
             if getattr(index, name) is None and kwargs.get(name) is not None:

@@ -273,6 +273,12 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         return control
 
 
+def unfreeze_epochs(log_history: list[dict]) -> list[float]:
+    """Epochs where [`BlockwiseUnfreezeCallback`] logged a change of the trainable blocks (a Trainer's
+    `state.log_history`), e.g. to mark them on the training curves."""
+    return [entry["epoch"] for entry in log_history if LOG_KEY in entry and "epoch" in entry]
+
+
 __all__ = [
     "UNFREEZE_SCHEDULES",
     "BlockwiseUnfreezeCallback",
@@ -280,5 +286,6 @@ __all__ = [
     "blockwise_unfreeze_schedule",
     "format_unfreeze_schedule",
     "original_unfreeze_schedule",
+    "unfreeze_epochs",
     "unfreeze_schedule",
 ]

@@ -1,38 +1,11 @@
-"""Training losses of LA-Transformer: the per-row cross-entropy (optionally label-smoothed) and batch-hard triplet."""
+"""Training losses of LA-Transformer: the per-row cross-entropy (the model's, label-smoothed here) and batch-hard triplet."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-
-def part_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """
-    The paper's identity loss: the sum over row parts of each part's batch-mean cross-entropy.
-
-    Args:
-        logits: `(batch_size, num_parts, num_labels)` scores of the row classifiers.
-        labels: `(batch_size,)` identity labels.
-        label_smoothing: as in `torch.nn.functional.cross_entropy`; 0 gives the model's own loss.
-
-    Returns:
-        A scalar tensor.
-
-    Example:
-
-    ```python
-    >>> part_cross_entropy(torch.zeros(2, 4, 10), torch.tensor([1, 3]))  # 4 parts * log(10)
-    tensor(9.2103)
-    ```
-    """
-    batch_size, num_parts, num_labels = logits.shape
-    per_sample = F.cross_entropy(
-        logits.reshape(-1, num_labels),
-        labels.repeat_interleave(num_parts),
-        reduction="none",
-        label_smoothing=label_smoothing,
-    )
-    return per_sample.view(batch_size, num_parts).mean(dim=0).sum()
+from ..modeling_lareid import part_cross_entropy  # the model's own loss; the trainer adds label smoothing to it
 
 
 def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.3) -> torch.Tensor:

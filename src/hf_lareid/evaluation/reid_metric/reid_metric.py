@@ -7,7 +7,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from hf_lareid.evaluation.metrics import evaluate_reid
+from hf_lareid.evaluation import evaluate_reid
 
 _DESCRIPTION = """
 Re-identification metrics of query images ranked against gallery images by embedding distance: CMC (rank-k),
