@@ -7,7 +7,7 @@ TORCH_INDEX_URL ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test clean
+.PHONY: install demo test lint clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/lareid demo
+
+lint: install
+	$(BIN)/ruff format --check src tests benchmarks examples spaces
+	$(BIN)/ruff check src tests benchmarks examples spaces
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 tests

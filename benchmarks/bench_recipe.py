@@ -38,7 +38,7 @@ from transformers import TrainerCallback
 from hf_lareid.data import load_reid_dataset
 from hf_lareid.image_utils import load_rgb
 from hf_lareid.features import FeatureSet
-from hf_lareid.model_evaluation import evaluate_feature_sets, evaluate_model
+from hf_lareid.query_gallery_evaluation import evaluate_feature_sets, evaluate_model
 from hf_lareid.training.arguments import parse_arguments
 from hf_lareid.training.run import prepare_trainer
 from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)

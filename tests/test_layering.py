@@ -12,7 +12,7 @@ import hf_lareid
 PACKAGE_ROOT = Path(hf_lareid.__file__).parent
 # Modules that load, run or train a model, and the command line.
 MODEL_TRAINING_CLI = (
-    "hf_lareid.modeling_lareid", "hf_lareid.pipeline_lareid", "hf_lareid.features", "hf_lareid.model_evaluation",
+    "hf_lareid.modeling_lareid", "hf_lareid.pipeline_lareid", "hf_lareid.features", "hf_lareid.query_gallery_evaluation",
     "hf_lareid.onnx_export", "hf_lareid.convert_original", "hf_lareid.training", "hf_lareid.cli", "hf_lareid_cli",
 )
 # What the model module may import from the package: its config and the generic file and extras helpers.

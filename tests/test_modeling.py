@@ -296,7 +296,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
     for model in (reference, checkpointed):
         calls, mlp = [], model.vit.layers[0].mlp
         mlp_forward = mlp.forward
-        mlp.forward = lambda *args, **kwargs: calls.append(1) or mlp_forward(*args, **kwargs)  # counts the runs
+        mlp.forward = lambda *args, calls=calls, forward=mlp_forward, **kwargs: calls.append(1) or forward(*args, **kwargs)
         loss = model(pixel_values, labels=labels).loss
         loss.backward()
         del mlp.forward

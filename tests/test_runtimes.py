@@ -94,8 +94,8 @@ def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(tiny_model
 @pytest.mark.parametrize(
     ("installed", "device", "bf16", "expected"),
     [
-        ({"onnxruntime", "openvino"}, "cpu", False, "onnxruntime"),
-        ({"openvino"}, "cpu", False, "openvino"),
+        ({"onnxruntime", "openvino"}, "cpu", False, "openvino"),
+        ({"onnxruntime"}, "cpu", False, "onnxruntime"),
         (set(), "cpu", False, "torch"),
         ({"onnxruntime", "openvino"}, "cpu", True, "torch"),
         ({"onnxruntime", "openvino"}, "cuda", False, "torch"),

@@ -36,7 +36,7 @@ _LAZY_EXPORTS = {
     ".cli.results_table": ("format_results_table",),
     ".distributed": ("gather_features",),
     ".image_utils": ("ImageReadError", "load_rgb"),
-    ".model_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
+    ".query_gallery_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (
         "CorruptIndexError", "EmbeddingSettingsMismatchError", "FingerprintMismatchError", "GalleryIndex", "SearchResult",
         "QdrantGalleryIndex", "same_camera_mask", "search_other_cameras",

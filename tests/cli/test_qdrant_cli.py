@@ -51,6 +51,8 @@ def test_qdrant_index_search_remove_and_serve(tiny_model_dir, tmp_path, capsys):
                            capsys=capsys)
     paths = [match["path"] for match in json.loads(hits_json.read_text())["results"][0]["matches"]]
     assert status == 0 and len(paths) == 5 and str(query) not in paths
+    status, out, _ = run_cli("index", "--index_dir", index_dir, "--verify", capsys=capsys)
+    assert status == 0 and "vectors live in Qdrant" in out and "every file" not in out
 
     status, _, err = run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
                              "--index_dir", market_dir, "--backend", "qdrant", capsys=capsys)

@@ -238,3 +238,25 @@ def test_trainer_predict_returns_embeddings_then_logits_without_the_pooler_copy(
     assert result.label_ids.tolist() == dataset.labels
     # The loss is a per-sample mean, so the batch-size weighted mean of the batch losses is the whole set's.
     assert result.metrics["test_loss"] == pytest.approx(float(out.loss), rel=1e-4)
+
+
+def test_large_evaluations_export_the_current_weights_and_match_pytorch(tmp_path, monkeypatch):
+    """From EVAL_EXPORT_MIN_IMAGES images the evaluation runs an ONNX export of today's weights: same metrics."""
+    pytest.importorskip("onnxruntime")
+    from hf_lareid.runtimes import TorchEmbedder, onnx_cache_dir
+    from hf_lareid.training import trainer as trainer_module
+
+    query, gallery = retrieval_split(4, camera=1, seed=1), retrieval_split(4, camera=2, seed=2)
+    trainer = LATransformerTrainer(
+        model=tiny_training_model(), query_dataset=query, gallery_dataset=gallery, args=training_args(tmp_path)
+    )
+    assert trainer._evaluation_runtime(trainer.model) == "torch"  # 8 images: below the threshold
+    eager = trainer.evaluate()
+    monkeypatch.setattr(trainer_module, "EVAL_EXPORT_MIN_IMAGES", len(query) + len(gallery))
+    embedder = trainer._evaluation_runtime(trainer.model)
+    assert not isinstance(embedder, TorchEmbedder) and embedder.name in ("onnxruntime", "openvino")
+    cached = set(onnx_cache_dir().glob("*")) if onnx_cache_dir().is_dir() else set()
+    exported = trainer.evaluate()
+    assert (set(onnx_cache_dir().glob("*")) if onnx_cache_dir().is_dir() else set()) == cached  # nothing cached
+    for name in ("eval_rank1", "eval_rank5", "eval_mAP", "eval_mINP"):
+        assert exported[name] == pytest.approx(eager[name], abs=1e-6), name

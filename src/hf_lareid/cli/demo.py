@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
     from ..evaluation import ThresholdCalibration
     from ..features import FeatureSet
-    from ..model_evaluation import ModelEvaluation
     from ..modeling_lareid import LATransformerForReID
+    from ..query_gallery_evaluation import ModelEvaluation
     from ..retrieval import GalleryIndex
     from ..training import LATransformerTrainer
     from ..training.run import ModelBuilder
@@ -259,7 +259,7 @@ def evaluate_stage(
     model: LATransformerForReID, evaluation: datasets.DatasetDict, image_processor: Any
 ) -> ModelEvaluation:
     """Rank-k, mAP and mINP of `model` on population 3 (Market-1501 protocol), with progress bars."""
-    from ..model_evaluation import evaluate_model
+    from ..query_gallery_evaluation import evaluate_model
 
     return evaluate_model(
         model, evaluation["query"], evaluation["gallery"], image_processor=image_processor, batch_size=128
@@ -276,7 +276,7 @@ def calibrate_and_save(
     import datasets
 
     from ..data import load_reid_dataset
-    from ..model_evaluation import calibrate_model
+    from ..query_gallery_evaluation import calibrate_model
 
     with quiet_dataset_builds():
         held_out = load_reid_dataset("market1501", data_dir=populations.pretraining, splits=["query", "gallery"])

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_reid_dataset
     from ..distributed import init_from_launcher, is_main_process, launcher_device, main_process_first
     from .results_table import format_results_table
-    from ..model_evaluation import evaluate_model
+    from ..query_gallery_evaluation import evaluate_model
     from ..runtimes import make_embedder
 
     if len(args.dataset) != len(args.data_dir):

@@ -98,7 +98,11 @@ def _edit_index(args: argparse.Namespace, criteria: dict) -> int:
 
     index = GalleryIndex.load(args.index_dir, verify=args.verify)
     if args.verify:
-        print(f"{args.index_dir}: every file matches its SHA-256 ({len(index)} images)")
+        if index.backend == "qdrant":  # only the config is a file of ours
+            print(f"{args.index_dir}: its config matches its SHA-256; the {len(index)} vectors live in Qdrant, "
+                  "which keeps its own checksums")
+        else:
+            print(f"{args.index_dir}: every file matches its SHA-256 ({len(index)} images)")
     if not args.remove:
         return 0
     removed = index.remove(**criteria)
@@ -172,7 +176,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
 def _index_calibration(args: argparse.Namespace, model, data, image_processor):
     """The calibration to store: `--calibrate_on SPLIT` computes one; else the model config's, unless `--threshold`."""
     from ..evaluation import ThresholdCalibration
-    from ..model_evaluation import calibrate_model
+    from ..query_gallery_evaluation import calibrate_model
 
     if args.calibrate_on is None:
         recorded = model.config.verification_calibration

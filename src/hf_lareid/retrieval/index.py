@@ -152,6 +152,8 @@ class GalleryIndex:
         ```
     """
 
+    backend = "faiss"  # what the saved config records as "backend"; the Qdrant subclass says "qdrant"
+
     def __init__(
         self,
         dim: int,
@@ -692,7 +694,7 @@ class GalleryIndex:
                 f"These embeddings are made with other settings than the gallery index's ({difference}): embed them "
                 "the way the index was built (the same --flip and image processor) or build a new index."
             )
-        difference = _settings_difference(self.runtime_settings, runtime_settings)
+        difference = _settings_difference(self.runtime_settings, runtime_settings, common_keys_only=True)
         if difference:
             logger.warning(
                 "The query embeddings come from another runtime than the gallery's (%s): similarities may differ "
@@ -1115,12 +1117,16 @@ def _json_round_trip(value: Optional[dict]) -> Optional[dict]:
     return None if value is None else json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
-def _settings_difference(recorded: Optional[dict], given: Optional[dict]) -> str:
-    """`"flip: True (index) vs False (query), ..."`, or `""` when equal or either side is not recorded."""
+def _settings_difference(recorded: Optional[dict], given: Optional[dict], common_keys_only: bool = False) -> str:
+    """
+    `"flip: True (index) vs False (query), ..."`, or `""` when equal or either side is not recorded.
+
+    `common_keys_only` compares only the keys both sides record (an index older than a setting, e.g. `runtime`).
+    """
     if recorded is None or given is None:
         return ""
     given = _json_round_trip(given)
-    keys = sorted(set(recorded) | set(given))
+    keys = sorted(set(recorded) & set(given) if common_keys_only else set(recorded) | set(given))
     return ", ".join(
         f"{key}: {recorded.get(key)!r} (index) vs {given.get(key)!r} (query)"
         for key in keys if recorded.get(key) != given.get(key)

@@ -77,6 +77,7 @@ class QdrantGalleryIndex(GalleryIndex):
         ```
     """
 
+    backend = "qdrant"
     filters_in_database = True  # `search_other_cameras` hands the same-camera rule to `search` as a Qdrant filter
 
     def __init__(

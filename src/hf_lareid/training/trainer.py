@@ -16,9 +16,10 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..data import PKSampler
 from ..file_checks import check_trainer_checkpoint
-from ..model_evaluation import evaluate_model
 from ..modelcard import write_model_card
 from ..modeling_lareid import backbone_layers
+from ..query_gallery_evaluation import evaluate_model
+from ..runtimes import make_embedder
 from .arguments import resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .losses import batch_hard_triplet_loss, part_cross_entropy
@@ -27,6 +28,10 @@ from .transform_epoch import TransformEpochCallback, epoch_transform_of
 logger = logging.getLogger(__name__)
 
 RETRIEVAL_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+# From this many query + gallery images the Trainer's evaluation exports its current weights for the fastest ONNX
+# runtime: `python benchmarks/bench_runtimes.py --fresh_weights` put the break-even (export included) at 143-465
+# images for `tiny` at patch 8 and 16 (2 AVX2 cores, loaded); below it eager PyTorch is as fast.
+EVAL_EXPORT_MIN_IMAGES = 500
 
 
 def collate_reid_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -278,12 +283,13 @@ class LATransformerTrainer(Trainer):
             return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
         self._memory_tracker.start()
         start_time = time.time()
+        model = self.accelerator.unwrap_model(self.model)
         result = evaluate_model(
-            self.accelerator.unwrap_model(self.model), self.query_dataset, self.gallery_dataset,
+            model, self.query_dataset, self.gallery_dataset,
             image_processor=self.processing_class, batch_size=self.args.per_device_eval_batch_size,
             flip=getattr(self.args, "eval_flip", False), bf16=bool(self.args.bf16), progress=not self.args.disable_tqdm,
             shard="auto" if self.args.world_size > 1 else None,  # DDP: each rank embeds its shard, rank 0 gathers
-            runtime="torch",  # the weights change every evaluation: an ONNX export per evaluation would cost more
+            runtime=self._evaluation_runtime(model),
         )
         results, num_samples = result.metrics, len(self.query_dataset) + len(self.gallery_dataset)
         metrics = {f"{metric_key_prefix}_{name}": float(results[name]) for name in RETRIEVAL_METRICS}
@@ -292,6 +298,16 @@ class LATransformerTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         self._memory_tracker.stop_and_update_metrics(metrics)
         return metrics
+
+    def _evaluation_runtime(self, model: torch.nn.Module) -> Any:
+        """
+        PyTorch below `EVAL_EXPORT_MIN_IMAGES` query + gallery images; from there `runtime="auto"` on an export of
+        the current weights made for this evaluation only (`make_embedder(cache=False)`: the weights change every
+        evaluation, so nothing goes to the ONNX cache).
+        """
+        if len(self.query_dataset) + len(self.gallery_dataset) < EVAL_EXPORT_MIN_IMAGES:
+            return "torch"
+        return make_embedder(model, "auto", bf16=bool(self.args.bf16), cache=False)
 
     # ----------------------------------------------------------------- model card
     def latest_eval_metrics(self) -> dict[str, float]:
