@@ -17,6 +17,7 @@ from hf_lareid.data import generate_synthetic_reid, load_reid_dataset
 from hf_lareid.extras import MissingExtraError
 from hf_lareid.features import extract_features
 from hf_lareid.retrieval import GalleryIndex
+from hf_lareid import runtimes
 from hf_lareid.runtimes import AUTO_PREFERENCE, choose_runtime, make_embedder, onnx_cache_dir, onnx_cache_key
 
 from cli_helpers import run_cli
@@ -142,10 +143,26 @@ def test_the_export_is_cached_once_checked_and_redone_when_damaged(model, monkey
         byte = stream.read(1)
         stream.seek(-1, os.SEEK_CUR)
         stream.write(bytes([byte[0] ^ 0xFF]))
+    runtimes._LOADED.clear()  # a new process: the loaded graphs are gone, the cache folder stays
     with caplog.at_level(logging.WARNING, logger="hf_lareid.runtimes"):
         again = make_embedder(model, "onnxruntime").embed(pixels)
     assert len(exports) == 2 and "does not match its recorded SHA-256" in caplog.text
     assert torch.allclose(again, first, atol=1e-6)
+
+
+def test_a_loaded_graph_is_reused_until_the_weights_change(model, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_LAREID_CACHE", str(tmp_path / "cache"))
+    copy = LATransformerForReID(tiny_config()).eval()
+    copy.load_state_dict(model.state_dict())
+    embedder = make_embedder(copy, "onnxruntime")
+    assert make_embedder(copy, "onnxruntime") is embedder  # no hashing, checking or compiling again
+    assert make_embedder(copy, "openvino") is not embedder
+    with torch.no_grad():
+        copy.vit.layernorm.bias.add_(0.5)  # in place, as an optimizer step
+    changed = make_embedder(copy, "onnxruntime")
+    pixels = torch.randn(2, 3, 64, 32)
+    assert changed is not embedder
+    assert torch.allclose(changed.embed(pixels), copy.embed(pixels), atol=ATOL)
 
 
 def test_models_with_other_weights_get_other_cache_folders(model):

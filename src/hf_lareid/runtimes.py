@@ -17,10 +17,12 @@ damaged file is re-exported with a warning). The cache is never inside a model f
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import logging
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import Literal, Union
 
@@ -261,7 +263,29 @@ def make_embedder(
     embedder_class = OnnxRuntimeEmbedder if name == "onnxruntime" else OpenVINOEmbedder
     if not cache:
         return _exported_once(model, embedder_class, threads=torch.get_num_threads())
-    return embedder_class(cached_onnx(model), threads=torch.get_num_threads())
+    return _loaded_embedder(model, name, embedder_class)
+
+
+# The ONNX embedders this process has loaded, per model: ((cache dir, weights token), {runtime name: embedder}). Building one
+# hashes the weights for the cache key, checks the file's SHA-256 and compiles the graph (about a second), which
+# repeated `extract_features` calls or a web app's requests must not pay each time.
+_LOADED: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, dict[str, Embedder]]]" = weakref.WeakKeyDictionary()
+
+
+def _weights_token(model: torch.nn.Module) -> tuple:
+    """Changes whenever a weight is replaced or modified in place (tensor storage and version counter)."""
+    return tuple((tensor.data_ptr(), tensor._version) for tensor in itertools.chain(model.parameters(), model.buffers()))
+
+
+def _loaded_embedder(model: torch.nn.Module, name: str, embedder_class: type[Embedder]) -> Embedder:
+    token = (str(onnx_cache_dir()), _weights_token(model))
+    recorded_token, embedders = _LOADED.get(model, (None, {}))
+    if recorded_token != token:
+        embedders = {}
+    if name not in embedders:
+        embedders[name] = embedder_class(cached_onnx(model), threads=torch.get_num_threads())
+    _LOADED[model] = (token, embedders)
+    return embedders[name]
 
 
 __all__ = [

@@ -11,18 +11,8 @@ import pytest
 from hf_lareid.cli.main import main
 from hf_lareid.retrieval import CorruptIndexError, GalleryIndex
 from hf_lareid.retrieval.index import parse_older_than
+from fake_clock import START, FakeClock
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-class FakeClock:
-    """An injected UTC clock that tests move forward by hand (no sleeping)."""
-
-    def __init__(self, now=START):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 def clustered(num, dim=32, clusters=40, noise=0.35, seed=0):

@@ -3,7 +3,7 @@ as a database filter, removal by every selector (also after save/load), an injec
 
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -13,17 +13,9 @@ pytest.importorskip("qdrant_client")
 from hf_lareid.extras import MissingExtraError
 from hf_lareid.retrieval import GalleryIndex, search_other_cameras
 from hf_lareid.retrieval.qdrant_store import QdrantGalleryIndex
+from fake_clock import START, FakeClock
 
 NUM, DIM = 300, 16
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self, now=START):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 def unit(num, seed):
@@ -83,7 +75,7 @@ def test_same_camera_exclusion_equals_faiss(tmp_path):
 
 
 def test_every_selector_removes_and_the_removed_are_never_returned_also_after_load(tmp_path):
-    clock = Clock()
+    clock = FakeClock()
     vectors = unit(NUM, 0)
     index = QdrantGalleryIndex(DIM, path=tmp_path / "store", clock=clock)
     index.add(vectors[:150], **{name: values[:150] for name, values in metadata(NUM).items()})
@@ -113,7 +105,7 @@ def test_every_selector_removes_and_the_removed_are_never_returned_also_after_lo
 
 
 def test_search_filters_by_time_in_the_database(tmp_path):
-    clock = Clock()
+    clock = FakeClock()
     vectors = unit(40, 0)
     index = QdrantGalleryIndex(DIM, path=tmp_path / "store", clock=clock)
     index.add(vectors[:20], paths=[f"old_{i}" for i in range(20)])
