@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import datasets
+from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
 from hf_lareid.data import generate_synthetic_reid, load_reid_dataset
-from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
 
 def main() -> None:
@@ -38,9 +38,12 @@ def main() -> None:
         data_dir, cache_dir = Path(tmp) / "market_layout", Path(tmp) / "cache"
         start = time.perf_counter()
         generate_synthetic_reid(
-            data_dir, num_ids=num_ids, num_cameras=num_cameras, images_per_camera=images_per_camera,
+            data_dir,
+            num_ids=num_ids,
+            num_cameras=num_cameras,
+            images_per_camera=images_per_camera,
             num_distractors=num_distractors,
-        )  # fmt: skip
+        )
         generate_s = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -56,8 +59,10 @@ def main() -> None:
         cached_s = statistics.median(cached)
 
     print_cpu_info()
-    print(f"datasets {datasets.__version__}; {rows} images ({num_ids} ids x {num_cameras} cameras x "
-          f"{images_per_camera} + {num_distractors} distractors), 128x64 JPEG")  # fmt: skip
+    print(
+        f"datasets {datasets.__version__}; {rows} images ({num_ids} ids x {num_cameras} cameras x "
+        f"{images_per_camera} + {num_distractors} distractors), 128x64 JPEG"
+    )
     print()
     print("| step | time (s) | note |")
     print("|---|---:|---|")

@@ -103,8 +103,11 @@ def compare_types(args, kind: str) -> list[dict]:
         for number, (index_type, build_kwargs, search_kwargs) in enumerate(CONFIGS):
             if index_type not in ("flat", *args.types) or (index_type == "hnsw" and args.num_vectors > 300_000):
                 continue  # flat is the baseline, always built; the hnsw build alone takes minutes on 2 cores
-            print(f"building {index_type} {build_kwargs or ''} on {args.num_vectors:,} vectors...", file=sys.stderr,
-                  flush=True)
+            print(
+                f"building {index_type} {build_kwargs or ''} on {args.num_vectors:,} vectors...",
+                file=sys.stderr,
+                flush=True,
+            )
             index = GalleryIndex(DIM, index_type, **({"nlist": nlist} if index_type != "flat" else {}), **build_kwargs)
             start = time.perf_counter()
             if index.needs_training:
@@ -124,29 +127,48 @@ def compare_types(args, kind: str) -> list[dict]:
         index, (disk, mmap_ram) = row["index"], row["sizes"]
         qps = statistics.median(row["qps"])
         recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(row["hits"], flat["hits"])]))
-        shown = {key: index.settings[key] for key in ("nlist", "nprobe", "pq_m", "refine", "refine_k_factor",
-                                                      "hnsw_m", "ef_search") if _shown(index.index_type, key)}
+        shown = {
+            key: index.settings[key]
+            for key in ("nlist", "nprobe", "pq_m", "refine", "refine_k_factor", "hnsw_m", "ef_search")
+            if _shown(index.index_type, key)
+        }
         name = f"{index.index_type} ({', '.join(f'{k}={v}' for k, v in shown.items()) or 'exact'})"
-        print(f"| {kind} | {name} | {row['build']:.1f} | {recall:.3f} | {qps:,.0f} | {qps / flat_qps:.1f}x | "
-              f"{disk:,.0f} ({disk / flat_bytes:.2f}) | {mmap_ram:,.0f} ({mmap_ram / flat_bytes:.2f}) | {disk:,.0f} |",
-              flush=True)
+        print(
+            f"| {kind} | {name} | {row['build']:.1f} | {recall:.3f} | {qps:,.0f} | {qps / flat_qps:.1f}x | "
+            f"{disk:,.0f} ({disk / flat_bytes:.2f}) | {mmap_ram:,.0f} ({mmap_ram / flat_bytes:.2f}) | {disk:,.0f} |",
+            flush=True,
+        )
         fits = disk <= flat_bytes / 3 or mmap_ram <= flat_bytes / 8
-        results.append({
-            "name": name, "index_type": index.index_type, "recall": recall, "qps": qps, "speedup": qps / flat_qps,
-            "ram_bytes": disk, "mmap_ram_bytes": mmap_ram, "disk_bytes": disk,
-            "passed": index.index_type != "flat" and recall >= 0.95 and qps >= 10 * flat_qps and fits,
-        })
+        results.append(
+            {
+                "name": name,
+                "index_type": index.index_type,
+                "recall": recall,
+                "qps": qps,
+                "speedup": qps / flat_qps,
+                "ram_bytes": disk,
+                "mmap_ram_bytes": mmap_ram,
+                "disk_bytes": disk,
+                "passed": index.index_type != "flat" and recall >= 0.95 and qps >= 10 * flat_qps and fits,
+            }
+        )
     passed = [result["name"] for result in results if result["passed"]]
     if kind == "clustered":
-        print(f"\nGoal (clustered, {args.num_vectors:,} x {DIM}: recall@10 >= 0.95 at >= 10x flat queries/s, RAM <= 1/3 "
-              f"of flat or <= 1/8 with mmap): {'PASS by ' + '; '.join(passed) if passed else 'FAIL'}\n", flush=True)
+        print(
+            f"\nGoal (clustered, {args.num_vectors:,} x {DIM}: recall@10 >= 0.95 at >= 10x flat queries/s, RAM <= 1/3 "
+            f"of flat or <= 1/8 with mmap): {'PASS by ' + '; '.join(passed) if passed else 'FAIL'}\n",
+            flush=True,
+        )
     return results
 
 
 def _shown(index_type: str, key: str) -> bool:
     if index_type in ("ivf", "ivfpq", "ivfpq_refine"):
-        return key in ("nlist", "nprobe") or (key == "pq_m" and index_type == "ivfpq") or (
-            key in ("refine", "refine_k_factor") and index_type == "ivfpq_refine")
+        return (
+            key in ("nlist", "nprobe")
+            or (key == "pq_m" and index_type == "ivfpq")
+            or (key in ("refine", "refine_k_factor") and index_type == "ivfpq_refine")
+        )
     return index_type == "hnsw" and key in ("hnsw_m", "ef_search")
 
 
@@ -169,14 +191,20 @@ def measure_mmap(args) -> None:
             results = {}
             for mmap in (False, True):
                 output = subprocess.run(
-                    [sys.executable, __file__, "--_load_and_search", str(folder / index_type)] + (["--_mmap"] if mmap else []),
-                    check=True, capture_output=True, text=True,
+                    [sys.executable, __file__, "--_load_and_search", str(folder / index_type)]
+                    + (["--_mmap"] if mmap else []),
+                    check=True,
+                    capture_output=True,
+                    text=True,
                 ).stdout
                 results[mmap] = json.loads(output.strip().splitlines()[-1])
             for mmap, result in results.items():
-                print(f"| {index_type} | {args.mmap_vectors:,} | {size_mb:,.0f} | {'mmap' if mmap else 'in memory'} | "
-                      f"{result['load_s']:.1f} | {result['rss_anon_mb']:+,.0f} | {result['qps']:,.0f} | "
-                      f"{result['qps'] / results[False]['qps']:.2f}x |", flush=True)
+                print(
+                    f"| {index_type} | {args.mmap_vectors:,} | {size_mb:,.0f} | {'mmap' if mmap else 'in memory'} | "
+                    f"{result['load_s']:.1f} | {result['rss_anon_mb']:+,.0f} | {result['qps']:,.0f} | "
+                    f"{result['qps'] / results[False]['qps']:.2f}x |",
+                    flush=True,
+                )
             shutil.rmtree(folder / index_type)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -210,11 +238,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed searches per index, interleaved (median shown)")
     parser.add_argument("--uniform", action="store_true", help="also run every type on a uniform gallery")
     parser.add_argument("--pq_training_size", type=int, default=10_000, help="ivfpq trains slowly: a smaller sample")
-    parser.add_argument("--mmap_vectors", "--mmap-vectors", type=int, default=1_000_000,
-                        help="gallery size of the mmap measurement (0 skips it)")
+    parser.add_argument(
+        "--mmap_vectors",
+        "--mmap-vectors",
+        type=int,
+        default=1_000_000,
+        help="gallery size of the mmap measurement (0 skips it)",
+    )
     parser.add_argument("--mmap_queries", type=int, default=200, help="queries of the mmap measurement")
-    parser.add_argument("--types", nargs="+", default=list(INDEX_TYPES), choices=INDEX_TYPES,
-                        help="index types of the table (flat, the baseline, always runs)")
+    parser.add_argument(
+        "--types",
+        nargs="+",
+        default=list(INDEX_TYPES),
+        choices=INDEX_TYPES,
+        help="index types of the table (flat, the baseline, always runs)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="FAISS threads (default: the usable cores)")
     parser.add_argument("--_load_and_search", help=argparse.SUPPRESS)
     parser.add_argument("--_mmap", action="store_true", help=argparse.SUPPRESS)
@@ -225,13 +263,17 @@ def main() -> None:
         load_and_search(args._load_and_search, args._mmap)
         return
     print_cpu_info()
-    print("| data | index | build (s) | recall@10 | queries/s | vs flat | RAM bytes/vector (vs flat) | RAM, mmap | disk |")
+    print(
+        "| data | index | build (s) | recall@10 | queries/s | vs flat | RAM bytes/vector (vs flat) | RAM, mmap | disk |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     compare_types(args, "clustered")
     if args.uniform:
         compare_types(args, "uniform")
     if args.mmap_vectors:
-        print("\n| index | vectors | index.faiss (MB) | load | load (s) | RssAnon added (MB) | queries/s | vs in memory |")
+        print(
+            "\n| index | vectors | index.faiss (MB) | load | load (s) | RssAnon added (MB) | queries/s | vs in memory |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         measure_mmap(args)
         print_cpu_info()

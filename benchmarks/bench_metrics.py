@@ -13,8 +13,8 @@ import argparse
 import time
 
 import numpy as np
-
 from _common import print_cpu_info
+
 from hf_lareid.evaluation import evaluate_reid
 
 
@@ -44,7 +44,9 @@ def loop_reference(distances, query_ids, gallery_ids, query_cams, gallery_cams):
     aps, inps, rank1 = [], [], []
     for i in range(len(distances)):
         order = np.argsort(distances[i], kind="stable")
-        keep = (gallery_ids[order] != -1) & ~((gallery_ids[order] == query_ids[i]) & (gallery_cams[order] == query_cams[i]))
+        keep = (gallery_ids[order] != -1) & ~(
+            (gallery_ids[order] == query_ids[i]) & (gallery_cams[order] == query_cams[i])
+        )
         matches = gallery_ids[order][keep] == query_ids[i]
         if not matches.any():
             continue
@@ -57,9 +59,13 @@ def loop_reference(distances, query_ids, gallery_ids, query_cams, gallery_cams):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--loop-queries", type=int, default=None,
-                        help="time the per-query loop on the first N queries only and extrapolate to all of them "
-                             "(labelled 'extrapolated' in the table); default: all queries, measured")
+    parser.add_argument(
+        "--loop-queries",
+        type=int,
+        default=None,
+        help="time the per-query loop on the first N queries only and extrapolate to all of them "
+        "(labelled 'extrapolated' in the table); default: all queries, measured",
+    )
     parser.add_argument("--dims", type=int, nargs="+", default=[256, 10752])
     parser.add_argument("--num-query", type=int, default=3368, help="smaller for a smoke run")
     parser.add_argument("--num-gallery", type=int, default=19732, help="smaller for a smoke run")
@@ -67,8 +73,10 @@ def main() -> None:
     if args.loop_queries is not None and args.loop_queries <= 0:
         parser.error("--loop-queries must be positive")
     print_cpu_info()
-    print("| dim | evaluate_reid (s) | per-query baseline: matrix + loop (s) | speed-up | rank-1 | mAP | mINP "
-          "| same numbers |")
+    print(
+        "| dim | evaluate_reid (s) | per-query baseline: matrix + loop (s) | speed-up | rank-1 | mAP | mINP "
+        "| same numbers |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for dim in args.dims:
         query, gallery, query_ids, gallery_ids, query_cams, gallery_cams = market_like(
@@ -85,23 +93,34 @@ def main() -> None:
         matrix_time = time.perf_counter() - start
         num_loop = num_query if args.loop_queries is None else min(args.loop_queries, num_query)
         start = time.perf_counter()
-        reference = loop_reference(distances[:num_loop], query_ids[:num_loop], gallery_ids, query_cams[:num_loop],
-                                   gallery_cams)
+        reference = loop_reference(
+            distances[:num_loop], query_ids[:num_loop], gallery_ids, query_cams[:num_loop], gallery_cams
+        )
         loop_time = time.perf_counter() - start
         del distances
         if num_loop < num_query:
             loop_time *= num_query / num_loop
             baseline_label = f"(loop extrapolated from {num_loop} of {num_query} queries)"
-            check = evaluate_reid(query[:num_loop], gallery, query_ids[:num_loop], gallery_ids,
-                                  query_cams[:num_loop], gallery_cams, show_progress=False)
+            check = evaluate_reid(
+                query[:num_loop],
+                gallery,
+                query_ids[:num_loop],
+                gallery_ids,
+                query_cams[:num_loop],
+                gallery_cams,
+                show_progress=False,
+            )
         else:
             baseline_label = f"(measured on all {num_query} queries)"
             check = result
         baseline = matrix_time + loop_time
         same = np.allclose([check["mAP"], check["mINP"], check["rank1"]], reference, atol=1e-9)
-        print(f"| {dim} | {fast:.2f} | {baseline:.2f} {baseline_label} | "
-              f"{baseline / fast:.1f}x | {100 * result['rank1']:.1f} | {100 * result['mAP']:.1f} | "
-              f"{100 * result['mINP']:.1f} | {same} |", flush=True)
+        print(
+            f"| {dim} | {fast:.2f} | {baseline:.2f} {baseline_label} | "
+            f"{baseline / fast:.1f}x | {100 * result['rank1']:.1f} | {100 * result['mAP']:.1f} | "
+            f"{100 * result['mINP']:.1f} | {same} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

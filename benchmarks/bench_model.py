@@ -21,8 +21,8 @@ import contextlib
 import statistics
 
 import torch
-
 from _common import median_and_spread, print_cpu_info, time_throughput
+
 from hf_lareid import LATransformerForReID
 from hf_lareid.hub_configs import list_setups, load_setup
 from hf_lareid.modeling_lareid import embed_parts
@@ -31,7 +31,9 @@ OVERHEAD_GOAL = 0.03
 BACKBONE, EMBED, HEAD = "ViTModel forward", "LATransformer embed", "head only (cached)"
 
 
-def measure(model: LATransformerForReID, pixel_values: torch.Tensor, repeats: int, bf16: bool) -> dict[str, list[float]]:
+def measure(
+    model: LATransformerForReID, pixel_values: torch.Tensor, repeats: int, bf16: bool
+) -> dict[str, list[float]]:
     """img/s of `model.vit`, `model.embed` and the head alone, interleaved repeat by repeat so drift hits all alike."""
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
@@ -52,13 +54,17 @@ def measure(model: LATransformerForReID, pixel_values: torch.Tensor, repeats: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--setup", default="tiny", choices=list_setups(),
+        "--setup",
+        default="tiny",
+        choices=list_setups(),
         help="model config from hf_lareid.hub_configs (default: tiny, the benchmarks' setup; baseline is ViT-B/16 224)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     bf16_group = parser.add_mutually_exclusive_group()
-    bf16_group.add_argument("--force-bf16", action="store_true", help="measure bf16 autocast even where the CPU lacks AVX-512 bf16")
+    bf16_group.add_argument(
+        "--force-bf16", action="store_true", help="measure bf16 autocast even where the CPU lacks AVX-512 bf16"
+    )
     bf16_group.add_argument("--no-bf16", action="store_true", help="measure fp32 only")
     args = parser.parse_args()
 
@@ -78,7 +84,9 @@ def main() -> None:
     if not args.no_bf16 and (info["torch_avx512_bf16"] or args.force_bf16):
         precisions.append("bf16 autocast")
     elif not args.no_bf16:
-        print("bf16 skipped: no AVX-512 bf16 on this CPU, where bf16 autocast is slower than fp32 (--force-bf16 to measure)\n")
+        print(
+            "bf16 skipped: no AVX-512 bf16 on this CPU, where bf16 autocast is slower than fp32 (--force-bf16 to measure)\n"
+        )
 
     header = f"| {'precision':<13} | {'model':<20} | {'img/s (median +- half-range)':>28} | {'vs ViTModel':>11} |"
     print(header)
@@ -89,7 +97,9 @@ def main() -> None:
         baseline, _ = median_and_spread(rates[BACKBONE])
         for name in (BACKBONE, EMBED, HEAD):
             median, spread = median_and_spread(rates[name])
-            print(f"| {precision:<13} | {name:<20} | {f'{median:.2f} +- {spread:.2f}':>28} | {median / baseline:>10.3f}x |")
+            print(
+                f"| {precision:<13} | {name:<20} | {f'{median:.2f} +- {spread:.2f}':>28} | {median / baseline:>10.3f}x |"
+            )
         # The goal's measure: the embed throughput against the ViTModel's, paired repeat by repeat.
         paired, paired_spread = median_and_spread([1 - e / b for e, b in zip(rates[EMBED], rates[BACKBONE])])
         head_share = baseline / statistics.median(rates[HEAD])

@@ -32,16 +32,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 from PIL import Image
 from transformers import TrainerCallback
 
 from hf_lareid.data import load_reid_dataset
-from hf_lareid.image_utils import load_rgb
 from hf_lareid.features import FeatureSet
+from hf_lareid.image_utils import load_rgb
 from hf_lareid.query_gallery_evaluation import evaluate_feature_sets, evaluate_model
 from hf_lareid.training.arguments import parse_arguments
 from hf_lareid.training.run import prepare_trainer
-from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
 EMBEDDINGS = ("gelt", "local", "bottleneck")
 STRIPES = 6
@@ -154,18 +154,35 @@ def evaluate_model_on(model: Any, sets: dict[str, tuple[Any, Any]], image_proces
     previous, model.config.embedding = model.config.embedding, embedding
     try:
         return {
-            name: evaluate_model(model.eval(), query, gallery, image_processor=image_processor, batch_size=128,
-                                 progress=False).metrics
+            name: evaluate_model(
+                model.eval(), query, gallery, image_processor=image_processor, batch_size=128, progress=False
+            ).metrics
             for name, (query, gallery) in sets.items()
-        }  # fmt: skip
+        }
     finally:
         model.config.embedding = previous
 
 
 # ------------------------------------------------------------------------------------------------------- main
 def training_flags(args: argparse.Namespace, output_dir: str) -> list[str]:
-    flags = ["--setup", args.setup, "--backbone", "random", "--output_dir", output_dir, "--seed", str(args.seed),
-             "--save_strategy", "no", "--disable_tqdm", "True", "--report_to", "none", "--logging_steps", "50"]  # fmt: skip
+    flags = [
+        "--setup",
+        args.setup,
+        "--backbone",
+        "random",
+        "--output_dir",
+        output_dir,
+        "--seed",
+        str(args.seed),
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "True",
+        "--report_to",
+        "none",
+        "--logging_steps",
+        "50",
+    ]
     if args.data_dir:
         flags += ["--dataset", args.dataset, "--data_dir", args.data_dir]
     return flags + list(args.extra)
@@ -201,30 +218,44 @@ def main(argv: Sequence[str] | None = None) -> None:
             sets["set 2"] = load_eval_set(args.eval_dataset, args.eval_dir)
         sizes = {name: f"{len(q)} queries / {len(g)} gallery" for name, (q, g) in sets.items()}
 
-        rows = [{"name": "stripe HSV colour histogram (no learning)",
-                 "sets": {name: evaluate_histogram(pair) for name, pair in sets.items()}}]  # fmt: skip
-        rows.append({"name": "untrained model", "sets": evaluate_model_on(model, sets, image_processor, model.config.embedding)})
+        rows = [
+            {
+                "name": "stripe HSV colour histogram (no learning)",
+                "sets": {name: evaluate_histogram(pair) for name, pair in sets.items()},
+            }
+        ]
+        rows.append(
+            {"name": "untrained model", "sets": evaluate_model_on(model, sets, image_processor, model.config.embedding)}
+        )
         sizing = fit_to_budget(trainer, args.minutes)
         start = time.perf_counter()
         trainer.train()
         train_seconds = time.perf_counter() - start
         embeddings = EMBEDDINGS if args.all_embeddings else (model.config.embedding,)
         for embedding in embeddings:
-            rows.append({"name": f"trained model, {embedding} embedding",
-                         "sets": evaluate_model_on(model, sets, image_processor, embedding)})  # fmt: skip
+            rows.append(
+                {
+                    "name": f"trained model, {embedding} embedding",
+                    "sets": evaluate_model_on(model, sets, image_processor, embedding),
+                }
+            )
 
     steps = trainer.state.global_step
     epochs = steps / sizing["steps_per_epoch"]
-    print(f"\n## Setup `{args.setup}` from scratch on {args.data_dir or 'the generated set'}"
-          f"{f' ({args.dataset})' if args.data_dir else ''}, budget {args.minutes:g} min\n")  # fmt: skip
+    print(
+        f"\n## Setup `{args.setup}` from scratch on {args.data_dir or 'the generated set'}"
+        f"{f' ({args.dataset})' if args.data_dir else ''}, budget {args.minutes:g} min\n"
+    )
     print(format_table(rows, list(sets)))
     print()
     for name, size in sizes.items():
         source = args.eval_dir if name == "set 2" else "the training data set's query/gallery"
         print(f"- {name}: {source}, {size}")
-    print(f"- training: {train_seconds / 60:.1f} min, {steps} steps of batch {trainer.args.per_device_train_batch_size} "
-          f"({epochs:.1f} epochs; the setup asks {sizing['setup_steps']} steps, measured "
-          f"{sizing['seconds_per_step']:.2f} s/step before training){' - stopped at the budget' if budget.stopped_early else ''}")  # fmt: skip
+    print(
+        f"- training: {train_seconds / 60:.1f} min, {steps} steps of batch {trainer.args.per_device_train_batch_size} "
+        f"({epochs:.1f} epochs; the setup asks {sizing['setup_steps']} steps, measured "
+        f"{sizing['seconds_per_step']:.2f} s/step before training){' - stopped at the budget' if budget.stopped_early else ''}"
+    )
     print(f"- CPU: {info['model']}, {info['cores']} cores, load average {info['load_average']} at the start")
 
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import print_cpu_info
 
 SIZES = [(200, 1000), (500, 2500), (1000, 5000), (3368, 19732)]
@@ -67,7 +66,9 @@ def main() -> None:
         worker(args.worker[0], int(args.worker[1]), int(args.worker[2]), args.worker[3])
         return
     print_cpu_info()
-    print("| queries x gallery | re_rank (s) | re_rank peak RSS (GB) | dense (s) | dense peak RSS (GB) | max abs diff |")
+    print(
+        "| queries x gallery | re_rank (s) | re_rank peak RSS (GB) | dense (s) | dense peak RSS (GB) | max abs diff |"
+    )
     print("|---|---|---|---|---|---|")
     tmp = Path("/tmp") / f"bench_rerank_{np.random.randint(1 << 30)}"
     for num_query, num_gallery in SIZES:
@@ -79,8 +80,10 @@ def main() -> None:
             row += f" {dense['seconds']:.1f} | {dense['peak_gb']:.2f} | {difference:.1e} |"
         else:
             n = num_query + num_gallery
-            row += f" skipped (> {args.dense_max} images; its N x N float32 matrices alone: " \
-                   f"{5 * 4 * n * n / 2**30:.0f} GB) | - | - |"
+            row += (
+                f" skipped (> {args.dense_max} images; its N x N float32 matrices alone: "
+                f"{5 * 4 * n * n / 2**30:.0f} GB) | - | - |"
+            )
         print(row, flush=True)
     for suffix in ("_sparse.npy", "_dense.npy"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)

@@ -50,7 +50,9 @@ EAGER, ORT, OPENVINO, DEFAULT = "torch eager", "onnxruntime", "openvino", "defau
 def make_images(batch_size: int, image_size: tuple[int, int], seed: int = 0) -> list[Image.Image]:
     """`batch_size` random RGB PIL images, a little larger than the model input (so the processor resizes)."""
     height, width = image_size
-    arrays = np.random.default_rng(seed).integers(0, 256, (batch_size, height + height // 4, width + width // 4, 3), dtype=np.uint8)
+    arrays = np.random.default_rng(seed).integers(
+        0, 256, (batch_size, height + height // 4, width + width // 4, 3), dtype=np.uint8
+    )
     return [Image.fromarray(array) for array in arrays]
 
 
@@ -109,10 +111,16 @@ def matmul_gflops(config: Any, batch_size: int, repeats: int) -> float:
 
 def default_path_label() -> str:
     """What `extract_features` runs without options: `runtime="auto"` where it has that option, else eager torch."""
-    return 'extract_features(runtime="auto")' if "runtime" in inspect.signature(extract_features).parameters else "extract_features (eager)"
+    return (
+        'extract_features(runtime="auto")'
+        if "runtime" in inspect.signature(extract_features).parameters
+        else "extract_features (eager)"
+    )
 
 
-def measure_setup(setup: str, batch_sizes: list[int], repeats: int, threads: int, workdir: Path) -> list[dict[str, Any]]:
+def measure_setup(
+    setup: str, batch_sizes: list[int], repeats: int, threads: int, workdir: Path
+) -> list[dict[str, Any]]:
     """One row per (batch size, runtime): img/s end to end and model alone, ratio, max abs diff, GFLOP/s."""
     torch.manual_seed(0)
     config, image_processor, _ = load_setup(setup)
@@ -132,12 +140,20 @@ def measure_setup(setup: str, batch_sizes: list[int], repeats: int, threads: int
             print(f"{name}: not installed, skipped")
         else:
             runners[name] = runner
-    return [row for batch_size in batch_sizes for row in measure_batch(setup, model, image_processor, runners, batch_size, repeats)]
+    return [
+        row
+        for batch_size in batch_sizes
+        for row in measure_batch(setup, model, image_processor, runners, batch_size, repeats)
+    ]
 
 
 def measure_batch(
-    setup: str, model: LATransformerForReID, image_processor: Any, runners: dict[str, Callable[[np.ndarray], np.ndarray]],
-    batch_size: int, repeats: int,
+    setup: str,
+    model: LATransformerForReID,
+    image_processor: Any,
+    runners: dict[str, Callable[[np.ndarray], np.ndarray]],
+    batch_size: int,
+    repeats: int,
 ) -> list[dict[str, Any]]:
     """The rows of one batch size: every runner, then the default path, interleaved with the preprocessing."""
     config = model.config
@@ -148,13 +164,19 @@ def measure_batch(
         return image_processor(images, return_tensors="np")["pixel_values"].astype(np.float32)
 
     def default_path() -> np.ndarray:
-        return extract_features(model, images, batch_size=batch_size, image_processor=image_processor, progress=False).embeddings
+        return extract_features(
+            model, images, batch_size=batch_size, image_processor=image_processor, progress=False
+        ).embeddings
 
     pixels = preprocess()
     outputs = {name: run(pixels) for name, run in runners.items()}  # warm-up, and the outputs compared
     outputs[DEFAULT] = default_path()
     seconds: dict[str, list[float]] = {name: [] for name in ["preprocess", *runners, DEFAULT]}
-    calls = {**{name: (lambda run=run: run(pixels)) for name, run in runners.items()}, "preprocess": preprocess, DEFAULT: default_path}
+    calls = {
+        **{name: (lambda run=run: run(pixels)) for name, run in runners.items()},
+        "preprocess": preprocess,
+        DEFAULT: default_path,
+    }
     for repeat in range(repeats):
         order = list(seconds) if repeat % 2 == 0 else list(reversed(seconds))
         for name in order:
@@ -169,13 +191,21 @@ def measure_batch(
         model_s = statistics.median(seconds[name])
         end_to_end = model_s if name == DEFAULT else model_s + preprocess_s
         gflops = None if name == DEFAULT else flops_per_image * batch_size / model_s / 1e9
-        rows.append({
-            "setup": setup, "batch": batch_size, "runtime": default_path_label() if name == DEFAULT else name,
-            "key": name, "img_s": batch_size / end_to_end, "model_img_s": None if name == DEFAULT else batch_size / model_s,
-            "vs_eager": batch_size / end_to_end / eager_rate,
-            "max_abs_diff": float(np.abs(outputs[name] - outputs[EAGER]).max()),
-            "gflops": gflops, "matmul_gflops": matmul, "preprocess_img_s": batch_size / preprocess_s,
-        })
+        rows.append(
+            {
+                "setup": setup,
+                "batch": batch_size,
+                "runtime": default_path_label() if name == DEFAULT else name,
+                "key": name,
+                "img_s": batch_size / end_to_end,
+                "model_img_s": None if name == DEFAULT else batch_size / model_s,
+                "vs_eager": batch_size / end_to_end / eager_rate,
+                "max_abs_diff": float(np.abs(outputs[name] - outputs[EAGER]).max()),
+                "gflops": gflops,
+                "matmul_gflops": matmul,
+                "preprocess_img_s": batch_size / preprocess_s,
+            }
+        )
     return rows
 
 
@@ -209,7 +239,9 @@ def judge(rows: list[dict[str, Any]]) -> list[str]:
     return verdicts
 
 
-def measure_fresh_weights(setup: str, patch_size: int | None, num_images: int, batch_size: int = 128) -> list[dict[str, Any]]:
+def measure_fresh_weights(
+    setup: str, patch_size: int | None, num_images: int, batch_size: int = 128
+) -> list[dict[str, Any]]:
     """
     The Trainer's case: embed `num_images` with weights never seen before. Eager torch against an export of the
     current weights (`make_embedder(..., cache=False)`: TorchScript exporter, temporary file) plus the ONNX runtime,
@@ -234,7 +266,16 @@ def measure_fresh_weights(setup: str, patch_size: int | None, num_images: int, b
     embed_all(eager)
     eager_s = time.perf_counter() - start
     label = setup if patch_size is None else f"{setup}, patch {patch_size}"
-    rows = [{"geometry": label, "images": num_images, "runtime": EAGER, "export_s": 0.0, "total_s": eager_s, "break_even": None}]
+    rows = [
+        {
+            "geometry": label,
+            "images": num_images,
+            "runtime": EAGER,
+            "export_s": 0.0,
+            "total_s": eager_s,
+            "break_even": None,
+        }
+    ]
     for runtime in (ORT, OPENVINO):
         if not runtime_available(runtime):
             continue
@@ -244,18 +285,29 @@ def measure_fresh_weights(setup: str, patch_size: int | None, num_images: int, b
         embed_all(embedder)
         total_s = time.perf_counter() - start
         saved_per_image = (eager_s - (total_s - export_s)) / num_images
-        rows.append({
-            "geometry": label, "images": num_images, "runtime": runtime, "export_s": export_s, "total_s": total_s,
-            "break_even": export_s / saved_per_image if saved_per_image > 0 else float("inf"),
-        })
+        rows.append(
+            {
+                "geometry": label,
+                "images": num_images,
+                "runtime": runtime,
+                "export_s": export_s,
+                "total_s": total_s,
+                "break_even": export_s / saved_per_image if saved_per_image > 0 else float("inf"),
+            }
+        )
     return rows
 
 
 def format_fresh_weights(rows: list[dict[str, Any]]) -> str:
     """The markdown table of `measure_fresh_weights` rows, the ratio to eager torch per geometry."""
-    lines = ["| geometry | images | runtime | export + load s | total s | vs eager | pays from (images) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| geometry | images | runtime | export + load s | total s | vs eager | pays from (images) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        eager = next(r for r in rows if (r["geometry"], r["images"], r["runtime"]) == (row["geometry"], row["images"], EAGER))
+        eager = next(
+            r for r in rows if (r["geometry"], r["images"], r["runtime"]) == (row["geometry"], row["images"], EAGER)
+        )
         pays = "-" if row["break_even"] is None else f"{row['break_even']:.0f}"
         lines.append(
             f"| {row['geometry']} | {row['images']} | {row['runtime']} | {row['export_s']:.1f} | {row['total_s']:.1f} | "
@@ -271,7 +323,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny only, batch 1 and 8, 2 repeats")
     parser.add_argument(
-        "--fresh_weights", nargs="*", type=int, default=None, metavar="IMAGES",
+        "--fresh_weights",
+        nargs="*",
+        type=int,
+        default=None,
+        metavar="IMAGES",
         help="only the Trainer's case (new weights every evaluation): export + ONNX runtime vs eager torch for these "
         "numbers of images (default 400 1600), tiny and the demo's tiny at patch 16",
     )
@@ -279,7 +335,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.fresh_weights is not None:
         print_cpu_info()
         rows = [
-            row for patch_size in (None, 16) for images in (args.fresh_weights or [400, 1600])
+            row
+            for patch_size in (None, 16)
+            for images in (args.fresh_weights or [400, 1600])
             for row in measure_fresh_weights("tiny", patch_size, images)
         ]
         print(format_fresh_weights(rows))
@@ -299,7 +357,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             rows += measure_setup(setup, args.batch_sizes, args.repeats, threads, Path(workdir))
     print(format_table(rows))
     preprocess = {(row["setup"], row["batch"]): row["preprocess_img_s"] for row in rows}
-    print("\npreprocessing alone (img/s): " + ", ".join(f"{s} batch {b}: {rate:.0f}" for (s, b), rate in preprocess.items()))
+    print(
+        "\npreprocessing alone (img/s): "
+        + ", ".join(f"{s} batch {b}: {rate:.0f}" for (s, b), rate in preprocess.items())
+    )
     print("\n".join(judge(rows)))
     return rows
 

@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 from transformers import PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from hf_lareid import LATransformerConfig, LATransformerForReID, verify_model_weights
-from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
 
 def median_seconds(job, repeats: int) -> float:
@@ -39,10 +39,17 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     hf_logging.disable_progress_bar()
     config = LATransformerConfig(
-        backbone_config={"model_type": "vit", "image_size": [256, 128], "patch_size": 16, "hidden_size": 768,
-                         "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+        backbone_config={
+            "model_type": "vit",
+            "image_size": [256, 128],
+            "patch_size": 16,
+            "hidden_size": 768,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "intermediate_size": 3072,
+        },
         num_labels=751,
-    )  # fmt: skip
+    )
     model = LATransformerForReID(config)
     with tempfile.TemporaryDirectory() as tmp:
         plain_dir, safe_dir = Path(tmp) / "plain", Path(tmp) / "safe"

@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 
 import torch
+from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.hub_configs import load_setup
 from hf_lareid.training import BlockwiseUnfreezeCallback
 from hf_lareid.training.run import main as train_main
-from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
 
 
 def steps_per_second(model: LATransformerForReID, epoch: int, batch_size: int, steps: int, bf16: bool) -> float:
@@ -70,16 +70,23 @@ def speed_table(batch_size: int, steps: int, bf16: bool) -> None:
     for _ in range(3):
         top.append(steps_per_second(model, 0, batch_size, steps, bf16))
         full.append(steps_per_second(model, 10 * num_blocks, batch_size, steps, bf16))
-    print(f"\n## Training speed: tiny setup ({num_blocks} blocks, width {config.hidden_size}, {config.image_size[0]}x"
-          f"{config.image_size[1]}, patch {config.patch_size[0]}), batch {batch_size}, {'bf16' if bf16 else 'fp32'}\n")  # fmt: skip
+    print(
+        f"\n## Training speed: tiny setup ({num_blocks} blocks, width {config.hidden_size}, {config.image_size[0]}x"
+        f"{config.image_size[1]}, patch {config.patch_size[0]}), batch {batch_size}, {'bf16' if bf16 else 'fp32'}\n"
+    )
     print("| phase | trainable blocks | steps/s (best of 3) | images/s | speed-up |")
     print("|---|---|---|---|---|")
     print(f"| fully unfrozen (baseline) | {num_blocks} | {max(full):.2f} | {max(full) * batch_size:.0f} | 1.00x |")
-    print(f"| top block only (epoch 0) | 1 | {max(top):.2f} | {max(top) * batch_size:.0f} | {max(top) / max(full):.2f}x |")
+    print(
+        f"| top block only (epoch 0) | 1 | {max(top):.2f} | {max(top) * batch_size:.0f} | {max(top) / max(full):.2f}x |"
+    )
 
 
-GEOMETRIES = {"patch 16 (8 rows, 33 tokens)": 16, "patch 8x16 (16 rows, 65 tokens)": [8, 16],
-              "patch 8 (16 rows, 129 tokens)": 8}  # fmt: skip
+GEOMETRIES = {
+    "patch 16 (8 rows, 33 tokens)": 16,
+    "patch 8x16 (16 rows, 65 tokens)": [8, 16],
+    "patch 8 (16 rows, 129 tokens)": 8,
+}
 
 
 def geometry_table(steps: int, num_labels: int = 740, batch_size: int = 64) -> None:
@@ -112,8 +119,10 @@ def geometry_table(steps: int, num_labels: int = 740, batch_size: int = 64) -> N
         for name in models:
             seconds[name].append(run(name, steps))
     base = min(seconds[next(iter(models))])
-    print(f"\n## From-scratch geometry at {config.image_size[0]}x{config.image_size[1]}: 6 blocks, width 192, "
-          f"batch {batch_size}, {num_labels} classes, fp32, {steps} steps x 2 rounds each\n")  # fmt: skip
+    print(
+        f"\n## From-scratch geometry at {config.image_size[0]}x{config.image_size[1]}: 6 blocks, width 192, "
+        f"batch {batch_size}, {num_labels} classes, fp32, {steps} steps x 2 rounds each\n"
+    )
     print("| geometry | s/step (best) | images/s | vs patch 16 |")
     print("|---|---|---|---|")
     for name in models:
@@ -132,8 +141,9 @@ def input_pipeline_table(batches: int, batch_size: int = 64) -> None:
     augmentations = {name: recipe[name] for name in ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")}
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory() as tmp:
-        root = generate_synthetic_reid(Path(tmp) / "data", num_ids=40, num_cameras=4, images_per_camera=4,
-                                       image_size=config.image_size)  # fmt: skip
+        root = generate_synthetic_reid(
+            Path(tmp) / "data", num_ids=40, num_cameras=4, images_per_camera=4, image_size=config.image_size
+        )
         train = load_reid_dataset("market1501", data_dir=root, splits=["train"], cache_dir=Path(tmp) / "cache")["train"]
         transform = build_train_transform(processor, **augmentations)
         start = time.perf_counter()
@@ -152,9 +162,11 @@ def input_pipeline_table(batches: int, batch_size: int = 64) -> None:
         for _ in range(2):
             timings["decoded every step (set_transform)"].append(seconds_per_batch(per_step))
             timings["decoded once into memory (decode_once)"].append(seconds_per_batch(decoded))
-    print(f"\n## Training input pipeline, tiny augmentations {augmentations}, {config.image_size[0]}x"
-          f"{config.image_size[1]} JPEGs, {batches} batches of {batch_size} x 2 rounds; decoding {len(train)} "
-          f"images once took {decode_seconds:.1f} s\n")  # fmt: skip
+    print(
+        f"\n## Training input pipeline, tiny augmentations {augmentations}, {config.image_size[0]}x"
+        f"{config.image_size[1]} JPEGs, {batches} batches of {batch_size} x 2 rounds; decoding {len(train)} "
+        f"images once took {decode_seconds:.1f} s\n"
+    )
     print("| input | s per batch of 64 (best) | vs per-step decoding |")
     print("|---|---|---|")
     base = min(next(iter(timings.values())))
@@ -165,21 +177,42 @@ def input_pipeline_table(batches: int, batch_size: int = 64) -> None:
 def learning_table(steps: int, batch_size: int, bf16: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        final = train_main([
-            "--output_dir", tmp, "--max_steps", str(steps), "--per_device_train_batch_size", str(batch_size),
-            "--eval_on_start", "True", "--save_strategy", "no", "--disable_tqdm", "True", "--bf16", str(bf16),
-            "--logging_steps", "50", "--seed", "0",
-        ])  # fmt: skip
+        final = train_main(
+            [
+                "--output_dir",
+                tmp,
+                "--max_steps",
+                str(steps),
+                "--per_device_train_batch_size",
+                str(batch_size),
+                "--eval_on_start",
+                "True",
+                "--save_strategy",
+                "no",
+                "--disable_tqdm",
+                "True",
+                "--bf16",
+                str(bf16),
+                "--logging_steps",
+                "50",
+                "--seed",
+                "0",
+            ]
+        )
         seconds = time.perf_counter() - start
         history = json.loads((Path(tmp) / "trainer_state.json").read_text())["log_history"]
     untrained = next(entry for entry in history if "eval_rank1" in entry)
-    print(f"\n## tiny setup from scratch on the generated set (100 identities: 50 train, 50 query/gallery), "
-          f"{steps} steps of batch {batch_size}, {'bf16' if bf16 else 'fp32'}, {seconds:.0f} s in all\n")  # fmt: skip
+    print(
+        f"\n## tiny setup from scratch on the generated set (100 identities: 50 train, 50 query/gallery), "
+        f"{steps} steps of batch {batch_size}, {'bf16' if bf16 else 'fp32'}, {seconds:.0f} s in all\n"
+    )
     print("| model | Rank-1 | Rank-5 | mAP | mINP |")
     print("|---|---|---|---|---|")
     for name, metrics in (("untrained (baseline)", untrained), (f"trained {steps} steps", final)):
-        print(f"| {name} | {100 * metrics['eval_rank1']:.1f} | {100 * metrics['eval_rank5']:.1f} | "
-              f"{100 * metrics['eval_mAP']:.1f} | {100 * metrics['eval_mINP']:.1f} |")  # fmt: skip
+        print(
+            f"| {name} | {100 * metrics['eval_rank1']:.1f} | {100 * metrics['eval_rank5']:.1f} | "
+            f"{100 * metrics['eval_mAP']:.1f} | {100 * metrics['eval_mINP']:.1f} |"
+        )
 
 
 def main() -> None:

@@ -33,7 +33,9 @@ class Subcommand(NamedTuple):
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
-    "demo": Subcommand("hf_lareid.cli.demo", "the main job on generated people: train, evaluate, index, draw (no download)"),
+    "demo": Subcommand(
+        "hf_lareid.cli.demo", "the main job on generated people: train, evaluate, index, draw (no download)"
+    ),
     "train": Subcommand("hf_lareid.cli.train", "train an LA-Transformer (same flags as examples/train.py)"),
     "evaluate": Subcommand("hf_lareid.cli.evaluate", "Rank-1/5/10, mAP, mINP of a model on one or several datasets"),
     "index": Subcommand("hf_lareid.cli.index", "embed a dataset split into a FAISS gallery index"),

@@ -35,7 +35,8 @@ def snapshot(folder):
     folder = Path(folder)
     return {
         str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*")) if path.is_file()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -47,7 +48,8 @@ def small_tmpfs(path, size_bytes):
         pytest.skip("no mount command here")
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={max(4, size_bytes // 1024)}k", "tmpfs", str(path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")

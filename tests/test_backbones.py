@@ -92,9 +92,15 @@ def test_token_layout_shapes_and_embed(model_type):
 
 @pytest.mark.parametrize(
     ("model_type", "global_token", "span"),
-    [("vit", "cls", (0, 1)), ("deit", "cls", (0, 1)), ("deit", "distillation", (1, 2)), ("deit", "mean", (0, 2)),
-     ("dinov2", "cls", (0, 1)), ("dinov2_with_registers", "cls", (0, 1))],
-)  # fmt: skip
+    [
+        ("vit", "cls", (0, 1)),
+        ("deit", "cls", (0, 1)),
+        ("deit", "distillation", (1, 2)),
+        ("deit", "mean", (0, 2)),
+        ("dinov2", "cls", (0, 1)),
+        ("dinov2_with_registers", "cls", (0, 1)),
+    ],
+)
 def test_row_pooling_skips_the_special_tokens_and_blends_the_chosen_global_token(model_type, global_token, span):
     model = tiny_model_of_type(model_type, global_token=global_token, lambda_global=0.8)
     rows, cols = model.config.grid_size
@@ -129,7 +135,9 @@ def test_vit_fingerprints_keep_their_old_value():
             digest.update(name.encode())
             digest.update(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     assert model_fingerprint(model) == digest.hexdigest()
-    assert model_fingerprint(tiny_model_of_type("dinov2")) != model_fingerprint(tiny_model_of_type("dinov2_with_registers"))
+    assert model_fingerprint(tiny_model_of_type("dinov2")) != model_fingerprint(
+        tiny_model_of_type("dinov2_with_registers")
+    )
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)

@@ -51,8 +51,14 @@ def test_backbone_dict_without_model_type_is_a_vit():
 
 def test_json_round_trip_and_save_load(tmp_path):
     config = LATransformerConfig(
-        backbone_config=tiny_backbone(), num_labels=7, lambda_global=0.125, head_activation=None,
-        embedding="local", bottleneck_dim=16, head_dropout=0.1, verification_threshold=0.42,
+        backbone_config=tiny_backbone(),
+        num_labels=7,
+        lambda_global=0.125,
+        head_activation=None,
+        embedding="local",
+        bottleneck_dim=16,
+        head_dropout=0.1,
+        verification_threshold=0.42,
     )
     on_disk = json.loads(config.to_json_string())
     assert on_disk["model_type"] == "la-transformer"
@@ -65,8 +71,18 @@ def test_json_round_trip_and_save_load(tmp_path):
             reloaded = AutoConfig.from_pretrained(tmp_path)
         assert isinstance(reloaded, LATransformerConfig)
         assert isinstance(reloaded.backbone_config, ViTConfig)
-        for name in ("num_labels", "lambda_global", "head_activation", "embedding", "bottleneck_dim",
-                     "head_dropout", "verification_threshold", "grid_size", "num_parts", "embedding_dim"):
+        for name in (
+            "num_labels",
+            "lambda_global",
+            "head_activation",
+            "embedding",
+            "bottleneck_dim",
+            "head_dropout",
+            "verification_threshold",
+            "grid_size",
+            "num_parts",
+            "embedding_dim",
+        ):
             assert getattr(reloaded, name) == getattr(config, name), name
         assert reloaded.backbone_config.to_dict() == config.backbone_config.to_dict()
 
@@ -101,9 +117,14 @@ def test_validation_errors(kwargs, message):
 
 def test_the_whole_verification_calibration_is_stored_and_checked(tmp_path):
     calibration = {
-        "threshold": 0.61, "target_false_match_rate": 0.001, "false_match_rate": 0.0009, "true_match_rate": 0.8,
-        "num_genuine_pairs": 10, "num_impostor_pairs": 9000, "calibrated_on": "market1501 query split",
-    }  # fmt: skip
+        "threshold": 0.61,
+        "target_false_match_rate": 0.001,
+        "false_match_rate": 0.0009,
+        "true_match_rate": 0.8,
+        "num_genuine_pairs": 10,
+        "num_impostor_pairs": 9000,
+        "calibrated_on": "market1501 query split",
+    }
     config = LATransformerConfig(backbone_config=tiny_backbone())
     config.set_verification_calibration(calibration)
     assert config.verification_threshold == 0.61

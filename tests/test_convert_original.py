@@ -52,37 +52,56 @@ def _random_original_state_dict(seed: int) -> dict[str, torch.Tensor]:
     }
     for i in range(DEPTH):
         p = f"model.blocks.{i}."
-        state.update({
-            p + "norm1.weight": randn(WIDTH, std=0.1, mean=1.0), p + "norm1.bias": randn(WIDTH, std=0.1),
-            p + "attn.qkv.weight": randn(3 * WIDTH, WIDTH, std=w_in), p + "attn.qkv.bias": randn(3 * WIDTH, std=0.1),
-            p + "attn.proj.weight": randn(WIDTH, WIDTH, std=w_in), p + "attn.proj.bias": randn(WIDTH),
-            p + "norm2.weight": randn(WIDTH, std=0.1, mean=1.0), p + "norm2.bias": randn(WIDTH, std=0.1),
-            p + "mlp.fc1.weight": randn(MLP, WIDTH, std=w_in), p + "mlp.fc1.bias": randn(MLP),
-            p + "mlp.fc2.weight": randn(WIDTH, MLP, std=0.5 * w_mlp), p + "mlp.fc2.bias": randn(WIDTH),
-        })
-    state.update({
-        "model.norm.weight": randn(WIDTH, std=0.1, mean=1.0), "model.norm.bias": randn(WIDTH, std=0.1),
-        "model.head.weight": randn(751, WIDTH), "model.head.bias": randn(751),
-    })
+        state.update(
+            {
+                p + "norm1.weight": randn(WIDTH, std=0.1, mean=1.0),
+                p + "norm1.bias": randn(WIDTH, std=0.1),
+                p + "attn.qkv.weight": randn(3 * WIDTH, WIDTH, std=w_in),
+                p + "attn.qkv.bias": randn(3 * WIDTH, std=0.1),
+                p + "attn.proj.weight": randn(WIDTH, WIDTH, std=w_in),
+                p + "attn.proj.bias": randn(WIDTH),
+                p + "norm2.weight": randn(WIDTH, std=0.1, mean=1.0),
+                p + "norm2.bias": randn(WIDTH, std=0.1),
+                p + "mlp.fc1.weight": randn(MLP, WIDTH, std=w_in),
+                p + "mlp.fc1.bias": randn(MLP),
+                p + "mlp.fc2.weight": randn(WIDTH, MLP, std=0.5 * w_mlp),
+                p + "mlp.fc2.bias": randn(WIDTH),
+            }
+        )
+    state.update(
+        {
+            "model.norm.weight": randn(WIDTH, std=0.1, mean=1.0),
+            "model.norm.bias": randn(WIDTH, std=0.1),
+            "model.head.weight": randn(751, WIDTH),
+            "model.head.bias": randn(751),
+        }
+    )
     state["cls_token"] = state["model.cls_token"].clone()
     state["pos_embed"] = state["model.pos_embed"].clone()
     for i in range(PARTS):
         p = f"classifier{i}."
-        state.update({
-            p + "add_block.0.weight": randn(BOTTLENECK, WIDTH, std=w_in), p + "add_block.0.bias": randn(BOTTLENECK),
-            p + "add_block.1.weight": randn(BOTTLENECK, std=0.1, mean=1.0), p + "add_block.1.bias": randn(BOTTLENECK, std=0.1),
-            p + "add_block.1.running_mean": randn(BOTTLENECK, std=0.1),
-            p + "add_block.1.running_var": torch.rand(BOTTLENECK, generator=generator) + 0.5,
-            p + "add_block.1.num_batches_tracked": torch.tensor(1000),
-            p + "classifier.0.weight": randn(CLASSES, BOTTLENECK, std=w_bottleneck), p + "classifier.0.bias": randn(CLASSES),
-        })
+        state.update(
+            {
+                p + "add_block.0.weight": randn(BOTTLENECK, WIDTH, std=w_in),
+                p + "add_block.0.bias": randn(BOTTLENECK),
+                p + "add_block.1.weight": randn(BOTTLENECK, std=0.1, mean=1.0),
+                p + "add_block.1.bias": randn(BOTTLENECK, std=0.1),
+                p + "add_block.1.running_mean": randn(BOTTLENECK, std=0.1),
+                p + "add_block.1.running_var": torch.rand(BOTTLENECK, generator=generator) + 0.5,
+                p + "add_block.1.num_batches_tracked": torch.tensor(1000),
+                p + "classifier.0.weight": randn(CLASSES, BOTTLENECK, std=w_bottleneck),
+                p + "classifier.0.bias": randn(CLASSES),
+            }
+        )
     return state
 
 
 def reference_tokens(state, pixel_values):
     """timm's ViT: patch conv, CLS + position, blocks x + attn(norm1(x)), x + mlp(norm2(x)) (exact GELU), final norm."""
     batch = pixel_values.shape[0]
-    x = F.conv2d(pixel_values, state["model.patch_embed.proj.weight"], state["model.patch_embed.proj.bias"], stride=PATCH)
+    x = F.conv2d(
+        pixel_values, state["model.patch_embed.proj.weight"], state["model.patch_embed.proj.bias"], stride=PATCH
+    )
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([state["model.cls_token"].expand(batch, -1, -1), x], dim=1) + state["model.pos_embed"]
     tokens, head_dim = x.shape[1], WIDTH // HEADS
@@ -95,8 +114,11 @@ def reference_tokens(state, pixel_values):
         h = (attention @ v).transpose(1, 2).reshape(batch, tokens, WIDTH)
         x = x + F.linear(h, state[p + "attn.proj.weight"], state[p + "attn.proj.bias"])
         h = F.layer_norm(x, (WIDTH,), state[p + "norm2.weight"], state[p + "norm2.bias"], eps=1e-6)
-        h = F.linear(F.gelu(F.linear(h, state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"])),
-                     state[p + "mlp.fc2.weight"], state[p + "mlp.fc2.bias"])
+        h = F.linear(
+            F.gelu(F.linear(h, state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"])),
+            state[p + "mlp.fc2.weight"],
+            state[p + "mlp.fc2.bias"],
+        )
         x = x + h
     return F.layer_norm(x, (WIDTH,), state["model.norm.weight"], state["model.norm.bias"], eps=1e-6)
 

@@ -8,7 +8,9 @@ from hf_lareid.data import data_root, generate_synthetic_reid, load_reid_dataset
 
 
 def test_add_faiss_index_and_get_nearest_examples_on_extracted_embeddings(tmp_path, tiny_model, tiny_image_processor):
-    root = generate_synthetic_reid(tmp_path / "synthetic", num_ids=6, num_cameras=2, images_per_camera=2, image_size=(64, 32))
+    root = generate_synthetic_reid(
+        tmp_path / "synthetic", num_ids=6, num_cameras=2, images_per_camera=2, image_size=(64, 32)
+    )
     data = load_reid_dataset("market1501", data_dir=root, cache_dir=tmp_path / "cache")
     options = {"image_processor": tiny_image_processor, "bf16": False, "progress": False}
 

@@ -70,8 +70,12 @@ def test_load_reid_metric_gives_evaluate_reids_numbers():
     features = rng.normal(size=(30, 8)).astype(np.float32)
     ids, cams = rng.integers(0, 4, 30), rng.integers(0, 3, 30)
     is_query = np.arange(30) < 8
-    result = load_reid_metric().compute(embeddings=features.tolist(), person_ids=ids.tolist(),
-                                        camera_ids=cams.tolist(), is_query=is_query.tolist(), max_rank=5)  # fmt: skip
+    result = load_reid_metric().compute(
+        embeddings=features.tolist(),
+        person_ids=ids.tolist(),
+        camera_ids=cams.tolist(),
+        is_query=is_query.tolist(),
+        max_rank=5,
+    )
     expected = evaluate_reid(features[:8], features[8:], ids[:8], ids[8:], cams[:8], cams[8:], max_rank=5)
     assert result["mAP"] == pytest.approx(expected["mAP"], abs=1e-9)
-

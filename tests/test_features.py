@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset, Features, Image as ImageFeature, Value
+from datasets import Dataset, Features, Value
+from datasets import Image as ImageFeature
 
 from hf_lareid import FeatureSet, extract_features, gather_features, model_fingerprint
 from hf_lareid.distributed import resolve_shard, shard_bounds
@@ -14,10 +15,14 @@ def reference_embeddings(model, image_processor, images):
 
 
 def test_extract_features_from_images_equals_model_embed(tiny_model, tiny_image_processor, random_images):
-    features = extract_features(tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False)
+    features = extract_features(
+        tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False
+    )
     assert features.embeddings.shape == (5, tiny_model.config.embedding_dim)
     assert features.embeddings.dtype == np.float32
-    np.testing.assert_allclose(features.embeddings, reference_embeddings(tiny_model, tiny_image_processor, random_images), atol=1e-6)
+    np.testing.assert_allclose(
+        features.embeddings, reference_embeddings(tiny_model, tiny_image_processor, random_images), atol=1e-6
+    )
     np.testing.assert_array_equal(features.person_ids, -1)
     np.testing.assert_allclose(np.linalg.norm(features.embeddings, axis=1), 1.0, atol=1e-5)
 
@@ -30,10 +35,14 @@ def test_extract_features_reads_paths_and_dataset_columns(tmp_path, tiny_model, 
         paths.append(str(path))
     dataset = Dataset.from_dict(
         {"image": paths, "person_id": [3, 3, 5, 5, 7], "camera_id": [1, 2, 1, 2, 1], "path": paths},
-        features=Features({"image": ImageFeature(), "person_id": Value("int64"), "camera_id": Value("int64"), "path": Value("string")}),
+        features=Features(
+            {"image": ImageFeature(), "person_id": Value("int64"), "camera_id": Value("int64"), "path": Value("string")}
+        ),
     )
     from_dataset = extract_features(tiny_model, dataset, batch_size=3, image_processor=tiny_image_processor, bf16=False)
-    from_paths = extract_features(tiny_model, iter(paths), batch_size=3, image_processor=tiny_image_processor, bf16=False)
+    from_paths = extract_features(
+        tiny_model, iter(paths), batch_size=3, image_processor=tiny_image_processor, bf16=False
+    )
     np.testing.assert_allclose(from_dataset.embeddings, from_paths.embeddings, atol=1e-6)
     assert from_dataset.person_ids.tolist() == [3, 3, 5, 5, 7]
     assert from_dataset.camera_ids.tolist() == [1, 2, 1, 2, 1]
@@ -48,7 +57,9 @@ def test_flip_averages_image_and_mirror(tiny_model):
     torch.testing.assert_close(flipped, expected)
     # A mirror-symmetric input has the same flip and plain embedding.
     symmetric = torch.cat([pixels[..., :16], pixels[..., :16].flip(-1)], dim=-1)
-    torch.testing.assert_close(embed_pixels(tiny_model, symmetric, flip=True), embed_pixels(tiny_model, symmetric), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        embed_pixels(tiny_model, symmetric, flip=True), embed_pixels(tiny_model, symmetric), atol=1e-5, rtol=0
+    )
 
 
 def test_shards_are_contiguous_and_join_in_the_original_order(tiny_model, tiny_image_processor, random_images):
@@ -59,7 +70,11 @@ def test_shards_are_contiguous_and_join_in_the_original_order(tiny_model, tiny_i
     joined = FeatureSet.concatenate(shards, embedding_dim=tiny_model.config.embedding_dim)
     np.testing.assert_allclose(joined.embeddings, whole.embeddings, atol=1e-6)
     assert joined.paths == whole.paths
-    streamed = list(iter_features(tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False, shard=(2, 3)))
+    streamed = list(
+        iter_features(
+            tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False, shard=(2, 3)
+        )
+    )
     np.testing.assert_allclose(np.concatenate([s.embeddings for s in streamed]), shards[2].embeddings, atol=1e-6)
     # Without a process group, "auto" is the whole input and gathering returns the part itself.
     alone = gather_features(extract_features(tiny_model, random_images, shard="auto", **options))

@@ -153,8 +153,9 @@ def test_folder_lock_keeps_a_second_process_out_and_is_reentrant(tmp_path):
     with folder_lock(target):
         with folder_lock(target):  # re-entrant in one process
             pass
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(target)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(FolderBusyError, match="another process is writing"):

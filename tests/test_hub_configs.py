@@ -87,8 +87,14 @@ def test_each_setup_has_its_recipe_and_no_gradient_clipping(name, tmp_path):
     from hf_lareid.training.arguments import parse_arguments
 
     _, data_args, training_args, _ = parse_arguments(["--setup", name, "--output_dir", str(tmp_path)])
-    got = (data_args.hflip_p, data_args.vflip_p, data_args.color_jitter_p, data_args.erasing_p,
-           training_args.label_smoothing, training_args.triplet_loss_weight)  # fmt: skip
+    got = (
+        data_args.hflip_p,
+        data_args.vflip_p,
+        data_args.color_jitter_p,
+        data_args.erasing_p,
+        training_args.label_smoothing,
+        training_args.triplet_loss_weight,
+    )
     assert got == RECIPES[name]
     assert training_args.max_grad_norm == 0.0 and data_args.decode_once == (name == "tiny")
 

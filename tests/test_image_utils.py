@@ -176,8 +176,9 @@ def test_datasets_and_transforms_scale_16_bit(tmp_path, picture, tiny_model, tin
     Image.fromarray(picture).save(root / "1" / "c2_flat.png")
     Image.new("L", (32, 64), 255).save(root / "2" / "c1_white.png")
     Image.new("L", (32, 64), 0).save(root / "2" / "c2_black.png")
-    data = load_reid_dataset("identity_folders", data_dir=root, train_ids=[1, 2], test_ids=[],
-                             cache_dir=tmp_path / "cache")  # fmt: skip
+    data = load_reid_dataset(
+        "identity_folders", data_dir=root, train_ids=[1, 2], test_ids=[], cache_dir=tmp_path / "cache"
+    )
     train = data["train"].sort("path")
     names = [path.rsplit("/", 1)[-1] for path in train["path"]]
     assert names == ["c1_deep.png", "c2_flat.png", "c1_white.png", "c2_black.png"]

@@ -12,12 +12,22 @@ import hf_lareid
 PACKAGE_ROOT = Path(hf_lareid.__file__).parent
 # Modules that load, run or train a model, and the command line.
 MODEL_TRAINING_CLI = (
-    "hf_lareid.modeling_lareid", "hf_lareid.pipeline_lareid", "hf_lareid.features", "hf_lareid.query_gallery_evaluation",
-    "hf_lareid.onnx_export", "hf_lareid.convert_original", "hf_lareid.training", "hf_lareid.cli", "hf_lareid_cli",
+    "hf_lareid.modeling_lareid",
+    "hf_lareid.pipeline_lareid",
+    "hf_lareid.features",
+    "hf_lareid.query_gallery_evaluation",
+    "hf_lareid.onnx_export",
+    "hf_lareid.convert_original",
+    "hf_lareid.training",
+    "hf_lareid.cli",
+    "hf_lareid_cli",
 )
 # What the model module may import from the package: its config and the generic file and extras helpers.
 MODEL_ALLOWED = (
-    "hf_lareid.configuration_lareid", "hf_lareid.file_checks", "hf_lareid.file_utils", "hf_lareid.extras",
+    "hf_lareid.configuration_lareid",
+    "hf_lareid.file_checks",
+    "hf_lareid.file_utils",
+    "hf_lareid.extras",
 )
 # What data/ may import from the package: itself, the file writer and the image reader (standard library, PIL, numpy).
 DATA_ALLOWED = ("hf_lareid.data", "hf_lareid.file_utils", "hf_lareid.image_utils")
@@ -41,7 +51,11 @@ def package_imports(path: Path) -> set[str]:
                 target = node.module or ""
             for alias in node.names:  # `from . import rerank` imports a module
                 candidate = f"{target}.{alias.name}"
-                names.add(candidate if (PACKAGE_ROOT.parent / Path(*candidate.split("."))).with_suffix(".py").exists() else target)
+                names.add(
+                    candidate
+                    if (PACKAGE_ROOT.parent / Path(*candidate.split("."))).with_suffix(".py").exists()
+                    else target
+                )
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
     return {name for name in names if name.split(".")[0] in ("hf_lareid", "hf_lareid_cli")}

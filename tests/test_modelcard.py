@@ -23,9 +23,14 @@ FIELDS = {
     "setup": "baseline",
     "datasets": {"course": 62},
     "eval_dataset": "course",
-    "training_args": {"learning_rate": 3e-5, "optimizer": "adamw", "num_train_epochs": 6, "max_steps": -1,
-                      "eval_flip": True},
-}  # fmt: skip
+    "training_args": {
+        "learning_rate": 3e-5,
+        "optimizer": "adamw",
+        "num_train_epochs": 6,
+        "max_steps": -1,
+        "eval_flip": True,
+    },
+}
 
 
 def test_the_card_parses_with_huggingface_hub_and_states_percentages(tmp_path):
@@ -53,7 +58,10 @@ def test_license_defaults_to_the_packages_and_can_be_set(tmp_path):
     setup.read(REPO / "setup.cfg")
     assert DEFAULT_LICENSE == setup["metadata"]["license"].lower() == "mit"
     assert read_model_card_metadata(write_model_card(tmp_path / "a", **FIELDS))["license"] == "mit"
-    assert read_model_card_metadata(write_model_card(tmp_path / "b", license="cc-by-nc-4.0", **FIELDS))["license"] == "cc-by-nc-4.0"
+    assert (
+        read_model_card_metadata(write_model_card(tmp_path / "b", license="cc-by-nc-4.0", **FIELDS))["license"]
+        == "cc-by-nc-4.0"
+    )
     model_args = parse_arguments(["--output_dir", str(tmp_path), "--license", "apache-2.0"])[0]
     assert model_args.license == "apache-2.0" and parse_arguments(["--output_dir", str(tmp_path)])[0].license == "mit"
 
@@ -106,7 +114,10 @@ def test_an_unevaluated_card_has_no_model_index(tmp_path):
     "metadata, message",
     [
         ("license: mit\n", "library_name"),
-        ("library_name: hf-lareid\npipeline_tag: image-feature-extraction\nlicense: mit\ntags: [other]\n", "person-reid"),
+        (
+            "library_name: hf-lareid\npipeline_tag: image-feature-extraction\nlicense: mit\ntags: [other]\n",
+            "person-reid",
+        ),
         ("library_name: hf-lareid\nmodel-index:\n- results:\n  - metrics: 3\n", "do not parse"),
     ],
 )

@@ -15,8 +15,18 @@ from hf_lareid import LATransformerConfig, LATransformerForReID, LATransformerOu
 class LATransformerModelTester:
     """Tiny non-square ViT: (32, 16) images, patch 4 -> an 8x4 grid, 8 row parts, 32-wide tokens."""
 
-    def __init__(self, batch_size=3, image_size=(32, 16), patch_size=4, hidden_size=32, num_hidden_layers=2,
-                 num_attention_heads=2, intermediate_size=37, num_labels=5, **config_overrides):
+    def __init__(
+        self,
+        batch_size=3,
+        image_size=(32, 16),
+        patch_size=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        num_labels=5,
+        **config_overrides,
+    ):
         self.batch_size = batch_size
         self.image_size = image_size
         self.patch_size = patch_size
@@ -32,14 +42,19 @@ class LATransformerModelTester:
 
     def backbone_config(self) -> ViTConfig:
         return tiny_backbone_config(
-            image_size=list(self.image_size), patch_size=self.patch_size, hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
+            image_size=list(self.image_size),
+            patch_size=self.patch_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size,
         )
 
     def get_config(self) -> LATransformerConfig:
         return LATransformerConfig(
-            backbone_config=self.backbone_config(), num_labels=self.num_labels, bottleneck_dim=16,
+            backbone_config=self.backbone_config(),
+            num_labels=self.num_labels,
+            bottleneck_dim=16,
             **self.config_overrides,
         )
 
@@ -115,7 +130,9 @@ def test_gelt_matches_eq6_by_hand(tester, model):
     torch.testing.assert_close(out.part_features, expected, atol=1e-6, rtol=1e-5)
 
     concatenated = expected.reshape(tester.batch_size, -1)
-    torch.testing.assert_close(out.embeddings, concatenated / concatenated.norm(dim=1, keepdim=True), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        out.embeddings, concatenated / concatenated.norm(dim=1, keepdim=True), atol=1e-6, rtol=1e-5
+    )
     torch.testing.assert_close(out.embeddings.norm(dim=1), torch.ones(tester.batch_size))
 
 
@@ -235,7 +252,9 @@ def test_new_label_set_swaps_heads_and_keeps_backbone(model, tmp_path):
 
 def save_tiny_vit(path, image_size, cls=ViTModel, seed=0):
     torch.manual_seed(seed)
-    backbone = cls(tiny_backbone_config(image_size=image_size), **({"add_pooling_layer": False} if cls is ViTModel else {}))
+    backbone = cls(
+        tiny_backbone_config(image_size=image_size), **({"add_pooling_layer": False} if cls is ViTModel else {})
+    )
     backbone.eval().save_pretrained(path)
     return backbone
 
@@ -259,7 +278,9 @@ def test_from_backbone_interpolates_position_embeddings(tmp_path):
 
     source = backbone.embeddings.position_embeddings.detach()
     grid = source[:, 1:].reshape(1, 8, 8, 32).permute(0, 3, 1, 2)
-    resized = F.interpolate(grid, size=(8, 4), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, 32, 32)
+    resized = (
+        F.interpolate(grid, size=(8, 4), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, 32, 32)
+    )
     expected = torch.cat([source[:, :1], resized], dim=1)
     torch.testing.assert_close(model.vit.embeddings.position_embeddings.detach(), expected, atol=1e-6, rtol=1e-6)
     for name, tensor in backbone.state_dict().items():
@@ -296,7 +317,9 @@ def test_activation_checkpointing_gives_the_same_gradients():
     for model in (reference, checkpointed):
         calls, mlp = [], model.vit.layers[0].mlp
         mlp_forward = mlp.forward
-        mlp.forward = lambda *args, calls=calls, forward=mlp_forward, **kwargs: calls.append(1) or forward(*args, **kwargs)
+        mlp.forward = lambda *args, calls=calls, forward=mlp_forward, **kwargs: (
+            calls.append(1) or forward(*args, **kwargs)
+        )
         loss = model(pixel_values, labels=labels).loss
         loss.backward()
         del mlp.forward
@@ -433,5 +456,7 @@ def test_from_pretrained_of_a_plain_vit_folder_says_to_use_from_backbone(tmp_pat
 
 def test_from_backbone_of_an_lareid_folder_says_to_use_from_pretrained(tmp_path, model):
     model.save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=r"already an LA-Transformer: load it with LATransformerForReID.from_pretrained"):
+    with pytest.raises(
+        ValueError, match=r"already an LA-Transformer: load it with LATransformerForReID.from_pretrained"
+    ):
         LATransformerForReID.from_backbone(str(tmp_path), num_labels=3)

@@ -8,20 +8,17 @@ import sys
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
+from conftest import tiny_config
 from transformers import pipeline
 
 import hf_lareid  # noqa: F401  registers the pipeline task
-from hf_lareid import LATransformerForReID
-from hf_lareid import runtimes
+from hf_lareid import LATransformerForReID, runtimes
 from hf_lareid.data import generate_synthetic_reid, load_reid_dataset
 from hf_lareid.extras import MissingExtraError
 from hf_lareid.features import extract_features
 from hf_lareid.retrieval import GalleryIndex
-from hf_lareid import runtimes
 from hf_lareid.runtimes import AUTO_PREFERENCE, choose_runtime, make_embedder, onnx_cache_dir, onnx_cache_key
-
-from cli_helpers import run_cli
-from conftest import tiny_config
 
 ONNX_RUNTIMES = ["onnxruntime", "openvino"]
 ATOL = 1e-4
@@ -69,18 +66,34 @@ def test_pipeline_matches_pytorch_eager_and_leaves_the_model_folder_alone(tiny_m
     assert not any(p.suffix == ".onnx" for p in tiny_model_dir.rglob("*"))
 
 
-def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(tiny_model_dir, model, processor, tmp_path, capsys):
-    people = generate_synthetic_reid(tmp_path / "market", num_ids=4, num_cameras=2, images_per_camera=2, image_size=(64, 32))
+def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(
+    tiny_model_dir, model, processor, tmp_path, capsys
+):
+    people = generate_synthetic_reid(
+        tmp_path / "market", num_ids=4, num_cameras=2, images_per_camera=2, image_size=(64, 32)
+    )
     queries = extract_features(
-        model, load_reid_dataset("market1501", data_dir=people)["query"], image_processor=processor, runtime="torch",
+        model,
+        load_reid_dataset("market1501", data_dir=people)["query"],
+        image_processor=processor,
+        runtime="torch",
         progress=False,
     ).embeddings
     scores = {}
     for runtime in ["torch", *ONNX_RUNTIMES]:
         index_dir = tmp_path / f"index-{runtime}"
         status, _, err = run_cli(
-            "index", tiny_model_dir, "--dataset", "market1501", "--data_dir", people, "--index_dir", index_dir,
-            "--runtime", runtime, capsys=capsys,
+            "index",
+            tiny_model_dir,
+            "--dataset",
+            "market1501",
+            "--data_dir",
+            people,
+            "--index_dir",
+            index_dir,
+            "--runtime",
+            runtime,
+            capsys=capsys,
         )
         assert status == 0, err
         index = GalleryIndex.load(index_dir)
@@ -188,11 +201,14 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 def test_evaluate_model_gives_the_same_metrics_with_every_runtime(model, processor, tmp_path):
     from hf_lareid import evaluate_model
 
-    people = generate_synthetic_reid(tmp_path / "market", num_ids=4, num_cameras=2, images_per_camera=2, image_size=(64, 32))
+    people = generate_synthetic_reid(
+        tmp_path / "market", num_ids=4, num_cameras=2, images_per_camera=2, image_size=(64, 32)
+    )
     data = load_reid_dataset("market1501", data_dir=people)
     results = {
-        runtime: evaluate_model(model, data["query"], data["gallery"], image_processor=processor, runtime=runtime,
-                                progress=False)
+        runtime: evaluate_model(
+            model, data["query"], data["gallery"], image_processor=processor, runtime=runtime, progress=False
+        )
         for runtime in ["torch", *ONNX_RUNTIMES]
     }
     for runtime in ONNX_RUNTIMES:

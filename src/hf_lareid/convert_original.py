@@ -124,7 +124,9 @@ def original_config(
             "use --num-labels auto."
         )
     if lambda_code <= 0:
-        raise ConversionError(f"--lambda must be > 0 (the original code's weight of the local tokens), got {lambda_code}.")
+        raise ConversionError(
+            f"--lambda must be > 0 (the original code's weight of the local tokens), got {lambda_code}."
+        )
     backbone_config = ViTConfig(
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
@@ -180,7 +182,7 @@ def _rename(state_dict: dict[str, torch.Tensor], config: LATransformerConfig) ->
         for old, new in _HEAD_RENAMES.items():
             prefix = f"classifier{i}.{old}."
             for key in [k for k in remaining if k.startswith(prefix)]:
-                converted[f"part_classifiers.{i}.{new}.{key[len(prefix):]}"] = remaining.pop(key)
+                converted[f"part_classifiers.{i}.{new}.{key[len(prefix) :]}"] = remaining.pop(key)
 
     if remaining:
         raise ConversionError(
@@ -208,7 +210,11 @@ def convert_original_state_dict(
             "the checkpoint does not fill the model: "
             + (f"missing {missing}" if missing else "")
             + ("; " if missing and wrong_shape else "")
-            + (f"wrong shapes {[(k, tuple(converted[k].shape), tuple(expected[k].shape)) for k in wrong_shape]}" if wrong_shape else "")
+            + (
+                f"wrong shapes {[(k, tuple(converted[k].shape), tuple(expected[k].shape)) for k in wrong_shape]}"
+                if wrong_shape
+                else ""
+            )
         )
     model.load_state_dict(converted, strict=True)
     return model.eval()
@@ -257,23 +263,37 @@ def convert_original_checkpoint(
         original_image_processor(model.config).save_pretrained(staging)
     logger.info(
         "Converted %s -> %s: %d blocks, width %d, %d parts, %d classes, lambda_global %.4g.",
-        path, out_dir, model.config.backbone_config.num_hidden_layers, model.config.hidden_size,
-        model.config.num_parts, model.config.num_labels, model.config.lambda_global,
+        path,
+        out_dir,
+        model.config.backbone_config.num_hidden_layers,
+        model.config.hidden_size,
+        model.config.num_parts,
+        model.config.num_labels,
+        model.config.lambda_global,
     )
     return model
 
 
 def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
     """The converter's arguments (shared by `python -m hf_lareid.convert_original` and `lareid convert-original`)."""
-    parser.add_argument("checkpoint", help="the .pth state dict saved by the original code (read with weights_only=True)")
+    parser.add_argument(
+        "checkpoint", help="the .pth state dict saved by the original code (read with weights_only=True)"
+    )
     parser.add_argument("out_dir", help="output folder (must not exist or be empty)")
     parser.add_argument(
-        "--lambda", dest="lambda_code", type=float, default=8.0,
+        "--lambda",
+        dest="lambda_code",
+        type=float,
+        default=8.0,
         help="the ORIGINAL code's lambda, weight of the local tokens in (G + lambda*Q)/(1 + lambda) (default 8); "
         "stored as the paper's lambda_global = 1/lambda",
     )
     parser.add_argument(
-        "--num-labels", "--num_labels", dest="num_labels", type=_num_labels, default=None,
+        "--num-labels",
+        "--num_labels",
+        dest="num_labels",
+        type=_num_labels,
+        default=None,
         help="number of classes, or 'auto' to read it from the classifiers (default)",
     )
 
@@ -296,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        convert_original_checkpoint(args.checkpoint, args.out_dir, lambda_code=args.lambda_code, num_labels=args.num_labels)
+        convert_original_checkpoint(
+            args.checkpoint, args.out_dir, lambda_code=args.lambda_code, num_labels=args.num_labels
+        )
     except (ConversionError, FileNotFoundError, FileExistsError) as error:
         parser.exit(2, f"error: {error}\n")
     return 0

@@ -128,7 +128,10 @@ def init_from_launcher() -> bool:
     if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
         return False
     if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "false").lower() not in ("1", "true")
+        use_cuda = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "false").lower() not in (
+            "1",
+            "true",
+        )
         if use_cuda:
             local_rank = int(os.environ.get("LOCAL_RANK", 0))
             if local_rank >= torch.cuda.device_count():

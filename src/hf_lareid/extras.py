@@ -35,7 +35,7 @@ def require_extra(module: str, extra: str, purpose: str) -> ModuleType:
     except ImportError as error:
         raise MissingExtraError(
             f"{purpose} need {module}, which is not installed: install hf-lareid's '{extra}' extra "
-            f"(pip install \".[{extra}]\" in its source folder) or pip install {module}."
+            f'(pip install ".[{extra}]" in its source folder) or pip install {module}.'
         ) from error
 
 

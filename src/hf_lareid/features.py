@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Literal, Union
@@ -61,7 +61,9 @@ def autocast_context(enabled: bool, device: torch.device | str = "cpu") -> conte
 
 
 @torch.no_grad()
-def embed_pixels(model: torch.nn.Module, pixel_values: torch.Tensor, flip: bool = False, bf16: bool = False) -> torch.Tensor:
+def embed_pixels(
+    model: torch.nn.Module, pixel_values: torch.Tensor, flip: bool = False, bf16: bool = False
+) -> torch.Tensor:
     """
     Unit-norm fp32 embeddings of a preprocessed batch: `(batch, 3, height, width) -> (batch, embedding_dim)`.
 
@@ -98,7 +100,7 @@ class FeatureSet:
         return len(self.embeddings)
 
     @classmethod
-    def concatenate(cls, parts: list["FeatureSet"], embedding_dim: int) -> "FeatureSet":
+    def concatenate(cls, parts: list[FeatureSet], embedding_dim: int) -> FeatureSet:
         """Joins batches; an empty list gives an empty `(0, embedding_dim)` set."""
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
@@ -119,7 +121,9 @@ def _batch_to_pixels(batch: dict[str, Any], image_processor: Any) -> torch.Tenso
     if "image" not in batch:
         raise ValueError(f"a batch needs an 'image' or 'pixel_values' column, got columns {sorted(batch)}.")
     if image_processor is None:
-        raise ValueError("raw images need an image processor: pass image_processor=AutoImageProcessor.from_pretrained(MODEL_DIR, backend='pil').")
+        raise ValueError(
+            "raw images need an image processor: pass image_processor=AutoImageProcessor.from_pretrained(MODEL_DIR, backend='pil')."
+        )
     images = [load_rgb(image) for image in batch["image"]]
     return image_processor(images, return_tensors="pt")["pixel_values"]
 
@@ -158,7 +162,9 @@ def shard_data(data: Any, shard: ShardOption) -> Any:
     if _is_one_image(data):
         data = [data]
     if not hasattr(data, "__len__"):
-        raise ValueError("sharding needs data with a length (a dataset, list or array), not a generator: pass list(data).")
+        raise ValueError(
+            "sharding needs data with a length (a dataset, list or array), not a generator: pass list(data)."
+        )
     start, stop = shard_bounds(len(data), rank, world_size)
     if hasattr(data, "select") and hasattr(data, "column_names"):
         return data.select(range(start, stop))
@@ -194,7 +200,9 @@ def iter_features(
             pixel_values = _batch_to_pixels(batch, image_processor)
             embeddings = embedder.embed(pixel_values, flip=flip)
             if not torch.isfinite(embeddings).all():
-                raise ValueError("the model produced NaN/inf embeddings: check the weights and the input normalisation.")
+                raise ValueError(
+                    "the model produced NaN/inf embeddings: check the weights and the input normalisation."
+                )
             yield FeatureSet(
                 embeddings=embeddings.cpu().numpy().astype(np.float32, copy=False),
                 person_ids=np.asarray(_column(batch, "person_id", size, -1), dtype=np.int64),
@@ -289,7 +297,14 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 # Image processor settings that change the pixels a model sees, hence its embeddings.
 PROCESSOR_EMBEDDING_FIELDS = (
-    "do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std",
+    "do_resize",
+    "size",
+    "resample",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
 )
 
 

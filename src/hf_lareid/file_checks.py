@@ -169,7 +169,9 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | os.Pat
     if value is True or str(value).strip().lower() in _RESUME_LAST:
         output = Path(output_dir)
         folders = [path for path in (output.iterdir() if output.is_dir() else ()) if path.is_dir()]
-        candidates = sorted((path for path in folders if _checkpoint_step(path) >= 0), key=_checkpoint_step, reverse=True)
+        candidates = sorted(
+            (path for path in folders if _checkpoint_step(path) >= 0), key=_checkpoint_step, reverse=True
+        )
         for candidate in candidates:
             if (candidate / TRAINER_STATE_NAME).is_file():
                 return str(candidate)

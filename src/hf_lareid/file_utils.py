@@ -248,7 +248,9 @@ def recover_folder(path: PathLike) -> list[str]:
     if not path.parent.is_dir():
         return []
     leftovers = [entry for entry in path.parent.iterdir() if entry.name.startswith(f".{path.name}.")]
-    backups = sorted((e for e in leftovers if e.name.startswith(f".{path.name}{_OLD_TAG}")), key=lambda e: e.stat().st_mtime)
+    backups = sorted(
+        (e for e in leftovers if e.name.startswith(f".{path.name}{_OLD_TAG}")), key=lambda e: e.stat().st_mtime
+    )
     done = []
     if backups and not path.exists():
         newest = backups.pop()

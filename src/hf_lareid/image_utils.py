@@ -133,7 +133,9 @@ def needs_load_rgb(image: Image.Image) -> bool:
     return image.mode.startswith("I") or image.mode == "F" or _has_alpha(image)
 
 
-def load_rgb(image: ImageLike, *, timeout: float | None = None, background: tuple[int, int, int] = WHITE) -> Image.Image:
+def load_rgb(
+    image: ImageLike, *, timeout: float | None = None, background: tuple[int, int, int] = WHITE
+) -> Image.Image:
     """
     An 8-bit RGB PIL image from a PIL image (any mode), a local path, an http(s) URL or a numpy array.
 

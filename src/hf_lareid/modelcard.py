@@ -150,13 +150,18 @@ def build_card_data(
             continue
         eval_results.append(
             EvalResult(
-                task_type="image-feature-extraction", task_name="Person re-identification",
-                dataset_type=eval_dataset or "unknown", dataset_name=eval_dataset or "unknown",
-                dataset_split="query/gallery", metric_type=metric_type, metric_value=_as_percent(value),
-                metric_name=f"{display_name} (%)", metric_config=protocol,
+                task_type="image-feature-extraction",
+                task_name="Person re-identification",
+                dataset_type=eval_dataset or "unknown",
+                dataset_name=eval_dataset or "unknown",
+                dataset_split="query/gallery",
+                metric_type=metric_type,
+                metric_value=_as_percent(value),
+                metric_name=f"{display_name} (%)",
+                metric_config=protocol,
                 metric_args={"protocol": protocol, "similarity": "cosine", "flip": bool(flip)},
             )
-        )  # fmt: skip
+        )
     return ModelCardData(
         library_name="hf-lareid",
         pipeline_tag="image-feature-extraction",
@@ -215,9 +220,15 @@ def render_model_card(
     training_args = dict(training_args or {})
     dataset_counts = dict(datasets) if isinstance(datasets, Mapping) else {name: None for name in datasets or []}
     card_data = build_card_data(
-        model_name, metrics, list(dataset_counts), eval_dataset, base_model, license, protocol,
+        model_name,
+        metrics,
+        list(dataset_counts),
+        eval_dataset,
+        base_model,
+        license,
+        protocol,
         flip=bool(training_args.get("eval_flip", False)),
-    )  # fmt: skip
+    )
     results = [
         {"name": METRICS[key][1], "value": _as_percent(value)}
         for key in METRICS

@@ -8,9 +8,10 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -242,7 +243,9 @@ def backbone_layers(backbone: nn.Module) -> nn.ModuleList:
     if layers is None:
         layers = getattr(getattr(backbone, "encoder", None), "layer", None)
     if not isinstance(layers, nn.ModuleList):
-        raise TypeError(f"{type(backbone).__name__} has neither `layers` nor `encoder.layer`: not a supported backbone.")
+        raise TypeError(
+            f"{type(backbone).__name__} has neither `layers` nor `encoder.layer`: not a supported backbone."
+        )
     return layers
 
 
@@ -256,9 +259,15 @@ class LATransformerPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _no_split_modules = [
-        "ViTEmbeddings", "ViTLayer", "DeiTEmbeddings", "DeiTLayer", "LATransformerDinov2Embeddings", "Dinov2Layer",
-        "LATransformerDinov2WithRegistersEmbeddings", "Dinov2WithRegistersLayer",
-    ]  # fmt: skip
+        "ViTEmbeddings",
+        "ViTLayer",
+        "DeiTEmbeddings",
+        "DeiTLayer",
+        "LATransformerDinov2Embeddings",
+        "Dinov2Layer",
+        "LATransformerDinov2WithRegistersEmbeddings",
+        "Dinov2WithRegistersLayer",
+    ]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
@@ -324,7 +333,11 @@ class LATransformerPreTrainedModel(PreTrainedModel):
             raise FileExistsError(f"cannot save a model to {directory}: it is a file, not a folder.")
         with staged_replace(directory, last=(CONFIG_NAME,)) as staging:
             result = super().save_pretrained(staging, **kwargs)
-            weights = {entry.name: file_sha256(entry) for entry in sorted(staging.iterdir()) if _WEIGHTS_FILE.fullmatch(entry.name)}
+            weights = {
+                entry.name: file_sha256(entry)
+                for entry in sorted(staging.iterdir())
+                if _WEIGHTS_FILE.fullmatch(entry.name)
+            }
             config_path = staging / CONFIG_NAME
             config = json.loads(config_path.read_text(encoding="utf-8"))
             config[WEIGHTS_SHA256_KEY] = weights
@@ -519,7 +532,7 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         num_labels: int,
         image_size: int | tuple[int, int] | None = None,
         **config_kwargs: Any,
-    ) -> "LATransformerForReID":
+    ) -> LATransformerForReID:
         """
         Builds an LA-Transformer around pretrained backbone weights: how real training starts.
 
@@ -571,10 +584,13 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         state = backbone.state_dict()
         key = "embeddings.position_embeddings"
         state[key] = interpolate_position_embeddings(
-            state[key], patch_grid(backbone.config.image_size, backbone.config.patch_size), config.grid_size,
+            state[key],
+            patch_grid(backbone.config.image_size, backbone.config.patch_size),
+            config.grid_size,
             # DeiT gives its distillation token a position too; DINOv2 with registers resamples with antialiasing.
-            num_prefix_positions=2 if model_type == "deit" else 1, antialias=model_type == "dinov2_with_registers",
-        )  # fmt: skip
+            num_prefix_positions=2 if model_type == "deit" else 1,
+            antialias=model_type == "dinov2_with_registers",
+        )
         model.vit.load_state_dict(state)
         return model
 
@@ -606,7 +622,9 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
     if not recorded:
         return False
     if not isinstance(recorded, dict):
-        raise ModelWeightsMismatchError(f"{config_path}: {WEIGHTS_SHA256_KEY!r} must map file names to SHA-256 digests.")
+        raise ModelWeightsMismatchError(
+            f"{config_path}: {WEIGHTS_SHA256_KEY!r} must map file names to SHA-256 digests."
+        )
     for name, expected in sorted(recorded.items()):
         path = directory / name
         if not path.is_file():
@@ -641,7 +659,9 @@ def interpolate_position_embeddings(
     prefix_positions = position_embeddings[:, :num_prefix_positions]
     patch_positions = position_embeddings[:, num_prefix_positions:]
     grid = patch_positions.reshape(1, *source_grid, hidden_size).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=tuple(target_grid), mode="bicubic", align_corners=False, antialias=antialias)
+    grid = F.interpolate(
+        grid.float(), size=tuple(target_grid), mode="bicubic", align_corners=False, antialias=antialias
+    )
     patch_positions = grid.permute(0, 2, 3, 1).reshape(1, -1, hidden_size).to(position_embeddings.dtype)
     return torch.cat([prefix_positions, patch_positions], dim=1)
 

@@ -80,7 +80,10 @@ class LAReIDEmbeddingPipeline(Pipeline):
         return self.image_processor(load_rgb(image, timeout=timeout), return_tensors="pt")
 
     def _forward(
-        self, model_inputs: dict[str, torch.Tensor], flip: bool = False, bf16: BF16Option = False,
+        self,
+        model_inputs: dict[str, torch.Tensor],
+        flip: bool = False,
+        bf16: BF16Option = False,
         runtime: RuntimeOption = "auto",
     ) -> dict:
         key = (runtime, bf16)

@@ -74,10 +74,17 @@ def evaluate_model(
     """
     rank, world_size = resolve_shard(shard)
     if world_size > 1 and not is_distributed():
-        raise ValueError(f"shard={shard!r} needs the metrics of all shards: run under torchrun (a torch.distributed process group).")
+        raise ValueError(
+            f"shard={shard!r} needs the metrics of all shards: run under torchrun (a torch.distributed process group)."
+        )
     options = {
-        "batch_size": batch_size, "flip": flip, "bf16": bf16, "image_processor": image_processor,
-        "progress": progress and rank == 0, "shard": (rank, world_size), "runtime": make_embedder(model, runtime, bf16),
+        "batch_size": batch_size,
+        "flip": flip,
+        "bf16": bf16,
+        "image_processor": image_processor,
+        "progress": progress and rank == 0,
+        "shard": (rank, world_size),
+        "runtime": make_embedder(model, runtime, bf16),
     }
     query = extract_features(model, query_data, description="Query features", **options)
     gallery = extract_features(model, gallery_data, description="Gallery features", **options)
@@ -87,7 +94,9 @@ def evaluate_model(
     full_query, full_gallery = gather_features(query), gather_features(gallery)
     metrics = None
     if rank == 0:
-        metrics = evaluate_feature_sets(full_query, full_gallery, protocol=protocol, progress=progress, **evaluate_options)
+        metrics = evaluate_feature_sets(
+            full_query, full_gallery, protocol=protocol, progress=progress, **evaluate_options
+        )
         query, gallery = full_query, full_gallery
     return ModelEvaluation(metrics=broadcast_object(metrics), query=query, gallery=gallery)
 
@@ -110,8 +119,14 @@ def evaluate_feature_sets(
         evaluate_options.setdefault("query_paths", query.paths)
         evaluate_options.setdefault("gallery_paths", gallery.paths)
     return evaluate_reid(
-        query.embeddings, gallery.embeddings, query.person_ids, gallery.person_ids,
-        query.camera_ids, gallery.camera_ids, protocol=protocol, **evaluate_options,
+        query.embeddings,
+        gallery.embeddings,
+        query.person_ids,
+        gallery.person_ids,
+        query.camera_ids,
+        gallery.camera_ids,
+        protocol=protocol,
+        **evaluate_options,
     )
 
 
@@ -143,15 +158,24 @@ def calibrate_model(
     ```
     """
     features = extract_features(
-        model, data, batch_size=batch_size, flip=flip, bf16=bf16, image_processor=image_processor, progress=progress,
-        description="Calibration features", runtime=runtime,
-    )  # fmt: skip
+        model,
+        data,
+        batch_size=batch_size,
+        flip=flip,
+        bf16=bf16,
+        image_processor=image_processor,
+        progress=progress,
+        description="Calibration features",
+        runtime=runtime,
+    )
     known = features.person_ids > 0
     ids = features.person_ids[known]
     return calibrate_threshold(
-        features.embeddings[known], ids, target_false_match_rate,
+        features.embeddings[known],
+        ids,
+        target_false_match_rate,
         calibrated_on=f"{data_description}: {len(ids)} images of {len(set(ids.tolist()))} people",
-    )  # fmt: skip
+    )
 
 
 __all__ = ["ModelEvaluation", "calibrate_model", "evaluate_feature_sets", "evaluate_model"]

@@ -90,7 +90,9 @@ def choose_runtime(runtime: str, device: torch.device | str = "cpu", bf16: bool 
     missing = [name for name in order if not runtime_available(name)]
     chosen = next(name for name in (*order, "torch") if name not in missing)
     skipped = f" ({', '.join(missing)} not installed)" if missing else ""
-    logger.info("runtime='auto' picked %s for %s %s, preference %s%s", chosen, device_type, precision, "/".join(order), skipped)
+    logger.info(
+        "runtime='auto' picked %s for %s %s, preference %s%s", chosen, device_type, precision, "/".join(order), skipped
+    )
     return chosen
 
 
@@ -106,7 +108,9 @@ def onnx_cache_key(model: torch.nn.Module) -> str:
     """sha256 of `model_fingerprint` (backbone weights, embedding config), the other weights, opset and exporter: 32 hex."""
     import hashlib
 
-    digest = hashlib.sha256(f"{model_fingerprint(model)}|opset{ONNX_OPSET}|{ONNX_EXPORTER}|{model.config.embedding}".encode())
+    digest = hashlib.sha256(
+        f"{model_fingerprint(model)}|opset{ONNX_OPSET}|{ONNX_EXPORTER}|{model.config.embedding}".encode()
+    )
     for name, tensor in sorted(model.state_dict().items()):
         if not name.startswith("vit."):  # the row heads (bottleneck embeddings); the backbone is in the fingerprint
             digest.update(name.encode())
@@ -135,10 +139,20 @@ def cached_onnx(model: torch.nn.Module) -> Path:
             logger.warning("%s does not match its recorded SHA-256 (damaged or edited): exporting it again.", path)
         folder.mkdir(parents=True, exist_ok=True)
         report = export_onnx(
-            model, path, opset=ONNX_OPSET, exporter=ONNX_EXPORTER, check=importlib.util.find_spec("onnxruntime") is not None
+            model,
+            path,
+            opset=ONNX_OPSET,
+            exporter=ONNX_EXPORTER,
+            check=importlib.util.find_spec("onnxruntime") is not None,
         )
-        manifest = {"producer": "hf-lareid", "sha256": file_sha256(path), "opset": ONNX_OPSET,
-                    "exporter": report["exporter"], "max_abs_diff": report["max_abs_diff"], "torch": torch.__version__}
+        manifest = {
+            "producer": "hf-lareid",
+            "sha256": file_sha256(path),
+            "opset": ONNX_OPSET,
+            "exporter": report["exporter"],
+            "max_abs_diff": report["max_abs_diff"],
+            "torch": torch.__version__,
+        }
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
         logger.info("Exported the model to %s for the ONNX runtimes (once per model).", path)
     return path
@@ -269,12 +283,14 @@ def make_embedder(
 # The ONNX embedders this process has loaded, per model: ((cache dir, weights token), {runtime name: embedder}). Building one
 # hashes the weights for the cache key, checks the file's SHA-256 and compiles the graph (about a second), which
 # repeated `extract_features` calls or a web app's requests must not pay each time.
-_LOADED: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, dict[str, Embedder]]]" = weakref.WeakKeyDictionary()
+_LOADED: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, dict[str, Embedder]]] = weakref.WeakKeyDictionary()
 
 
 def _weights_token(model: torch.nn.Module) -> tuple:
     """Changes whenever a weight is replaced or modified in place (tensor storage and version counter)."""
-    return tuple((tensor.data_ptr(), tensor._version) for tensor in itertools.chain(model.parameters(), model.buffers()))
+    return tuple(
+        (tensor.data_ptr(), tensor._version) for tensor in itertools.chain(model.parameters(), model.buffers())
+    )
 
 
 def _loaded_embedder(model: torch.nn.Module, name: str, embedder_class: type[Embedder]) -> Embedder:

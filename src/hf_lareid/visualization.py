@@ -202,9 +202,7 @@ def plot_ranked_lists(
     _check_lengths(gallery_images=gallery_images, gallery_ids=gallery_ids)
     ranked = np.asarray(ranked_indices)
     if ranked.ndim != 2 or ranked.shape[0] != len(query_ids) or ranked.shape[1] == 0:
-        raise ValueError(
-            f"ranked_indices must have shape (num_queries={len(query_ids)}, >= 1), got {ranked.shape}."
-        )
+        raise ValueError(f"ranked_indices must have shape (num_queries={len(query_ids)}, >= 1), got {ranked.shape}.")
     if not np.issubdtype(ranked.dtype, np.integer) or ranked.min() < 0 or ranked.max() >= len(gallery_ids):
         raise ValueError(f"ranked_indices must be integer indices into the {len(gallery_ids)} gallery images.")
     if top_k < 1:
@@ -221,10 +219,14 @@ def plot_ranked_lists(
     renderer, font = RendererAgg(1, 1, _DPI), FontProperties(size=LABEL_FONT_SIZE)
     cell_height, cell_width = TILE_SIZE[0] + 2 * BORDER_WIDTH, TILE_SIZE[1] + 2 * BORDER_WIDTH
     titles = [
-        _wrap_to_width(query_titles[row] if query_titles is not None else f"query\nid {query_id}", 2 * cell_width - 4,
-                       renderer, font)
+        _wrap_to_width(
+            query_titles[row] if query_titles is not None else f"query\nid {query_id}",
+            2 * cell_width - 4,
+            renderer,
+            font,
+        )
         for row, query_id in enumerate(query_ids)
-    ]  # fmt: skip
+    ]
     query_column = max(cell_width, int(np.ceil(max(_text_width(title, renderer, font) for title in titles))) + 4)
     line_height = 1.2 * LABEL_FONT_SIZE * _DPI / 72  # pixels
     max_lines = max(2, *(title.count("\n") + 1 for title in titles))
@@ -243,11 +245,16 @@ def plot_ranked_lists(
         hit_scores = None if scores is None else [float(v) for v in np.asarray(scores)[row, :top_k]]
         for rank, (index, color) in enumerate(zip(ranked[row], border_colors(query_id, hit_ids, verdicts))):
             left = gap + query_column + query_gap + rank * (cell_width + gap)
-            canvas[top : top + cell_height, left : left + cell_width] = framed(_tile(gallery_images[index], TILE_SIZE), color)
+            canvas[top : top + cell_height, left : left + cell_width] = framed(
+                _tile(gallery_images[index], TILE_SIZE), color
+            )
             text = hit_label(
-                rank + 1, query_id, hit_ids[rank], None if hit_scores is None else hit_scores[rank],
+                rank + 1,
+                query_id,
+                hit_ids[rank],
+                None if hit_scores is None else hit_scores[rank],
                 None if verdicts is None else verdicts[rank],
-            )  # fmt: skip
+            )
             labels.append((left + cell_width / 2, top - 3, text, tuple(int(0.7 * c) for c in color)))
 
     figure = Figure(figsize=(canvas.shape[1] / _DPI, canvas.shape[0] / _DPI), dpi=_DPI)
@@ -255,7 +262,9 @@ def plot_ranked_lists(
     axes.imshow(canvas, interpolation="nearest")
     axes.set_axis_off()
     for x, y, text, color in labels:
-        axes.text(x, y, text, ha="center", va="bottom", fontproperties=font, color=np.array(color) / 255, linespacing=1.0)
+        axes.text(
+            x, y, text, ha="center", va="bottom", fontproperties=font, color=np.array(color) / 255, linespacing=1.0
+        )
     return _save_figure(figure, path)
 
 
@@ -301,7 +310,10 @@ def plot_cmc_curves(results: Mapping[str, Mapping[str, Any]], path: str | os.Pat
 
 # --------------------------------------------------------------------------------------------------- attention
 def plot_attention_rollout(
-    images: Sequence[ImageLike], rollout: torch.Tensor | np.ndarray, image_size: tuple[int, int], path: str | os.PathLike
+    images: Sequence[ImageLike],
+    rollout: torch.Tensor | np.ndarray,
+    image_size: tuple[int, int],
+    path: str | os.PathLike,
 ) -> Path:
     """
     Each image above its attention rollout overlay, with the row parts marked and numbered.

@@ -10,8 +10,9 @@ import bench_index
 
 
 def test_table_has_a_row_per_type_flat_is_exact_and_the_goal_is_judged(capsys):
-    args = argparse.Namespace(num_vectors=1500, queries=20, rounds=1, pq_training_size=1500,
-                              types=["ivf", "ivfpq_refine"])
+    args = argparse.Namespace(
+        num_vectors=1500, queries=20, rounds=1, pq_training_size=1500, types=["ivf", "ivfpq_refine"]
+    )
     rows = bench_index.compare_types(args, "clustered")
     assert [row["index_type"] for row in rows] == ["flat", "ivf", "ivfpq_refine", "ivfpq_refine"]
     flat = rows[0]

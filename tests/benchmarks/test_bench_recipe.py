@@ -39,6 +39,11 @@ def test_histogram_baseline_and_table_on_a_tiny_generated_set(tmp_path):
     table = bench_recipe.format_table(rows, ["set 1", "set 2"])
     lines = table.splitlines()
     assert lines[0].startswith("| method | set 1 Rank-1 | set 1 Rank-5 | set 1 mAP | set 2 Rank-1")
-    assert lines[2] == "| histogram | " + " | ".join(
-        [f"{100 * metrics['rank1']:.1f}", f"{100 * metrics['rank5']:.1f}", f"{100 * metrics['mAP']:.1f}"] * 2
-    ) + " |"
+    assert (
+        lines[2]
+        == "| histogram | "
+        + " | ".join(
+            [f"{100 * metrics['rank1']:.1f}", f"{100 * metrics['rank5']:.1f}", f"{100 * metrics['mAP']:.1f}"] * 2
+        )
+        + " |"
+    )

@@ -16,7 +16,11 @@ def test_runtimes_table_has_every_runtime_and_equal_embeddings(capsys):
     rows = bench_runtimes.main(["--setups", "tiny", "--batch_sizes", "1", "3", "--repeats", "1"])
     out = capsys.readouterr().out
     runtimes = [row["key"] for row in rows if row["batch"] == 1]
-    assert runtimes[0] == bench_runtimes.EAGER and bench_runtimes.ORT in runtimes and runtimes[-1] == bench_runtimes.DEFAULT
+    assert (
+        runtimes[0] == bench_runtimes.EAGER
+        and bench_runtimes.ORT in runtimes
+        and runtimes[-1] == bench_runtimes.DEFAULT
+    )
     assert [row["batch"] for row in rows] == [1] * len(runtimes) + [3] * len(runtimes)
     for row in rows:
         assert row["max_abs_diff"] < 1e-4, row

@@ -7,12 +7,11 @@ import sys
 
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, run_cli
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.retrieval import GalleryIndex
-
-from cli_helpers import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +23,25 @@ def people(tmp_path_factory):
 
 
 def build_index(model_dir, people, index_dir, *flags, capsys):
-    return run_cli("index", model_dir, "--dataset", "market1501", "--data_dir", people, "--index_dir", index_dir,
-                   *flags, capsys=capsys)  # fmt: skip
+    return run_cli(
+        "index",
+        model_dir,
+        "--dataset",
+        "market1501",
+        "--data_dir",
+        people,
+        "--index_dir",
+        index_dir,
+        *flags,
+        capsys=capsys,
+    )
 
 
 def test_index_calibrates_on_a_split_and_stores_the_whole_calibration(tiny_model_dir, people, tmp_path, capsys):
     index_dir = tmp_path / "index"
-    status, out, _ = build_index(tiny_model_dir, people, index_dir, "--calibrate_on", "query",
-                                 "--target_false_match_rate", "0.05", capsys=capsys)  # fmt: skip
+    status, out, _ = build_index(
+        tiny_model_dir, people, index_dir, "--calibrate_on", "query", "--target_false_match_rate", "0.05", capsys=capsys
+    )
     assert status == 0 and "calibrated on market1501 query split of" in out
     index = GalleryIndex.load(index_dir)
     calibration = index.verification_calibration
@@ -46,8 +56,15 @@ def test_index_takes_the_model_configs_calibration_and_refuses_conflicting_flags
     tiny_model_dir, people, tmp_path, capsys
 ):
     model = LATransformerForReID.from_pretrained(tiny_model_dir)
-    calibration = {"threshold": 0.8, "target_false_match_rate": 0.01, "false_match_rate": 0.005,
-                   "true_match_rate": 0.5, "num_genuine_pairs": 3, "num_impostor_pairs": 300, "calibrated_on": "x"}
+    calibration = {
+        "threshold": 0.8,
+        "target_false_match_rate": 0.01,
+        "false_match_rate": 0.005,
+        "true_match_rate": 0.5,
+        "num_genuine_pairs": 3,
+        "num_impostor_pairs": 300,
+        "calibrated_on": "x",
+    }
     model.config.set_verification_calibration(calibration)
     model_dir = tmp_path / "calibrated-model"
     model.save_pretrained(model_dir)
@@ -59,8 +76,9 @@ def test_index_takes_the_model_configs_calibration_and_refuses_conflicting_flags
     by_hand = GalleryIndex.load(tmp_path / "by-hand")
     assert (by_hand.verification_threshold, by_hand.verification_calibration) == (0.3, None)
 
-    status, _, err = build_index(model_dir, people, tmp_path / "both", "--threshold", "0.3", "--calibrate_on",
-                                 "query", capsys=capsys)  # fmt: skip
+    status, _, err = build_index(
+        model_dir, people, tmp_path / "both", "--threshold", "0.3", "--calibrate_on", "query", capsys=capsys
+    )
     assert_one_line_error(status, err, "--threshold", "--calibrate_on")
     status, _, err = build_index(model_dir, people, tmp_path / "none", "--calibrate_on", "validation", capsys=capsys)
     assert_one_line_error(status, err, "'validation'", "--calibrate_on")
@@ -73,8 +91,19 @@ def test_search_with_a_query_camera_leaves_that_camera_out(tiny_model_dir, peopl
     index = GalleryIndex.load(index_dir)
     query = index.resolve_path(index.paths[0])
     camera = int(index.camera_ids[0])
-    status, _, _ = run_cli("search", "--index_dir", index_dir, query, "--top_k", 100, "--query_camera", camera,
-                           "--output_json", hits_json, capsys=capsys)  # fmt: skip
+    status, _, _ = run_cli(
+        "search",
+        "--index_dir",
+        index_dir,
+        query,
+        "--top_k",
+        100,
+        "--query_camera",
+        camera,
+        "--output_json",
+        hits_json,
+        capsys=capsys,
+    )
     assert status == 0
     matches = json.loads(hits_json.read_text())["results"][0]["matches"]
     assert len(matches) == int((index.camera_ids != camera).sum()) and all(m["camera_id"] != camera for m in matches)

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error
 from PIL import Image
 
 from hf_lareid.cli.main import main
 from hf_lareid.data import ReIDDataError, generate_synthetic_reid, parse_market1501_name
 from hf_lareid.retrieval import GalleryIndex
-
-from cli_helpers import assert_one_line_error
 
 RENAMES = {  # (person, camera, number) -> a file name in each layout
     "dukemtmcreid": lambda person, camera, number: f"{person:04d}_c{camera}_f{number:07d}.jpg",
@@ -44,22 +43,63 @@ def test_evaluate_index_and_search_picture(name, market_dir, tiny_model_dir, tmp
     if name == "cuhk03_np":  # the CLI reads a variant by its folder
         data_dir = data_dir / "detected"
     metrics = tmp_path / "metrics.json"
-    assert main(["evaluate", str(tiny_model_dir), "--dataset", name, "--data_dir", str(data_dir),
-                 "--output_json", str(metrics)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tiny_model_dir),
+                "--dataset",
+                name,
+                "--data_dir",
+                str(data_dir),
+                "--output_json",
+                str(metrics),
+            ]
+        )
+        == 0
+    )
     result = json.loads(metrics.read_text())["results"][0]
     assert result["num_queries"] == 4 * 2 and 0.0 <= result["mAP"] <= 1.0
 
     index_dir = tmp_path / "index"
-    assert main(["index", str(tiny_model_dir), "--dataset", name, "--data_dir", str(data_dir),
-                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "index",
+                str(tiny_model_dir),
+                "--dataset",
+                name,
+                "--data_dir",
+                str(data_dir),
+                "--index_dir",
+                str(index_dir),
+            ]
+        )
+        == 0
+    )
     index = GalleryIndex.load(index_dir)
     assert index.data_dir == str(data_dir) and not any(Path(path).is_absolute() for path in index.paths)
 
     query = Path(index.resolve_path(index.paths[0]))
     picture, hits = tmp_path / "ranks.png", tmp_path / "hits.json"
     capsys.readouterr()
-    assert main(["search", "--index_dir", str(index_dir), str(query), "--top_k", "3", "--picture", str(picture),
-                 "--output_json", str(hits)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "search",
+                "--index_dir",
+                str(index_dir),
+                str(query),
+                "--top_k",
+                "3",
+                "--picture",
+                str(picture),
+                "--output_json",
+                str(hits),
+            ]
+        )
+        == 0
+    )
     assert json.loads(hits.read_text())["results"][0]["matches"][0]["path"] == str(query)  # resolved: it opens
     with Image.open(picture) as image:
         assert image.format == "PNG" and image.width > image.height > 0
@@ -70,9 +110,26 @@ def test_search_reads_query_identities_with_the_indexed_sets_file_names(market_d
     picture frames its own gallery image as the right identity."""
     from hf_lareid.visualization import BORDER_WIDTH, RIGHT_COLOR
 
-    data_dir, index_dir, picture = _renamed_copy(market_dir, tmp_path / "duke", "dukemtmcreid"), tmp_path / "index", tmp_path / "ranks.png"
-    assert main(["index", str(tiny_model_dir), "--dataset", "dukemtmcreid", "--data_dir", str(data_dir),
-                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    data_dir, index_dir, picture = (
+        _renamed_copy(market_dir, tmp_path / "duke", "dukemtmcreid"),
+        tmp_path / "index",
+        tmp_path / "ranks.png",
+    )
+    assert (
+        main(
+            [
+                "index",
+                str(tiny_model_dir),
+                "--dataset",
+                "dukemtmcreid",
+                "--data_dir",
+                str(data_dir),
+                "--index_dir",
+                str(index_dir),
+            ]
+        )
+        == 0
+    )
     index = GalleryIndex.load(index_dir)
     assert index.dataset == "dukemtmcreid"
     query = Path(index.resolve_path(index.paths[int(np.argmax(index.person_ids))]))  # a real person, not a distractor
@@ -95,8 +152,21 @@ def test_search_on_a_set_whose_names_carry_no_identity_says_so_once(market_dir, 
             (people / f"{person:03d}").mkdir(parents=True, exist_ok=True)
             shutil.copy(path, people / f"{person:03d}" / f"c{camera}_{path.parent.name}_{path.name}")
     index_dir, picture = tmp_path / "index", tmp_path / "ranks.png"
-    assert main(["index", str(tiny_model_dir), "--dataset", "identity_folders", "--data_dir", str(people),
-                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "index",
+                str(tiny_model_dir),
+                "--dataset",
+                "identity_folders",
+                "--data_dir",
+                str(people),
+                "--index_dir",
+                str(index_dir),
+            ]
+        )
+        == 0
+    )
     query = Path(GalleryIndex.load(index_dir).resolve_path(GalleryIndex.load(index_dir).paths[0]))
     capsys.readouterr()
     assert main(["search", "--index_dir", str(index_dir), str(query), "--top_k", "2", "--picture", str(picture)]) == 0
@@ -104,7 +174,9 @@ def test_search_on_a_set_whose_names_carry_no_identity_says_so_once(market_dir, 
     assert out.count("query identities unknown (identity_folders file names carry no person id)") == 1
     assert f"path={query}" in out
     pixels = np.asarray(Image.open(picture).convert("RGB"))
-    assert not any((pixels == np.array(color, dtype=np.uint8)).all(axis=-1).any() for color in (RIGHT_COLOR, WRONG_COLOR))
+    assert not any(
+        (pixels == np.array(color, dtype=np.uint8)).all(axis=-1).any() for color in (RIGHT_COLOR, WRONG_COLOR)
+    )
 
 
 def test_a_bad_msmt17_folder_is_one_line(tiny_model_dir, market_dir, capsys):
@@ -115,15 +187,47 @@ def test_a_bad_msmt17_folder_is_one_line(tiny_model_dir, market_dir, capsys):
 def test_resuming_an_index_of_absolute_paths_adds_no_duplicates(market_dir, tiny_model_dir, tmp_path):
     """An index saved before paths were relative (absolute paths, no data_dir) resumes without re-adding images."""
     index_dir = tmp_path / "index"
-    assert main(["index", str(tiny_model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
-                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "index",
+                str(tiny_model_dir),
+                "--dataset",
+                "market1501",
+                "--data_dir",
+                str(market_dir),
+                "--index_dir",
+                str(index_dir),
+            ]
+        )
+        == 0
+    )
     complete = GalleryIndex.load(index_dir)
-    old = GalleryIndex(complete.dim, model_reference=complete.model_reference, model_fingerprint=complete.model_fingerprint)
-    old.add(complete._index.reconstruct_n(0, 5), person_ids=complete.person_ids[:5], camera_ids=complete.camera_ids[:5],
-            paths=[complete.resolve_path(path) for path in complete.paths[:5]])  # fmt: skip
+    old = GalleryIndex(
+        complete.dim, model_reference=complete.model_reference, model_fingerprint=complete.model_fingerprint
+    )
+    old.add(
+        complete._index.reconstruct_n(0, 5),
+        person_ids=complete.person_ids[:5],
+        camera_ids=complete.camera_ids[:5],
+        paths=[complete.resolve_path(path) for path in complete.paths[:5]],
+    )
     old.save(index_dir)
-    assert main(["index", str(tiny_model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
-                 "--index_dir", str(index_dir)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "index",
+                str(tiny_model_dir),
+                "--dataset",
+                "market1501",
+                "--data_dir",
+                str(market_dir),
+                "--index_dir",
+                str(index_dir),
+            ]
+        )
+        == 0
+    )
     resumed = GalleryIndex.load(index_dir)
     assert resumed.data_dir == str(market_dir) and len(resumed) == len(complete)
     assert sorted(resumed.resolve_path(path) for path in resumed.paths) == sorted(

@@ -9,9 +9,9 @@ from PIL import Image
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.cli.demo import FINE_TUNED_DIR, INDEX_DIR, METRICS_FILE, PICTURES, PRETRAINED_DIR, QUICK, STAGES
-from hf_lareid_cli import main
 from hf_lareid.features import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
+from hf_lareid_cli import main
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,9 @@ def test_demo_calibrates_a_threshold_into_the_model_and_the_index(demo_run):
     config = json.loads((output_dir / FINE_TUNED_DIR / "config.json").read_text())
     calibration = config["verification_calibration"]
     assert config["verification_threshold"] == calibration["threshold"]
-    assert calibration["false_match_rate"] <= calibration["target_false_match_rate"] == QUICK.calibration_false_match_rate
+    assert (
+        calibration["false_match_rate"] <= calibration["target_false_match_rate"] == QUICK.calibration_false_match_rate
+    )
     assert "held-out people of population 1" in calibration["calibrated_on"]
     assert calibration["num_genuine_pairs"] > 0 and calibration["num_impostor_pairs"] > 0
     index = GalleryIndex.load(output_dir / INDEX_DIR)

@@ -20,15 +20,27 @@ from hf_lareid.retrieval import GalleryIndex
 def market_dir(tmp_path_factory):
     """6 test ids, 2 cameras x 2 images, 3 distractors: 15 gallery images (shards of 8 and 7), 12 queries."""
     return generate_synthetic_reid(
-        tmp_path_factory.mktemp("market"), num_ids=12, num_cameras=2, images_per_camera=2, image_size=(64, 32),
+        tmp_path_factory.mktemp("market"),
+        num_ids=12,
+        num_cameras=2,
+        images_per_camera=2,
+        image_size=(64, 32),
         num_distractors=3,
     )
 
 
 def torchrun(*argv, fault=None):
     """`lareid ARGV` on 2 processes; returns the completed process."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               "-m", "hf_lareid.cli.main", *map(str, argv)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        "-m",
+        "hf_lareid.cli.main",
+        *map(str, argv),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HF_LAREID_FAULT", None)
     if fault:
@@ -98,8 +110,18 @@ def test_a_launch_with_fewer_processes_than_asked_is_refused(tiny_model_dir, mar
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    status = main(["index", str(tiny_model_dir), "--dataset", "market1501", "--data_dir", str(market_dir),
-                   "--index_dir", str(tmp_path / "index")])  # fmt: skip
+    status = main(
+        [
+            "index",
+            str(tiny_model_dir),
+            "--dataset",
+            "market1501",
+            "--data_dir",
+            str(market_dir),
+            "--index_dir",
+            str(tmp_path / "index"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert status == 1 and len(err.splitlines()) == 1 and "--multi_gpu" in err
     assert not (tmp_path / "index").exists()

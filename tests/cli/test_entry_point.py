@@ -64,11 +64,21 @@ def test_a_subcommand_imports_only_its_own_module():
     report = run_entry_point("push", "--help")
     assert report["status"] == 0 and report["out"].startswith("usage: lareid push")
     modules = subprocess.run(
-        [sys.executable, "-c", "import sys; from hf_lareid_cli import main; main(['push', '--help']);"
-         "print(sorted(m for m in sys.modules if m.startswith('hf_lareid.cli.')))"],
-        capture_output=True, text=True, timeout=300,
-    ).stdout.splitlines()[-1]  # fmt: skip
-    assert "hf_lareid.cli.push" in modules and "hf_lareid.cli.demo" not in modules and "hf_lareid.cli.search" not in modules
+        [
+            sys.executable,
+            "-c",
+            "import sys; from hf_lareid_cli import main; main(['push', '--help']);"
+            "print(sorted(m for m in sys.modules if m.startswith('hf_lareid.cli.')))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout.splitlines()[-1]
+    assert (
+        "hf_lareid.cli.push" in modules
+        and "hf_lareid.cli.demo" not in modules
+        and "hf_lareid.cli.search" not in modules
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SUBCOMMANDS))

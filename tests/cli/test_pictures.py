@@ -82,8 +82,9 @@ def test_ranked_list_png_has_one_green_frame_per_right_hit(tmp_path, gray_images
 def test_ranked_list_all_right_has_no_red_and_top_k_cuts(tmp_path, gray_images):
     path = tmp_path / "ranks.png"
     ranked = np.array([[0, 1, 2, 3, 4, 5]])
-    plot_ranked_lists([gray_images[0]], [1], gray_images, [1, 1, 2, 2, 3, 3], ranked, path, top_k=2,
-                      query_titles=["a query"])
+    plot_ranked_lists(
+        [gray_images[0]], [1], gray_images, [1, 1, 2, 2, 3, 3], ranked, path, top_k=2, query_titles=["a query"]
+    )
     pixels = _read_png(path, min_size=150)  # one query, two hits: a small picture
     assert _count(pixels, RIGHT_COLOR) == 2 * FRAME_PIXELS
     assert _count(pixels, WRONG_COLOR) == 0
@@ -127,14 +128,24 @@ def test_known_and_unknown_queries_are_framed_by_identity_and_by_verdict(tmp_pat
     gallery_ids = [1, 1, 2, 2, 3, 3]
     ranked = np.array([[0, 2, 1], [5, 4, 3]])  # query id 1: right, wrong, right; the second query's id is unknown
     scores = np.array([[0.9, 0.5, 0.4], [0.95, 0.7, 0.2]])
-    path = plot_ranked_lists(gray_images[:2], [1, None], gray_images, gallery_ids, ranked, tmp_path / "r.png",
-                             top_k=3, scores=scores, same_person=scores > 0.6)
+    path = plot_ranked_lists(
+        gray_images[:2],
+        [1, None],
+        gray_images,
+        gallery_ids,
+        ranked,
+        tmp_path / "r.png",
+        top_k=3,
+        scores=scores,
+        same_person=scores > 0.6,
+    )
     pixels = _read_png(path)
     assert _count(pixels, RIGHT_COLOR) == 2 * FRAME_PIXELS and _count(pixels, WRONG_COLOR) == FRAME_PIXELS
     assert _count(pixels, SAME_PERSON_COLOR) == 2 * FRAME_PIXELS and _count(pixels, OTHER_PERSON_COLOR) == FRAME_PIXELS
     # Without a threshold an unknown query's hits are all neutral: no red that would read as "wrong".
-    path = plot_ranked_lists([gray_images[0]], [None], gray_images, gallery_ids, ranked[:1], tmp_path / "n.png",
-                             scores=scores[:1])
+    path = plot_ranked_lists(
+        [gray_images[0]], [None], gray_images, gallery_ids, ranked[:1], tmp_path / "n.png", scores=scores[:1]
+    )
     pixels = _read_png(path, min_size=150)
     assert _count(pixels, WRONG_COLOR) == _count(pixels, RIGHT_COLOR) == 0
     assert _count(pixels, OTHER_PERSON_COLOR) == 3 * FRAME_PIXELS
@@ -142,8 +153,17 @@ def test_known_and_unknown_queries_are_framed_by_identity_and_by_verdict(tmp_pat
 
 def test_a_long_query_title_wraps_inside_the_query_column(tmp_path, gray_images):
     title = "camera-entrance-north_2026-12-01T11-58-03_person-crop-000123.jpg\nidentity unknown"
-    path = plot_ranked_lists([_query_image()], [None], gray_images, [1, 1, 2, 2, 3, 3], np.array([[0, 1]]),
-                             tmp_path / "r.png", query_titles=[title], scores=[[0.9, 0.3]], same_person=[[True, False]])
+    path = plot_ranked_lists(
+        [_query_image()],
+        [None],
+        gray_images,
+        [1, 1, 2, 2, 3, 3],
+        np.array([[0, 1]]),
+        tmp_path / "r.png",
+        query_titles=[title],
+        scores=[[0.9, 0.3]],
+        same_person=[[True, False]],
+    )
     pixels = _read_png(path, min_size=150)
     white = (pixels == 255).all(axis=-1)
     first_hit_left = np.where((pixels == SAME_PERSON_COLOR).all(axis=-1).any(axis=0))[0].min()
@@ -156,8 +176,18 @@ def test_a_long_query_title_wraps_inside_the_query_column(tmp_path, gray_images)
 
 def test_scores_are_written_above_the_hits(tmp_path, gray_images):
     def draw(scores, name):
-        return _read_png(plot_ranked_lists([_query_image()], [1], gray_images, [1, 1, 2, 2, 3, 3], np.array([[0, 2]]),
-                                           tmp_path / name, scores=scores), min_size=150)
+        return _read_png(
+            plot_ranked_lists(
+                [_query_image()],
+                [1],
+                gray_images,
+                [1, 1, 2, 2, 3, 3],
+                np.array([[0, 2]]),
+                tmp_path / name,
+                scores=scores,
+            ),
+            min_size=150,
+        )
 
     first, second = draw([[0.912, 0.301]], "a.png"), draw([[0.455, 0.107]], "b.png")
     assert first.shape == second.shape

@@ -11,7 +11,10 @@ def test_one_row_per_split_in_percent():
     features = rng.normal(size=(12, 4)).astype(np.float32)
     ids = np.repeat(np.arange(1, 5), 3)
     rows = [
-        {"name": name, **evaluate_reid(features, features, ids, ids, protocol="no-camera", metric=metric, show_progress=False)}
+        {
+            "name": name,
+            **evaluate_reid(features, features, ids, ids, protocol="no-camera", metric=metric, show_progress=False),
+        }
         for name, metric in (("a", "euclidean"), ("b", "cosine"))
     ]
     table = format_results_table(rows)

@@ -47,8 +47,11 @@ def test_the_space_serves_the_index_with_the_named_model(space_app, monkeypatch,
     from hf_lareid.retrieval import GalleryIndex
 
     model = LATransformerForReID.from_pretrained(tiny_model_dir)
-    GalleryIndex(model.config.embedding_dim, model_reference="user/not-on-this-machine",
-                 model_fingerprint=model_fingerprint(model)).save(tmp_path / "index")  # fmt: skip
+    GalleryIndex(
+        model.config.embedding_dim,
+        model_reference="user/not-on-this-machine",
+        model_fingerprint=model_fingerprint(model),
+    ).save(tmp_path / "index")
     monkeypatch.delenv("LAREID_INDEX_REPO", raising=False)
     monkeypatch.setenv("LAREID_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("LAREID_MODEL", str(tiny_model_dir))

@@ -1,6 +1,5 @@
 """The web app's answers (`ReIDService`) and the text the page draws from them, without a server or Gradio."""
 
-import numpy as np
 import pytest
 
 from hf_lareid import LATransformerForReID
@@ -28,27 +27,44 @@ def save_index(model_dir, files, index_dir, **kwargs):
     model = LATransformerForReID.from_pretrained(model_dir)
     image_processor = AutoImageProcessor.from_pretrained(model_dir, backend="pil")
     features = extract_features(model, files, image_processor=image_processor, progress=False)
-    index = GalleryIndex(features.embeddings.shape[1], model_reference=str(model_dir),
-                         model_fingerprint=model_fingerprint(model), **kwargs)  # fmt: skip
+    index = GalleryIndex(
+        features.embeddings.shape[1],
+        model_reference=str(model_dir),
+        model_fingerprint=model_fingerprint(model),
+        **kwargs,
+    )
     index.add(features.embeddings, person_ids=[0, 0, 1, 1, 2], camera_ids=[0, 1, 0, 1, 0], paths=files)
     index.save(index_dir)
     return index_dir
 
 
-CALIBRATION = {"threshold": 0.5, "target_false_match_rate": 0.01, "false_match_rate": 0.008, "true_match_rate": 0.9,
-               "num_genuine_pairs": 5, "num_impostor_pairs": 500, "calibrated_on": "the test people"}
+CALIBRATION = {
+    "threshold": 0.5,
+    "target_false_match_rate": 0.01,
+    "false_match_rate": 0.008,
+    "true_match_rate": 0.9,
+    "num_genuine_pairs": 5,
+    "num_impostor_pairs": 500,
+    "calibrated_on": "the test people",
+}
 
 
 def test_search_answers_json_with_the_exact_copy_first(tiny_model_dir, gallery_files, tmp_path):
-    service = ReIDService.load(save_index(tiny_model_dir, gallery_files, tmp_path / "index",
-                                          verification_calibration=CALIBRATION))  # fmt: skip
+    service = ReIDService.load(
+        save_index(tiny_model_dir, gallery_files, tmp_path / "index", verification_calibration=CALIBRATION)
+    )
     answer = service.search(gallery_files[3], top_k=3)
     hits = answer["hits"]
     assert [hit["rank"] for hit in hits] == [1, 2, 3]
     assert hits[0] | {"score": round(hits[0]["score"], 4)} == {
-        "rank": 1, "index": 3, "file": gallery_files[3], "score": 1.0, "person_id": 1, "camera_id": 1,
+        "rank": 1,
+        "index": 3,
+        "file": gallery_files[3],
+        "score": 1.0,
+        "person_id": 1,
+        "camera_id": 1,
         "same_person": True,
-    }  # fmt: skip
+    }
     assert all(hit["same_person"] == (hit["score"] > 0.5) for hit in hits)
     assert answer["calibration"] == CALIBRATION and answer["threshold"] == 0.5
 
@@ -59,12 +75,16 @@ def test_search_answers_json_with_the_exact_copy_first(tiny_model_dir, gallery_f
 
 
 def test_compare_says_the_verdict_or_that_there_is_no_threshold(tiny_model_dir, gallery_files, tmp_path):
-    calibrated = ReIDService.load(save_index(tiny_model_dir, gallery_files, tmp_path / "a",
-                                             verification_calibration=CALIBRATION))  # fmt: skip
+    calibrated = ReIDService.load(
+        save_index(tiny_model_dir, gallery_files, tmp_path / "a", verification_calibration=CALIBRATION)
+    )
     same = calibrated.compare(gallery_files[0], gallery_files[0])
     assert same["verdict"] == SAME_PERSON and same["cosine"] == pytest.approx(1.0, abs=1e-5)
     assert (same["false_match_rate"], same["target_false_match_rate"], same["calibrated_on"]) == (
-        0.008, 0.01, "the test people")
+        0.008,
+        0.01,
+        "the test people",
+    )
     assert "calibrated at a false-match rate of 0.80% (target 1.00%) on the test people" in render_verdict(same)
     assert render_verdict(same).startswith(f"## {SAME_PERSON}\n")
 
@@ -94,8 +114,9 @@ def test_bad_inputs_are_one_line_messages(tiny_model_dir, gallery_files, tmp_pat
         service.gallery_image(5)
 
     empty_dir = tmp_path / "empty"
-    GalleryIndex(service.index.dim, model_reference=str(tiny_model_dir),
-                 model_fingerprint=service.index.model_fingerprint).save(empty_dir)  # fmt: skip
+    GalleryIndex(
+        service.index.dim, model_reference=str(tiny_model_dir), model_fingerprint=service.index.model_fingerprint
+    ).save(empty_dir)
     empty = ReIDService.load(empty_dir)
     with pytest.raises(WebAppError, match="is empty: build it with `lareid index`"):
         empty.search(gallery_files[0])
@@ -115,11 +136,19 @@ def test_gallery_picks_and_the_attention_picture(tiny_model_dir, gallery_files, 
 
 
 def test_the_page_text_of_a_search():
-    hit = {"rank": 1, "index": 7, "file": "a.jpg", "score": 0.98765, "person_id": 12, "camera_id": 2,
-           "same_person": True}
+    hit = {
+        "rank": 1,
+        "index": 7,
+        "file": "a.jpg",
+        "score": 0.98765,
+        "person_id": 12,
+        "camera_id": 2,
+        "same_person": True,
+    }
     assert hit_caption(hit) == "#1 · 0.988 · person 12 · camera 2 · same person"
-    grid, status = render_hits({"hits": [hit], "query_camera": 2, "query_person": 12, "threshold": 0.5,
-                                "calibration": CALIBRATION})  # fmt: skip
+    grid, status = render_hits(
+        {"hits": [hit], "query_camera": 2, "query_person": 12, "threshold": 0.5, "calibration": CALIBRATION}
+    )
     assert grid == [("a.jpg", hit_caption(hit))]
     assert status.startswith("**1 hit**, leaving out person 12's images from camera 2 (the query's camera).")
     assert "calibrated at a false-match rate of **0.80%**" in status
@@ -133,8 +162,9 @@ def test_queries_are_embedded_as_the_index_records(tiny_model_dir, gallery_files
     from hf_lareid.retrieval import EmbeddingSettingsMismatchError
 
     processor = AutoImageProcessor.from_pretrained(tiny_model_dir, backend="pil")
-    flipped = save_index(tiny_model_dir, gallery_files, tmp_path / "flipped",
-                         embedding_settings=embedding_settings(processor, True))  # fmt: skip
+    flipped = save_index(
+        tiny_model_dir, gallery_files, tmp_path / "flipped", embedding_settings=embedding_settings(processor, True)
+    )
     assert ReIDService.load(flipped).flip is True
     other = embedding_settings(processor, False) | {"processor_size": {"height": 128, "width": 64}}
     with pytest.raises(EmbeddingSettingsMismatchError):

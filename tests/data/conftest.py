@@ -41,8 +41,7 @@ def market_dir(tmp_path) -> Path:
     for folder, names in {
         "bounding_box_train": _market_names([2, 7, 10, 11], [1, 2], 2),
         "query": _market_names([1, 3, 5], [1, 2], 1),
-        "bounding_box_test": _market_names([1, 3, 5], [1, 2], 2)
-        + ["-1_c1s1_000401_03.jpg", "0000_c2s1_000151_01.jpg"],
+        "bounding_box_test": _market_names([1, 3, 5], [1, 2], 2) + ["-1_c1s1_000401_03.jpg", "0000_c2s1_000151_01.jpg"],
     }.items():
         for name in names:
             seed += 1
@@ -86,10 +85,16 @@ def duke_dir(tmp_path) -> Path:
     def names(person_ids, per_camera):
         return [
             f"{person_id:04d}_c{camera}_f{46182 + 10 * shot + camera:07d}.jpg"
-            for person_id in person_ids for camera in (1, 5) for shot in range(per_camera)
-        ]  # fmt: skip
+            for person_id in person_ids
+            for camera in (1, 5)
+            for shot in range(per_camera)
+        ]
 
-    folders = {"bounding_box_train": names([1, 4, 9], 2), "query": names([3, 6], 1), "bounding_box_test": names([3, 6], 2)}
+    folders = {
+        "bounding_box_train": names([1, 4, 9], 2),
+        "query": names([3, 6], 1),
+        "bounding_box_test": names([3, 6], 2),
+    }
     return _write_all(tmp_path / "DukeMTMC-reID", folders)
 
 
@@ -100,17 +105,23 @@ def cuhk03_np_dir(tmp_path) -> Path:
     def names(person_ids, per_camera, drop_last=False):
         found = [
             f"{person_id:04d}_c{camera}_{camera * 5 + shot + 1}.png"
-            for person_id in person_ids for camera in (1, 2) for shot in range(per_camera)
-        ]  # fmt: skip
+            for person_id in person_ids
+            for camera in (1, 2)
+            for shot in range(per_camera)
+        ]
         return found[:-1] if drop_last else found
 
     root = tmp_path / "cuhk03-np"
     for variant in ("labeled", "detected"):
         drop = variant == "detected"
-        _write_all(root / variant, {
-            "bounding_box_train": names([1, 2, 3], 2, drop), "query": names([7, 8], 1, drop),
-            "bounding_box_test": names([7, 8], 2, drop),
-        })  # fmt: skip
+        _write_all(
+            root / variant,
+            {
+                "bounding_box_train": names([1, 2, 3], 2, drop),
+                "query": names([7, 8], 1, drop),
+                "bounding_box_test": names([7, 8], 2, drop),
+            },
+        )
     return root
 
 

@@ -31,7 +31,9 @@ def test_bad_variant_and_layout_errors(cuhk03_np_dir, cache_dir, tmp_path, image
     with pytest.raises(ValueError, match=r"one CUHK03-np variant folder \('detected'\).*variant='labeled'"):
         load_reid_dataset("cuhk03_np", data_dir=cuhk03_np_dir / "detected", variant="labeled", cache_dir=cache_dir)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"CUHK03-np sub-folder 'labeled'.*does not exist.*labeled/ and detected/"):
+    with pytest.raises(
+        FileNotFoundError, match=r"CUHK03-np sub-folder 'labeled'.*does not exist.*labeled/ and detected/"
+    ):
         load_reid_dataset("cuhk03_np", data_dir=tmp_path / "empty", cache_dir=cache_dir)
     image_writer(cuhk03_np_dir / "labeled" / "query" / "0007_c1s1_000451_03.jpg")
     with pytest.raises(ReIDDataError, match=r"0007_c1s1_000451_03\.jpg .*CUHK03-np pattern PPPP_cC_N\.png"):

@@ -57,5 +57,7 @@ def test_explicit_ids_leave_no_id_without_a_group(person_folders_factory, cache_
         load_reid_dataset("identity_folders", data_dir=root, train_ids=[1, 2], test_ids=[3], cache_dir=cache_dir)
     with pytest.raises(ReIDDataError, match=r"2 person id\(s\) fall in no group.*num_train_ids"):
         load_reid_dataset("identity_folders", data_dir=root, test_ids=[8, 9, 10], cache_dir=cache_dir)  # 5 + 3 of 10
-    data = load_reid_dataset("identity_folders", data_dir=root, test_ids=[8, 9, 10], num_train_ids=7, cache_dir=cache_dir)
+    data = load_reid_dataset(
+        "identity_folders", data_dir=root, test_ids=[8, 9, 10], num_train_ids=7, cache_dir=cache_dir
+    )
     assert set(data["train"]["person_id"]) == set(range(1, 8)) and set(data["query"]["person_id"]) == {8, 9, 10}

@@ -52,7 +52,9 @@ def test_bad_layouts_are_named(msmt17_dir, cache_dir):
     gallery = msmt17_dir / "list_gallery.txt"
     lines = gallery.read_text().splitlines()
     gallery.write_text("\n".join([lines[0], "0001/missing.jpg"] + lines[1:]) + "\n")
-    with pytest.raises(ReIDDataError, match=r"list_gallery\.txt line 2 reads '0001/missing\.jpg', not 'relative/path label'"):
+    with pytest.raises(
+        ReIDDataError, match=r"list_gallery\.txt line 2 reads '0001/missing\.jpg', not 'relative/path label'"
+    ):
         load()
     gallery.write_text("\n".join([lines[0], "0001/0001_999_02_0303morning_0999_0.jpg 1"] + lines[1:]) + "\n")
     with pytest.raises(ReIDDataError, match=r"list_gallery\.txt line 2 names 0001/0001_999_02.*not an image in .*test"):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hf_lareid.data import generate_synthetic_reid, load_reid_dataset, parse_market1501_name
 import hf_lareid.data.synthetic as synthetic_module
+from hf_lareid.data import generate_synthetic_reid, load_reid_dataset, parse_market1501_name
 from hf_lareid.data.synthetic import SYNTHETIC_MANIFEST
 
 SMALL = {"num_ids": 6, "num_cameras": 3, "images_per_camera": 2}
@@ -88,9 +88,13 @@ def test_reuse_regenerate_and_refuse_foreign_folder(tmp_path, image_writer):
 
 @pytest.mark.parametrize(
     "options, message",
-    [({"num_cameras": 1}, "num_cameras"), ({"images_per_camera": 1}, "images_per_camera"),
-     ({"image_size": (8, 8)}, "image_size"), ({"num_train_ids": 6}, "num_train_ids")],
-)  # fmt: skip
+    [
+        ({"num_cameras": 1}, "num_cameras"),
+        ({"images_per_camera": 1}, "images_per_camera"),
+        ({"image_size": (8, 8)}, "image_size"),
+        ({"num_train_ids": 6}, "num_train_ids"),
+    ],
+)
 def test_bad_options(tmp_path, options, message):
     with pytest.raises(ValueError, match=message):
         generate_synthetic_reid(tmp_path / "s", **{**SMALL, **options})

@@ -18,9 +18,11 @@ OFF = {"hflip_p": 0.0, "vflip_p": 0.0, "color_jitter_p": 0.0, "erasing_p": 0.0}
 @pytest.fixture
 def processor():
     return ViTImageProcessorPil(
-        size={"height": 32, "width": 16}, resample=Image.Resampling.BICUBIC, image_mean=[0.4, 0.5, 0.6],
+        size={"height": 32, "width": 16},
+        resample=Image.Resampling.BICUBIC,
+        image_mean=[0.4, 0.5, 0.6],
         image_std=[0.2, 0.25, 0.3],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -52,9 +54,9 @@ def test_horizontal_and_vertical_flips(processor, images):
 def test_color_jitter_changes_colours_only(processor, images):
     torch.manual_seed(0)
     reference = build_eval_transform(processor)({"image": images})["pixel_values"]
-    jittered = build_train_transform(processor, **{**OFF, "color_jitter_p": 1.0, "brightness": 0.5})(
-        {"image": images}
-    )["pixel_values"]
+    jittered = build_train_transform(processor, **{**OFF, "color_jitter_p": 1.0, "brightness": 0.5})({"image": images})[
+        "pixel_values"
+    ]
     assert jittered.shape == reference.shape and not torch.allclose(jittered, reference, atol=1e-3)
     # Brightness scales all channels of an image by one factor in [0.5, 1.5] (before normalisation).
     mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)

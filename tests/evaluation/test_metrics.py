@@ -8,8 +8,18 @@ from hf_lareid.evaluation import compute_distance_matrix, evaluate_distance_matr
 
 
 def reference_evaluate(
-    distances, query_ids, gallery_ids, query_cams, gallery_cams, max_rank, protocol,
-    query_paths=None, gallery_paths=None, exclude_same_index=False, num_repeats=10, seed=0,
+    distances,
+    query_ids,
+    gallery_ids,
+    query_cams,
+    gallery_cams,
+    max_rank,
+    protocol,
+    query_paths=None,
+    gallery_paths=None,
+    exclude_same_index=False,
+    num_repeats=10,
+    seed=0,
 ):
     """One query at a time, as torchreid's eval_market1501 / eval_cuhk03 (+ mINP as in the AGW code)."""
     rng = np.random.default_rng(seed)
@@ -137,14 +147,16 @@ def test_no_camera_excludes_the_query_itself():
     ids = np.repeat(np.arange(4), 3)
     result = evaluate_reid(features, features, ids, ids, protocol="no-camera")
     normalized = features / np.linalg.norm(features, axis=1, keepdims=True)
-    expected = reference_evaluate(1 - normalized @ normalized.T, ids, ids, None, None, 50, "no-camera",
-                                  exclude_same_index=True)
+    expected = reference_evaluate(
+        1 - normalized @ normalized.T, ids, ids, None, None, 50, "no-camera", exclude_same_index=True
+    )
     assert_same_results(result, expected, 50)
     # a copy is not the same object: the query matches itself unless paths tell
     assert evaluate_reid(features, features.copy(), ids, ids, protocol="no-camera")["rank1"] == 1.0
     paths = [f"img_{i}.jpg" for i in range(12)]
-    by_path = evaluate_reid(features, features.copy(), ids, ids, protocol="no-camera", query_paths=paths,
-                            gallery_paths=paths)
+    by_path = evaluate_reid(
+        features, features.copy(), ids, ids, protocol="no-camera", query_paths=paths, gallery_paths=paths
+    )
     assert by_path["mAP"] == pytest.approx(result["mAP"], abs=1e-12)
 
 
@@ -173,8 +185,12 @@ def test_no_valid_query_names_the_no_camera_protocol():
 )
 def test_bad_inputs(change, message):
     arguments = dict(
-        query_features=np.ones((3, 4)), gallery_features=np.ones((5, 4)), query_ids=[1, 2, 3],
-        gallery_ids=[1, 2, 3, 4, 5], query_cams=[0, 0, 0], gallery_cams=[1, 1, 1, 1, 1],
+        query_features=np.ones((3, 4)),
+        gallery_features=np.ones((5, 4)),
+        query_ids=[1, 2, 3],
+        gallery_ids=[1, 2, 3, 4, 5],
+        query_cams=[0, 0, 0],
+        gallery_cams=[1, 1, 1, 1, 1],
     )
     arguments.update(change)
     with pytest.raises(ValueError, match=message):

@@ -102,8 +102,12 @@ def test_evaluate_reid_with_rerank():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(k1=0), "k1"), (dict(k2=30), "k2"), (dict(lambda_value=1.5), "lambda_value"),
-     (dict(memory_budget_mb=0), "memory_budget_mb")],
+    [
+        (dict(k1=0), "k1"),
+        (dict(k2=30), "k2"),
+        (dict(lambda_value=1.5), "lambda_value"),
+        (dict(memory_budget_mb=0), "memory_budget_mb"),
+    ],
 )
 def test_bad_arguments(kwargs, message):
     query, gallery = clustered_features(0, 3, 5)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, run_cli
 from transformers import pipeline
 
 from hf_lareid import LATransformerForReID
@@ -23,7 +24,6 @@ from hf_lareid.convert_original import ConversionError, convert_original_checkpo
 from hf_lareid.data import ReIDDataError, load_reid_dataset
 from hf_lareid.file_checks import DamagedFileError, check_trainer_checkpoint, resolve_resume_checkpoint
 from hf_lareid.image_utils import ImageReadError, load_rgb
-from cli_helpers import assert_one_line_error, run_cli
 
 
 # ------------------------------------------------------------------ helpers
@@ -34,8 +34,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def write_bomb_png(path: Path, side: int = 20000) -> Path:
     """A 100-byte PNG whose header says `side` x `side` pixels (400 M for 20000): PIL refuses it on open."""
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit grey
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + png_chunk(b"IEND", b""))  # fmt: skip
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -60,8 +64,17 @@ def test_a_bomb_in_a_split_names_the_file(market_dir, tmp_path, tiny_model_dir, 
     bomb = write_bomb_png(data_dir / "bounding_box_test" / "0002_c1s1_000999_09.png")
     with pytest.raises(ReIDDataError, match=r"0002_c1s1_000999_09\.png is too large.*decompression bomb"):
         load_reid_dataset("market1501", data_dir=data_dir, cache_dir=tmp_path / "cache")
-    status, _, err = run_cli("index", tiny_model_dir, "--dataset", "market1501", "--data_dir", data_dir,
-                             "--index_dir", tmp_path / "index", capsys=capsys)  # fmt: skip
+    status, _, err = run_cli(
+        "index",
+        tiny_model_dir,
+        "--dataset",
+        "market1501",
+        "--data_dir",
+        data_dir,
+        "--index_dir",
+        tmp_path / "index",
+        capsys=capsys,
+    )
     assert_one_line_error(status, err, bomb.name, "decompression bomb", "MAX_IMAGE_PIXELS")
     assert not (tmp_path / "index").exists()
 
@@ -78,8 +91,17 @@ def test_a_bomb_given_to_the_pipeline_names_the_file(tmp_path, tiny_model_dir):
 # ------------------------------------------------------------------ model names and damaged weights
 def test_a_missing_bare_model_name_says_it_is_not_local_and_needs_network(market_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    status, _, err = run_cli("index", "no-such-model", "--dataset", "market1501", "--data_dir", market_dir,
-                             "--index_dir", tmp_path / "index", capsys=capsys)  # fmt: skip
+    status, _, err = run_cli(
+        "index",
+        "no-such-model",
+        "--dataset",
+        "market1501",
+        "--data_dir",
+        market_dir,
+        "--index_dir",
+        tmp_path / "index",
+        capsys=capsys,
+    )
     line = assert_one_line_error(status, err, "'no-such-model'", "does not exist locally", "needs network")
     assert "huggingface.co" not in line
     with pytest.raises(FileNotFoundError, match="does not exist locally.*needs network"):
@@ -90,8 +112,9 @@ def test_a_missing_bare_model_name_says_it_is_not_local_and_needs_network(market
 def test_damaged_weights_are_named(tiny_model_dir, market_dir, tmp_path, capsys, how):
     weights = tiny_model_dir / "model.safetensors"
     damage(weights, how)
-    status, _, err = run_cli("evaluate", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir,
-                             capsys=capsys)  # fmt: skip
+    status, _, err = run_cli(
+        "evaluate", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir, capsys=capsys
+    )
     # The recorded SHA-256 (checked first by the CLI) or the header check names it, both say to save again.
     assert_one_line_error(status, err, str(weights), "damaged", "ave the model again")
     with pytest.raises(DamagedFileError, match=r"model\.safetensors is damaged"):
@@ -131,15 +154,39 @@ def test_convert_original_names_a_truncated_checkpoint(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ resume checkpoints
-FAST = ["--synthetic_num_ids", "12", "--synthetic_num_cameras", "2", "--synthetic_images_per_camera", "2",
-        "--bf16", "False", "--disable_tqdm", "True", "--per_device_train_batch_size", "4", "--max_steps", "4",
-        "--report_to", "none"]  # fmt: skip
+FAST = [
+    "--synthetic_num_ids",
+    "12",
+    "--synthetic_num_cameras",
+    "2",
+    "--synthetic_images_per_camera",
+    "2",
+    "--bf16",
+    "False",
+    "--disable_tqdm",
+    "True",
+    "--per_device_train_batch_size",
+    "4",
+    "--max_steps",
+    "4",
+    "--report_to",
+    "none",
+]
 
 
 def test_resume_true_without_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "out"
-    status, _, err = run_cli("train", "--output_dir", out, "--data_dir", tmp_path / "synthetic", *FAST,
-                             "--resume_from_checkpoint", "True", capsys=capsys)  # fmt: skip
+    status, _, err = run_cli(
+        "train",
+        "--output_dir",
+        out,
+        "--data_dir",
+        tmp_path / "synthetic",
+        *FAST,
+        "--resume_from_checkpoint",
+        "True",
+        capsys=capsys,
+    )
     assert_one_line_error(status, err, "--resume_from_checkpoint True", "no checkpoint-* folder", "without")
     assert not (out / "model.safetensors").exists()
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
@@ -169,11 +216,29 @@ def test_a_truncated_optimizer_state_is_named_on_resume(tmp_path, tiny_model_dir
     optimizer.write_bytes(optimizer.read_bytes()[:200])
     with pytest.raises(DamagedFileError, match=r"optimizer\.pt is damaged"):
         check_trainer_checkpoint(checkpoint)
-    status, _, err = run_cli("train", "--output_dir", out, "--data_dir", tmp_path / "synthetic", *FAST,
-                             "--resume_from_checkpoint", checkpoint, capsys=capsys)  # fmt: skip
+    status, _, err = run_cli(
+        "train",
+        "--output_dir",
+        out,
+        "--data_dir",
+        tmp_path / "synthetic",
+        *FAST,
+        "--resume_from_checkpoint",
+        checkpoint,
+        capsys=capsys,
+    )
     assert_one_line_error(status, err, str(optimizer), "damaged", "earlier checkpoint")
-    status, _, err = run_cli("train", "--output_dir", out, "--data_dir", tmp_path / "synthetic", *FAST,
-                             "--resume_from_checkpoint", out / "checkpoint-9", capsys=capsys)  # fmt: skip
+    status, _, err = run_cli(
+        "train",
+        "--output_dir",
+        out,
+        "--data_dir",
+        tmp_path / "synthetic",
+        *FAST,
+        "--resume_from_checkpoint",
+        out / "checkpoint-9",
+        capsys=capsys,
+    )
     assert_one_line_error(status, err, "checkpoint-9", "does not exist")
 
 

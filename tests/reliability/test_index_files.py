@@ -7,11 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
 
 from hf_lareid.file_utils import FAULT_ENV
 from hf_lareid.retrieval import CorruptIndexError, EmbeddingSettingsMismatchError, GalleryIndex
-
-from cli_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
 
 
 def unit_vectors(num, dim=16, seed=0):
@@ -21,7 +20,12 @@ def unit_vectors(num, dim=16, seed=0):
 
 def filled_index(num=20, dim=16):
     index = GalleryIndex(dim, model_reference="m", model_fingerprint="fp", embedding_settings={"flip": False})
-    index.add(unit_vectors(num, dim), person_ids=np.arange(num), camera_ids=np.zeros(num), paths=[f"{i}.jpg" for i in range(num)])
+    index.add(
+        unit_vectors(num, dim),
+        person_ids=np.arange(num),
+        camera_ids=np.zeros(num),
+        paths=[f"{i}.jpg" for i in range(num)],
+    )
     return index
 
 
@@ -31,7 +35,9 @@ def index_args(model_dir, data_dir, index_dir, *extra):
 
 def assert_equal_indexes(first, second):
     assert first.paths == second.paths and len(first) == len(second)
-    np.testing.assert_array_equal(first._index.reconstruct_n(0, len(first)), second._index.reconstruct_n(0, len(second)))
+    np.testing.assert_array_equal(
+        first._index.reconstruct_n(0, len(first)), second._index.reconstruct_n(0, len(second))
+    )
 
 
 # ----------------------------------------------------------------------------------------- never replaced
@@ -42,8 +48,13 @@ def test_index_refuses_a_path_that_is_not_an_index(target, tiny_model_dir, marke
     (photos / "holiday.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (tmp_path / "notes.txt").write_text("mine")
     monkeypatch.chdir(photos)
-    index_dir = {"model folder": tiny_model_dir, "photo folder": photos, "data_dir itself": market_dir,
-                 "plain file": tmp_path / "notes.txt", ".": "."}[target]
+    index_dir = {
+        "model folder": tiny_model_dir,
+        "photo folder": photos,
+        "data_dir itself": market_dir,
+        "plain file": tmp_path / "notes.txt",
+        ".": ".",
+    }[target]
     watched = tmp_path / "notes.txt" if target == "plain file" else photos if target == "." else index_dir
     before = snapshot(watched) if watched.is_dir() else watched.read_bytes()
     status, _, err = run_cli(*index_args(tiny_model_dir, market_dir, index_dir), capsys=capsys)
@@ -105,11 +116,16 @@ def test_index_built_with_flip_refuses_queries_without_it(tiny_model_dir, market
 
 
 def test_image_processor_settings_are_refused_and_runtime_only_warns(caplog):
-    index = GalleryIndex(16, embedding_settings={"flip": False, "processor_size": {"height": 64, "width": 32}},
-                         runtime_settings={"bf16": False, "torch": "2.13.0", "device": "cpu"})
+    index = GalleryIndex(
+        16,
+        embedding_settings={"flip": False, "processor_size": {"height": 64, "width": 32}},
+        runtime_settings={"bf16": False, "torch": "2.13.0", "device": "cpu"},
+    )
     index.add(unit_vectors(4))
     with pytest.raises(EmbeddingSettingsMismatchError, match="processor_size"):
-        index.search(unit_vectors(1), embedding_settings={"flip": False, "processor_size": {"height": 128, "width": 64}})
+        index.search(
+            unit_vectors(1), embedding_settings={"flip": False, "processor_size": {"height": 128, "width": 64}}
+        )
     result = index.search(unit_vectors(1), k=2, runtime_settings={"bf16": True, "torch": "2.13.0", "device": "cpu"})
     assert result.indices.shape == (1, 2) and "bf16" in caplog.text
 
@@ -157,15 +173,23 @@ def test_full_tmpfs_during_a_save_keeps_the_previous_index(tmp_path):
 def test_a_second_writer_exits_with_one_line(tiny_model_dir, market_dir, tmp_path):
     index_dir = tmp_path / "index"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from hf_lareid.file_utils import folder_lock\n"
-         "with folder_lock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.readline()", str(index_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from hf_lareid.file_utils import folder_lock\n"
+            "with folder_lock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.readline()",
+            str(index_dir),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"  # the first writer is mid-build
         second = subprocess.run(
             [sys.executable, "-m", "hf_lareid.cli.main", *map(str, index_args(tiny_model_dir, market_dir, index_dir))],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
     finally:
         holder.stdin.close()
@@ -180,8 +204,12 @@ def test_kill_at_a_checkpoint_and_between_the_renames_then_the_next_run_recovers
     tiny_model_dir, market_dir, tmp_path, capsys, caplog
 ):
     index_dir = tmp_path / "index"
-    command = [sys.executable, "-m", "hf_lareid.cli.main",
-               *map(str, index_args(tiny_model_dir, market_dir, index_dir, "--batch_size", 2, "--checkpoint_every", 4))]
+    command = [
+        sys.executable,
+        "-m",
+        "hf_lareid.cli.main",
+        *map(str, index_args(tiny_model_dir, market_dir, index_dir, "--batch_size", 2, "--checkpoint_every", 4)),
+    ]
     killed = subprocess.run(command, env={**os.environ, FAULT_ENV: "index:checkpoint@1=kill"}, capture_output=True)
     assert killed.returncode == -9
     partial = GalleryIndex.load(index_dir)

@@ -32,7 +32,9 @@ EVERY_AUGMENTATION = dict(hflip_p=0.5, vflip_p=0.5, color_jitter_p=0.8, erasing_
 def train_split(tmp_path_factory):
     """6 identities x 2 cameras x 2 images = 24 training images (32x16)."""
     root = tmp_path_factory.mktemp("resume")
-    data_dir = generate_synthetic_reid(root / "data", num_ids=12, num_cameras=2, images_per_camera=2, image_size=(32, 16))
+    data_dir = generate_synthetic_reid(
+        root / "data", num_ids=12, num_cameras=2, images_per_camera=2, image_size=(32, 16)
+    )
     return load_reid_dataset("market1501", data_dir=data_dir, splits=["train"], cache_dir=root / "cache")["train"]
 
 
@@ -47,9 +49,19 @@ def make_trainer(output_dir, train, processor, **overrides) -> LATransformerTrai
     if train.format["type"] is None:
         train = train.with_transform(build_train_transform(processor, seed=7, **EVERY_AUGMENTATION))
     fields = dict(
-        output_dir=str(output_dir), per_device_train_batch_size=4, max_steps=9, learning_rate=1e-3, use_cpu=True,
-        report_to="none", disable_tqdm=True, save_strategy="steps", save_steps=1, logging_steps=1, seed=0,
-        dataloader_num_workers=0, optimizer="adamw",
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        max_steps=9,
+        learning_rate=1e-3,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="steps",
+        save_steps=1,
+        logging_steps=1,
+        seed=0,
+        dataloader_num_workers=0,
+        optimizer="adamw",
     )
     fields.update(overrides)
     model = tiny_training_model(seed=0, head_dropout=0.5, num_labels=train.features["label"].num_classes)
@@ -108,20 +120,59 @@ def test_unseeded_augmentation_does_not_resume_exactly(tmp_path, train_split, pr
     assert any((got[name] - expected[name]).abs().max() > 1e-4 for name in expected)
 
 
-FAST = ["--synthetic_num_ids", "12", "--synthetic_num_cameras", "2", "--synthetic_images_per_camera", "2",
-        "--bf16", "False", "--disable_tqdm", "True", "--per_device_train_batch_size", "4", "--max_steps", "8",
-        "--save_strategy", "steps", "--save_steps", "1", "--hflip_p", "0.5", "--vflip_p", "0.5",
-        "--color_jitter_p", "0.8", "--erasing_p", "0.5", "--dataloader_num_workers", "0"]  # fmt: skip
+FAST = [
+    "--synthetic_num_ids",
+    "12",
+    "--synthetic_num_cameras",
+    "2",
+    "--synthetic_images_per_camera",
+    "2",
+    "--bf16",
+    "False",
+    "--disable_tqdm",
+    "True",
+    "--per_device_train_batch_size",
+    "4",
+    "--max_steps",
+    "8",
+    "--save_strategy",
+    "steps",
+    "--save_steps",
+    "1",
+    "--hflip_p",
+    "0.5",
+    "--vflip_p",
+    "0.5",
+    "--color_jitter_p",
+    "0.8",
+    "--erasing_p",
+    "0.5",
+    "--dataloader_num_workers",
+    "0",
+]
 
 
 def lareid_train(output_dir: Path, data_dir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     """Starts `lareid train` (the CLI's main in a child process); its output goes to a log file (a full pipe could
     block the child before the awaited checkpoint)."""
     code = "import sys; from hf_lareid.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    argv = [sys.executable, "-c", code, "train", "--output_dir", str(output_dir), "--data_dir", str(data_dir), *FAST, *extra]
+    argv = [
+        sys.executable,
+        "-c",
+        code,
+        "train",
+        "--output_dir",
+        str(output_dir),
+        "--data_dir",
+        str(data_dir),
+        *FAST,
+        *extra,
+    ]
     log = output_dir.with_name(f"{output_dir.name}-{len(list(output_dir.parent.glob('*.log')))}.log")
     with log.open("w") as sink:
-        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        process = subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
     return process, log
 
 
@@ -139,11 +190,15 @@ def test_sigkill_at_the_kth_checkpoint_then_resume_equals_uninterrupted(tmp_path
     while not checkpoint.exists() and killed.poll() is None:
         time.sleep(0.01)
     killed.send_signal(signal.SIGKILL)
-    assert killed.wait(timeout=60) == -signal.SIGKILL, f"the run ended before checkpoint-5 appeared: {log.read_text()[-2000:]}"
+    assert killed.wait(timeout=60) == -signal.SIGKILL, (
+        f"the run ended before checkpoint-5 appeared: {log.read_text()[-2000:]}"
+    )
     assert not (tmp_path / "b" / "model.safetensors").exists()
 
     finish(*lareid_train(tmp_path / "b", data_dir, "--resume_from_checkpoint", "True"))
-    assert_same_weights(load_file(tmp_path / "b" / "model.safetensors"), load_file(tmp_path / "a" / "model.safetensors"))
+    assert_same_weights(
+        load_file(tmp_path / "b" / "model.safetensors"), load_file(tmp_path / "a" / "model.safetensors")
+    )
 
 
 def test_seeded_transform_refuses_persistent_workers(tmp_path, train_split, processor):

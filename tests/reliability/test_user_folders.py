@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, run_cli, snapshot
 
 from hf_lareid.data import clear_reid_cache, generate_synthetic_reid, load_reid_dataset
 from hf_lareid.evaluation import evaluate_reid
 from hf_lareid.training.arguments import parse_arguments
 from hf_lareid.training.run import check_output_dir
-
-from cli_helpers import assert_one_line_error, run_cli, snapshot
 
 SMALL = dict(num_ids=4, num_cameras=2, images_per_camera=2, image_size=(32, 16))
 
@@ -92,8 +91,8 @@ def test_cards_and_pictures_get_the_users_normal_mode(tmp_path):
     import os
     import stat
 
-    from hf_lareid.visualization import plot_cmc_curves
     from hf_lareid.modelcard import write_model_card
+    from hf_lareid.visualization import plot_cmc_curves
 
     previous = os.umask(0o022)
     try:

@@ -15,8 +15,12 @@ def unit_vectors(num, dim=8, seed=0):
 def index():
     """12 images: persons 0..3 (three images each), cameras 0, 1, 2 in turn."""
     gallery = GalleryIndex(8, verification_threshold=0.5)
-    gallery.add(unit_vectors(12), person_ids=np.arange(12) // 3, camera_ids=np.arange(12) % 3,
-                paths=[f"{i}.jpg" for i in range(12)])  # fmt: skip
+    gallery.add(
+        unit_vectors(12),
+        person_ids=np.arange(12) // 3,
+        camera_ids=np.arange(12) % 3,
+        paths=[f"{i}.jpg" for i in range(12)],
+    )
     return gallery
 
 
@@ -36,7 +40,9 @@ def test_search_keeps_k_hits_from_other_cameras_best_first(index):
     for row, left_out in enumerate([{1}, {5}]):
         expected = [i for i in full.indices[row] if i not in left_out][:4]
         assert hits.indices[row].tolist() == expected
-        np.testing.assert_allclose(hits.scores[row], [full.scores[row][list(full.indices[row]).index(i)] for i in expected])
+        np.testing.assert_allclose(
+            hits.scores[row], [full.scores[row][list(full.indices[row]).index(i)] for i in expected]
+        )
     assert hits.paths[0] == [f"{i}.jpg" for i in hits.indices[0]]
     np.testing.assert_array_equal(hits.person_ids, hits.indices // 3)
     np.testing.assert_array_equal(hits.same_person, hits.scores > 0.5)

@@ -7,12 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from fake_clock import START, FakeClock
 
 from hf_lareid.cli.main import main
 from hf_lareid.retrieval import CorruptIndexError, GalleryIndex
 from hf_lareid.retrieval.index import parse_older_than
-from fake_clock import START, FakeClock
-
 
 
 def clustered(num, dim=32, clusters=40, noise=0.35, seed=0):
@@ -34,8 +33,12 @@ TYPES = {
 def build(index_type, vectors, clock=None):
     index = GalleryIndex(vectors.shape[1], index_type, clock=clock, **TYPES[index_type])
     num = len(vectors)
-    index.add(vectors, person_ids=np.arange(num) // 4, camera_ids=np.arange(num) % 3,
-              paths=[f"img_{i}.jpg" for i in range(num)])
+    index.add(
+        vectors,
+        person_ids=np.arange(num) // 4,
+        camera_ids=np.arange(num) % 3,
+        paths=[f"img_{i}.jpg" for i in range(num)],
+    )
     return index
 
 
@@ -98,11 +101,13 @@ def test_criteria_combine_and_older_than_uses_the_injected_clock(tmp_path):
     clock = FakeClock()
     vectors = clustered(40)
     index = GalleryIndex(32, clock=clock)
-    index.add(vectors[:20], person_ids=np.arange(20) % 5, camera_ids=np.zeros(20, int),
-              paths=[f"a{i}" for i in range(20)])
+    index.add(
+        vectors[:20], person_ids=np.arange(20) % 5, camera_ids=np.zeros(20, int), paths=[f"a{i}" for i in range(20)]
+    )
     clock.now = START + timedelta(days=10)
-    index.add(vectors[20:], person_ids=np.arange(20) % 5, camera_ids=np.ones(20, int),
-              paths=[f"b{i}" for i in range(20)])
+    index.add(
+        vectors[20:], person_ids=np.arange(20) % 5, camera_ids=np.ones(20, int), paths=[f"b{i}" for i in range(20)]
+    )
     np.testing.assert_array_equal(index.added_at, [START.timestamp()] * 20 + [clock.now.timestamp()] * 20)
     index.save(tmp_path / "idx")
     index = GalleryIndex.load(tmp_path / "idx")
@@ -136,14 +141,18 @@ def test_parse_older_than_forms():
 def test_removal_after_a_resumed_build(index_type, tmp_path):
     vectors = clustered(500)
     batches = [
-        {"embeddings": vectors[i:i + 100], "person_ids": np.arange(i, i + 100) // 4,
-         "paths": [f"img_{j}.jpg" for j in range(i, i + 100)]}
+        {
+            "embeddings": vectors[i : i + 100],
+            "person_ids": np.arange(i, i + 100) // 4,
+            "paths": [f"img_{j}.jpg" for j in range(i, i + 100)],
+        }
         for i in range(0, 500, 100)
     ]
     kwargs = {key: value for key, value in TYPES[index_type].items()}
     first = GalleryIndex(32, index_type, **kwargs)
-    first.add_batches(batches[:3], checkpoint_dir=tmp_path / "idx", checkpoint_every=100, training_size=300,
-                      show_progress=False)  # stopped after three batches
+    first.add_batches(
+        batches[:3], checkpoint_dir=tmp_path / "idx", checkpoint_every=100, training_size=300, show_progress=False
+    )  # stopped after three batches
     resumed = GalleryIndex.load_or_create(tmp_path / "idx", 32, index_type=index_type)
     assert resumed.add_batches(batches, checkpoint_dir=tmp_path / "idx", show_progress=False) == 200
     assert resumed.remove(person_ids=[3, 80, 120]) == 12

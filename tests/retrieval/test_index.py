@@ -24,8 +24,12 @@ def unit_vectors(num, dim=16, seed=0):
 def filled_index(num=50, dim=16, **kwargs):
     index = GalleryIndex(dim, model_reference="user/model", model_fingerprint="fp-1", **kwargs)
     vectors = unit_vectors(num, dim)
-    index.add(vectors, person_ids=np.arange(num) // 5, camera_ids=np.arange(num) % 3,
-              paths=[f"img_{i}.jpg" for i in range(num)])
+    index.add(
+        vectors,
+        person_ids=np.arange(num) // 5,
+        camera_ids=np.arange(num) % 3,
+        paths=[f"img_{i}.jpg" for i in range(num)],
+    )
     return index, vectors
 
 
@@ -50,8 +54,10 @@ def test_threshold_gives_same_person_flags():
     assert result.same_person[:, 0].all()  # each vector finds itself with similarity 1
 
 
-@pytest.mark.parametrize("index_type, kwargs", [("ivf", dict(nlist=4, nprobe=4)), ("hnsw", {}),
-                                                ("ivfpq", dict(nlist=2, nprobe=2, pq_m=8, pq_bits=4))])
+@pytest.mark.parametrize(
+    "index_type, kwargs",
+    [("ivf", dict(nlist=4, nprobe=4)), ("hnsw", {}), ("ivfpq", dict(nlist=2, nprobe=2, pq_m=8, pq_bits=4))],
+)
 def test_approximate_indexes_find_clear_neighbours(index_type, kwargs, tmp_path):
     vectors = unit_vectors(400, 16)
     index = GalleryIndex(16, index_type, **kwargs)
@@ -72,7 +78,10 @@ def test_save_load_round_trip(tmp_path):
     assert entries(tmp_path) == ["gallery"]
     loaded = GalleryIndex.load(tmp_path / "gallery")
     assert (loaded.model_reference, loaded.model_fingerprint, loaded.verification_threshold) == (
-        "user/model", "fp-1", 0.7)
+        "user/model",
+        "fp-1",
+        0.7,
+    )
     assert loaded.paths == index.paths
     np.testing.assert_array_equal(loaded.person_ids, index.person_ids)
     before, after = index.search(vectors[:5], k=3), loaded.search(vectors[:5], k=3)
@@ -256,8 +265,15 @@ def test_load_or_create_checks_fingerprint(tmp_path):
 
 
 def test_the_whole_calibration_is_saved_with_the_index(tmp_path):
-    calibration = {"threshold": 0.7, "target_false_match_rate": 0.01, "false_match_rate": 0.008,
-                   "true_match_rate": 0.9, "num_genuine_pairs": 5, "num_impostor_pairs": 500, "calibrated_on": "x"}
+    calibration = {
+        "threshold": 0.7,
+        "target_false_match_rate": 0.01,
+        "false_match_rate": 0.008,
+        "true_match_rate": 0.9,
+        "num_genuine_pairs": 5,
+        "num_impostor_pairs": 500,
+        "calibrated_on": "x",
+    }
     index, _ = filled_index(verification_calibration=calibration)
     assert index.verification_threshold == 0.7
     index.save(tmp_path / "index")

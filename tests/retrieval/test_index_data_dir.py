@@ -22,7 +22,9 @@ def test_data_dir_round_trips_and_resolves_relative_paths(tmp_path):
     assert loaded.data_dir == str(data_dir)
     assert loaded.paths == ["bounding_box_test/a.jpg", "/elsewhere/b.jpg", ""]  # stored as given
     assert [loaded.resolve_path(path) for path in loaded.paths] == [
-        os.path.join(data_dir, "bounding_box_test/a.jpg"), "/elsewhere/b.jpg", ""  # absolute and unknown unchanged
+        os.path.join(data_dir, "bounding_box_test/a.jpg"),
+        "/elsewhere/b.jpg",
+        "",  # absolute and unknown unchanged
     ]
     assert GalleryIndex(8).resolve_path("query/x.jpg") == "query/x.jpg"  # no data_dir: as stored
 

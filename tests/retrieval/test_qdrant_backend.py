@@ -10,10 +10,11 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
+from fake_clock import START, FakeClock
+
 from hf_lareid.extras import MissingExtraError
 from hf_lareid.retrieval import GalleryIndex, search_other_cameras
 from hf_lareid.retrieval.qdrant_store import QdrantGalleryIndex
-from fake_clock import START, FakeClock
 
 NUM, DIM = 300, 16
 
@@ -24,7 +25,9 @@ def unit(num, seed):
 
 
 def metadata(num):
-    return dict(person_ids=np.arange(num) // 3, camera_ids=np.arange(num) % 4, paths=[f"img_{i}.jpg" for i in range(num)])
+    return dict(
+        person_ids=np.arange(num) // 3, camera_ids=np.arange(num) % 4, paths=[f"img_{i}.jpg" for i in range(num)]
+    )
 
 
 def build_pair(tmp_path, clock=None):
@@ -119,8 +122,13 @@ def test_save_load_round_trip_keeps_settings_and_never_writes_the_api_key(tmp_pa
     monkeypatch.setenv("QDRANT_API_KEY", "secret-key-123")
     vectors = unit(30, 0)
     index = QdrantGalleryIndex.load_or_create(
-        tmp_path / "index", DIM, model_reference="m", model_fingerprint="fp", verification_threshold=0.5,
-        embedding_settings={"flip": False}, collection_name="market",
+        tmp_path / "index",
+        DIM,
+        model_reference="m",
+        model_fingerprint="fp",
+        verification_threshold=0.5,
+        embedding_settings={"flip": False},
+        collection_name="market",
     )
     assert (tmp_path / "index" / "gallery_config.json").is_file()  # an index folder from the start
     index.add(vectors, **metadata(30))
@@ -129,7 +137,10 @@ def test_save_load_round_trip_keeps_settings_and_never_writes_the_api_key(tmp_pa
     assert "secret-key-123" not in config_text
     config = json.loads(config_text)
     assert config["backend"] == "qdrant" and config["qdrant"] == {
-        "path": "qdrant_storage", "url": None, "api_key_env": "QDRANT_API_KEY", "collection_name": "market",
+        "path": "qdrant_storage",
+        "url": None,
+        "api_key_env": "QDRANT_API_KEY",
+        "collection_name": "market",
     }
     loaded = GalleryIndex.load(tmp_path / "index")
     assert (loaded.model_fingerprint, loaded.verification_threshold, loaded.collection_name) == ("fp", 0.5, "market")

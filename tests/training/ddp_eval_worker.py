@@ -20,11 +20,19 @@ def main(output_dir: str) -> None:
     embed = model.embed
     model.embed = lambda pixel_values, **kwargs: embedded.append(len(pixel_values)) or embed(pixel_values, **kwargs)
     args = LATransformerTrainingArguments(
-        output_dir=output_dir, per_device_eval_batch_size=2, use_cpu=True, report_to="none", disable_tqdm=True,
-        save_strategy="no", seed=0, dataloader_num_workers=0,
+        output_dir=output_dir,
+        per_device_eval_batch_size=2,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        seed=0,
+        dataloader_num_workers=0,
     )
     trainer = LATransformerTrainer(
-        model=model, args=args, query_dataset=retrieval_split(3, camera=1, seed=1, images_per_id=3),
+        model=model,
+        args=args,
+        query_dataset=retrieval_split(3, camera=1, seed=1, images_per_id=3),
         gallery_dataset=retrieval_split(4, camera=2, seed=2),
     )
     metrics = trainer.evaluate()

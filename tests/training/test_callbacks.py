@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import TrainerCallback
 from model_factories import tiny_training_model
 from training_helpers import RandomReIDDataset
+from transformers import TrainerCallback
 
 from hf_lareid.training import (
     BlockwiseUnfreezeCallback,
@@ -180,13 +180,23 @@ class StopAt(TrainerCallback):
 
 def make_trainer(output_dir, callbacks, **overrides) -> LATransformerTrainer:
     fields = dict(
-        output_dir=str(output_dir), per_device_train_batch_size=4, num_train_epochs=4, learning_rate=1e-3,
-        use_cpu=True, report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=1, seed=0,
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        num_train_epochs=4,
+        learning_rate=1e-3,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
         dataloader_num_workers=0,
     )
     fields.update(overrides)
     return LATransformerTrainer(
-        model=tiny_training_model(), args=LATransformerTrainingArguments(**fields), train_dataset=RandomReIDDataset(16),
+        model=tiny_training_model(),
+        args=LATransformerTrainingArguments(**fields),
+        train_dataset=RandomReIDDataset(16),
         callbacks=callbacks,
     )
 
@@ -215,9 +225,12 @@ def test_schedule_and_learning_rate_in_a_real_run(tmp_path):
 def test_activation_checkpointing_with_blockwise_unfreezing_trains_the_top_block(tmp_path, use_reentrant):
     """Reentrant checkpointing used to leave the unfrozen top block without gradients: only the heads trained."""
     trainer = make_trainer(
-        tmp_path, [BlockwiseUnfreezeCallback(t=1)], num_train_epochs=1, activation_checkpointing=True,
+        tmp_path,
+        [BlockwiseUnfreezeCallback(t=1)],
+        num_train_epochs=1,
+        activation_checkpointing=True,
         activation_checkpointing_kwargs={"use_reentrant": use_reentrant},
-    )  # fmt: skip
+    )
     initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     assert trainer.model.is_activation_checkpointing

@@ -17,7 +17,10 @@ EVAL_WORKER = Path(__file__).with_name("ddp_eval_worker.py")
 def run_worker(output_dir: Path, processes: int, worker: Path = WORKER) -> None:
     launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--standalone"]
     command = (launcher if processes > 1 else [sys.executable]) + [str(worker), str(output_dir)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent), str(WORKER.parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(WORKER.parent), str(WORKER.parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
     env["OMP_NUM_THREADS"] = "1"
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -36,4 +36,6 @@ def test_batch_hard_triplet_without_valid_triplets_is_zero_with_a_graph():
     loss = batch_hard_triplet_loss(embeddings, torch.tensor([0, 1, 2]))  # no positives
     assert loss.item() == 0.0 and loss.requires_grad
     separated = torch.eye(2).repeat_interleave(2, dim=0)
-    assert batch_hard_triplet_loss(separated, torch.tensor([0, 0, 1, 1]), margin=0.3).item() == pytest.approx(0.0, abs=1e-5)
+    assert batch_hard_triplet_loss(separated, torch.tensor([0, 0, 1, 1]), margin=0.3).item() == pytest.approx(
+        0.0, abs=1e-5
+    )

@@ -22,14 +22,37 @@ from hf_lareid.training.arguments import parse_arguments, uses_blockwise_unfreez
 from hf_lareid.training.run import main
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = ["--synthetic_num_ids", "12", "--synthetic_num_cameras", "2", "--synthetic_images_per_camera", "2",
-        "--bf16", "False", "--disable_tqdm", "True", "--save_strategy", "no"]  # fmt: skip
+FAST = [
+    "--synthetic_num_ids",
+    "12",
+    "--synthetic_num_cameras",
+    "2",
+    "--synthetic_images_per_camera",
+    "2",
+    "--bf16",
+    "False",
+    "--disable_tqdm",
+    "True",
+    "--save_strategy",
+    "no",
+]
 
 
 def test_default_run_trains_tiny_on_generated_data_and_saves_everything(tmp_path):
     out = tmp_path / "out"
-    metrics = main(["--output_dir", str(out), "--max_steps", "3", "--per_device_train_batch_size", "8",
-                    "--data_dir", str(tmp_path / "synthetic"), *FAST])  # fmt: skip
+    metrics = main(
+        [
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "8",
+            "--data_dir",
+            str(tmp_path / "synthetic"),
+            *FAST,
+        ]
+    )
     for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md"):
         assert (out / name).is_file(), name
     model = AutoModel.from_pretrained(out)
@@ -66,7 +89,9 @@ def test_setup_training_args_are_defaults_that_flags_override(tmp_path):
     model_args, _, training_args, _ = parse_arguments(["--output-dir", str(tmp_path)])  # hyphen alias
     assert model_args.setup == "tiny" and model_args.backbone == "random"
     assert not uses_blockwise_unfreezing(model_args)  # from scratch: every block trains
-    model_args, *_ = parse_arguments(["--output_dir", str(tmp_path), "--backbone", "random", "--blockwise_unfreeze", "True"])
+    model_args, *_ = parse_arguments(
+        ["--output_dir", str(tmp_path), "--backbone", "random", "--blockwise_unfreeze", "True"]
+    )
     assert uses_blockwise_unfreezing(model_args)  # unless asked for
     assert training_args.lr_scheduler_type == "cosine" and training_args.warmup_steps == pytest.approx(0.1)
 
@@ -76,12 +101,33 @@ def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
     torch.manual_seed(0)
     backbone = tiny_backbone_config(image_size=64, patch_size=16, intermediate_size=64)  # 4x4 patches of 16
     ViTModel(backbone, add_pooling_layer=False).save_pretrained(backbone_dir)
-    market = generate_synthetic_reid(tmp_path / "market", num_ids=10, num_cameras=2, images_per_camera=2,
-                                     image_size=(128, 64), seed=1, first_id=100)  # fmt: skip
+    market = generate_synthetic_reid(
+        tmp_path / "market", num_ids=10, num_cameras=2, images_per_camera=2, image_size=(128, 64), seed=1, first_id=100
+    )
     out = tmp_path / "out"
-    main(["--output_dir", str(out), "--backbone", str(backbone_dir), "--dataset", "synthetic", "market1501",
-          "--data_dir", str(tmp_path / "synthetic"), str(market), "--eval_on", "synthetic",
-          "--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--unfreeze_every_epochs", "1", *FAST])  # fmt: skip
+    main(
+        [
+            "--output_dir",
+            str(out),
+            "--backbone",
+            str(backbone_dir),
+            "--dataset",
+            "synthetic",
+            "market1501",
+            "--data_dir",
+            str(tmp_path / "synthetic"),
+            str(market),
+            "--eval_on",
+            "synthetic",
+            "--per_device_train_batch_size",
+            "8",
+            "--num_train_epochs",
+            "2",
+            "--unfreeze_every_epochs",
+            "1",
+            *FAST,
+        ]
+    )
     model = AutoModel.from_pretrained(out)
     assert model.config.num_labels == 6 + 5  # labels of the two training sets are disjoint
     state = json.loads((out / "trainer_state.json").read_text())
@@ -106,8 +152,23 @@ def test_dinov2_with_registers_backbone_trains_blockwise(tmp_path):
     backbone = tiny_backbone_config("dinov2_with_registers", image_size=64, patch_size=16, num_register_tokens=2)
     Dinov2WithRegistersModel(backbone).save_pretrained(backbone_dir)
     out = tmp_path / "out"
-    metrics = main(["--output_dir", str(out), "--backbone", str(backbone_dir), "--data_dir", str(tmp_path / "synthetic"),
-          "--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--unfreeze_every_epochs", "1", *FAST])  # fmt: skip
+    metrics = main(
+        [
+            "--output_dir",
+            str(out),
+            "--backbone",
+            str(backbone_dir),
+            "--data_dir",
+            str(tmp_path / "synthetic"),
+            "--per_device_train_batch_size",
+            "8",
+            "--num_train_epochs",
+            "2",
+            "--unfreeze_every_epochs",
+            "1",
+            *FAST,
+        ]
+    )
     model = AutoModel.from_pretrained(out)
     assert model.config.backbone_type == "dinov2_with_registers" and model.config.num_special_tokens == 3
     assert model.config.image_size == (128, 64)  # the tiny setup's crop, which patch 16 divides
@@ -131,16 +192,29 @@ def test_clear_errors(tmp_path, extra, error, message):
 
 
 def test_unsupported_backbone_is_refused(tmp_path):
-    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path / "bert")
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(
+        tmp_path / "bert"
+    )
     with pytest.raises(ValueError, match="holds a 'bert' model: LA-Transformer backbones are 'vit', 'deit'"):
-        main(["--output_dir", str(tmp_path / "out"), "--backbone", str(tmp_path / "bert"),
-              "--data_dir", str(tmp_path / "synthetic"), *FAST])  # fmt: skip
+        main(
+            [
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--backbone",
+                str(tmp_path / "bert"),
+                "--data_dir",
+                str(tmp_path / "synthetic"),
+                *FAST,
+            ]
+        )
 
 
 def test_example_script_prints_one_line_errors(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "examples" / "train.py"), "--output_dir", str(tmp_path), "--setup", "huge"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "train.py: error: unknown setup 'huge'" in result.stderr and "Traceback" not in result.stderr
@@ -161,9 +235,14 @@ def test_course_options_give_the_papers_improvement1_class_count(tmp_path):
                 color = (30 * person, 100 + 20 * camera, 40 * angle)
                 Image.new("RGB", (32, 64), color).save(course / f"{person:03d}" / f"c{camera}_{angle}.jpg")
     data_args = DataArguments(
-        dataset=["synthetic", "course"], data_dir=[str(tmp_path / "synthetic"), str(course)], eval_on="synthetic",
-        synthetic_num_ids=4, synthetic_num_cameras=2, synthetic_images_per_camera=2,
-        course_num_train_ids=8, course_num_val_ids=0,
+        dataset=["synthetic", "course"],
+        data_dir=[str(tmp_path / "synthetic"), str(course)],
+        eval_on="synthetic",
+        synthetic_num_ids=4,
+        synthetic_num_cameras=2,
+        synthetic_images_per_camera=2,
+        course_num_train_ids=8,
+        course_num_val_ids=0,
     )
     train, evaluation, identities = load_data(data_args, image_size=(64, 32))
     assert identities == {"synthetic": 2, "course": 8}
@@ -182,18 +261,36 @@ def test_push_to_hub_uploads_once_with_the_final_model_card(tmp_path, monkeypatc
     def upload_folder(self, *, repo_id, folder_path, commit_message=None, **kwargs):
         folder = Path(folder_path)
         card = folder / "README.md"
-        uploads.append({
-            "repo_id": repo_id, "message": commit_message, "files": sorted(p.name for p in folder.iterdir()),
-            "card": read_model_card_metadata(card) if card.is_file() else None,
-        })  # fmt: skip
+        uploads.append(
+            {
+                "repo_id": repo_id,
+                "message": commit_message,
+                "files": sorted(p.name for p in folder.iterdir()),
+                "card": read_model_card_metadata(card) if card.is_file() else None,
+            }
+        )
         return SimpleNamespace(commit_url="https://example.invalid/commit", oid="0" * 40)
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     out = tmp_path / "out"
-    metrics = main(["--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "8",
-                    "--data_dir", str(tmp_path / "synthetic"), "--push_to_hub", "True",
-                    "--hub_model_id", "someone/la-reid", *FAST])  # fmt: skip
+    metrics = main(
+        [
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "8",
+            "--data_dir",
+            str(tmp_path / "synthetic"),
+            "--push_to_hub",
+            "True",
+            "--hub_model_id",
+            "someone/la-reid",
+            *FAST,
+        ]
+    )
     assert len(uploads) == 1, [upload["message"] for upload in uploads]
     upload = uploads[0]
     assert upload["repo_id"] == "someone/la-reid" and upload["message"] == "End of training"
@@ -207,14 +304,31 @@ def test_push_to_hub_uploads_once_with_the_final_model_card(tmp_path, monkeypatc
 def test_documented_command_runs_literally(tmp_path):
     """`python examples/train.py --output_dir OUT --max_steps 6 --per_device_train_batch_size 8`, as documented."""
     out = tmp_path / "out"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"),
-               HF_DATASETS_CACHE=str(tmp_path / "datasets_cache"))  # fmt: skip
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_DATASETS_CACHE=str(tmp_path / "datasets_cache"),
+    )
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "examples/train.py", "--output_dir", str(out), "--max_steps", "6",
-         "--per_device_train_batch_size", "8"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "examples/train.py",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "6",
+            "--per_device_train_batch_size",
+            "8",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     print(f"documented command: {time.perf_counter() - start:.1f} s")
     assert result.returncode == 0, result.stderr[-4000:]
     for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md"):

@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 from model_factories import tiny_training_model
+from torch import nn
 from training_helpers import RandomReIDDataset, retrieval_split
 
 from hf_lareid.modelcard import read_model_card_metadata
-from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArguments, collate_reid_batch, part_cross_entropy
+from hf_lareid.training import (
+    LATransformerTrainer,
+    LATransformerTrainingArguments,
+    collate_reid_batch,
+    part_cross_entropy,
+)
 
 
 def training_args(output_dir, **overrides) -> LATransformerTrainingArguments:
     fields = dict(
-        output_dir=str(output_dir), per_device_train_batch_size=4, max_steps=1, learning_rate=0.1, use_cpu=True,
-        report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=1, seed=0, dataloader_num_workers=0,
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        max_steps=1,
+        learning_rate=0.1,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+        dataloader_num_workers=0,
     )
     fields.update(overrides)
     return LATransformerTrainingArguments(**fields)
@@ -38,8 +52,12 @@ def test_gradient_accumulation_2_x_b_equals_one_step_of_2b(tmp_path, label_smoot
         # SGD: a step is proportional to the gradient (Adam's first step would hide a doubled gradient).
         trainer = LATransformerTrainer(
             model=model,
-            args=training_args(tmp_path, per_device_train_batch_size=batch_size,
-                               gradient_accumulation_steps=accumulation, label_smoothing=label_smoothing),
+            args=training_args(
+                tmp_path,
+                per_device_train_batch_size=batch_size,
+                gradient_accumulation_steps=accumulation,
+                label_smoothing=label_smoothing,
+            ),
             train_dataset=RandomReIDDataset(8),
             optimizers=(torch.optim.SGD(model.parameters(), lr=0.1), None),
         )
@@ -85,7 +103,8 @@ def test_paper_adam_over_all_parameters_with_weight_decay(tmp_path):
 
 def test_loss_components_are_logged(tmp_path):
     trainer = LATransformerTrainer(
-        model=tiny_training_model(seed=0), args=training_args(tmp_path, max_steps=2, learning_rate=1e-3),
+        model=tiny_training_model(seed=0),
+        args=training_args(tmp_path, max_steps=2, learning_rate=1e-3),
         train_dataset=RandomReIDDataset(8),
     )
     trainer.train()
@@ -119,8 +138,9 @@ def test_label_smoothing_factor_is_an_alias_of_label_smoothing(tmp_path):
 def test_no_gradient_clipping_by_default_as_the_original_code(tmp_path):
     assert training_args(tmp_path).max_grad_norm == 0.0
     model = tiny_training_model(seed=0)
-    trainer = LATransformerTrainer(model=model, args=training_args(tmp_path, learning_rate=1e-3),
-                                   train_dataset=RandomReIDDataset(8))
+    trainer = LATransformerTrainer(
+        model=model, args=training_args(tmp_path, learning_rate=1e-3), train_dataset=RandomReIDDataset(8)
+    )
     clipped = []
     original = trainer._clip_grad_norm
     trainer._clip_grad_norm = lambda model: clipped.append(1) or original(model)
@@ -136,8 +156,9 @@ def test_bottleneck_embedding_puts_the_triplet_before_the_batchnorm(tmp_path):
 
     model = tiny_training_model(seed=0, embedding="bottleneck").eval()
     batch = collate_reid_batch([RandomReIDDataset(12)[i] for i in range(12)])
-    trainer = LATransformerTrainer(model=model, args=training_args(tmp_path, triplet_loss_weight=1.0,
-                                                                   samples_per_identity=2))
+    trainer = LATransformerTrainer(
+        model=model, args=training_args(tmp_path, triplet_loss_weight=1.0, samples_per_identity=2)
+    )
     with torch.no_grad():
         loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)
     before_norm = torch.nn.functional.normalize(outputs.part_features.flatten(1), dim=-1)
@@ -147,7 +168,9 @@ def test_bottleneck_embedding_puts_the_triplet_before_the_batchnorm(tmp_path):
 
 
 def test_collate_reid_batch_and_its_errors():
-    batch = collate_reid_batch([{"pixel_values": torch.zeros(3, 4, 2), "label": 1}, {"pixel_values": torch.ones(3, 4, 2), "label": 0}])
+    batch = collate_reid_batch(
+        [{"pixel_values": torch.zeros(3, 4, 2), "label": 1}, {"pixel_values": torch.ones(3, 4, 2), "label": 0}]
+    )
     assert batch["pixel_values"].shape == (2, 3, 4, 2) and batch["labels"].tolist() == [1, 0]
     with pytest.raises(ValueError, match="pixel_values"):
         collate_reid_batch([{"image": None, "label": 1}])
@@ -157,12 +180,16 @@ def test_collate_reid_batch_and_its_errors():
 
 def test_query_without_gallery_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="gallery_dataset"):
-        LATransformerTrainer(model=tiny_training_model(), args=training_args(tmp_path), query_dataset=RandomReIDDataset(4))
+        LATransformerTrainer(
+            model=tiny_training_model(), args=training_args(tmp_path), query_dataset=RandomReIDDataset(4)
+        )
 
 
 def test_create_model_card_writes_the_hf_lareid_card(tmp_path):
     trainer = LATransformerTrainer(
-        model=tiny_training_model(), args=training_args(tmp_path), train_dataset=RandomReIDDataset(8),
+        model=tiny_training_model(),
+        args=training_args(tmp_path),
+        train_dataset=RandomReIDDataset(8),
         model_card_fields={"setup": "tiny", "datasets": {"synthetic": 6}, "eval_dataset": "synthetic"},
     )
     trainer.state.log_history.append({"eval_rank1": 0.5, "eval_mAP": 0.25, "step": 1})
@@ -178,9 +205,10 @@ def test_triplet_loss_uses_identity_balanced_batches_and_is_logged(tmp_path):
     from hf_lareid.data import PKSampler
 
     trainer = LATransformerTrainer(
-        model=tiny_training_model(), train_dataset=RandomReIDDataset(12),
+        model=tiny_training_model(),
+        train_dataset=RandomReIDDataset(12),
         args=training_args(tmp_path, max_steps=2, learning_rate=1e-3, triplet_loss_weight=1.0, samples_per_identity=2),
-    )  # fmt: skip
+    )
     sampler = trainer._get_train_sampler()
     assert isinstance(sampler, PKSampler)
     labels = RandomReIDDataset(12).labels
@@ -193,19 +221,31 @@ def test_triplet_loss_uses_identity_balanced_batches_and_is_logged(tmp_path):
     assert logs[0]["loss"] == pytest.approx(logs[0]["ce_loss"] + logs[0]["triplet_loss"], abs=2e-3)
     with pytest.raises(ValueError, match="multiple of samples_per_identity"):
         LATransformerTrainer(
-            model=tiny_training_model(), train_dataset=RandomReIDDataset(12),
+            model=tiny_training_model(),
+            train_dataset=RandomReIDDataset(12),
             args=training_args(tmp_path, triplet_loss_weight=1.0, samples_per_identity=3),
-        )._get_train_sampler()  # fmt: skip
+        )._get_train_sampler()
 
 
 def test_retrieval_metrics_drive_best_model_selection(tmp_path):
     query, gallery = retrieval_split(4, camera=1, seed=1), retrieval_split(4, camera=2, seed=2)
     trainer = LATransformerTrainer(
-        model=tiny_training_model(), train_dataset=RandomReIDDataset(8), query_dataset=query, gallery_dataset=gallery,
-        args=training_args(tmp_path, max_steps=4, learning_rate=1e-3, eval_strategy="steps", eval_steps=2,
-                           save_strategy="steps", save_steps=2, load_best_model_at_end=True,
-                           metric_for_best_model="rank1"),
-    )  # fmt: skip
+        model=tiny_training_model(),
+        train_dataset=RandomReIDDataset(8),
+        query_dataset=query,
+        gallery_dataset=gallery,
+        args=training_args(
+            tmp_path,
+            max_steps=4,
+            learning_rate=1e-3,
+            eval_strategy="steps",
+            eval_steps=2,
+            save_strategy="steps",
+            save_steps=2,
+            load_best_model_at_end=True,
+            metric_for_best_model="rank1",
+        ),
+    )
     metrics = trainer.evaluate()
     assert set(metrics) >= {"eval_rank1", "eval_rank5", "eval_rank10", "eval_mAP", "eval_mINP"}
     assert all(0.0 <= metrics[k] <= 1.0 for k in ("eval_rank1", "eval_mAP", "eval_mINP"))

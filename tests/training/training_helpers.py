@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import torch
-
 from model_factories import TRAINING_NUM_LABELS
 
 
@@ -35,6 +34,9 @@ def retrieval_split(num_ids: int, camera: int, seed: int, images_per_id: int = 2
     generator = torch.Generator().manual_seed(seed)
     pixels = torch.randn(size, 3, 32, 16, generator=generator)
     return datasets.Dataset.from_dict(
-        {"pixel_values": pixels.numpy(), "person_id": [1 + i // images_per_id for i in range(size)],
-         "camera_id": [camera] * size}
-    ).with_format("torch")  # fmt: skip
+        {
+            "pixel_values": pixels.numpy(),
+            "person_id": [1 + i // images_per_id for i in range(size)],
+            "camera_id": [camera] * size,
+        }
+    ).with_format("torch")

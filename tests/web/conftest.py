@@ -20,9 +20,13 @@ import torch
 
 CHROMIUM = os.environ.get("HF_LAREID_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TIMEOUT_S = 180  # one generous wait for everything: the first embedding on a loaded CI machine is slow
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -54,10 +58,10 @@ def web_requirements():
 def gallery(tmp_path_factory):
     """An untrained model of the `tiny` setup and a gallery index of generated people, calibrated on the query split."""
     from hf_lareid import LATransformerForReID
-    from hf_lareid_cli import main
     from hf_lareid.data import generate_synthetic_reid
     from hf_lareid.hub_configs import load_setup
     from hf_lareid.retrieval import GalleryIndex
+    from hf_lareid_cli import main
 
     root = tmp_path_factory.mktemp("web")
     torch.manual_seed(0)
@@ -69,10 +73,22 @@ def gallery(tmp_path_factory):
         root / "people", num_ids=8, num_cameras=2, images_per_camera=2, image_size=tuple(config.image_size)
     )
     index_dir = root / "index"
-    status = main([
-        "index", str(model_dir), "--dataset", "market1501", "--data_dir", str(data_dir), "--index_dir", str(index_dir),
-        "--calibrate_on", "query", "--target_false_match_rate", "0.1",
-    ])  # fmt: skip
+    status = main(
+        [
+            "index",
+            str(model_dir),
+            "--dataset",
+            "market1501",
+            "--data_dir",
+            str(data_dir),
+            "--index_dir",
+            str(index_dir),
+            "--calibrate_on",
+            "query",
+            "--target_false_match_rate",
+            "0.1",
+        ]
+    )
     assert status == 0
     return {"model_dir": model_dir, "index_dir": index_dir, "index": GalleryIndex.load(index_dir), "root": root}
 
@@ -114,11 +130,20 @@ def server(web_requirements, gallery, tmp_path_factory):
     audit = str(Path(__file__).parent / "network_audit")
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [audit, environment.get("PYTHONPATH")]))
     environment.pop("GRADIO_ANALYTICS_ENABLED", None)  # the app itself must turn analytics off
-    command = [*lareid_command(), "serve", "--index_dir", str(gallery["index_dir"]), "--host", "127.0.0.1",
-               "--port", str(port)]  # fmt: skip
+    command = [
+        *lareid_command(),
+        "serve",
+        "--index_dir",
+        str(gallery["index_dir"]),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with open(log, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment, start_new_session=True
+        )
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_until_serving(url, process, log)

@@ -46,9 +46,11 @@ def test_gallery_image_and_compare(client, server):
 
     picked = client.predict(1, api_name="/gallery_image")
     assert picked == {
-        "index": 1, "file": server["index"].resolve_path(server["index"].paths[1]), "person_id": int(server["index"].person_ids[1]),
+        "index": 1,
+        "file": server["index"].resolve_path(server["index"].paths[1]),
+        "person_id": int(server["index"].person_ids[1]),
         "camera_id": int(server["index"].camera_ids[1]),
-    }  # fmt: skip
+    }
     answer = client.predict(handle_file(picked["file"]), handle_file(picked["file"]), api_name="/compare")
     assert answer["verdict"] == SAME_PERSON != NO_THRESHOLD
     assert answer["cosine"] == pytest.approx(1.0, abs=1e-5)

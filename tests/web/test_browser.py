@@ -74,9 +74,9 @@ def test_a_gallery_pick_leaves_out_its_camera(page, server):
 
 def gallery_pick_row(server, position: int) -> int:
     """The gallery row the picker shows at `position` (an even spread of the index, first row first)."""
-    from hf_lareid.cli.web_app import PICKER_SIZE
-
     import numpy as np
+
+    from hf_lareid.cli.web_app import PICKER_SIZE
 
     size = len(server["index"])
     rows = sorted(set(np.linspace(0, size - 1, num=min(PICKER_SIZE, size)).round().astype(int).tolist()))

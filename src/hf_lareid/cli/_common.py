@@ -14,19 +14,29 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> No
     from ..data import REID_DATASETS
 
     nargs = "+" if multiple else None
-    parser.add_argument("--dataset", nargs=nargs, required=True, choices=sorted(REID_DATASETS), help="dataset loader name")
-    parser.add_argument("--data_dir", "--data-dir", nargs=nargs, required=True, help="dataset folder (one per --dataset)")
+    parser.add_argument(
+        "--dataset", nargs=nargs, required=True, choices=sorted(REID_DATASETS), help="dataset loader name"
+    )
+    parser.add_argument(
+        "--data_dir", "--data-dir", nargs=nargs, required=True, help="dataset folder (one per --dataset)"
+    )
     parser.add_argument("--batch_size", "--batch-size", type=int, default=64, help="images per forward pass")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (default: only where the CPU/GPU runs it fast)")
+    parser.add_argument(
+        "--bf16", action="store_true", help="bf16 autocast (default: only where the CPU/GPU runs it fast)"
+    )
     add_runtime_argument(parser)
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     """`--runtime auto|torch|onnxruntime|openvino`: what embeds the images (see `hf_lareid.runtimes`)."""
-    parser.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
-                        help="what embeds the images (default auto: the fastest installed for the device, fixed order "
-                             "onnxruntime > openvino > torch on a CPU in fp32; PyTorch on a GPU or with bf16)")
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", "torch", "onnxruntime", "openvino"],
+        help="what embeds the images (default auto: the fastest installed for the device, fixed order "
+        "onnxruntime > openvino > torch on a CPU in fp32; PyTorch on a GPU or with bf16)",
+    )
 
 
 def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = None):
@@ -43,7 +53,9 @@ def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = 
     ref = str(model_ref)
     looks_local = ref.startswith((".", "/", "~")) or os.sep in ref and not _is_repo_id(ref)
     if looks_local and not Path(ref).expanduser().is_dir():
-        raise FileNotFoundError(f"model folder {ref!r} does not exist: pass a folder written by save_pretrained or a Hub id.")
+        raise FileNotFoundError(
+            f"model folder {ref!r} does not exist: pass a folder written by save_pretrained or a Hub id."
+        )
     if Path(ref).is_dir() and not (Path(ref) / "config.json").is_file():
         raise FileNotFoundError(f"{ref!r} has no config.json: it is not a saved model folder (see `lareid train`).")
     if Path(ref).is_dir():

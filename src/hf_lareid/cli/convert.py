@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-DESCRIPTION = "Convert a state dict saved by the original LA-Transformer code (timm ViT-B/16) into this package's format."
+DESCRIPTION = (
+    "Convert a state dict saved by the original LA-Transformer code (timm ViT-B/16) into this package's format."
+)
 EXAMPLE = "lareid convert-original net_best.pth ./la-transformer-market --lambda 8"
 
 

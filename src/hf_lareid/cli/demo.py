@@ -92,14 +92,28 @@ class DemoPlan:
 
 
 FULL = DemoPlan(
-    pretraining_ids=400, validation_ids=50, fine_tuning_ids=250, evaluation_ids=100,
-    num_cameras=4, images_per_camera=4, pretraining_epochs=6, fine_tuning_epochs=8,
-)  # fmt: skip
+    pretraining_ids=400,
+    validation_ids=50,
+    fine_tuning_ids=250,
+    evaluation_ids=100,
+    num_cameras=4,
+    images_per_camera=4,
+    pretraining_epochs=6,
+    fine_tuning_epochs=8,
+)
 QUICK = DemoPlan(
-    pretraining_ids=16, validation_ids=4, fine_tuning_ids=12, evaluation_ids=8,
-    num_cameras=2, images_per_camera=2, pretraining_epochs=2, fine_tuning_epochs=6, batch_size=16, num_queries=3,
+    pretraining_ids=16,
+    validation_ids=4,
+    fine_tuning_ids=12,
+    evaluation_ids=8,
+    num_cameras=2,
+    images_per_camera=2,
+    pretraining_epochs=2,
+    fine_tuning_epochs=6,
+    batch_size=16,
+    num_queries=3,
     calibration_false_match_rate=0.05,
-)  # fmt: skip
+)
 
 
 DESCRIPTION = (
@@ -134,17 +148,22 @@ def generate_populations(data_dir: Path, plan: DemoPlan, seed: int, image_size: 
     from ..data import generate_synthetic_reid
 
     common = {
-        "num_cameras": plan.num_cameras, "images_per_camera": plan.images_per_camera, "image_size": image_size,
+        "num_cameras": plan.num_cameras,
+        "images_per_camera": plan.images_per_camera,
+        "image_size": image_size,
         "seed": seed,
-    }  # fmt: skip
+    }
     pretraining_ids = plan.pretraining_ids + plan.validation_ids
     pretraining = generate_synthetic_reid(
         data_dir / "pretraining", num_ids=pretraining_ids, num_train_ids=plan.pretraining_ids, first_id=1, **common
     )
     target = generate_synthetic_reid(
-        data_dir / "target", num_ids=plan.fine_tuning_ids + plan.evaluation_ids, num_train_ids=plan.fine_tuning_ids,
-        first_id=pretraining_ids + 1, **common,
-    )  # fmt: skip
+        data_dir / "target",
+        num_ids=plan.fine_tuning_ids + plan.evaluation_ids,
+        num_train_ids=plan.fine_tuning_ids,
+        first_id=pretraining_ids + 1,
+        **common,
+    )
     return Populations(pretraining=pretraining, target=target)
 
 
@@ -181,8 +200,9 @@ def write_demo_setup(folder: Path, plan: DemoPlan) -> tuple[Any, Any, dict[str, 
     return config, image_processor, training_args
 
 
-def training_values(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path, seed: int, backbone: str,
-                    setup_dir: Path) -> dict[str, Any]:  # fmt: skip
+def training_values(
+    plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path, seed: int, backbone: str, setup_dir: Path
+) -> dict[str, Any]:
     """
     The `lareid train` arguments of a stage ("pretraining" or "fine-tuning"), typed, with the demo's setup folder.
 
@@ -195,18 +215,29 @@ def training_values(plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path
     identities = plan.pretraining_ids if pretraining else plan.fine_tuning_ids
     steps_per_epoch = -(-identities * plan.num_cameras * plan.images_per_camera // plan.batch_size)
     values: dict[str, Any] = {
-        "setup": str(setup_dir), "backbone": backbone, "dataset": ["market1501"], "data_dir": [str(data_dir)],
-        "output_dir": str(output_dir), "seed": seed, "report_to": "none",
+        "setup": str(setup_dir),
+        "backbone": backbone,
+        "dataset": ["market1501"],
+        "data_dir": [str(data_dir)],
+        "output_dir": str(output_dir),
+        "seed": seed,
+        "report_to": "none",
         "num_train_epochs": float(plan.pretraining_epochs if pretraining else plan.fine_tuning_epochs),
-        "per_device_train_batch_size": plan.batch_size, "per_device_eval_batch_size": 128,
-        "eval_strategy": "epoch", "logging_steps": float(max(1, steps_per_epoch // 4)),
-        "save_strategy": "no", "disable_tqdm": True,
-    }  # fmt: skip
+        "per_device_train_batch_size": plan.batch_size,
+        "per_device_eval_batch_size": 128,
+        "eval_strategy": "epoch",
+        "logging_steps": float(max(1, steps_per_epoch // 4)),
+        "save_strategy": "no",
+        "disable_tqdm": True,
+    }
     if not pretraining:
         values.update(
-            learning_rate=plan.fine_tuning_learning_rate, warmup_steps=0.0, blockwise_unfreeze=True,
-            unfreeze_every_epochs=plan.unfreeze_every_epochs, lr_decay=plan.lr_decay,
-        )  # fmt: skip
+            learning_rate=plan.fine_tuning_learning_rate,
+            warmup_steps=0.0,
+            blockwise_unfreeze=True,
+            unfreeze_every_epochs=plan.unfreeze_every_epochs,
+            lr_decay=plan.lr_decay,
+        )
     return values
 
 
@@ -240,9 +271,11 @@ def prepare_training(
         )
     trainer.remove_callback(PrinterCallback)
     trainer.model_card_fields.update(
-        model_name=model_name, datasets={"synthetic": trainer.model.config.num_labels}, eval_dataset="synthetic",
+        model_name=model_name,
+        datasets={"synthetic": trainer.model.config.num_labels},
+        eval_dataset="synthetic",
         model_summary=f"The {description} stage of `lareid demo`, on generated people (hf-lareid's synthetic set).",
-    )  # fmt: skip
+    )
     return trainer
 
 
@@ -281,15 +314,20 @@ def calibrate_and_save(
     with quiet_dataset_builds():
         held_out = load_reid_dataset("market1501", data_dir=populations.pretraining, splits=["query", "gallery"])
     calibration = calibrate_model(
-        model, datasets.concatenate_datasets([held_out["query"], held_out["gallery"]]),
+        model,
+        datasets.concatenate_datasets([held_out["query"], held_out["gallery"]]),
         f"the {plan.validation_ids} held-out people of population 1 ({populations.pretraining})",
-        target_false_match_rate=plan.calibration_false_match_rate, image_processor=image_processor, batch_size=128,
-    )  # fmt: skip
+        target_false_match_rate=plan.calibration_false_match_rate,
+        image_processor=image_processor,
+        batch_size=128,
+    )
     model.config.set_verification_calibration(calibration)
     model.save_pretrained(model_dir)
-    print(f"  same person when cosine > {calibration.threshold:.3f}: false-match rate "
-          f"{calibration.false_match_rate:.2%} (target {calibration.target_false_match_rate:.2%}), true-match rate "
-          f"{calibration.true_match_rate:.1%}, on {calibration.calibrated_on}")  # fmt: skip
+    print(
+        f"  same person when cosine > {calibration.threshold:.3f}: false-match rate "
+        f"{calibration.false_match_rate:.2%} (target {calibration.target_false_match_rate:.2%}), true-match rate "
+        f"{calibration.true_match_rate:.1%}, on {calibration.calibrated_on}"
+    )
     return calibration
 
 
@@ -307,9 +345,12 @@ def build_gallery_index(
 
     gallery = result.gallery
     index = GalleryIndex(
-        gallery.embeddings.shape[1], model_reference=str(model_dir), model_fingerprint=model_fingerprint(model),
+        gallery.embeddings.shape[1],
+        model_reference=str(model_dir),
+        model_fingerprint=model_fingerprint(model),
         verification_calibration=model.config.verification_calibration,
-        data_dir=str(data_root(data_dir)), dataset="market1501",  # the demo's populations are in the Market layout
+        data_dir=str(data_root(data_dir)),
+        dataset="market1501",  # the demo's populations are in the Market layout
     )
     index.add(gallery.embeddings, person_ids=gallery.person_ids, camera_ids=gallery.camera_ids, paths=gallery.paths)
     index.save(index_dir)
@@ -341,15 +382,15 @@ def run_queries(index: GalleryIndex, query: FeatureSet, num_queries: int, seed: 
     from ..retrieval import search_other_cameras
 
     rows = np.sort(np.random.default_rng(seed).choice(len(query), size=min(num_queries, len(query)), replace=False))
-    hits = search_other_cameras(
-        index, query.embeddings[rows], TOP_K, query.camera_ids[rows], query.person_ids[rows]
-    )
+    hits = search_other_cameras(index, query.embeddings[rows], TOP_K, query.camera_ids[rows], query.person_ids[rows])
     width = hits.indices.shape[1]
     for row, found in zip(rows, hits.person_ids):
         matches = np.flatnonzero(found == query.person_ids[row])
         first = f", the first at rank {matches[0] + 1}" if len(matches) else ""
-        print(f"  query person {query.person_ids[row]} (camera {query.camera_ids[row]}): {len(matches)} of the "
-              f"top {width} from other cameras are this person{first}")  # fmt: skip
+        print(
+            f"  query person {query.person_ids[row]} (camera {query.camera_ids[row]}): {len(matches)} of the "
+            f"top {width} from other cameras are this person{first}"
+        )
     return RankedQueries(
         paths=[index.resolve_path(query.paths[row]) for row in rows],  # same data folder as the gallery
         person_ids=[int(query.person_ids[row]) for row in rows],
@@ -374,9 +415,15 @@ def draw_pictures(
 
     gallery_paths = [index.resolve_path(path) for path in index.paths]
     plot_ranked_lists(
-        queries.paths, queries.person_ids, gallery_paths, index.person_ids, queries.ranked,
-        output_dir / PICTURES["ranked_lists"], top_k=TOP_K, scores=queries.scores,
-    )  # fmt: skip
+        queries.paths,
+        queries.person_ids,
+        gallery_paths,
+        index.person_ids,
+        queries.ranked,
+        output_dir / PICTURES["ranked_lists"],
+        top_k=TOP_K,
+        scores=queries.scores,
+    )
     plot_cmc_curves({name: result.metrics for name, result in results.items()}, output_dir / PICTURES["cmc_curves"])
     plot_attention(fine_tuned, queries.paths, image_processor, output_dir / PICTURES["attention"])
     plot_training_curves(log_histories["pretraining"], output_dir / PICTURES["pretraining_curves"])
@@ -428,40 +475,55 @@ def run(args: argparse.Namespace) -> int:
     with quiet_dataset_builds():
         populations = generate_populations(output_dir / DATA_DIR, plan, args.seed, config.image_size)
         evaluation = load_reid_dataset("market1501", data_dir=populations.target, splits=["query", "gallery"])
-    print(f"  {plan.num_cameras} cameras, {plan.images_per_camera} images per person and camera\n"
-          f"  1. pretraining: {plan.pretraining_ids} people (+ {plan.validation_ids} held out for validation)\n"
-          f"  2. fine-tuning: {plan.fine_tuning_ids} people\n"
-          f"  3. evaluation:  {plan.evaluation_ids} other people "
-          f"({len(evaluation['query'])} queries, {len(evaluation['gallery'])} gallery images)")  # fmt: skip
+    print(
+        f"  {plan.num_cameras} cameras, {plan.images_per_camera} images per person and camera\n"
+        f"  1. pretraining: {plan.pretraining_ids} people (+ {plan.validation_ids} held out for validation)\n"
+        f"  2. fine-tuning: {plan.fine_tuning_ids} people\n"
+        f"  3. evaluation:  {plan.evaluation_ids} other people "
+        f"({len(evaluation['query'])} queries, {len(evaluation['gallery'])} gallery images)"
+    )
 
     _stage(2, f"Pretraining the {SETUP} ViT from scratch on population 1 (all blocks train)")
     pretraining = prepare_training(
-        training_values(plan, "pretraining", populations.pretraining, pretrained_dir, args.seed, RANDOM_BACKBONE,
-                        setup_dir),
-        setup, None, "pretraining", "lareid-demo-pretrained",
-    )  # fmt: skip
+        training_values(
+            plan, "pretraining", populations.pretraining, pretrained_dir, args.seed, RANDOM_BACKBONE, setup_dir
+        ),
+        setup,
+        None,
+        "pretraining",
+        "lareid-demo-pretrained",
+    )
     results = {"untrained": evaluate_stage(pretraining.model, evaluation, image_processor)}
     train_and_save(pretraining)
     results["pretrained"] = evaluate_stage(pretraining.model, evaluation, image_processor)
 
     _stage(3, "Fine-tuning on population 2 with blockwise unfreezing (Algorithm 1)")
     fine_tuning = prepare_training(
-        training_values(plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir),
-                        setup_dir),
-        setup, functools.partial(with_new_heads, str(pretrained_dir)), "fine-tuning", "lareid-demo-fine-tuned",
-    )  # fmt: skip
+        training_values(
+            plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir), setup_dir
+        ),
+        setup,
+        functools.partial(with_new_heads, str(pretrained_dir)),
+        "fine-tuning",
+        "lareid-demo-fine-tuned",
+    )
     train_and_save(fine_tuning)
     fine_tuned = fine_tuning.model.eval()
 
     _stage(4, "Evaluating the fine-tuned model on population 3, calibrating its threshold on held-out people")
     results["fine-tuned"] = evaluate_stage(fine_tuned, evaluation, image_processor)
     calibrate_and_save(fine_tuned, populations, plan, image_processor, fine_tuned_dir)
-    write_json(output_dir / METRICS_FILE, {
-        "evaluated_on": f"population 3: {plan.evaluation_ids} generated people never trained on (query/gallery of "
-                        f"{populations.target}), Market-1501 protocol",
-        "seed": args.seed, "quick": bool(args.quick), "plan": dataclasses.asdict(plan),
-        "stages": {name: result.metrics for name, result in results.items()},
-    })  # fmt: skip
+    write_json(
+        output_dir / METRICS_FILE,
+        {
+            "evaluated_on": f"population 3: {plan.evaluation_ids} generated people never trained on (query/gallery of "
+            f"{populations.target}), Market-1501 protocol",
+            "seed": args.seed,
+            "quick": bool(args.quick),
+            "plan": dataclasses.asdict(plan),
+            "stages": {name: result.metrics for name, result in results.items()},
+        },
+    )
 
     _stage(5, "Indexing the gallery of population 3 with FAISS and running a few queries")
     index = build_gallery_index(
@@ -479,8 +541,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nFinished in {minutes} min {seconds} s. Files in {output_dir}:")
     for line in list_files(output_dir):
         print(f"  {line}")
-    print(f"\nSearch the gallery and compare people in a web page (the 'serve' extra):\n"
-          f"  {serve_command(output_dir / INDEX_DIR)}")
+    print(
+        f"\nSearch the gallery and compare people in a web page (the 'serve' extra):\n"
+        f"  {serve_command(output_dir / INDEX_DIR)}"
+    )
     return 0
 
 

@@ -24,47 +24,105 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             action.required = False
     parser.add_argument("--split", default="gallery", help="which split to index (default: gallery)")
     parser.add_argument("--index_dir", "--index-dir", required=True, help="folder to write the index to")
-    parser.add_argument("--index_type", "--index-type", default="flat", choices=list(INDEX_TYPES),
-                        help="flat (exact), or ivf / ivfpq / ivfpq_refine (compressed, re-ranked: high recall) / hnsw "
-                             "(approximate, for large galleries)")
-    parser.add_argument("--backend", default="faiss", choices=["faiss", "qdrant"],
-                        help="faiss (one machine, compressed types, fastest; default) or qdrant (a Qdrant collection: "
-                             "embedded in the index folder, or a server / cluster with --qdrant_url; needs the "
-                             "'qdrant' extra)")
+    parser.add_argument(
+        "--index_type",
+        "--index-type",
+        default="flat",
+        choices=list(INDEX_TYPES),
+        help="flat (exact), or ivf / ivfpq / ivfpq_refine (compressed, re-ranked: high recall) / hnsw "
+        "(approximate, for large galleries)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="faiss",
+        choices=["faiss", "qdrant"],
+        help="faiss (one machine, compressed types, fastest; default) or qdrant (a Qdrant collection: "
+        "embedded in the index folder, or a server / cluster with --qdrant_url; needs the "
+        "'qdrant' extra)",
+    )
     qdrant = parser.add_argument_group("Qdrant backend (--backend qdrant)")
-    qdrant.add_argument("--qdrant_url", "--qdrant-url", default=None, metavar="URL",
-                        help="a Qdrant server or cluster, e.g. http://qdrant:6333 (default: embedded storage)")
-    qdrant.add_argument("--qdrant_path", "--qdrant-path", default=None, metavar="DIR",
-                        help="embedded Qdrant storage folder (default: INDEX_DIR/qdrant_storage)")
-    qdrant.add_argument("--qdrant_collection", "--qdrant-collection", default="hf_lareid_gallery", metavar="NAME",
-                        help="the Qdrant collection of this gallery (default: hf_lareid_gallery)")
-    qdrant.add_argument("--qdrant_api_key_env", "--qdrant-api-key-env", default="QDRANT_API_KEY", metavar="VAR",
-                        help="environment variable holding the server's API key (only its name is saved)")
-    parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=5000,
-                        help="save the index every N added images, so an interrupted build can resume")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="same-person similarity threshold, set by hand (default: the model config's calibration)")
-    parser.add_argument("--calibrate_on", "--calibrate-on", default=None, metavar="SPLIT",
-                        help="calibrate the same-person threshold on this split with identities (e.g. query) and "
-                             "store the calibration in the index")
-    parser.add_argument("--target_false_match_rate", "--target-false-match-rate", type=float, default=1e-3,
-                        help="false-match rate the calibration aims at (default: 0.001)")
+    qdrant.add_argument(
+        "--qdrant_url",
+        "--qdrant-url",
+        default=None,
+        metavar="URL",
+        help="a Qdrant server or cluster, e.g. http://qdrant:6333 (default: embedded storage)",
+    )
+    qdrant.add_argument(
+        "--qdrant_path",
+        "--qdrant-path",
+        default=None,
+        metavar="DIR",
+        help="embedded Qdrant storage folder (default: INDEX_DIR/qdrant_storage)",
+    )
+    qdrant.add_argument(
+        "--qdrant_collection",
+        "--qdrant-collection",
+        default="hf_lareid_gallery",
+        metavar="NAME",
+        help="the Qdrant collection of this gallery (default: hf_lareid_gallery)",
+    )
+    qdrant.add_argument(
+        "--qdrant_api_key_env",
+        "--qdrant-api-key-env",
+        default="QDRANT_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the server's API key (only its name is saved)",
+    )
+    parser.add_argument(
+        "--checkpoint_every",
+        "--checkpoint-every",
+        type=int,
+        default=5000,
+        help="save the index every N added images, so an interrupted build can resume",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="same-person similarity threshold, set by hand (default: the model config's calibration)",
+    )
+    parser.add_argument(
+        "--calibrate_on",
+        "--calibrate-on",
+        default=None,
+        metavar="SPLIT",
+        help="calibrate the same-person threshold on this split with identities (e.g. query) and "
+        "store the calibration in the index",
+    )
+    parser.add_argument(
+        "--target_false_match_rate",
+        "--target-false-match-rate",
+        type=float,
+        default=1e-3,
+        help="false-match rate the calibration aims at (default: 0.001)",
+    )
     erasure = parser.add_argument_group(
         "retention and erasure (no model or data set needed)",
         "lareid index --index_dir D --remove --person_ids 17 42 | --paths P ... | --camera_ids 3 | --older_than 30d: "
         "remove the entries matching every criterion given, atomically; --verify checks every file's full SHA-256.",
     )
     erasure.add_argument("--remove", action="store_true", help="remove entries from --index_dir instead of building")
-    erasure.add_argument("--person_ids", "--person-ids", type=int, nargs="+", metavar="ID",
-                         help="remove these people's entries")
-    erasure.add_argument("--paths", nargs="+", metavar="PATH", help="remove the entries with these image paths (as stored)")
-    erasure.add_argument("--camera_ids", "--camera-ids", type=int, nargs="+", metavar="CAM",
-                         help="remove these cameras' entries")
-    erasure.add_argument("--older_than", "--older-than", metavar="WHEN",
-                         help="remove entries added before an ISO 8601 UTC date-time or a duration ago (30d, 12h, 2w)")
-    erasure.add_argument("--verify", action="store_true",
-                         help="check the full SHA-256 of every file of --index_dir (every load checks sizes and a "
-                              "quick hash only)")
+    erasure.add_argument(
+        "--person_ids", "--person-ids", type=int, nargs="+", metavar="ID", help="remove these people's entries"
+    )
+    erasure.add_argument(
+        "--paths", nargs="+", metavar="PATH", help="remove the entries with these image paths (as stored)"
+    )
+    erasure.add_argument(
+        "--camera_ids", "--camera-ids", type=int, nargs="+", metavar="CAM", help="remove these cameras' entries"
+    )
+    erasure.add_argument(
+        "--older_than",
+        "--older-than",
+        metavar="WHEN",
+        help="remove entries added before an ISO 8601 UTC date-time or a duration ago (30d, 12h, 2w)",
+    )
+    erasure.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the full SHA-256 of every file of --index_dir (every load checks sizes and a quick hash only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,8 +157,10 @@ def _edit_index(args: argparse.Namespace, criteria: dict) -> int:
     index = GalleryIndex.load(args.index_dir, verify=args.verify)
     if args.verify:
         if index.backend == "qdrant":  # only the config is a file of ours
-            print(f"{args.index_dir}: its config matches its SHA-256; the {len(index)} vectors live in Qdrant, "
-                  "which keeps its own checksums")
+            print(
+                f"{args.index_dir}: its config matches its SHA-256; the {len(index)} vectors live in Qdrant, "
+                "which keeps its own checksums"
+            )
         else:
             print(f"{args.index_dir}: every file matches its SHA-256 ({len(index)} images)")
     if not args.remove:
@@ -135,15 +195,24 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     if rank == 0:  # only rank 0 calibrates, opens and writes the index
         calibration = _index_calibration(args, model, data, image_processor)
         if args.backend == "qdrant":
-            open_index, backend_options = QdrantGalleryIndex.load_or_create, dict(
-                url=args.qdrant_url, path=args.qdrant_path, collection_name=args.qdrant_collection,
-                api_key_env=args.qdrant_api_key_env,
+            open_index, backend_options = (
+                QdrantGalleryIndex.load_or_create,
+                dict(
+                    url=args.qdrant_url,
+                    path=args.qdrant_path,
+                    collection_name=args.qdrant_collection,
+                    api_key_env=args.qdrant_api_key_env,
+                ),
             )
         else:
             open_index, backend_options = GalleryIndex.load_or_create, dict(index_type=args.index_type)
         index = open_index(
-            args.index_dir, model.config.embedding_dim, **backend_options, model_reference=str(args.model),
-            model_fingerprint=fingerprint, embedding_settings=settings,
+            args.index_dir,
+            model.config.embedding_dim,
+            **backend_options,
+            model_reference=str(args.model),
+            model_fingerprint=fingerprint,
+            embedding_settings=settings,
             runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
             dataset=args.dataset,  # `lareid search` reads query identities with its file-name scheme
@@ -152,12 +221,23 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
             index.set_verification_calibration(calibration)
         elif args.threshold is not None or not len(index):  # a resumed build keeps its threshold unless given one
             index.verification_calibration = None
-            index.verification_threshold = model.config.verification_threshold if args.threshold is None else args.threshold
+            index.verification_threshold = (
+                model.config.verification_threshold if args.threshold is None else args.threshold
+            )
     options = {"flip": args.flip, "image_processor": image_processor, "runtime": embedder}
     if world_size > 1 or shard_store(args.index_dir).is_dir():  # several processes, or a killed run of several
         added = build_from_shards(
-            index, model, split, index_dir=args.index_dir, rank=rank, world_size=world_size, fingerprint=fingerprint,
-            settings=settings, checkpoint_every=args.checkpoint_every, batch_size=args.batch_size, **options,
+            index,
+            model,
+            split,
+            index_dir=args.index_dir,
+            rank=rank,
+            world_size=world_size,
+            fingerprint=fingerprint,
+            settings=settings,
+            checkpoint_every=args.checkpoint_every,
+            batch_size=args.batch_size,
+            **options,
         )
         if rank != 0:
             return 0
@@ -189,11 +269,19 @@ def _index_calibration(args: argparse.Namespace, model, data, image_processor):
             "with --calibrate_on."
         )
     calibration = calibrate_model(
-        model, data[args.calibrate_on], f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
-        target_false_match_rate=args.target_false_match_rate, image_processor=image_processor,
-        batch_size=args.batch_size, flip=args.flip, bf16=True if args.bf16 else "auto", runtime=args.runtime,
-    )  # fmt: skip
-    print(f"calibrated on {calibration.calibrated_on}\n  same person when cosine > {calibration.threshold:.4f} "
-          f"(false-match rate {calibration.false_match_rate:.2g}, target {calibration.target_false_match_rate:.2g}; "
-          f"true-match rate {calibration.true_match_rate:.1%})")  # fmt: skip
+        model,
+        data[args.calibrate_on],
+        f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
+        target_false_match_rate=args.target_false_match_rate,
+        image_processor=image_processor,
+        batch_size=args.batch_size,
+        flip=args.flip,
+        bf16=True if args.bf16 else "auto",
+        runtime=args.runtime,
+    )
+    print(
+        f"calibrated on {calibration.calibrated_on}\n  same person when cosine > {calibration.threshold:.4f} "
+        f"(false-match rate {calibration.false_match_rate:.2g}, target {calibration.target_false_match_rate:.2g}; "
+        f"true-match rate {calibration.true_match_rate:.1%})"
+    )
     return calibration

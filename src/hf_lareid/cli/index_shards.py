@@ -45,15 +45,21 @@ def read_shard_store(store: Path, fingerprint: str, settings: dict[str, Any], em
                     f"{chunk} was embedded by another model or with other settings: rerun with the same model and "
                     f"options, or delete {store} to start the build over."
                 )
-            parts.append(FeatureSet(arrays["embeddings"], arrays["person_ids"], arrays["camera_ids"], arrays["paths"].tolist()))
+            parts.append(
+                FeatureSet(arrays["embeddings"], arrays["person_ids"], arrays["camera_ids"], arrays["paths"].tolist())
+            )
     return FeatureSet.concatenate(parts, embedding_dim=embedding_dim)
 
 
 def _write_chunk(store: Path, number: int, part: FeatureSet, fingerprint: str, settings: dict[str, Any]) -> None:
     with atomic_path(store / f"chunk-{number:06d}.npz") as temporary, open(temporary, "wb") as handle:
         np.savez(
-            handle, embeddings=part.embeddings, person_ids=part.person_ids, camera_ids=part.camera_ids,
-            paths=np.asarray(part.paths, dtype=str), fingerprint=np.asarray(fingerprint),
+            handle,
+            embeddings=part.embeddings,
+            person_ids=part.person_ids,
+            camera_ids=part.camera_ids,
+            paths=np.asarray(part.paths, dtype=str),
+            fingerprint=np.asarray(fingerprint),
             settings=np.asarray(json.dumps(settings, sort_keys=True)),
         )
     fault_point("index:shard-chunk")
@@ -73,8 +79,18 @@ def _remove_store(store: Path) -> None:
 
 
 def build_from_shards(
-    index: Any, model: Any, split: Any, *, index_dir: str, rank: int, world_size: int, fingerprint: str,
-    settings: dict[str, Any], checkpoint_every: int, batch_size: int, **feature_options: Any,
+    index: Any,
+    model: Any,
+    split: Any,
+    *,
+    index_dir: str,
+    rank: int,
+    world_size: int,
+    fingerprint: str,
+    settings: dict[str, Any],
+    checkpoint_every: int,
+    batch_size: int,
+    **feature_options: Any,
 ) -> int:
     """
     Embeds `split` across `world_size` ranks and adds it to `index` (a [`GalleryIndex`] on rank 0, `None`
@@ -89,8 +105,10 @@ def build_from_shards(
         stored_paths = set(stored.paths)  # embedded by a killed run, not yet in the index
         done = ~index.unindexed(paths) | np.fromiter((path in stored_paths for path in paths), bool, len(paths))
         if done.any():
-            print(f"resuming {index_dir}: {int(done.sum())} images embedded, {int((~done).sum())} to go "
-                  f"(world size {world_size})")
+            print(
+                f"resuming {index_dir}: {int(done.sum())} images embedded, {int((~done).sum())} to go "
+                f"(world size {world_size})"
+            )
     done = broadcast_object(done)
     todo = []
     for r in range(world_size):
@@ -100,10 +118,18 @@ def build_from_shards(
     number = len(list(store.glob(_CHUNK_GLOB))) if rank == 0 else 0
     new_parts = []
     for round_index in range(rounds):
-        rows = todo[rank][round_index * checkpoint_every:(round_index + 1) * checkpoint_every]
-        part = extract_features(
-            model, split.select(rows.tolist()), batch_size=batch_size, progress=False, **feature_options,
-        ) if len(rows) else FeatureSet.concatenate([], dim)
+        rows = todo[rank][round_index * checkpoint_every : (round_index + 1) * checkpoint_every]
+        part = (
+            extract_features(
+                model,
+                split.select(rows.tolist()),
+                batch_size=batch_size,
+                progress=False,
+                **feature_options,
+            )
+            if len(rows)
+            else FeatureSet.concatenate([], dim)
+        )
         gathered = gather_objects(part)
         if rank == 0:
             for piece in gathered:
@@ -120,9 +146,13 @@ def build_from_shards(
 
     def batches():  # the split's order and batch size: the stream a single process would have added
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            yield FeatureSet(stored.embeddings[rows], stored.person_ids[rows], stored.camera_ids[rows],
-                             [stored.paths[row] for row in rows])
+            rows = order[start : start + batch_size]
+            yield FeatureSet(
+                stored.embeddings[rows],
+                stored.person_ids[rows],
+                stored.camera_ids[rows],
+                [stored.paths[row] for row in rows],
+            )
 
     added = index.add_batches(batches(), checkpoint_dir=index_dir, checkpoint_every=checkpoint_every)
     _remove_store(store)

@@ -15,7 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="a folder written by `lareid train` / examples/train.py")
     parser.add_argument("repo_id", help="the Hub repository, e.g. my-user/la-transformer-market")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
-    parser.add_argument("--dry_run", "--dry-run", action="store_true", help="list what would be uploaded and check the card, upload nothing")
+    parser.add_argument(
+        "--dry_run",
+        "--dry-run",
+        action="store_true",
+        help="list what would be uploaded and check the card, upload nothing",
+    )
 
 
 def files_to_upload(model_dir: str | Path) -> list[Path]:
@@ -38,10 +43,14 @@ def run(args: argparse.Namespace) -> int:
     files = files_to_upload(args.model_dir)
     verify_model_weights(args.model_dir)  # never publish weights that differ from what was saved
     metadata = check_model_card(Path(args.model_dir) / "README.md")
-    print(f"{'would upload' if args.dry_run else 'uploading'} to {args.repo_id} ({'private' if args.private else 'public'}):")
+    print(
+        f"{'would upload' if args.dry_run else 'uploading'} to {args.repo_id} ({'private' if args.private else 'public'}):"
+    )
     for path in files:
         print(f"  {path.name}  ({path.stat().st_size:,} bytes)")
-    print(f"model card: library_name={metadata['library_name']}, pipeline_tag={metadata['pipeline_tag']}, tags={metadata['tags']}")
+    print(
+        f"model card: library_name={metadata['library_name']}, pipeline_tag={metadata['pipeline_tag']}, tags={metadata['tags']}"
+    )
     if args.dry_run:
         return 0
     from huggingface_hub import HfApi

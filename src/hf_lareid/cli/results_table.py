@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = ["format_results_table"]
 
@@ -23,7 +23,5 @@ def format_results_table(rows: Sequence[Mapping], digits: int = 1) -> str:
     lines = [header, "|" + "---|" * (len(columns) + 3)]
     for row in rows:
         values = " | ".join(f"{100 * row[key]:.{digits}f}" for key, _ in columns)
-        lines.append(
-            f"| {row.get('name', '')} | {values} | {row['num_queries']} | {row['num_skipped_queries']} |"
-        )
+        lines.append(f"| {row.get('name', '')} | {values} | {row['num_queries']} | {row['num_skipped_queries']} |")
     return "\n".join(lines)

@@ -14,15 +14,25 @@ EXAMPLE = "lareid search --index_dir ./market-index query/0001_c1s1_001051_00.jp
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="query image files")
     parser.add_argument("--index_dir", "--index-dir", required=True, help="a folder written by `lareid index`")
-    parser.add_argument("--model", default=None,
-                        help="the query model (default: the one the index records); a different model is refused")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="the query model (default: the one the index records); a different model is refused",
+    )
     parser.add_argument("--top_k", "--top-k", type=int, default=10, help="hits per query")
     parser.add_argument("--picture", default=None, help="also draw the ranked lists into this PNG")
     parser.add_argument("--output_json", "--output-json", default=None, help="also write the hits as JSON")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (use it if the index did)")
-    parser.add_argument("--query_camera", "--query-camera", type=int, nargs="+", default=None, metavar="CAMERA",
-                        help="camera id of the queries (one, or one per image): gallery images from that camera are "
-                             "left out, as the re-ID protocol does")
+    parser.add_argument(
+        "--query_camera",
+        "--query-camera",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="CAMERA",
+        help="camera id of the queries (one, or one per image): gallery images from that camera are "
+        "left out, as the re-ID protocol does",
+    )
     add_runtime_argument(parser)
 
 
@@ -45,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         from .. import visualization  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
 
         if index.paths is None or index.person_ids is None:
-            raise ValueError(f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it.")
+            raise ValueError(
+                f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it."
+            )
     model, image_processor = load_model_and_processor(model_ref)
     index.check_fingerprint(model_fingerprint(model))
     index.check_embedding_settings(embedding_settings(image_processor, args.flip))
@@ -55,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
         model, list(args.images), flip=args.flip, image_processor=image_processor, progress=False, runtime=embedder
     )
     hits = search_other_cameras(
-        index, queries.embeddings, args.top_k, cameras * (len(args.images) // len(cameras)),
+        index,
+        queries.embeddings,
+        args.top_k,
+        cameras * (len(args.images) // len(cameras)),
         runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
     )
     results = []
@@ -72,8 +87,14 @@ def run(args: argparse.Namespace) -> int:
             if hits.same_person is not None:
                 match["same_person"] = bool(hits.same_person[row, rank])
             matches.append(match)
-            print("  " + "  ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
-                                   for key, value in match.items() if key != "index"))
+            print(
+                "  "
+                + "  ".join(
+                    f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
+                    for key, value in match.items()
+                    if key != "index"
+                )
+            )
         results.append({"query": image, "matches": matches})
     if args.output_json:
         write_json(args.output_json, {"index_dir": str(args.index_dir), "model": str(model_ref), "results": results})
@@ -95,8 +116,16 @@ def _draw_ranked_lists(images: list[str], index, hits, path: str, top_k: int) ->
     query_ids, titles = _query_identities(images, index)
     gallery_paths = [index.resolve_path(gallery_path) for gallery_path in index.paths]
     plot_ranked_lists(
-        images, query_ids, gallery_paths, index.person_ids, hits.indices, path, top_k=top_k, query_titles=titles,
-        scores=hits.scores, same_person=hits.same_person,
+        images,
+        query_ids,
+        gallery_paths,
+        index.person_ids,
+        hits.indices,
+        path,
+        top_k=top_k,
+        query_titles=titles,
+        scores=hits.scores,
+        same_person=hits.same_person,
     )
 
 
@@ -108,7 +137,11 @@ def _query_identities(images: list[str], index) -> tuple[list[int | None], list[
 
     scheme = None if index.dataset is None else file_name_scheme(index.dataset)
     if scheme is None:
-        why = "the index records no dataset" if index.dataset is None else f"{index.dataset} file names carry no person id"
+        why = (
+            "the index records no dataset"
+            if index.dataset is None
+            else f"{index.dataset} file names carry no person id"
+        )
         print(f"query identities unknown ({why}): the picture frames hits by the threshold's verdict only")
     query_ids, titles = [], []
     for image in images:
@@ -116,5 +149,7 @@ def _query_identities(images: list[str], index) -> tuple[list[int | None], list[
             query_ids.append(None if scheme is None else scheme.parse(image)[0])
         except ReIDDataError:
             query_ids.append(None)
-        titles.append(f"{Path(image).name}\n" + ("identity unknown" if query_ids[-1] is None else f"id {query_ids[-1]}"))
+        titles.append(
+            f"{Path(image).name}\n" + ("identity unknown" if query_ids[-1] is None else f"id {query_ids[-1]}")
+        )
     return query_ids, titles

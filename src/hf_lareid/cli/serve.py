@@ -16,10 +16,16 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `lareid serve`."""
     parser.add_argument("--index_dir", "--index-dir", required=True, help="a folder written by `lareid index`")
-    parser.add_argument("--model", default=None,
-                        help="the query model (default: the one the index records); a different model is refused")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="the query model (default: the one the index records); a different model is refused",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)",
+    )
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
     add_runtime_argument(parser)
 
@@ -31,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     import_gradio()  # the missing-extra message before the model loads
     service = ReIDService.load(args.index_dir, model=args.model, runtime=args.runtime)
-    print(f"serving {len(service.index)} gallery images of {args.index_dir} on http://{args.host}:{args.port} "
-          "(Ctrl+C stops)", flush=True)  # fmt: skip
+    print(
+        f"serving {len(service.index)} gallery images of {args.index_dir} on http://{args.host}:{args.port} "
+        "(Ctrl+C stops)",
+        flush=True,
+    )
     launch_app(service, host=args.host, port=args.port)
     return 0

@@ -23,10 +23,21 @@ USAGE = (
 )
 # The TrainingArguments flags most runs set, listed by `--help` (`--help-all` lists them all).
 COMMON_TRAINING_FLAGS = (
-    "output_dir", "num_train_epochs", "max_steps", "per_device_train_batch_size", "learning_rate", "eval_strategy",
-    "metric_for_best_model", "load_best_model_at_end", "bf16", "seed", "resume_from_checkpoint", "push_to_hub",
-    "hub_model_id", "disable_tqdm",
-)  # fmt: skip
+    "output_dir",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "learning_rate",
+    "eval_strategy",
+    "metric_for_best_model",
+    "load_best_model_at_end",
+    "bf16",
+    "seed",
+    "resume_from_checkpoint",
+    "push_to_hub",
+    "hub_model_id",
+    "disable_tqdm",
+)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -46,10 +57,13 @@ def short_help_parser(prog: str = "lareid train") -> argparse.ArgumentParser:
     from ..training.arguments import DataArguments, ModelArguments, build_parser
 
     parser = HfArgumentParser(
-        (ModelArguments, DataArguments), prog=prog, usage=USAGE, formatter_class=_HelpFormatter,
+        (ModelArguments, DataArguments),
+        prog=prog,
+        usage=USAGE,
+        formatter_class=_HelpFormatter,
         description=f"{textwrap.fill(DESCRIPTION, 100)}\n\nExample:\n  {EXAMPLE}",
         epilog=f"Every TrainingArguments flag is accepted: `{prog} --help-all` lists them.",
-    )  # fmt: skip
+    )
     group = parser.add_argument_group(
         f"most used training flags (all of them: {prog} --help-all)",
         "Their defaults come from the --setup's training_args.json, else from transformers' TrainingArguments.",

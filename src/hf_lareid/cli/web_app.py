@@ -134,51 +134,80 @@ def build_app(service: ReIDService):
         with gr.Tab("Search"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    query = gr.Image(label="Query image", type="filepath", sources=["upload", "clipboard"],
-                                     elem_id="query-image", height=320)  # fmt: skip
+                    query = gr.Image(
+                        label="Query image",
+                        type="filepath",
+                        sources=["upload", "clipboard"],
+                        elem_id="query-image",
+                        height=320,
+                    )
                     top_k = gr.Slider(1, MAX_TOP_K, value=10, step=1, label="Top-k", elem_id="top-k")
                     with gr.Row():
-                        query_camera = gr.Number(UNKNOWN, precision=0, label="Query camera (-1: unknown)",
-                                                 info="its gallery images are left out",
-                                                 elem_id="query-camera")  # fmt: skip
-                        query_person = gr.Number(UNKNOWN, precision=0, label="Query person (-1: unknown)",
-                                                 info="set by a gallery pick", elem_id="query-person")  # fmt: skip
+                        query_camera = gr.Number(
+                            UNKNOWN,
+                            precision=0,
+                            label="Query camera (-1: unknown)",
+                            info="its gallery images are left out",
+                            elem_id="query-camera",
+                        )
+                        query_person = gr.Number(
+                            UNKNOWN,
+                            precision=0,
+                            label="Query person (-1: unknown)",
+                            info="set by a gallery pick",
+                            elem_id="query-person",
+                        )
                     search_button = gr.Button("Search", variant="primary", elem_id="search-button")
                     with gr.Accordion("Pick a query from the gallery", open=False):
                         picker = gr.Gallery(
-                            [(service.gallery_path(row), f"{row}") for row in picker_rows], columns=6,
-                            allow_preview=False, show_label=False, elem_id="gallery-picker",
-                        )  # fmt: skip
+                            [(service.gallery_path(row), f"{row}") for row in picker_rows],
+                            columns=6,
+                            allow_preview=False,
+                            show_label=False,
+                            elem_id="gallery-picker",
+                        )
                 with gr.Column(scale=3):
                     search_status = gr.Markdown(elem_id="search-status")
                     hits = gr.Gallery(label="Gallery hits", columns=5, object_fit="contain", elem_id="hits")
                     with gr.Accordion("Attention rollout of the query, with its row parts", open=False):
                         attention_button = gr.Button("Draw the attention rollout", elem_id="attention-button")
-                        attention_picture = gr.Image(type="filepath", interactive=False, show_label=False,
-                                                     elem_id="attention")  # fmt: skip
+                        attention_picture = gr.Image(
+                            type="filepath", interactive=False, show_label=False, elem_id="attention"
+                        )
                     with gr.Accordion("API answer (/search)", open=False):
                         search_answer = gr.JSON(show_label=False, elem_id="search-json")
         with gr.Tab("Compare"):
             with gr.Row():
-                image_a = gr.Image(label="First person", type="filepath", sources=["upload", "clipboard"],
-                                   elem_id="compare-a", height=320)  # fmt: skip
-                image_b = gr.Image(label="Second person", type="filepath", sources=["upload", "clipboard"],
-                                   elem_id="compare-b", height=320)  # fmt: skip
+                image_a = gr.Image(
+                    label="First person",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    elem_id="compare-a",
+                    height=320,
+                )
+                image_b = gr.Image(
+                    label="Second person",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    elem_id="compare-b",
+                    height=320,
+                )
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
             verdict = gr.Markdown(elem_id="compare-verdict")
             with gr.Accordion("API answer (/compare)", open=False):
                 compare_answer = gr.JSON(show_label=False, elem_id="compare-json")
 
         search_button.click(
-            _answering(search), [query, top_k, query_camera, query_person], search_answer, api_name="search",
+            _answering(search),
+            [query, top_k, query_camera, query_person],
+            search_answer,
+            api_name="search",
             preprocess=False,
         ).success(render_hits, search_answer, [hits, search_status], api_visibility="private")
         compare_button.click(
             _answering(compare), [image_a, image_b], compare_answer, api_name="compare", preprocess=False
         ).success(render_verdict, compare_answer, verdict, api_visibility="private")
-        attention_button.click(
-            _answering(attention), query, attention_picture, api_name="attention", preprocess=False
-        )
+        attention_button.click(_answering(attention), query, attention_picture, api_name="attention", preprocess=False)
         gr.api(_answering(gallery_image), api_name="gallery_image")
         picker.select(pick, None, [query, query_camera, query_person], api_visibility="private")
         # A new upload is not from the gallery: its camera and person are unknown until the user names them.
@@ -191,10 +220,20 @@ def launch_app(service: ReIDService, host: str = "127.0.0.1", port: int = 7860, 
     app = build_app(service)
     app.queue(default_concurrency_limit=1)  # one model, one embedding at a time
     app.launch(
-        server_name=host, server_port=port, share=False, show_error=True, allowed_paths=service.gallery_folders(),
-        max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, ssr_mode=False, mcp_server=False, pwa=False,
-        enable_monitoring=False, footer_links=["api"], css=CSS,
-    )  # fmt: skip
+        server_name=host,
+        server_port=port,
+        share=False,
+        show_error=True,
+        allowed_paths=service.gallery_folders(),
+        max_file_size=MAX_UPLOAD,
+        prevent_thread_lock=not block,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        footer_links=["api"],
+        css=CSS,
+    )
     return app
 
 

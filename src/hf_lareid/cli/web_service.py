@@ -58,7 +58,7 @@ class ReIDService:
     @classmethod
     def load(
         cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None, runtime: str = "auto"
-    ) -> "ReIDService":
+    ) -> ReIDService:
         """
         Loads the index and its model (`model` overrides the one it records). A model with another fingerprint, or
         another image processor than the index records, is refused; queries are flipped when the gallery was.
@@ -81,8 +81,13 @@ class ReIDService:
     def _embed(self, image: Any, name: str) -> np.ndarray:
         """`(1, embedding_dim)` unit-norm embedding of one image (a path or a PIL image)."""
         return extract_features(
-            self.model, [_read_image(image, name)], flip=self.flip, bf16=self.bf16, image_processor=self.image_processor,
-            progress=False, runtime=self.embedder or "torch",
+            self.model,
+            [_read_image(image, name)],
+            flip=self.flip,
+            bf16=self.bf16,
+            image_processor=self.image_processor,
+            progress=False,
+            runtime=self.embedder or "torch",
         ).embeddings
 
     def search(self, image: Any, top_k: int = 10, query_camera: int = UNKNOWN, query_person: int = UNKNOWN) -> dict:
@@ -107,26 +112,35 @@ class ReIDService:
             raise WebAppError("this gallery index stores no camera ids, so the query's camera cannot be left out.")
         embedding = self._embed(image, "query image")
         hits = search_other_cameras(
-            self.index, embedding, top_k, [query_camera], [query_person],
+            self.index,
+            embedding,
+            top_k,
+            [query_camera],
+            [query_person],
             runtime_settings=runtime_settings(
                 self.bf16, next(self.model.parameters()).device, self.embedder.name if self.embedder else "torch"
             ),
         )
         rows = []
         for rank, gallery_row in enumerate(hits.indices[0]):
-            rows.append({
-                "rank": rank + 1,
-                "index": int(gallery_row),
-                "file": self.gallery_path(int(gallery_row)),
-                "score": float(hits.scores[0, rank]),
-                "person_id": None if hits.person_ids is None else int(hits.person_ids[0, rank]),
-                "camera_id": None if hits.camera_ids is None else int(hits.camera_ids[0, rank]),
-                "same_person": None if hits.same_person is None else bool(hits.same_person[0, rank]),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "rank": rank + 1,
+                    "index": int(gallery_row),
+                    "file": self.gallery_path(int(gallery_row)),
+                    "score": float(hits.scores[0, rank]),
+                    "person_id": None if hits.person_ids is None else int(hits.person_ids[0, rank]),
+                    "camera_id": None if hits.camera_ids is None else int(hits.camera_ids[0, rank]),
+                    "same_person": None if hits.same_person is None else bool(hits.same_person[0, rank]),
+                }
+            )
         return {
-            "query_camera": query_camera, "query_person": query_person, "threshold": self.index.verification_threshold,
-            "calibration": self.index.verification_calibration, "hits": rows,
-        }  # fmt: skip
+            "query_camera": query_camera,
+            "query_person": query_person,
+            "threshold": self.index.verification_threshold,
+            "calibration": self.index.verification_calibration,
+            "hits": rows,
+        }
 
     def compare(self, image_a: Any, image_b: Any) -> dict:
         """
@@ -145,11 +159,13 @@ class ReIDService:
         else:
             verdict = SAME_PERSON if cosine > threshold else DIFFERENT_PEOPLE
         return {
-            "cosine": cosine, "threshold": threshold, "verdict": verdict,
+            "cosine": cosine,
+            "threshold": threshold,
+            "verdict": verdict,
             "false_match_rate": calibration.get("false_match_rate"),
             "target_false_match_rate": calibration.get("target_false_match_rate"),
             "calibrated_on": calibration.get("calibrated_on"),
-        }  # fmt: skip
+        }
 
     def attention(self, image: Any) -> str:
         """A PNG (path) of the image above its attention rollout, with the row parts marked (as `lareid demo`)."""
@@ -173,10 +189,11 @@ class ReIDService:
             raise WebAppError(f"the gallery has images 0 to {len(self.index) - 1}, not {row}.")
         person_ids, camera_ids = self.index.person_ids, self.index.camera_ids
         return {
-            "index": row, "file": self.gallery_path(row),
+            "index": row,
+            "file": self.gallery_path(row),
             "person_id": UNKNOWN if person_ids is None else int(person_ids[row]),
             "camera_id": UNKNOWN if camera_ids is None else int(camera_ids[row]),
-        }  # fmt: skip
+        }
 
     def gallery_sample(self, count: int = 48) -> list[int]:
         """Up to `count` gallery rows spread evenly over the index (the query picker's thumbnails)."""
@@ -192,9 +209,12 @@ class ReIDService:
     def summary(self) -> dict:
         """What the page header says: index size, model, threshold and its calibration."""
         return {
-            "index_dir": str(self.index_dir), "size": len(self.index), "model": self.model_reference,
-            "threshold": self.index.verification_threshold, "calibration": self.index.verification_calibration,
-        }  # fmt: skip
+            "index_dir": str(self.index_dir),
+            "size": len(self.index),
+            "model": self.model_reference,
+            "threshold": self.index.verification_threshold,
+            "calibration": self.index.verification_calibration,
+        }
 
 
 def _read_image(image: Any, name: str):

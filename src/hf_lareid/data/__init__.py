@@ -56,6 +56,7 @@ __all__ = [
     "parse_market1501_name",
 ]
 
+
 def _collect_synthetic(data_dir: str | os.PathLike, splits: Sequence[str] | None = None, **options) -> ReIDCollection:
     root = generate_synthetic_reid(data_dir, **options)
     return collect_market1501(root, splits)
@@ -150,8 +151,11 @@ def _check_splits(collection: ReIDCollection) -> None:
             logger.warning(
                 "%d %s image(s) have no %s image of the same person from another camera, so evaluation skips them "
                 "(first: %s). Add gallery images of these persons, or remove the query images.",
-                len(unmatched), query_split, gallery_split, unmatched[0],
-            )  # fmt: skip
+                len(unmatched),
+                query_split,
+                gallery_split,
+                unmatched[0],
+            )
 
 
 def load_reid_dataset(

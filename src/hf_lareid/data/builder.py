@@ -31,7 +31,12 @@ from .records import ReIDCollection, ReIDDataError, ReIDRecord
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ReIDBuilder", "ReIDBuilderConfig", "build_dataset_dict", "check_image", "clear_reid_cache", "default_cache_dir",
+    "ReIDBuilder",
+    "ReIDBuilderConfig",
+    "build_dataset_dict",
+    "check_image",
+    "clear_reid_cache",
+    "default_cache_dir",
     "folder_digest",
 ]
 
@@ -208,13 +213,16 @@ class ReIDBuilder(datasets.GeneratorBasedBuilder):
             # datasets keeps only the path when the file exists: store bytes without it (the path column has it).
             # Otherwise the image keeps the absolute path to decode from; `push_to_hub` embeds the bytes instead.
             stored = {"path": None, "bytes": _rgb_bytes(image)} if needs_load_rgb(image) else {"path": record.path}
-            yield index, {
-                "image": {"bytes": None, **stored},
-                "person_id": record.person_id,
-                "camera_id": record.camera_id,
-                "path": relative_path(record.path, root),
-                "label": self._label_of.get(record.person_id, -1) if labeled else -1,
-            }
+            yield (
+                index,
+                {
+                    "image": {"bytes": None, **stored},
+                    "person_id": record.person_id,
+                    "camera_id": record.camera_id,
+                    "path": relative_path(record.path, root),
+                    "label": self._label_of.get(record.person_id, -1) if labeled else -1,
+                },
+            )
 
 
 def _rgb_bytes(image: Image.Image) -> bytes:

@@ -134,7 +134,8 @@ def assign_ids(
             f"{len(leftover)} person id(s) fall in no group: [{shown}]. "
             + (f"With {', '.join(given)} given, no" if given else "No")
             + f" group takes the ids left after the draws; {', '.join(fixes[:-1])}"
-            + (" or " if len(fixes) > 1 else "") + f"{fixes[-1]}."
+            + (" or " if len(fixes) > 1 else "")
+            + f"{fixes[-1]}."
         )
     return groups
 

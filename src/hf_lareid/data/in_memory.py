@@ -67,8 +67,10 @@ class InMemoryReIDDataset(Dataset):
         self.images = torch.cat(chunks)  # (rows, 3, height, width) uint8
         logger.info(
             "decoded %d training images once into memory (%.0f MB) in %.1f s",
-            len(self.images), self.images.numel() / 2**20, time.perf_counter() - start,
-        )  # fmt: skip
+            len(self.images),
+            self.images.numel() / 2**20,
+            time.perf_counter() - start,
+        )
 
     @property
     def seed(self) -> int | None:

@@ -49,11 +49,21 @@ SYNTHETIC_MANIFEST = "synthetic_reid.json"
 # A small shared palette: identities draw several colours from it, so single colours repeat across identities.
 _PALETTE = np.array(
     [
-        (200, 30, 30), (30, 60, 170), (30, 130, 60), (230, 200, 40), (240, 240, 240), (25, 25, 25),
-        (120, 120, 125), (110, 60, 30), (150, 50, 150), (240, 130, 30), (110, 180, 220), (200, 170, 130),
+        (200, 30, 30),
+        (30, 60, 170),
+        (30, 130, 60),
+        (230, 200, 40),
+        (240, 240, 240),
+        (25, 25, 25),
+        (120, 120, 125),
+        (110, 60, 30),
+        (150, 50, 150),
+        (240, 130, 30),
+        (110, 180, 220),
+        (200, 170, 130),
     ],
     dtype=np.uint8,
-)  # fmt: skip
+)
 _SKIN = np.array([(255, 220, 180), (225, 180, 140), (180, 130, 90), (120, 80, 50), (90, 60, 40)], dtype=np.uint8)
 _HAIR = np.array([(20, 15, 10), (90, 60, 30), (200, 170, 90), (130, 130, 130), (150, 60, 20)], dtype=np.uint8)
 _TOP_PATTERNS = ("plain", "stripes", "checks", "dots")
@@ -165,9 +175,7 @@ def _make_identity(rng: np.random.Generator) -> _Identity:
 
 def _make_camera(rng: np.random.Generator, camera_index: int) -> _Camera:
     num_clutter = int(rng.integers(3, 9))
-    clutter = np.column_stack(
-        [rng.uniform(0, 1, (num_clutter, 4)), rng.integers(0, 256, (num_clutter, 3))]
-    )
+    clutter = np.column_stack([rng.uniform(0, 1, (num_clutter, 4)), rng.integers(0, 256, (num_clutter, 3))])
     return _Camera(
         view=_VIEWS[camera_index % len(_VIEWS)] if camera_index < len(_VIEWS) else str(_pick(rng, _VIEWS)),
         mirrored=bool(rng.random() < 0.5),
@@ -246,23 +254,31 @@ def _draw_image(identity: _Identity, camera: _Camera, rng: np.random.Generator, 
         mask=leg_mask,
     )
     for foot in feet:
-        draw.ellipse([foot[0] - limb_width, foot[1] - limb_width / 2, foot[0] + limb_width, foot[1] + limb_width / 2],
-                     fill=tuple(int(v) for v in identity.shoes))  # fmt: skip
+        draw.ellipse(
+            [foot[0] - limb_width, foot[1] - limb_width / 2, foot[0] + limb_width, foot[1] + limb_width / 2],
+            fill=tuple(int(v) for v in identity.shoes),
+        )
 
     # Backpack behind the torso when seen from the front or side.
     if identity.item == "backpack" and camera.view != "back":
         dx = -half_torso * 0.9 if camera.view == "side" else 0
-        draw.rectangle([centre + dx - half_torso * 0.8, shoulder_y + 2, centre + dx + half_torso * 0.8, hip_y - 2],
-                       fill=tuple(int(v) for v in identity.item_colour))  # fmt: skip
+        draw.rectangle(
+            [centre + dx - half_torso * 0.8, shoulder_y + 2, centre + dx + half_torso * 0.8, hip_y - 2],
+            fill=tuple(int(v) for v in identity.item_colour),
+        )
 
     # Torso with the top's pattern, and the arms (sleeves in the top colour, hands in skin).
     torso_mask = Image.new("L", (width, height), 0)
     torso_draw = ImageDraw.Draw(torso_mask)
     torso_draw.polygon(
-        [(centre - half_torso, shoulder_y), (centre + half_torso, shoulder_y),
-         (centre + half_torso * 0.8, hip_y + 2), (centre - half_torso * 0.8, hip_y + 2)],
+        [
+            (centre - half_torso, shoulder_y),
+            (centre + half_torso, shoulder_y),
+            (centre + half_torso * 0.8, hip_y + 2),
+            (centre - half_torso * 0.8, hip_y + 2),
+        ],
         fill=255,
-    )  # fmt: skip
+    )
     arm_length = (hip_y - shoulder_y) * 1.05
     sleeve_length = arm_length if identity.long_sleeves else arm_length * 0.4
     arms = ((1,),) if camera.view == "side" else ((-1,), (1,))

@@ -36,9 +36,13 @@ from torch import nn
 from ..image_utils import load_rgb
 
 __all__ = [
-    "BICUBIC", "PASSTHROUGH_COLUMNS", "ReIDTransform", "build_eval_transform", "build_train_transform",
+    "BICUBIC",
+    "PASSTHROUGH_COLUMNS",
+    "ReIDTransform",
+    "build_eval_transform",
+    "build_train_transform",
     "check_image_processor",
-]  # fmt: skip
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +74,9 @@ def check_image_processor(image_processor: Any) -> None:
         logger.warning(
             "image_processor %s resizes with resample=%s, not bicubic (resample=3) as the original LA-Transformer "
             "preprocessing and the shipped setups do; pass resample=3 unless this is deliberate.",
-            type(image_processor).__name__, resample,
-        )  # fmt: skip
+            type(image_processor).__name__,
+            resample,
+        )
 
 
 def augmentation_keys(labels: Sequence[Any], paths: Sequence[str]) -> list[str]:
@@ -131,8 +136,12 @@ class ReIDTransform:
             if getattr(image_processor, name, None) is None:
                 raise TypeError(f"image_processor must be an image processor with {name} (e.g. ViTImageProcessorPil).")
         check_image_processor(image_processor)
-        for name, value in (("hflip_p", hflip_p), ("vflip_p", vflip_p), ("color_jitter_p", color_jitter_p),
-                            ("erasing_p", erasing_p)):  # fmt: skip
+        for name, value in (
+            ("hflip_p", hflip_p),
+            ("vflip_p", vflip_p),
+            ("color_jitter_p", color_jitter_p),
+            ("erasing_p", erasing_p),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
         self.image_processor = image_processor

@@ -5,7 +5,8 @@ Every check raises a `ValueError` that names the argument and, where there is on
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -118,9 +119,7 @@ def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
     return value
 
 
-
 def check_max_rank(max_rank: int) -> None:
     """A `ValueError` unless `max_rank` is a positive integer (the length of the CMC curve)."""
     if not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
         raise ValueError(f"`max_rank` must be a positive integer, got {max_rank!r}.")
-

@@ -97,4 +97,3 @@ def compute_distance_matrix(
     return np.concatenate(
         [blocks(start, min(start + chunk, query.shape[0])) for start in range(0, query.shape[0], chunk)]
     )
-

@@ -7,7 +7,8 @@ re-ranking). The input checks are in `checks.py`, the distances in `distance.py`
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -45,7 +46,6 @@ def _check_labels_for_protocol(
         check_paths(query_paths, "query_paths", num_query),
         check_paths(gallery_paths, "gallery_paths", num_gallery),
     )
-
 
 
 def evaluate_reid(
@@ -148,8 +148,15 @@ def evaluate_reid(
     else:
         distance_blocks = DistanceBlocks(query, gallery, metric)
     return evaluate_blocks(
-        distance_blocks, *labels, same_set and protocol == "no-camera", max_rank, protocol, memory_budget_mb,
-        num_repeats, seed, show_progress,
+        distance_blocks,
+        *labels,
+        same_set and protocol == "no-camera",
+        max_rank,
+        protocol,
+        memory_budget_mb,
+        num_repeats,
+        seed,
+        show_progress,
     )
 
 
@@ -190,14 +197,28 @@ def evaluate_distance_matrix(
     if not np.isfinite(matrix).all():
         raise ValueError("`distances` contains NaN or infinite values.")
     labels = _check_labels_for_protocol(
-        protocol, matrix.shape[0], matrix.shape[1], query_ids, gallery_ids, query_cams, gallery_cams, query_paths,
+        protocol,
+        matrix.shape[0],
+        matrix.shape[1],
+        query_ids,
+        gallery_ids,
+        query_cams,
+        gallery_cams,
+        query_paths,
         gallery_paths,
     )
+
     def distance_blocks(start: int, stop: int) -> np.ndarray:
         return matrix[start:stop].copy()
 
     return evaluate_blocks(
-        distance_blocks, *labels, exclude_same_index, max_rank, protocol, memory_budget_mb, num_repeats, seed,
+        distance_blocks,
+        *labels,
+        exclude_same_index,
+        max_rank,
+        protocol,
+        memory_budget_mb,
+        num_repeats,
+        seed,
         show_progress,
     )
-

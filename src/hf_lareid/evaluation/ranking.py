@@ -13,8 +13,9 @@ rank of the first positive and mAP/mINP the ranks of all positives, which this g
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -289,7 +290,9 @@ def evaluate_blocks(
             f"{num_gallery} gallery images).{hint}"
         )
     if ranker.num_skipped:
-        logger.info("%d of %d queries have no valid match in the gallery and were skipped.", ranker.num_skipped, num_query)
+        logger.info(
+            "%d of %d queries have no valid match in the gallery and were skipped.", ranker.num_skipped, num_query
+        )
     cmc_full = np.cumsum(ranker.first_match_hist)[:-1] / num_valid
     return {
         "cmc": cmc_full[:max_rank],
@@ -301,4 +304,3 @@ def evaluate_blocks(
         "num_queries": int(num_valid),
         "num_skipped_queries": int(ranker.num_skipped),
     }
-

@@ -54,7 +54,9 @@ def _ragged_gather(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np
     """Positions of the entries of CSR rows `rows` (in order) and, for each, the index into `rows` it came from."""
     counts = indptr[rows + 1] - indptr[rows]
     owner = np.repeat(np.arange(len(rows)), counts)
-    positions = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(indptr[rows], counts)
+    positions = (
+        np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(indptr[rows], counts)
+    )
     return positions, owner
 
 
@@ -158,8 +160,10 @@ def re_rank(
         overlap = (in_own.any(axis=3) & candidate_masks).sum(axis=2)
         expand = own_mask & (overlap > 2.0 / 3.0 * candidate_masks.sum(axis=2))  # (b, K)
         members = np.concatenate(
-            [np.where(own_mask, own, num_all), np.where(expand[..., None] & candidate_masks, candidate_sets, num_all)
-             .reshape(stop - start, -1)],
+            [
+                np.where(own_mask, own, num_all),
+                np.where(expand[..., None] & candidate_masks, candidate_sets, num_all).reshape(stop - start, -1),
+            ],
             axis=1,
         )
         members.sort(axis=1)

@@ -50,7 +50,7 @@ class ThresholdCalibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ThresholdCalibration":
+    def from_dict(cls, values: dict) -> ThresholdCalibration:
         """The inverse of `to_dict`; a clear error naming the missing fields of a damaged record."""
         missing = sorted(name for name in cls.__dataclass_fields__ if name not in values and name != "calibrated_on")
         if missing:
@@ -79,7 +79,9 @@ def _calibration(
     if allowed == 0:
         logger.warning(
             "Only %d different-person pairs: the smallest measurable false-match rate is %.2g, above the target %.2g;"
-            " the threshold rejects every validation impostor.", num_impostors, 1 / num_impostors,
+            " the threshold rejects every validation impostor.",
+            num_impostors,
+            1 / num_impostors,
             target_false_match_rate,
         )
     threshold = float(top_impostors[allowed])  # `similarity > threshold` accepts at most `allowed` impostors
@@ -96,7 +98,11 @@ def _calibration(
 
 
 def calibrate_threshold_from_scores(
-    scores: ArrayLike, same_person: ArrayLike, target_false_match_rate: float = 1e-3, *, calibrated_on: str | None = None
+    scores: ArrayLike,
+    same_person: ArrayLike,
+    target_false_match_rate: float = 1e-3,
+    *,
+    calibrated_on: str | None = None,
 ) -> ThresholdCalibration:
     """[`calibrate_threshold`] from explicit pairs: similarity `scores` and a `same_person` flag per pair.
 
@@ -110,7 +116,9 @@ def calibrate_threshold_from_scores(
     scores_array = np.asarray(to_numpy(scores), dtype=np.float64).ravel()
     same = np.asarray(to_numpy(same_person)).ravel().astype(bool)
     if scores_array.shape != same.shape:
-        raise ValueError(f"`scores` has {scores_array.size} entries but `same_person` has {same.size}: they must match.")
+        raise ValueError(
+            f"`scores` has {scores_array.size} entries but `same_person` has {same.size}: they must match."
+        )
     if not np.isfinite(scores_array).all():
         raise ValueError("`scores` contains NaN or infinite values.")
     impostors = np.sort(scores_array[~same])[::-1]
@@ -176,6 +184,9 @@ def calibrate_threshold(
             candidates = np.concatenate([top_impostors, impostors])
             top_impostors = np.partition(candidates, candidates.size - min(keep_top, candidates.size))[-keep_top:]
     return _calibration(
-        np.concatenate(genuine_scores), np.sort(top_impostors)[::-1], num_impostors, target_false_match_rate,
+        np.concatenate(genuine_scores),
+        np.sort(top_impostors)[::-1],
+        num_impostors,
+        target_false_match_rate,
         calibrated_on,
     )

@@ -44,7 +44,9 @@ def setup_path(name: str) -> Path:
     """
     path = SETUPS_DIR / name
     if os.sep in name or "/" in name or not (path / "config.json").is_file():
-        raise ValueError(f"unknown setup {name!r}: choose one of {list_setups()} or pass a folder holding {SETUP_FILES}.")
+        raise ValueError(
+            f"unknown setup {name!r}: choose one of {list_setups()} or pass a folder holding {SETUP_FILES}."
+        )
     return path
 
 

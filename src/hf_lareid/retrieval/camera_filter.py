@@ -10,7 +10,8 @@ torchreid's ranked lists), a match only counts across cameras:
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,9 +22,7 @@ __all__ = ["same_camera_mask", "search_other_cameras"]
 UNKNOWN = -1  # camera or person id not known
 
 
-def same_camera_mask(
-    index: GalleryIndex, query_camera_id: int, query_person_id: Optional[int] = None
-) -> np.ndarray:
+def same_camera_mask(index: GalleryIndex, query_camera_id: int, query_person_id: Optional[int] = None) -> np.ndarray:
     """`(len(index),)` bool: the gallery images a query filmed by `query_camera_id` must not be matched with.
 
     With `query_person_id` (not -1): that person's images from that camera; without it: all images from that camera.
@@ -80,13 +79,21 @@ def search_other_cameras(
         raise ValueError(f"{len(query_camera_ids)} query camera ids but {len(person_ids)} query person ids.")
     if getattr(index, "filters_in_database", False):  # a Qdrant gallery applies the same rule as a database filter
         return index.search(
-            queries, k, model_fingerprint=model_fingerprint, embedding_settings=embedding_settings,
-            runtime_settings=runtime_settings, query_camera_ids=query_camera_ids, query_person_ids=person_ids,
+            queries,
+            k,
+            model_fingerprint=model_fingerprint,
+            embedding_settings=embedding_settings,
+            runtime_settings=runtime_settings,
+            query_camera_ids=query_camera_ids,
+            query_person_ids=person_ids,
         )
     masks = [same_camera_mask(index, camera, person) for camera, person in zip(query_camera_ids, person_ids)]
     depth = min(len(index), k + max((int(mask.sum()) for mask in masks), default=0)) if len(index) else k
     hits = index.search(
-        queries, k=depth, model_fingerprint=model_fingerprint, embedding_settings=embedding_settings,
+        queries,
+        k=depth,
+        model_fingerprint=model_fingerprint,
+        embedding_settings=embedding_settings,
         runtime_settings=runtime_settings,
     )
     if len(masks) != len(hits.indices):

@@ -17,10 +17,11 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import faiss
 import numpy as np
@@ -195,12 +196,20 @@ class GalleryIndex:
         self.dim = int(dim)
         self.index_type = index_type
         self.settings = {
-            "nlist": nlist, "nprobe": 16 if nprobe is None else nprobe, "pq_m": pq_m, "pq_bits": pq_bits,
-            "hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search,
+            "nlist": nlist,
+            "nprobe": 16 if nprobe is None else nprobe,
+            "pq_m": pq_m,
+            "pq_bits": pq_bits,
+            "hnsw_m": hnsw_m,
+            "ef_construction": ef_construction,
+            "ef_search": ef_search,
         }
         if index_type == "ivfpq_refine":  # recorded only for this type, so older configs read back unchanged
             self.settings.update(
-                pq_bits=4, refine=refine, refine_k_factor=refine_k_factor, target_recall=target_recall,
+                pq_bits=4,
+                refine=refine,
+                refine_k_factor=refine_k_factor,
+                target_recall=target_recall,
                 nprobe_choice=None if nprobe is None else "given",
             )
         self.model_reference = model_reference
@@ -408,12 +417,16 @@ class GalleryIndex:
         self.settings["nprobe"] = nprobe
         self.settings["nprobe_choice"] = {"held_out": num_queries, "gallery": len(gallery), "recall_at_10": recall}
         self._apply_search_settings(self._index)
-        logger.info("Chose nprobe=%d for the %s index (recall@10 %.3f on a held-out sample).", nprobe,
-                    self.index_type, recall)
+        logger.info(
+            "Chose nprobe=%d for the %s index (recall@10 %.3f on a held-out sample).", nprobe, self.index_type, recall
+        )
         if recall < target:
             logger.warning(
                 "The %s index reaches recall@10 %.3f < target %.2f even visiting every list: raise refine_k_factor "
-                "or pq_m, or use refine='SQfp16'.", self.index_type, recall, target,
+                "or pq_m, or use refine='SQfp16'.",
+                self.index_type,
+                recall,
+                target,
             )
 
     def add(
@@ -446,7 +459,10 @@ class GalleryIndex:
             self._path_set.update(path for path in columns["paths"].tolist() if path)  # "" = unknown
 
     def _metadata_columns(
-        self, num: int, person_ids: Optional[Sequence[int]], camera_ids: Optional[Sequence[int]],
+        self,
+        num: int,
+        person_ids: Optional[Sequence[int]],
+        camera_ids: Optional[Sequence[int]],
         paths: Optional[Sequence[str]],
     ) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
         """`(given field names, {name: (num,) int64 / str column})` of one add, checked against the first add's fields."""
@@ -463,7 +479,9 @@ class GalleryIndex:
             try:
                 column = np.asarray([str(v) for v in values]) if name == "paths" else np.asarray(values, dtype=np.int64)
             except (TypeError, ValueError) as error:
-                raise ValueError(f"`{name}` must be a sequence of {'strings' if name == 'paths' else 'integers'}: {error}") from error
+                raise ValueError(
+                    f"`{name}` must be a sequence of {'strings' if name == 'paths' else 'integers'}: {error}"
+                ) from error
             if column.shape != (num,):
                 raise ValueError(f"`{name}` has {len(column)} entries for {num} embeddings: they must match.")
             columns[name] = column
@@ -664,7 +682,9 @@ class GalleryIndex:
         so an index of relative paths recognises the same images given as absolute paths, and the reverse)."""
         held = self._path_set | {self.resolve_path(path) for path in self._path_set}
         paths = list(paths)
-        return np.fromiter((path not in held and self.resolve_path(path) not in held for path in paths), bool, len(paths))
+        return np.fromiter(
+            (path not in held and self.resolve_path(path) not in held for path in paths), bool, len(paths)
+        )
 
     # ---------------------------------------------------------------------------------------------------------------
     # Searching
@@ -698,11 +718,16 @@ class GalleryIndex:
         if difference:
             logger.warning(
                 "The query embeddings come from another runtime than the gallery's (%s): similarities may differ "
-                "slightly (bf16 vs fp32: cosine ~0.9999).", difference,
+                "slightly (bf16 vs fp32: cosine ~0.9999).",
+                difference,
             )
 
     def _checked_queries(
-        self, queries: Any, k: int, model_fingerprint: Optional[str], embedding_settings: Optional[dict],
+        self,
+        queries: Any,
+        k: int,
+        model_fingerprint: Optional[str],
+        embedding_settings: Optional[dict],
         runtime_settings: Optional[dict],
     ) -> np.ndarray:
         """`(num_queries, dim)` float32 queries, after the fingerprint, settings, non-empty index and `k` checks."""
@@ -777,15 +802,19 @@ class GalleryIndex:
         }
 
     @classmethod
-    def _from_config(cls, config: dict) -> "GalleryIndex":
+    def _from_config(cls, config: dict) -> GalleryIndex:
         """An empty index with the settings of a config read by [`_read_config`]."""
         index = cls(
-            config["dim"], config["index_type"], model_reference=config.get("model_reference"),
+            config["dim"],
+            config["index_type"],
+            model_reference=config.get("model_reference"),
             model_fingerprint=config.get("model_fingerprint"),
             verification_threshold=config.get("verification_threshold"),
             verification_calibration=config.get("verification_calibration"),
-            embedding_settings=config.get("embedding_settings"), runtime_settings=config.get("runtime_settings"),
-            data_dir=config.get("data_dir"), dataset=config.get("dataset"),
+            embedding_settings=config.get("embedding_settings"),
+            runtime_settings=config.get("runtime_settings"),
+            data_dir=config.get("data_dir"),
+            dataset=config.get("dataset"),
             norm_tolerance=config.get("norm_tolerance", 1e-3),
         )
         index.settings.update(config["settings"])
@@ -824,7 +853,7 @@ class GalleryIndex:
         logger.info("Saved a gallery index of %d images to %s.", len(self), directory)
 
     @classmethod
-    def load(cls, directory: Union[str, os.PathLike], *, mmap: bool = False, verify: bool = False) -> "GalleryIndex":
+    def load(cls, directory: Union[str, os.PathLike], *, mmap: bool = False, verify: bool = False) -> GalleryIndex:
         """Loads an index written by [`save`], checking its config's own checksum, its files and its sizes.
 
         Verification policy: [`save`] records the full SHA-256, the size and a quick SHA-256 (first and last MiB) of
@@ -903,7 +932,7 @@ class GalleryIndex:
         return index
 
     @classmethod
-    def load_or_create(cls, directory: Union[str, os.PathLike], dim: int, **kwargs) -> "GalleryIndex":
+    def load_or_create(cls, directory: Union[str, os.PathLike], dim: int, **kwargs) -> GalleryIndex:
         """Loads the index (e.g. a checkpoint) in `directory` if there is one, else creates `GalleryIndex(dim, ...)`.
 
         A loaded index must match `dim`, `index_type`, `model_fingerprint`, `embedding_settings` and `data_dir` when
@@ -1096,7 +1125,9 @@ def _read_config(config_path: Path) -> dict:
         )
     missing = [key for key in (*_REQUIRED_CONFIG_FIELDS, _CONFIG_SHA256_KEY) if key not in config]
     if missing:
-        raise CorruptIndexError(f"{config_path} lacks {missing}: it was edited or damaged; rebuild or restore the index.")
+        raise CorruptIndexError(
+            f"{config_path} lacks {missing}: it was edited or damaged; rebuild or restore the index."
+        )
     if config[_CONFIG_SHA256_KEY] != _config_digest(config):
         raise CorruptIndexError(
             f"{config_path} does not match its own checksum: it was edited or damaged; rebuild or restore the index."
@@ -1129,7 +1160,8 @@ def _settings_difference(recorded: Optional[dict], given: Optional[dict], common
     keys = sorted(set(recorded) & set(given) if common_keys_only else set(recorded) | set(given))
     return ", ".join(
         f"{key}: {recorded.get(key)!r} (index) vs {given.get(key)!r} (query)"
-        for key in keys if recorded.get(key) != given.get(key)
+        for key in keys
+        if recorded.get(key) != given.get(key)
     )
 
 

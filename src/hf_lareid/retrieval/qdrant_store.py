@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -143,8 +144,12 @@ class QdrantGalleryIndex(GalleryIndex):
             self.collection_name, vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.DOT)
         )
         if self.url is not None:  # payload indexes make the filters fast on a server (embedded mode scans)
-            for key, schema in (("person_id", "INTEGER"), ("camera_id", "INTEGER"), ("path", "KEYWORD"),
-                                (_ADDED_AT, "FLOAT")):
+            for key, schema in (
+                ("person_id", "INTEGER"),
+                ("camera_id", "INTEGER"),
+                ("path", "KEYWORD"),
+                (_ADDED_AT, "FLOAT"),
+            ):
                 client.create_payload_index(self.collection_name, key, getattr(models.PayloadSchemaType, schema))
 
     def __len__(self) -> int:
@@ -154,7 +159,9 @@ class QdrantGalleryIndex(GalleryIndex):
 
     def __repr__(self) -> str:
         where = self.url or self.storage_path
-        return f"QdrantGalleryIndex(dim={self.dim}, collection={self.collection_name!r}, at={where!r}, size={len(self)})"
+        return (
+            f"QdrantGalleryIndex(dim={self.dim}, collection={self.collection_name!r}, at={where!r}, size={len(self)})"
+        )
 
     # ---------------------------------------------------------------------------------------------------------------
     # Metadata (read back from the payloads, in point-id order = the positions of `SearchResult.indices`)
@@ -219,9 +226,11 @@ class QdrantGalleryIndex(GalleryIndex):
                 for row in range(start, stop)
             ]
             self.client.upsert(
-                self.collection_name, wait=True,
+                self.collection_name,
+                wait=True,
                 points=models.Batch(
-                    ids=list(range(self._next_id + start, self._next_id + stop)), vectors=array[start:stop].tolist(),
+                    ids=list(range(self._next_id + start, self._next_id + stop)),
+                    vectors=array[start:stop].tolist(),
                     payloads=payloads,
                 ),
             )
@@ -322,7 +331,9 @@ class QdrantGalleryIndex(GalleryIndex):
             same = [models.FieldCondition(key="camera_id", match=models.MatchValue(value=int(camera_id)))]
             if person_id is not None and int(person_id) != -1:
                 if "person_ids" not in (self._metadata_fields or ()):
-                    raise ValueError("this gallery index stores no person ids, so it cannot apply the same-camera rule.")
+                    raise ValueError(
+                        "this gallery index stores no person ids, so it cannot apply the same-camera rule."
+                    )
                 same.append(models.FieldCondition(key="person_id", match=models.MatchValue(value=int(person_id))))
             must_not.append(models.Filter(must=same))
         if added_after is not None:
@@ -358,22 +369,32 @@ class QdrantGalleryIndex(GalleryIndex):
         cameras = [None] * len(array) if query_camera_ids is None else list(query_camera_ids)
         people = [None] * len(array) if query_person_ids is None else list(query_person_ids)
         if not len(cameras) == len(people) == len(array):
-            raise ValueError(f"{len(array)} queries, {len(cameras)} query camera ids, {len(people)} query person ids: "
-                             "give one per query.")
+            raise ValueError(
+                f"{len(array)} queries, {len(cameras)} query camera ids, {len(people)} query person ids: "
+                "give one per query."
+            )
         after = None if added_after is None else parse_older_than(added_after, self._now()).timestamp()
         requests = [
-            models.QueryRequest(query=row.tolist(), filter=self._query_filter(camera, person, after),
-                                limit=min(int(k), size), with_payload=True)
+            models.QueryRequest(
+                query=row.tolist(),
+                filter=self._query_filter(camera, person, after),
+                limit=min(int(k), size),
+                with_payload=True,
+            )
             for row, camera, person in zip(array, cameras, people)
         ]
         rows = []
         for start in range(0, len(requests), _QUERY_CHUNK):
-            answers = self.client.query_batch_points(self.collection_name, requests=requests[start:start + _QUERY_CHUNK])
+            answers = self.client.query_batch_points(
+                self.collection_name, requests=requests[start : start + _QUERY_CHUNK]
+            )
             rows.extend(answer.points for answer in answers)
         width = min(len(points) for points in rows)
         rows = [points[:width] for points in rows]
         ids = self._rows()[0]
-        hit_ids = np.array([[point.id for point in points] for points in rows], dtype=np.int64).reshape(len(rows), width)
+        hit_ids = np.array([[point.id for point in points] for points in rows], dtype=np.int64).reshape(
+            len(rows), width
+        )
         result = SearchResult(
             scores=np.array([[point.score for point in points] for points in rows], np.float32).reshape(hit_ids.shape),
             indices=np.searchsorted(ids, hit_ids).astype(np.int64),
@@ -414,7 +435,7 @@ class QdrantGalleryIndex(GalleryIndex):
         logger.info("Saved the Qdrant gallery index config (%d images) to %s.", config["size"], directory)
 
     @classmethod
-    def open(cls, directory: Path, config: dict) -> "QdrantGalleryIndex":
+    def open(cls, directory: Path, config: dict) -> QdrantGalleryIndex:
         """The index a config read by `GalleryIndex.load` describes, connected to its collection."""
         connection = config.get("qdrant") or {}
         index = cls._from_config(config)
@@ -431,7 +452,7 @@ class QdrantGalleryIndex(GalleryIndex):
         return index
 
     @classmethod
-    def load_or_create(cls, directory: Union[str, os.PathLike], dim: int, **kwargs) -> "QdrantGalleryIndex":
+    def load_or_create(cls, directory: Union[str, os.PathLike], dim: int, **kwargs) -> QdrantGalleryIndex:
         """As [`GalleryIndex.load_or_create`]; a new index's config is saved at once (its folder is then an index).
 
         Without `url=` or `path=`, the embedded storage goes into `directory/qdrant_storage`.

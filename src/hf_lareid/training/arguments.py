@@ -72,10 +72,14 @@ class LATransformerTrainingArguments(TrainingArguments):
             "choices": list(OPTIMIZERS),
         },
     )
-    weight_decay: float = field(default=5e-4, metadata={"help": "Weight decay (5e-4 as the original LA-Transformer code)."})
+    weight_decay: float = field(
+        default=5e-4, metadata={"help": "Weight decay (5e-4 as the original LA-Transformer code)."}
+    )
     max_grad_norm: float = field(
         default=0.0,
-        metadata={"help": "Gradient clipping norm; 0 (the default, as the original LA-Transformer code) clips nothing."},
+        metadata={
+            "help": "Gradient clipping norm; 0 (the default, as the original LA-Transformer code) clips nothing."
+        },
     )
     lr_scheduler_type: str = field(
         default="auto",
@@ -183,7 +187,9 @@ class ModelArguments:
             "choices": list(UNFREEZE_SCHEDULES),
         },
     )
-    unfreeze_every_epochs: int = field(default=2, metadata={"help": "t of Algorithm 1: unfreeze a block every t epochs."})
+    unfreeze_every_epochs: int = field(
+        default=2, metadata={"help": "t of Algorithm 1: unfreeze a block every t epochs."}
+    )
     lr_decay: float = field(default=0.8, metadata={"help": "Learning-rate factor applied at each unfreezing."})
     train_final_norm: bool = field(
         default=True, metadata={"help": "The encoder's final LayerNorm trains with the heads from the start."}
@@ -219,7 +225,9 @@ class DataArguments:
         default=None,
         metadata={"help": "The --dataset whose query/gallery splits evaluate the model. Default: the last one."},
     )
-    synthetic_num_ids: int = field(default=100, metadata={"help": "synthetic: identities (half train, half query/gallery)."})
+    synthetic_num_ids: int = field(
+        default=100, metadata={"help": "synthetic: identities (half train, half query/gallery)."}
+    )
     synthetic_num_cameras: int = field(default=4, metadata={"help": "synthetic: cameras."})
     synthetic_images_per_camera: int = field(default=4, metadata={"help": "synthetic: images per identity and camera."})
     synthetic_seed: int = field(default=0, metadata={"help": "synthetic: appearance seed."})
@@ -232,12 +240,16 @@ class DataArguments:
         },
     )
     # Without a setup value: the original code's augmentation, horizontal flips only.
-    hflip_p: float = field(default=0.5, metadata={"help": "Horizontal flip probability (default: the setup's, else 0.5)."})
+    hflip_p: float = field(
+        default=0.5, metadata={"help": "Horizontal flip probability (default: the setup's, else 0.5)."}
+    )
     vflip_p: float = field(default=0.0, metadata={"help": "Vertical flip probability (default: the setup's, else 0)."})
     color_jitter_p: float = field(
         default=0.0, metadata={"help": "Colour jitter probability (default: the setup's, else 0)."}
     )
-    erasing_p: float = field(default=0.0, metadata={"help": "Random erasing probability (default: the setup's, else 0)."})
+    erasing_p: float = field(
+        default=0.0, metadata={"help": "Random erasing probability (default: the setup's, else 0)."}
+    )
     decode_once: bool = field(
         default=False,
         metadata={

@@ -37,7 +37,9 @@ class UnfreezeStage:
     unfrozen_block: int | None
 
 
-def blockwise_unfreeze_schedule(num_blocks: int, num_epochs: int, t: int = 2, lr_decay: float = 0.8) -> list[UnfreezeStage]:
+def blockwise_unfreeze_schedule(
+    num_blocks: int, num_epochs: int, t: int = 2, lr_decay: float = 0.8
+) -> list[UnfreezeStage]:
     """
     The paper's Algorithm 1, epoch by epoch: at epoch `i` (0-based), if `i mod t == 0` and frozen blocks remain,
     the topmost frozen block is unfrozen and the learning rate is multiplied by `lr_decay`.
@@ -252,19 +254,31 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
             lr = optimizer.param_groups[0]["lr"] if optimizer is not None else float("nan")
             logger.info(
                 "epoch %d: %d of %d encoder blocks trainable, learning rate %.3g (factor %.4f)",
-                epoch, stage.num_trainable_blocks, num_blocks, lr, stage.lr_factor,
+                epoch,
+                stage.num_trainable_blocks,
+                num_blocks,
+                lr,
+                stage.lr_factor,
             )
             # Kept in the log history (saved with checkpoints) so training curves can mark the unfreezing epochs.
             state.log_history.append(
-                {"epoch": float(epoch), "step": state.global_step, LOG_KEY: stage.num_trainable_blocks,
-                 "lr_factor": stage.lr_factor}
+                {
+                    "epoch": float(epoch),
+                    "step": state.global_step,
+                    LOG_KEY: stage.num_trainable_blocks,
+                    "lr_factor": stage.lr_factor,
+                }
             )
 
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs) -> TrainerControl:
+    def on_train_begin(
+        self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs
+    ) -> TrainerControl:
         self._on_stage(args, state, model, optimizer, lr_scheduler)
         return control
 
-    def on_epoch_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs) -> TrainerControl:
+    def on_epoch_begin(
+        self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs
+    ) -> TrainerControl:
         self._on_stage(args, state, model, optimizer, lr_scheduler)
         return control
 

@@ -55,13 +55,20 @@ AUGMENTATIONS = ("hflip_p", "vflip_p", "color_jitter_p", "erasing_p")
 
 
 def _synthetic_dir(data_args: DataArguments, image_size: tuple[int, int]) -> str:
-    options = (data_args.synthetic_num_ids, data_args.synthetic_num_cameras, data_args.synthetic_images_per_camera,
-               tuple(image_size), data_args.synthetic_seed)  # fmt: skip
+    options = (
+        data_args.synthetic_num_ids,
+        data_args.synthetic_num_cameras,
+        data_args.synthetic_images_per_camera,
+        tuple(image_size),
+        data_args.synthetic_seed,
+    )
     digest = hashlib.sha256(json.dumps(options).encode()).hexdigest()[:10]
     return str(default_cache_dir() / f"synthetic-{digest}")
 
 
-def load_data(data_args: DataArguments, image_size: tuple[int, int]) -> tuple[datasets.Dataset, datasets.DatasetDict, dict[str, int]]:
+def load_data(
+    data_args: DataArguments, image_size: tuple[int, int]
+) -> tuple[datasets.Dataset, datasets.DatasetDict, dict[str, int]]:
     """
     Loads every `--dataset`; returns `(train, eval_splits, identities)`: the merged training split, the dataset
     dict whose `query`/`gallery` evaluate, and the number of training identities per dataset.
@@ -79,10 +86,12 @@ def load_data(data_args: DataArguments, image_size: tuple[int, int]) -> tuple[da
         if name == "synthetic":
             data_dir = data_dir or _synthetic_dir(data_args, image_size)
             options = dict(
-                num_ids=data_args.synthetic_num_ids, num_cameras=data_args.synthetic_num_cameras,
-                images_per_camera=data_args.synthetic_images_per_camera, image_size=tuple(image_size),
+                num_ids=data_args.synthetic_num_ids,
+                num_cameras=data_args.synthetic_num_cameras,
+                images_per_camera=data_args.synthetic_images_per_camera,
+                image_size=tuple(image_size),
                 seed=data_args.synthetic_seed,
-            )  # fmt: skip
+            )
         elif name == "course":
             options = dict(num_train_ids=data_args.course_num_train_ids, num_val_ids=data_args.course_num_val_ids)
         if data_dir is None:
@@ -96,7 +105,9 @@ def load_data(data_args: DataArguments, image_size: tuple[int, int]) -> tuple[da
     if eval_on not in loaded:
         raise ValueError(f"--eval_on {eval_on!r} is not one of the --dataset names {names}.")
     if not {"query", "gallery"} <= set(loaded[eval_on]):
-        raise ValueError(f"--dataset {eval_on} has no query/gallery splits to evaluate on; pick another with --eval_on.")
+        raise ValueError(
+            f"--dataset {eval_on} has no query/gallery splits to evaluate on; pick another with --eval_on."
+        )
     trains = [loaded[name]["train"] for name in names]
     train = trains[0] if len(trains) == 1 else merge_training_sets(trains, names=names)
     identities = {name: loaded[name]["train"].features["label"].num_classes for name in names}
@@ -153,12 +164,13 @@ def build_trainer(
     if blockwise:
         unfreezing.append(
             BlockwiseUnfreezeCallback(
-                t=model_args.unfreeze_every_epochs, lr_decay=model_args.lr_decay,
+                t=model_args.unfreeze_every_epochs,
+                lr_decay=model_args.lr_decay,
                 train_final_norm=model_args.train_final_norm,
                 unfreeze_embeddings_with_first_block=model_args.unfreeze_embeddings_with_first_block,
                 schedule=model_args.unfreeze_schedule,
             )
-        )  # fmt: skip
+        )
     augmentations = {name: getattr(data_args, name) for name in AUGMENTATIONS}
     # Augmentations seeded per (seed, epoch, image): a run killed at any step resumes exactly.
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
@@ -188,9 +200,10 @@ def build_trainer(
     card_training_args = {"backbone": model_args.backbone, **trainer.args.to_dict(), **augmentations}
     if blockwise:
         card_training_args.update(
-            unfreeze_schedule=model_args.unfreeze_schedule, unfreeze_every_epochs=model_args.unfreeze_every_epochs,
+            unfreeze_schedule=model_args.unfreeze_schedule,
+            unfreeze_every_epochs=model_args.unfreeze_every_epochs,
             lr_decay=model_args.lr_decay,
-        )  # fmt: skip
+        )
     trainer.model_card_fields["training_args"] = card_training_args
     return trainer
 
@@ -268,8 +281,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str
     fields = trainer.model_card_fields
     logger.info(
         "training setup %s, backbone %s, %d identities from %s, blockwise unfreezing %s",
-        fields["setup"], fields["base_model"] or RANDOM_BACKBONE, trainer.model.config.num_labels,
-        list(fields["datasets"]), "on" if trainer.unfreeze_callback is not None else "off",
+        fields["setup"],
+        fields["base_model"] or RANDOM_BACKBONE,
+        trainer.model.config.num_labels,
+        list(fields["datasets"]),
+        "on" if trainer.unfreeze_callback is not None else "off",
     )
     resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     train_result = trainer.train(resume_from_checkpoint=resume)

@@ -285,9 +285,14 @@ class LATransformerTrainer(Trainer):
         start_time = time.time()
         model = self.accelerator.unwrap_model(self.model)
         result = evaluate_model(
-            model, self.query_dataset, self.gallery_dataset,
-            image_processor=self.processing_class, batch_size=self.args.per_device_eval_batch_size,
-            flip=getattr(self.args, "eval_flip", False), bf16=bool(self.args.bf16), progress=not self.args.disable_tqdm,
+            model,
+            self.query_dataset,
+            self.gallery_dataset,
+            image_processor=self.processing_class,
+            batch_size=self.args.per_device_eval_batch_size,
+            flip=getattr(self.args, "eval_flip", False),
+            bf16=bool(self.args.bf16),
+            progress=not self.args.disable_tqdm,
             shard="auto" if self.args.world_size > 1 else None,  # DDP: each rank embeds its shard, rank 0 gathers
             runtime=self._evaluation_runtime(model),
         )

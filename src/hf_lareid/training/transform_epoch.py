@@ -28,7 +28,9 @@ class TransformEpochCallback(TrainerCallback):
     """Calls `transform.set_epoch(epoch)` at every epoch begin, also the one a resumed run starts in the middle of."""
 
     def __init__(self, transform: Any, args: Any = None):
-        persistent = getattr(args, "dataloader_persistent_workers", False) and getattr(args, "dataloader_num_workers", 0)
+        persistent = getattr(args, "dataloader_persistent_workers", False) and getattr(
+            args, "dataloader_num_workers", 0
+        )
         if persistent and transform.seed is not None:
             raise ValueError(
                 "a seeded training transform needs each epoch's number, which persistent DataLoader workers never "

@@ -60,15 +60,33 @@ class ReidMetric(evaluate.Metric):
             ),
         )
 
-    def _compute(self, embeddings, person_ids, camera_ids, is_query, max_rank=50, metric="cosine",
-                 protocol="market1501", rerank=False):
+    def _compute(
+        self,
+        embeddings,
+        person_ids,
+        camera_ids,
+        is_query,
+        max_rank=50,
+        metric="cosine",
+        protocol="market1501",
+        rerank=False,
+    ):
         features = np.asarray(embeddings, dtype=np.float32)
         ids, cams, query = np.asarray(person_ids), np.asarray(camera_ids), np.asarray(is_query, dtype=bool)
         if not query.any() or query.all():
             raise ValueError("`is_query` must mark at least one query (True) and one gallery image (False).")
         results = evaluate_reid(
-            features[query], features[~query], ids[query], ids[~query], cams[query], cams[~query],
-            max_rank=max_rank, metric=metric, protocol=protocol, rerank=rerank, show_progress=False,
+            features[query],
+            features[~query],
+            ids[query],
+            ids[~query],
+            cams[query],
+            cams[~query],
+            max_rank=max_rank,
+            metric=metric,
+            protocol=protocol,
+            rerank=rerank,
+            show_progress=False,
         )
         results["cmc"] = results["cmc"].tolist()
         return results
