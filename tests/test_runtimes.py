@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import run_cli
-from conftest import tiny_config
+from model_factories import tiny_config
 from transformers import pipeline
 
 import hf_lareid  # noqa: F401  registers the pipeline task
