@@ -20,6 +20,12 @@ def run_cli(*argv, capsys):
     return status, captured.out, captured.err
 
 
+def run_index(model_dir, data_dir, index_dir, *extra, capsys):
+    """`lareid index MODEL --dataset market1501 --data_dir DATA --index_dir INDEX EXTRA...` in this process."""
+    flags = ["--dataset", "market1501", "--data_dir", data_dir, "--index_dir", index_dir]
+    return run_cli("index", model_dir, *flags, *extra, capsys=capsys)
+
+
 def assert_one_line_error(status, err, *needles):
     """Exit 1 and exactly one `lareid ...: error:` line, without a traceback, holding every needle."""
     assert status == 1

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from cli_helpers import run_cli
+from cli_helpers import run_index
 from model_factories import tiny_config
 from transformers import pipeline
 
@@ -82,14 +82,9 @@ def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(
     scores = {}
     for runtime in ["torch", *ONNX_RUNTIMES]:
         index_dir = tmp_path / f"index-{runtime}"
-        status, _, err = run_cli(
-            "index",
+        status, _, err = run_index(
             tiny_model_dir,
-            "--dataset",
-            "market1501",
-            "--data_dir",
             people,
-            "--index_dir",
             index_dir,
             "--runtime",
             runtime,

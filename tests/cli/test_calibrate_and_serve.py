@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_cli
+from cli_helpers import assert_one_line_error, run_cli, run_index
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.data import generate_synthetic_reid
@@ -23,14 +23,9 @@ def people(tmp_path_factory):
 
 
 def build_index(model_dir, people, index_dir, *flags, capsys):
-    return run_cli(
-        "index",
+    return run_index(
         model_dir,
-        "--dataset",
-        "market1501",
-        "--data_dir",
         people,
-        "--index_dir",
         index_dir,
         *flags,
         capsys=capsys,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_cli
+from cli_helpers import assert_one_line_error, run_cli, run_index
 from PIL import Image
 
 from hf_lareid import LATransformerForReID
@@ -127,14 +127,9 @@ def test_evaluate_reports_a_corrupt_image_by_name(tiny_model_dir, market_dir, tm
 
 def test_index_then_search_finds_the_gallery_image_itself(tiny_model_dir, market_dir, tmp_path, capsys):
     index_dir = tmp_path / "index"
-    status, out, _ = run_cli(
-        "index",
+    status, out, _ = run_index(
         tiny_model_dir,
-        "--dataset",
-        "market1501",
-        "--data_dir",
         market_dir,
-        "--index_dir",
         index_dir,
         "--batch_size",
         7,
@@ -177,14 +172,9 @@ def test_index_then_search_finds_the_gallery_image_itself(tiny_model_dir, market
 def test_index_resumes_an_interrupted_build_without_duplicates(tiny_model_dir, market_dir, tmp_path, capsys):
     index_dir = tmp_path / "index"
     assert (
-        run_cli(
-            "index",
+        run_index(
             tiny_model_dir,
-            "--dataset",
-            "market1501",
-            "--data_dir",
             market_dir,
-            "--index_dir",
             index_dir,
             capsys=capsys,
         )[0]
@@ -204,14 +194,9 @@ def test_index_resumes_an_interrupted_build_without_duplicates(tiny_model_dir, m
         paths=first,
     )
     partial.save(index_dir)
-    status, out, _ = run_cli(
-        "index",
+    status, out, _ = run_index(
         tiny_model_dir,
-        "--dataset",
-        "market1501",
-        "--data_dir",
         market_dir,
-        "--index_dir",
         index_dir,
         capsys=capsys,
     )
@@ -223,14 +208,9 @@ def test_index_resumes_an_interrupted_build_without_duplicates(tiny_model_dir, m
 def test_search_refuses_a_different_model_and_bad_inputs(tiny_model_dir, market_dir, tmp_path, capsys):
     index_dir = tmp_path / "index"
     assert (
-        run_cli(
-            "index",
+        run_index(
             tiny_model_dir,
-            "--dataset",
-            "market1501",
-            "--data_dir",
             market_dir,
-            "--index_dir",
             index_dir,
             capsys=capsys,
         )[0]
@@ -252,14 +232,9 @@ def test_search_refuses_a_different_model_and_bad_inputs(tiny_model_dir, market_
 
 def test_index_refuses_an_unknown_split_and_another_models_index(tiny_model_dir, market_dir, tmp_path, capsys):
     index_dir = tmp_path / "index"
-    status, _, err = run_cli(
-        "index",
+    status, _, err = run_index(
         tiny_model_dir,
-        "--dataset",
-        "market1501",
-        "--data_dir",
         market_dir,
-        "--index_dir",
         index_dir,
         "--split",
         "validation",
@@ -267,23 +242,16 @@ def test_index_refuses_an_unknown_split_and_another_models_index(tiny_model_dir,
     )
     assert_one_line_error(status, err, "validation", "--split")
     assert (
-        run_cli(
-            "index",
+        run_index(
             tiny_model_dir,
-            "--dataset",
-            "market1501",
-            "--data_dir",
             market_dir,
-            "--index_dir",
             index_dir,
             capsys=capsys,
         )[0]
         == 0
     )
     other_dir = save_other_model(tiny_model_dir, tmp_path / "other-model")
-    status, _, err = run_cli(
-        "index", other_dir, "--dataset", "market1501", "--data_dir", market_dir, "--index_dir", index_dir, capsys=capsys
-    )
+    status, _, err = run_index(other_dir, market_dir, index_dir, capsys=capsys)
     assert_one_line_error(status, err, "fingerprint")
 
 
@@ -391,14 +359,9 @@ def test_search_draws_known_identities_green(tiny_model_dir, market_dir, tmp_pat
 
     index_dir = tmp_path / "index"
     assert (
-        run_cli(
-            "index",
+        run_index(
             tiny_model_dir,
-            "--dataset",
-            "market1501",
-            "--data_dir",
             market_dir,
-            "--index_dir",
             index_dir,
             capsys=capsys,
         )[0]
@@ -424,14 +387,9 @@ def test_threshold_from_the_model_config_flags_same_person_hits(tiny_model_dir, 
     model_dir = save_with_threshold(tiny_model_dir, tmp_path / "with-threshold", 0.9)
     index_dir, hits_json = tmp_path / "index", tmp_path / "hits.json"
     assert (
-        run_cli(
-            "index",
+        run_index(
             model_dir,
-            "--dataset",
-            "market1501",
-            "--data_dir",
             market_dir,
-            "--index_dir",
             index_dir,
             capsys=capsys,
         )[0]

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from cli_helpers import assert_one_line_error, run_cli
+from cli_helpers import assert_one_line_error, run_cli, run_index
 
 from hf_lareid.cli.web_service import ReIDService
 from hf_lareid.data import generate_synthetic_reid
@@ -20,14 +20,9 @@ def test_qdrant_index_search_remove_and_serve(tiny_model_dir, tmp_path, capsys):
         tmp_path / "market", num_ids=6, num_cameras=2, images_per_camera=2, image_size=(64, 32)
     )
     index_dir = tmp_path / "index"
-    status, out, _ = run_cli(
-        "index",
+    status, out, _ = run_index(
         tiny_model_dir,
-        "--dataset",
-        "market1501",
-        "--data_dir",
         market_dir,
-        "--index_dir",
         index_dir,
         "--backend",
         "qdrant",
@@ -80,14 +75,9 @@ def test_qdrant_index_search_remove_and_serve(tiny_model_dir, tmp_path, capsys):
     status, out, _ = run_cli("index", "--index_dir", index_dir, "--verify", capsys=capsys)
     assert status == 0 and "vectors live in Qdrant" in out and "every file" not in out
 
-    status, _, err = run_cli(
-        "index",
+    status, _, err = run_index(
         tiny_model_dir,
-        "--dataset",
-        "market1501",
-        "--data_dir",
         market_dir,
-        "--index_dir",
         market_dir,
         "--backend",
         "qdrant",

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
+from cli_helpers import assert_one_line_error, run_cli, run_index, small_tmpfs, snapshot
 
 from hf_lareid import LATransformerForReID, ModelWeightsMismatchError, verify_model_weights
 from hf_lareid.file_utils import FAULT_ENV
@@ -100,14 +100,9 @@ def test_a_flipped_byte_in_the_weights_is_one_line_naming_the_file(
     index_dir = tmp_path / "index"
     if command == "search":
         assert (
-            run_cli(
-                "index",
+            run_index(
                 tiny_model_dir,
-                "--dataset",
-                "market1501",
-                "--data_dir",
                 market_dir,
-                "--index_dir",
                 index_dir,
                 capsys=capsys,
             )[0]
