@@ -10,7 +10,7 @@ from transformers import Pipeline
 
 from .features import BF16Option
 from .image_utils import load_rgb
-from .runtimes import Embedder, RuntimeOption, make_embedder
+from .runtimes import RuntimeOption, make_embedder
 
 TASK_NAME = "lareid-embedding"
 
@@ -26,7 +26,7 @@ class LAReIDEmbeddingPipeline(Pipeline):
     Options (at construction or per call): `flip=True` averages each image with its mirror image;
     `bf16="auto"|True|False` runs under bf16 autocast where it pays (default `False`: exact fp32);
     `runtime="auto"|"torch"|"onnxruntime"|"openvino"` picks what embeds (see `hf_lareid.runtimes`; default `"auto"`).
-    An ONNX runtime embeds with the weights the model has at the pipeline's first call with that runtime.
+    An ONNX runtime's loaded graph is reused across calls until the model's weights change (`make_embedder`).
 
     Example:
 
@@ -43,10 +43,6 @@ class LAReIDEmbeddingPipeline(Pipeline):
     _load_image_processor = True
     _load_feature_extractor = False
     _load_tokenizer = False
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._embedders: dict[tuple, Embedder] = {}  # (runtime, bf16) -> embedder: one ONNX session per runtime
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(inputs, (list, tuple)) and not inputs:
@@ -86,10 +82,8 @@ class LAReIDEmbeddingPipeline(Pipeline):
         bf16: BF16Option = False,
         runtime: RuntimeOption = "auto",
     ) -> dict:
-        key = (runtime, bf16)
-        if key not in self._embedders:
-            self._embedders[key] = make_embedder(self.model, runtime, bf16)
-        return {"embeddings": self._embedders[key].embed(model_inputs["pixel_values"], flip=flip)}
+        embedder = make_embedder(self.model, runtime, bf16)
+        return {"embeddings": embedder.embed(model_inputs["pixel_values"], flip=flip)}
 
     def postprocess(self, model_outputs: dict, return_tensors: str | bool | None = None) -> Any:
         embedding = model_outputs["embeddings"][0]  # (embedding_dim,): one image per call
