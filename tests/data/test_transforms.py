@@ -146,3 +146,20 @@ def test_shipped_setups_and_auto_pil_processor_pass_silently(caplog):
             build_train_transform(load_setup(name)[1])
             build_eval_transform(AutoImageProcessor.from_pretrained(setup_path(name), backend="pil"))
     assert caplog.text == ""
+
+
+def test_erasing_box_lies_inside_the_image_with_its_area_share_and_follows_its_generator():
+    from hf_lareid.data.transforms import ERASING_ASPECT_RATIOS, erasing_box
+
+    shares, ratios = [], []
+    for seed in range(200):
+        top, left, height, width = erasing_box((128, 64), (0.02, 0.33), torch.Generator().manual_seed(seed))
+        assert 0 <= top and top + height <= 128 and 0 <= left and left + width <= 64 and height >= 1 and width >= 1
+        shares.append(height * width / (128 * 64))
+        ratios.append(height / width)
+        again = erasing_box((128, 64), (0.02, 0.33), torch.Generator().manual_seed(seed))
+        assert again == (top, left, height, width)
+    # Clamping to the image only shrinks a box: shares stay under the top of the scale (rounding aside), and the
+    # draws spread over the range instead of collapsing to one size or shape.
+    assert max(shares) <= 0.33 * 1.1 and min(shares) >= 0.02 * 0.5 and np.std(shares) > 0.03
+    assert min(ratios) < 1.0 < max(ratios) and max(ratios) <= ERASING_ASPECT_RATIOS[1] * 1.5
