@@ -298,7 +298,9 @@ def export_onnx(
         "max_abs_diff": max(differences.values(), default=None),
         "max_abs_diff_per_batch_size": differences,
     }
-    logger.info("Wrote %s (opset %d, %s exporter); diffs vs PyTorch %s", output_path, opset, used, differences)
+    # The caller says what it wrote (`lareid export-onnx` prints the report; the runtimes' temporary exports are
+    # not news), so a library call stays quiet at INFO.
+    logger.debug("Wrote %s (opset %d, %s exporter); diffs vs PyTorch %s", output_path, opset, used, differences)
     return report
 
 
