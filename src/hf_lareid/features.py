@@ -191,26 +191,19 @@ def iter_features(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     data = shard_data(data, shard)
-    embedder = make_embedder(model, runtime, bf16)
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in _iter_batches(data, batch_size):
-            size = len(next(iter(batch.values())))
-            pixel_values = _batch_to_pixels(batch, image_processor)
-            embeddings = embedder.embed(pixel_values, flip=flip)
-            if not torch.isfinite(embeddings).all():
-                raise ValueError(
-                    "the model produced NaN/inf embeddings: check the weights and the input normalisation."
-                )
-            yield FeatureSet(
-                embeddings=embeddings.cpu().numpy().astype(np.float32, copy=False),
-                person_ids=np.asarray(_column(batch, "person_id", size, -1), dtype=np.int64),
-                camera_ids=np.asarray(_column(batch, "camera_id", size, -1), dtype=np.int64),
-                paths=[str(p) for p in _column(batch, "path", size, "")],
-            )
-    finally:
-        model.train(was_training)
+    embedder = make_embedder(model, runtime, bf16)  # the torch embedder runs the model in eval mode itself
+    for batch in _iter_batches(data, batch_size):
+        size = len(next(iter(batch.values())))
+        pixel_values = _batch_to_pixels(batch, image_processor)
+        embeddings = embedder.embed(pixel_values, flip=flip)
+        if not torch.isfinite(embeddings).all():
+            raise ValueError("the model produced NaN/inf embeddings: check the weights and the input normalisation.")
+        yield FeatureSet(
+            embeddings=embeddings.cpu().numpy().astype(np.float32, copy=False),
+            person_ids=np.asarray(_column(batch, "person_id", size, -1), dtype=np.int64),
+            camera_ids=np.asarray(_column(batch, "camera_id", size, -1), dtype=np.int64),
+            paths=[str(p) for p in _column(batch, "path", size, "")],
+        )
 
 
 def extract_features(

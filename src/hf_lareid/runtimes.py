@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import threading
 import weakref
 from pathlib import Path
@@ -65,8 +66,21 @@ ONNX_NAME = "model.onnx"
 
 # ----------------------------------------------------------------------------------------------------- choosing
 def runtime_available(name: str) -> bool:
-    """Whether every module `name` needs is installed (found without importing it)."""
-    return all(importlib.util.find_spec(module) is not None for module, _ in RUNTIME_MODULES[name])
+    """Whether every module `name` needs is installed, found without importing it. A module found once is not
+    searched for again in this process (a path search per call would cost a batch-1 call a millisecond); one
+    blocked in `sys.modules` (set to `None`) counts as missing."""
+    return all(_module_found(module) for module, _ in RUNTIME_MODULES[name])
+
+
+_FOUND_MODULES: set[str] = set()
+
+
+def _module_found(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    if module not in _FOUND_MODULES and importlib.util.find_spec(module) is not None:
+        _FOUND_MODULES.add(module)
+    return module in _FOUND_MODULES
 
 
 def _require_runtime(name: str) -> None:
@@ -90,10 +104,14 @@ def choose_runtime(runtime: str, device: torch.device | str = "cpu", bf16: bool 
     missing = [name for name in order if not runtime_available(name)]
     chosen = next(name for name in (*order, "torch") if name not in missing)
     skipped = f" ({', '.join(missing)} not installed)" if missing else ""
-    logger.info(
-        "runtime='auto' picked %s for %s %s, preference %s%s", chosen, device_type, precision, "/".join(order), skipped
-    )
+    message = f"runtime='auto' picked {chosen} for {device_type} {precision}, preference {'/'.join(order)}{skipped}"
+    # Said once per process at INFO: an evaluation every epoch or a web app's every request would repeat it.
+    logger.log(logging.DEBUG if message in _REPORTED_PICKS else logging.INFO, message)
+    _REPORTED_PICKS.add(message)
     return chosen
+
+
+_REPORTED_PICKS: set[str] = set()  # the pick messages logged at INFO in this process
 
 
 # -------------------------------------------------------------------------------------------------------- cache
@@ -189,12 +207,13 @@ class TorchEmbedder(Embedder):
         self.model, self.bf16 = model, bf16
 
     def embed(self, pixel_values: np.ndarray | torch.Tensor, flip: bool = False) -> torch.Tensor:
-        was_training = self.model.training
+        if not self.model.training:  # switching modes walks every module (about a millisecond): only when needed
+            return embed_pixels(self.model, torch.as_tensor(pixel_values), flip=flip, bf16=self.bf16)
         self.model.eval()
         try:
             return embed_pixels(self.model, torch.as_tensor(pixel_values), flip=flip, bf16=self.bf16)
         finally:
-            self.model.train(was_training)
+            self.model.train()
 
 
 class OnnxRuntimeEmbedder(Embedder):
@@ -287,9 +306,13 @@ _LOADED: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, dict[str, Embed
 
 
 def _weights_token(model: torch.nn.Module) -> tuple:
-    """Changes whenever a weight is replaced or modified in place (tensor storage and version counter)."""
+    """Changes whenever a weight is replaced or modified in place (tensor storage and version counter); one walk
+    over the modules (half the cost of `parameters()` then `buffers()`)."""
     return tuple(
-        (tensor.data_ptr(), tensor._version) for tensor in itertools.chain(model.parameters(), model.buffers())
+        (tensor.data_ptr(), tensor._version)
+        for module in model.modules()
+        for tensor in itertools.chain(module._parameters.values(), module._buffers.values())
+        if tensor is not None
     )
 
 

@@ -98,8 +98,8 @@ FULL = DemoPlan(
     evaluation_ids=100,
     num_cameras=4,
     images_per_camera=4,
-    pretraining_epochs=6,
-    fine_tuning_epochs=8,
+    pretraining_epochs=5,
+    fine_tuning_epochs=7,
 )
 QUICK = DemoPlan(
     pretraining_ids=16,
@@ -432,11 +432,13 @@ def draw_pictures(
 
 # ------------------------------------------------------------------------------------------------------- summary
 def list_files(root: Path) -> list[str]:
-    """Every file under `root` with its size, relative to `root`; a folder of generated images is one line."""
+    """Every file under `root` with its size, relative to `root`; a folder of generated images is one line. The
+    write locks beside folders (`.NAME.lock`, left in place as filelock does) are not listed."""
     lines = []
-    for folder, subfolders, files in os.walk(root):
+    for folder, subfolders, all_files in os.walk(root):
         subfolders.sort()
         relative = Path(folder).relative_to(root)
+        files = [name for name in all_files if not (name.startswith(".") and name.endswith(".lock"))]
         images = [name for name in files if name.endswith(".jpg")]
         if images:
             lines.append(f"{relative}/  ({len(images)} generated images)")
