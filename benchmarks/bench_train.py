@@ -130,6 +130,25 @@ def geometry_table(steps: int, num_labels: int = 740, batch_size: int = 64) -> N
         print(f"| {name} | {best:.2f} | {batch_size / best:.0f} | {best / base:.2f}x |")
 
 
+def kornia_reader(decoded, recipe: dict):
+    """The seeded augmentation before it became plain tensor ops (the baseline row): each image under `fork_rng`,
+    the global generator seeded with its seed, kornia's flip and random erasing modules."""
+    import kornia.augmentation as K
+
+    flip = K.RandomHorizontalFlip(p=recipe["hflip_p"])
+    erase = K.RandomErasing(scale=(0.02, 0.33), value=0.0, p=recipe["erasing_p"])
+    transform = decoded.transform
+
+    def read(index: int) -> torch.Tensor:
+        pixels = decoded.images[index : index + 1].float() * decoded.rescale_factor
+        (seed,) = transform.sample_seeds([], [decoded.keys[index] if decoded.keys else str(index)])
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return erase((flip(pixels).clamp_(0.0, 1.0) - transform.mean) / transform.std)[0]
+
+    return read
+
+
 def input_pipeline_table(batches: int, batch_size: int = 64) -> None:
     """Seconds per batch of the training input: per-step decoding (`set_transform`) vs decoded once into memory."""
     import datasets
@@ -145,23 +164,28 @@ def input_pipeline_table(batches: int, batch_size: int = 64) -> None:
             Path(tmp) / "data", num_ids=40, num_cameras=4, images_per_camera=4, image_size=config.image_size
         )
         train = load_reid_dataset("market1501", data_dir=root, splits=["train"], cache_dir=Path(tmp) / "cache")["train"]
-        transform = build_train_transform(processor, **augmentations)
+        transform = build_train_transform(processor, **augmentations, seed=0)  # seeded, as the Trainer runs it
         start = time.perf_counter()
         decoded = InMemoryReIDDataset(train, transform)
         decode_seconds = time.perf_counter() - start
         per_step = train.with_transform(transform)
         rows = [index % len(train) for index in range(batches * batch_size)]
 
-        def seconds_per_batch(dataset) -> float:
+        def seconds_per_batch(read) -> float:
             start = time.perf_counter()
             for index in rows:  # the Trainer's DataLoader reads one row at a time
-                dataset[index]
+                read(index)
             return (time.perf_counter() - start) / batches
 
-        timings = {"decoded every step (set_transform)": [], "decoded once into memory (decode_once)": []}
+        readers = {
+            "decoded every step (set_transform)": per_step.__getitem__,
+            "decoded once into memory (decode_once)": decoded.__getitem__,
+            "decoded once, kornia flip + erasing per image (the earlier augmentation)": kornia_reader(decoded, recipe),
+        }
+        timings: dict[str, list[float]] = {name: [] for name in readers}
         for _ in range(2):
-            timings["decoded every step (set_transform)"].append(seconds_per_batch(per_step))
-            timings["decoded once into memory (decode_once)"].append(seconds_per_batch(decoded))
+            for name, read in readers.items():
+                timings[name].append(seconds_per_batch(read))
     print(
         f"\n## Training input pipeline, tiny augmentations {augmentations}, {config.image_size[0]}x"
         f"{config.image_size[1]} JPEGs, {batches} batches of {batch_size} x 2 rounds; decoding {len(train)} "

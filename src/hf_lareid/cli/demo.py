@@ -118,7 +118,7 @@ QUICK = DemoPlan(
 
 DESCRIPTION = (
     "Pretrain, fine-tune blockwise and evaluate the tiny LA-Transformer on generated people, index a gallery and "
-    "draw pictures; no download (about 5 minutes on a 2-core CPU, --quick under a minute)."
+    "draw pictures; no download (about 8 minutes on 2 AVX2 cores, --quick under a minute)."
 )
 EXAMPLE = "lareid demo --output_dir ./lareid-demo"
 
