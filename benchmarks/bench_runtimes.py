@@ -3,8 +3,8 @@
 For each setup (random weights from hub_configs, no download) and batch size, every runtime runs on the same
 preprocessed batch, interleaved repeat by repeat (the order alternates) so drift and other work on the machine hit
 all alike. The ONNX graph is written once per setup by `hf_lareid.onnx_export.export_onnx` (what
-`lareid export-onnx` writes) into a temporary folder; ORT and OpenVINO sessions are built here directly with
-`threads` = the usable cores.
+`lareid export-onnx` writes) into a temporary folder; ORT and OpenVINO run it in the package's own sessions
+(`hf_lareid.runtimes.OnnxRuntimeEmbedder` / `OpenVINOEmbedder`) with `threads` = the usable cores.
 
 Preprocessing (the image processor on PIL images, the same work whatever the runtime) is timed separately on the
 same images and added to every runtime's time: the `img/s` column is end to end, `model img/s` the runtime alone.
@@ -40,8 +40,10 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from hf_lareid import LATransformerForReID, extract_features
+from hf_lareid.extras import MissingExtraError
 from hf_lareid.hub_configs import load_setup
-from hf_lareid.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from hf_lareid.onnx_export import export_onnx
+from hf_lareid.runtimes import Embedder, OnnxRuntimeEmbedder, OpenVINOEmbedder
 
 GOAL = 0.95
 EAGER, ORT, OPENVINO, DEFAULT = "torch eager", "onnxruntime", "openvino", "default path"
@@ -56,31 +58,15 @@ def make_images(batch_size: int, image_size: tuple[int, int], seed: int = 0) -> 
     return [Image.fromarray(array) for array in arrays]
 
 
-def ort_runner(onnx_path: str, threads: int) -> Callable[[np.ndarray], np.ndarray] | None:
-    """`pixels (B, 3, H, W) float32 -> embeddings (B, D)` with ONNX Runtime's CPU provider, or None when missing."""
+def package_runner(
+    embedder_class: type[Embedder], onnx_path: str, threads: int
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """`pixels (B, 3, H, W) float32 -> embeddings (B, D)` with the package's own session of that runtime (its thread
+    and precision settings, OpenVINO imported with its telemetry off), or None when the runtime is not installed."""
     try:
-        import onnxruntime
-    except ImportError:
+        return embedder_class(onnx_path, threads=threads)._run
+    except MissingExtraError:
         return None
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-    return lambda pixels: session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
-
-
-def openvino_runner(onnx_path: str, threads: int) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The same with OpenVINO on the CPU in fp32 (`INFERENCE_PRECISION_HINT=f32`), or None when missing."""
-    try:
-        import openvino
-    except ImportError:
-        return None
-    compiled = openvino.Core().compile_model(
-        onnx_path, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
-    )
-    request = compiled.create_infer_request()
-    output = compiled.output(0)
-    return lambda pixels: request.infer({0: pixels})[output].copy()
 
 
 def forward_flops(model: LATransformerForReID, pixel_values: torch.Tensor) -> int:
@@ -134,8 +120,8 @@ def measure_setup(
             return model.embed(torch.from_numpy(pixels)).numpy()
 
     runners[EAGER] = eager
-    for name, build in ((ORT, ort_runner), (OPENVINO, openvino_runner)):
-        runner = build(onnx_path, threads)
+    for name, embedder_class in ((ORT, OnnxRuntimeEmbedder), (OPENVINO, OpenVINOEmbedder)):
+        runner = package_runner(embedder_class, onnx_path, threads)
         if runner is None:
             print(f"{name}: not installed, skipped")
         else:

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -18,7 +19,14 @@ from hf_lareid.data import generate_synthetic_reid, load_reid_dataset
 from hf_lareid.extras import MissingExtraError
 from hf_lareid.features import extract_features
 from hf_lareid.retrieval import GalleryIndex
-from hf_lareid.runtimes import AUTO_PREFERENCE, choose_runtime, make_embedder, onnx_cache_dir, onnx_cache_key
+from hf_lareid.runtimes import (
+    AUTO_PREFERENCE,
+    choose_runtime,
+    make_embedder,
+    onnx_cache_dir,
+    onnx_cache_key,
+    runtime_available,
+)
 
 ONNX_RUNTIMES = ["onnxruntime", "openvino"]
 ATOL = 1e-4
@@ -212,3 +220,27 @@ def test_evaluate_model_gives_the_same_metrics_with_every_runtime(model, process
         assert np.abs(results[runtime].gallery.embeddings - results["torch"].gallery.embeddings).max() < ATOL
         assert results[runtime].metrics["rank1"] == results["torch"].metrics["rank1"]
         assert abs(results[runtime].metrics["mAP"] - results["torch"].metrics["mAP"]) < 1e-6
+
+
+@pytest.mark.skipif(not runtime_available("openvino"), reason="needs the openvino extra")
+def test_openvino_is_imported_with_its_telemetry_off(tmp_path):
+    """`import openvino` alone sends a usage event (no consent file in a fresh home, no CI): the package's import
+    must leave OpenVINO on its no-op telemetry stub, and leave `openvino_telemetry` importable afterwards."""
+    script = (
+        "import sys\n"
+        "from hf_lareid.runtimes import import_openvino\n"
+        "import_openvino()\n"
+        "from openvino.tools.ovc import telemetry_utils\n"
+        "print(telemetry_utils.tm.__name__)\n"
+        "import openvino_telemetry\n"
+        "print('importable', openvino_telemetry.__name__)\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "CI"}
+    environment["HOME"] = str(tmp_path)  # no consent file: OpenVINO's own default would send
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    stub, importable = result.stdout.split("\n")[:2]
+    assert stub == "openvino.tools.ovc.telemetry_stub"
+    assert importable == "importable openvino_telemetry"

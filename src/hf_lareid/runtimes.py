@@ -237,7 +237,7 @@ class OpenVINOEmbedder(Embedder):
     name = "openvino"
 
     def __init__(self, onnx_path: str | os.PathLike, threads: int):
-        openvino = require_extra("openvino", "openvino", "runtime='openvino'")
+        openvino = import_openvino()
         config = {"INFERENCE_NUM_THREADS": str(threads), "INFERENCE_PRECISION_HINT": "f32"}
         self.compiled = openvino.Core().compile_model(os.fspath(onnx_path), "CPU", config)
         self.request = self.compiled.create_infer_request()
@@ -247,6 +247,27 @@ class OpenVINOEmbedder(Embedder):
         with self.lock:
             self.request.infer({0: pixels})
             return self.request.get_output_tensor(0).data.copy()
+
+
+def import_openvino():
+    """
+    `openvino`, imported with its telemetry off; one line naming the `openvino` extra when it is missing.
+
+    `import openvino` sends a usage event to Google Analytics (its model-conversion tools' `openvino_telemetry`,
+    opted in unless a consent file in the home folder says no, or `CI=true`). hf-lareid embeds people's photos and
+    its web app promises to contact nothing, so the import runs with `openvino_telemetry` blocked: OpenVINO then
+    falls back to its own no-op stub for this process. The block is lifted right after the import.
+    """
+    if "openvino" in sys.modules:
+        return require_extra("openvino", "openvino", "runtime='openvino'")
+    blocked = "openvino_telemetry" not in sys.modules
+    if blocked:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # `import` now raises ImportError
+    try:
+        return require_extra("openvino", "openvino", "runtime='openvino'")
+    finally:
+        if blocked:
+            del sys.modules["openvino_telemetry"]
 
 
 def _exported_once(model: torch.nn.Module, embedder_class: type[Embedder], threads: int) -> Embedder:
@@ -337,6 +358,7 @@ __all__ = [
     "TorchEmbedder",
     "cached_onnx",
     "choose_runtime",
+    "import_openvino",
     "make_embedder",
     "onnx_cache_dir",
     "onnx_cache_key",

@@ -130,6 +130,7 @@ def server(web_requirements, gallery, tmp_path_factory):
     audit = str(Path(__file__).parent / "network_audit")
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [audit, environment.get("PYTHONPATH")]))
     environment.pop("GRADIO_ANALYTICS_ENABLED", None)  # the app itself must turn analytics off
+    environment.pop("CI", None)  # OpenVINO's telemetry stays quiet under CI=true; a user's machine has no CI
     command = [
         *lareid_command(),
         "serve",
