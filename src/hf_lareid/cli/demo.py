@@ -68,7 +68,7 @@ TOP_K = 10  # gallery images per query in the ranked lists
 
 @dataclasses.dataclass(frozen=True)
 class DemoPlan:
-    """Population sizes, epochs and the few hyper-parameters the demo sets; `--quick` only shrinks the sizes."""
+    """Population sizes, epochs and the few hyper-parameters the demo sets; `--quick` changes those in `RUN_SIZES`."""
 
     pretraining_ids: int
     validation_ids: int  # held-out identities of the pretraining population (its per-epoch validation)
@@ -78,42 +78,35 @@ class DemoPlan:
     images_per_camera: int
     pretraining_epochs: int
     fine_tuning_epochs: int
-    batch_size: int = 64
+    batch_size: int
+    num_queries: int  # rows of the ranked-list picture, columns of the attention picture
+    # The verification threshold is calibrated at this false-match rate on the held-out people of population 1.
+    calibration_false_match_rate: float
     # The tiny setup's patch 8 takes 4.8x the time per step of patch 16 (benchmarks/bench_train.py --geometry): the
     # demo keeps patch 16 (8 row parts) to stay within its time bound.
     patch_size: int = 16
     fine_tuning_learning_rate: float = 1e-3
     unfreeze_every_epochs: int = 1  # t of Algorithm 1: with 6 blocks and >= 6 epochs every block unfreezes
     lr_decay: float = 0.8
-    num_queries: int = 6  # rows of the ranked-list picture, columns of the attention picture
-    # The verification threshold is calibrated at this false-match rate on the held-out people of population 1.
+
+
+# The DemoPlan fields that differ between the two runs: (full run, `--quick` run).
+RUN_SIZES: dict[str, tuple[float, float]] = {
+    "pretraining_ids": (400, 16),
+    "validation_ids": (50, 4),
+    "fine_tuning_ids": (250, 12),
+    "evaluation_ids": (100, 8),
+    "num_cameras": (4, 2),
+    "images_per_camera": (4, 2),
+    "pretraining_epochs": (5, 2),
+    "fine_tuning_epochs": (7, 6),
+    "batch_size": (64, 16),
+    "num_queries": (6, 3),
     # The quick run has only a few dozen different-person pairs, too few to measure 1e-3.
-    calibration_false_match_rate: float = 1e-3
-
-
-FULL = DemoPlan(
-    pretraining_ids=400,
-    validation_ids=50,
-    fine_tuning_ids=250,
-    evaluation_ids=100,
-    num_cameras=4,
-    images_per_camera=4,
-    pretraining_epochs=5,
-    fine_tuning_epochs=7,
-)
-QUICK = DemoPlan(
-    pretraining_ids=16,
-    validation_ids=4,
-    fine_tuning_ids=12,
-    evaluation_ids=8,
-    num_cameras=2,
-    images_per_camera=2,
-    pretraining_epochs=2,
-    fine_tuning_epochs=6,
-    batch_size=16,
-    num_queries=3,
-    calibration_false_match_rate=0.05,
-)
+    "calibration_false_match_rate": (1e-3, 0.05),
+}
+FULL = DemoPlan(**{name: full for name, (full, _) in RUN_SIZES.items()})
+QUICK = DemoPlan(**{name: quick for name, (_, quick) in RUN_SIZES.items()})
 
 
 DESCRIPTION = (

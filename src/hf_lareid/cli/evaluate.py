@@ -12,12 +12,14 @@ EXAMPLE = "lareid evaluate ./my-model --dataset market1501 course --data_dir ~/M
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..evaluation import PROTOCOLS
+
     parser.add_argument("model", help="a saved model folder or Hub id")
     add_dataset_arguments(parser, multiple=True)
     parser.add_argument(
         "--protocol",
         default="auto",
-        choices=["auto", "market1501", "cuhk03", "no-camera"],
+        choices=["auto", *PROTOCOLS],
         help="which gallery images count for a query (no-camera: data without camera ids; auto: "
         "market1501 where camera ids are known, else no-camera)",
     )

@@ -97,6 +97,16 @@ def _answering(job):
     return endpoint
 
 
+def _image_upload(gr, label: str, elem_id: str):
+    """An image box the user uploads or pastes into; its value is the file's path."""
+    return gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], elem_id=elem_id, height=320)
+
+
+def _id_box(gr, what: str, info: str):
+    """The query's camera or person id box (`what`), -1 (unknown) until the user or a gallery pick sets it."""
+    return gr.Number(UNKNOWN, precision=0, label=f"Query {what} (-1: unknown)", info=info, elem_id=f"query-{what}")
+
+
 def build_app(service: ReIDService):
     """The Gradio Blocks of the web app over `service` (not launched)."""
     gr = import_gradio()
@@ -134,29 +144,11 @@ def build_app(service: ReIDService):
         with gr.Tab("Search"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    query = gr.Image(
-                        label="Query image",
-                        type="filepath",
-                        sources=["upload", "clipboard"],
-                        elem_id="query-image",
-                        height=320,
-                    )
+                    query = _image_upload(gr, "Query image", "query-image")
                     top_k = gr.Slider(1, MAX_TOP_K, value=10, step=1, label="Top-k", elem_id="top-k")
                     with gr.Row():
-                        query_camera = gr.Number(
-                            UNKNOWN,
-                            precision=0,
-                            label="Query camera (-1: unknown)",
-                            info="its gallery images are left out",
-                            elem_id="query-camera",
-                        )
-                        query_person = gr.Number(
-                            UNKNOWN,
-                            precision=0,
-                            label="Query person (-1: unknown)",
-                            info="set by a gallery pick",
-                            elem_id="query-person",
-                        )
+                        query_camera = _id_box(gr, "camera", "its gallery images are left out")
+                        query_person = _id_box(gr, "person", "set by a gallery pick")
                     search_button = gr.Button("Search", variant="primary", elem_id="search-button")
                     with gr.Accordion("Pick a query from the gallery", open=False):
                         picker = gr.Gallery(
@@ -178,20 +170,8 @@ def build_app(service: ReIDService):
                         search_answer = gr.JSON(show_label=False, elem_id="search-json")
         with gr.Tab("Compare"):
             with gr.Row():
-                image_a = gr.Image(
-                    label="First person",
-                    type="filepath",
-                    sources=["upload", "clipboard"],
-                    elem_id="compare-a",
-                    height=320,
-                )
-                image_b = gr.Image(
-                    label="Second person",
-                    type="filepath",
-                    sources=["upload", "clipboard"],
-                    elem_id="compare-b",
-                    height=320,
-                )
+                image_a = _image_upload(gr, "First person", "compare-a")
+                image_b = _image_upload(gr, "Second person", "compare-b")
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
             verdict = gr.Markdown(elem_id="compare-verdict")
             with gr.Accordion("API answer (/compare)", open=False):
