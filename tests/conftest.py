@@ -54,7 +54,7 @@ def tiny_model_dir(tmp_path, tiny_model, tiny_image_processor):
 @pytest.fixture(scope="module")
 def market_dir(tmp_path_factory):
     """6 train ids and 6 test ids, 2 cameras x 2 images each, plus 3 distractors, in the Market-1501 layout: 15
-    gallery images, 12 queries (the CLI, distributed and fault-injection tests; tests/data has its own)."""
+    gallery images, 12 queries (the command-line and fault-injection tests; a few files define their own)."""
     from cli_helpers import tiny_market
 
     return tiny_market(tmp_path_factory.mktemp("market"), num_ids=12, num_cameras=2, num_distractors=3)

@@ -16,7 +16,6 @@ import torch
 from transformers import AutoConfig, PretrainedConfig
 
 from hf_lareid import LATransformerConfig, LATransformerForReID
-from hf_lareid.training import LATransformerTrainingArguments
 
 TINY_BACKBONE_LAYOUTS = {
     "vit": {"image_size": [32, 16], "patch_size": 4, "intermediate_size": 37},
@@ -69,9 +68,11 @@ def tiny_training_model(seed: int = 0, **overrides) -> LATransformerForReID:
     return LATransformerForReID(tiny_training_config(**overrides))
 
 
-def tiny_training_arguments(output_dir, **overrides) -> LATransformerTrainingArguments:
-    """A short, quiet, reproducible CPU run: batch 4, learning rate 1e-3, seed 0, no checkpoints, no DataLoader
-    workers, no progress bars or reports; `overrides` (any field) win."""
+def tiny_training_arguments(output_dir, **overrides):
+    """`LATransformerTrainingArguments` of a short, quiet, reproducible CPU run: batch 4, learning rate 1e-3, seed 0, no
+    checkpoints, no DataLoader workers, no progress bars or reports; `overrides` (any field) win."""
+    from hf_lareid.training import LATransformerTrainingArguments  # the Trainer's import only where a test trains
+
     fields = dict(
         output_dir=str(output_dir),
         per_device_train_batch_size=4,

@@ -38,9 +38,9 @@ def test_training_lowers_the_loss_and_lifts_rank1_on_held_out_identities(tmp_pat
     torch.manual_seed(0)
     train = data["train"]
     train.set_transform(build_train_transform(processor, vflip_p=0.0))
-    schedule = dict(lr_scheduler_type="cosine", warmup_steps=0.1, optimizer="adamw", weight_decay=0.05)
+    optimization = dict(optimizer="adamw", weight_decay=0.05, lr_scheduler_type="cosine", warmup_steps=0.1)
     args = tiny_training_arguments(
-        tmp_path / "out", per_device_train_batch_size=32, num_train_epochs=20, logging_steps=10, **schedule
+        tmp_path / "out", per_device_train_batch_size=32, num_train_epochs=20, logging_steps=10, **optimization
     )
     trainer = LATransformerTrainer(
         model=LATransformerForReID(config),
