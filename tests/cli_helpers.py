@@ -1,5 +1,7 @@
-"""Test helpers for the `lareid` command (run in this process, one-line errors) and the fault-injection suite (folder
-snapshots, a small tmpfs). tests/ is on sys.path through tests/conftest.py."""
+"""Test helpers for the `lareid` command: its subcommands run in this process (`run_index`, `run_evaluate`,
+`run_search`, `run_train`), training flag lists (`flags`, `QUICK_TRAINING`), small generated Market-layout sets
+(`tiny_market`), an interrupted index (`save_interrupted_index`), one-line errors; and for the fault-injection suite
+(folder snapshots, a small tmpfs). tests/ is on sys.path through tests/conftest.py."""
 
 import hashlib
 import os
@@ -32,8 +34,8 @@ def run_cli(*argv, capsys):
 
 def run_index(model_dir, data_dir, index_dir, *extra, capsys, dataset="market1501"):
     """`lareid index MODEL --dataset DATASET --data_dir DATA --index_dir INDEX EXTRA...` in this process."""
-    flags = ["--dataset", dataset, "--data_dir", data_dir, "--index_dir", index_dir]
-    return run_cli("index", model_dir, *flags, *extra, capsys=capsys)
+    where = ["--dataset", dataset, "--data_dir", data_dir, "--index_dir", index_dir]
+    return run_cli("index", model_dir, *where, *extra, capsys=capsys)
 
 
 def run_evaluate(model_dir, data_dir, *extra, capsys, dataset="market1501"):
