@@ -51,6 +51,15 @@ def tiny_model_dir(tmp_path, tiny_model, tiny_image_processor):
     return directory
 
 
+@pytest.fixture(scope="module")
+def market_dir(tmp_path_factory):
+    """6 train ids and 6 test ids, 2 cameras x 2 images each, plus 3 distractors, in the Market-1501 layout: 15
+    gallery images, 12 queries (the command-line and fault-injection tests; a few files define their own)."""
+    from cli_helpers import tiny_market
+
+    return tiny_market(tmp_path_factory.mktemp("market"), num_ids=12, num_cameras=2, num_distractors=3)
+
+
 @pytest.fixture
 def random_images():
     """Five random RGB images of different sizes (the processor resizes them)."""

@@ -5,7 +5,7 @@
 - `tiny_config`: (64, 32) images in patches of 16 (4 row parts x 2 columns), the size of the `tiny_image_processor`
   fixture: the model of the pipeline, feature, CLI and web tests.
 - `tiny_training_config` / `tiny_training_model`: 4 blocks (for blockwise unfreezing), (32, 16) images in patches of
-  8 (4 row parts), no head dropout: the model of the training tests.
+  8 (4 row parts), no head dropout: the model of the training tests; `tiny_training_arguments`: their short CPU run.
 
 tests/ is on sys.path through tests/conftest.py (and the DDP workers' PYTHONPATH), so any test imports it.
 """
@@ -66,3 +66,22 @@ def tiny_training_model(seed: int = 0, **overrides) -> LATransformerForReID:
     """A fresh `LATransformerForReID(tiny_training_config(**overrides))` with weights drawn from `seed`."""
     torch.manual_seed(seed)
     return LATransformerForReID(tiny_training_config(**overrides))
+
+
+def tiny_training_arguments(output_dir, **overrides):
+    """`LATransformerTrainingArguments` of a short, quiet, reproducible CPU run: batch 4, learning rate 1e-3, seed 0, no
+    checkpoints, no DataLoader workers, no progress bars or reports; `overrides` (any field) win."""
+    from hf_lareid.training import LATransformerTrainingArguments  # the Trainer's import only where a test trains
+
+    fields = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    return LATransformerTrainingArguments(**{**fields, **overrides})

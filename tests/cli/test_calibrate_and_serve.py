@@ -7,34 +7,21 @@ import sys
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_cli, run_index
+from cli_helpers import assert_one_line_error, run_cli, run_index, run_search, tiny_market
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.retrieval import GalleryIndex
 
 
 @pytest.fixture(scope="module")
 def people(tmp_path_factory):
     """8 test ids (query and gallery), 3 cameras x 2 images each, in the Market-1501 layout."""
-    return generate_synthetic_reid(
-        tmp_path_factory.mktemp("people"), num_ids=16, num_cameras=3, images_per_camera=2, image_size=(64, 32)
-    )
-
-
-def build_index(model_dir, people, index_dir, *flags, capsys):
-    return run_index(
-        model_dir,
-        people,
-        index_dir,
-        *flags,
-        capsys=capsys,
-    )
+    return tiny_market(tmp_path_factory.mktemp("people"), num_ids=16, num_cameras=3)
 
 
 def test_index_calibrates_on_a_split_and_stores_the_whole_calibration(tiny_model_dir, people, tmp_path, capsys):
     index_dir = tmp_path / "index"
-    status, out, _ = build_index(
+    status, out, _ = run_index(
         tiny_model_dir, people, index_dir, "--calibrate_on", "query", "--target_false_match_rate", "0.05", capsys=capsys
     )
     assert status == 0 and "calibrated on market1501 query split of" in out
@@ -64,45 +51,35 @@ def test_index_takes_the_model_configs_calibration_and_refuses_conflicting_flags
     model_dir = tmp_path / "calibrated-model"
     model.save_pretrained(model_dir)
     shutil.copy(tiny_model_dir / "preprocessor_config.json", model_dir)
-    assert build_index(model_dir, people, tmp_path / "index", capsys=capsys)[0] == 0
+    assert run_index(model_dir, people, tmp_path / "index", capsys=capsys)[0] == 0
     assert GalleryIndex.load(tmp_path / "index").verification_calibration == calibration
 
-    assert build_index(model_dir, people, tmp_path / "by-hand", "--threshold", "0.3", capsys=capsys)[0] == 0
+    assert run_index(model_dir, people, tmp_path / "by-hand", "--threshold", "0.3", capsys=capsys)[0] == 0
     by_hand = GalleryIndex.load(tmp_path / "by-hand")
     assert (by_hand.verification_threshold, by_hand.verification_calibration) == (0.3, None)
 
-    status, _, err = build_index(
+    status, _, err = run_index(
         model_dir, people, tmp_path / "both", "--threshold", "0.3", "--calibrate_on", "query", capsys=capsys
     )
     assert_one_line_error(status, err, "--threshold", "--calibrate_on")
-    status, _, err = build_index(model_dir, people, tmp_path / "none", "--calibrate_on", "validation", capsys=capsys)
+    status, _, err = run_index(model_dir, people, tmp_path / "none", "--calibrate_on", "validation", capsys=capsys)
     assert_one_line_error(status, err, "'validation'", "--calibrate_on")
     assert not (tmp_path / "both").exists() and not (tmp_path / "none").exists()
 
 
 def test_search_with_a_query_camera_leaves_that_camera_out(tiny_model_dir, people, tmp_path, capsys):
     index_dir, hits_json = tmp_path / "index", tmp_path / "hits.json"
-    assert build_index(tiny_model_dir, people, index_dir, capsys=capsys)[0] == 0
+    assert run_index(tiny_model_dir, people, index_dir, capsys=capsys)[0] == 0
     index = GalleryIndex.load(index_dir)
     query = index.resolve_path(index.paths[0])
     camera = int(index.camera_ids[0])
-    status, _, _ = run_cli(
-        "search",
-        "--index_dir",
-        index_dir,
-        query,
-        "--top_k",
-        100,
-        "--query_camera",
-        camera,
-        "--output_json",
-        hits_json,
-        capsys=capsys,
+    status, _, _ = run_search(
+        index_dir, query, "--top_k", 100, "--query_camera", camera, "--output_json", hits_json, capsys=capsys
     )
     assert status == 0
     matches = json.loads(hits_json.read_text())["results"][0]["matches"]
     assert len(matches) == int((index.camera_ids != camera).sum()) and all(m["camera_id"] != camera for m in matches)
-    status, _, err = run_cli("search", "--index_dir", index_dir, query, "--query_camera", 1, 2, capsys=capsys)
+    status, _, err = run_search(index_dir, query, "--query_camera", 1, 2, capsys=capsys)
     assert_one_line_error(status, err, "--query_camera")
 
 
@@ -115,7 +92,7 @@ def test_serve_without_gradio_names_the_extra(tiny_model_dir, people, tmp_path, 
 def test_serve_refuses_another_model_and_a_missing_index(tiny_model_dir, people, tmp_path, capsys):
     pytest.importorskip("gradio")
     index_dir = tmp_path / "index"
-    assert build_index(tiny_model_dir, people, index_dir, capsys=capsys)[0] == 0
+    assert run_index(tiny_model_dir, people, index_dir, capsys=capsys)[0] == 0
     other = LATransformerForReID.from_pretrained(tiny_model_dir)
     with torch.no_grad():
         other.vit.layernorm.bias.add_(0.1)

@@ -12,11 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_cli, run_index
+from cli_helpers import (
+    SMALL_SYNTHETIC,
+    assert_one_line_error,
+    flags,
+    run_cli,
+    run_evaluate,
+    run_index,
+    run_search,
+    run_train,
+    save_interrupted_index,
+    tiny_market,
+)
 from PIL import Image
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.features import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
 from hf_lareid.visualization import OTHER_PERSON_COLOR, RIGHT_COLOR, SAME_PERSON_COLOR, TILE_SIZE, WRONG_COLOR
@@ -24,30 +34,9 @@ from hf_lareid_cli import build_subcommand_parser, main
 
 
 @pytest.fixture(scope="module")
-def market_dir(tmp_path_factory):
-    """6 train ids and 6 test ids, 2 cameras x 2 images each, plus 3 distractors, in the Market-1501 layout."""
-    return generate_synthetic_reid(
-        tmp_path_factory.mktemp("market"),
-        num_ids=12,
-        num_cameras=2,
-        images_per_camera=2,
-        image_size=(64, 32),
-        num_distractors=3,
-    )
-
-
-@pytest.fixture(scope="module")
 def other_market_dir(tmp_path_factory):
     """Another population (other ids, other appearance seed) in the same layout: a second evaluation domain."""
-    return generate_synthetic_reid(
-        tmp_path_factory.mktemp("other"),
-        num_ids=8,
-        num_cameras=3,
-        images_per_camera=2,
-        image_size=(64, 32),
-        seed=1,
-        first_id=100,
-    )
+    return tiny_market(tmp_path_factory.mktemp("other"), num_ids=8, num_cameras=3, seed=1, first_id=100)
 
 
 def save_other_model(model_dir, output_dir):
@@ -99,13 +88,9 @@ def test_evaluate_prints_a_table_and_writes_json_with_one_row_per_dataset(
 
 
 def test_evaluate_bad_inputs_are_one_line_errors(tiny_model_dir, market_dir, tmp_path, capsys):
-    status, _, err = run_cli(
-        "evaluate", tmp_path / "nope", "--dataset", "market1501", "--data_dir", market_dir, capsys=capsys
-    )
+    status, _, err = run_evaluate(tmp_path / "nope", market_dir, capsys=capsys)
     assert_one_line_error(status, err, "nope", "does not exist")
-    status, _, err = run_cli(
-        "evaluate", tiny_model_dir, "--dataset", "market1501", "--data_dir", tmp_path / "missing", capsys=capsys
-    )
+    status, _, err = run_evaluate(tiny_model_dir, tmp_path / "missing", capsys=capsys)
     assert_one_line_error(status, err, "missing")
     status, _, err = run_cli(
         "evaluate", tiny_model_dir, "--dataset", "market1501", "synthetic", "--data_dir", market_dir, capsys=capsys
@@ -121,20 +106,13 @@ def test_evaluate_reports_a_corrupt_image_by_name(tiny_model_dir, market_dir, tm
     shutil.copytree(market_dir, broken)
     victim = sorted((broken / "query").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:40])  # a truncated JPEG
-    status, _, err = run_cli("evaluate", tiny_model_dir, "--dataset", "market1501", "--data_dir", broken, capsys=capsys)
+    status, _, err = run_evaluate(tiny_model_dir, broken, capsys=capsys)
     assert_one_line_error(status, err, victim.name)
 
 
 def test_index_then_search_finds_the_gallery_image_itself(tiny_model_dir, market_dir, tmp_path, capsys):
     index_dir = tmp_path / "index"
-    status, out, _ = run_index(
-        tiny_model_dir,
-        market_dir,
-        index_dir,
-        "--batch_size",
-        7,
-        capsys=capsys,
-    )
+    status, out, _ = run_index(tiny_model_dir, market_dir, index_dir, "--batch_size", 7, capsys=capsys)
     assert status == 0
     gallery_files = sorted((market_dir / "bounding_box_test").glob("*.jpg"))
     index = GalleryIndex.load(index_dir)
@@ -147,18 +125,8 @@ def test_index_then_search_finds_the_gallery_image_itself(tiny_model_dir, market
 
     query = gallery_files[4]  # a gallery image is its own best match, with similarity 1
     picture, hits_json = tmp_path / "ranks.png", tmp_path / "hits.json"
-    status, out, _ = run_cli(
-        "search",
-        "--index_dir",
-        index_dir,
-        query,
-        "--top_k",
-        3,
-        "--picture",
-        picture,
-        "--output_json",
-        hits_json,
-        capsys=capsys,
+    status, out, _ = run_search(
+        index_dir, query, "--top_k", 3, "--picture", picture, "--output_json", hits_json, capsys=capsys
     )
     assert status == 0
     best = json.loads(hits_json.read_text())["results"][0]["matches"]
@@ -171,35 +139,12 @@ def test_index_then_search_finds_the_gallery_image_itself(tiny_model_dir, market
 
 def test_index_resumes_an_interrupted_build_without_duplicates(tiny_model_dir, market_dir, tmp_path, capsys):
     index_dir = tmp_path / "index"
-    assert (
-        run_index(
-            tiny_model_dir,
-            market_dir,
-            index_dir,
-            capsys=capsys,
-        )[0]
-        == 0
-    )
+    assert run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     complete = GalleryIndex.load(index_dir)
     # Simulate an interruption after 5 images: keep a checkpoint holding only them.
-    partial = GalleryIndex(
-        complete.dim, model_reference=complete.model_reference, model_fingerprint=complete.model_fingerprint
-    )
     first = sorted(complete.paths)[:5]
-    order = [complete.paths.index(path) for path in first]
-    partial.add(
-        complete._index.reconstruct_n(0, len(complete))[order],
-        person_ids=complete.person_ids[order],
-        camera_ids=complete.camera_ids[order],
-        paths=first,
-    )
-    partial.save(index_dir)
-    status, out, _ = run_index(
-        tiny_model_dir,
-        market_dir,
-        index_dir,
-        capsys=capsys,
-    )
+    save_interrupted_index(complete, index_dir, [complete.paths.index(path) for path in first], first)
+    status, out, _ = run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)
     assert status == 0 and "resuming" in out and f"indexed {len(complete) - 5} new images" in out
     resumed = GalleryIndex.load(index_dir)
     assert sorted(resumed.paths) == sorted(complete.paths)
@@ -207,49 +152,26 @@ def test_index_resumes_an_interrupted_build_without_duplicates(tiny_model_dir, m
 
 def test_search_refuses_a_different_model_and_bad_inputs(tiny_model_dir, market_dir, tmp_path, capsys):
     index_dir = tmp_path / "index"
-    assert (
-        run_index(
-            tiny_model_dir,
-            market_dir,
-            index_dir,
-            capsys=capsys,
-        )[0]
-        == 0
-    )
+    assert run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     other_dir = save_other_model(tiny_model_dir, tmp_path / "other-model")
     query = next((market_dir / "query").glob("*.jpg"))
 
-    status, _, err = run_cli("search", "--index_dir", index_dir, query, "--model", other_dir, capsys=capsys)
+    status, _, err = run_search(index_dir, query, "--model", other_dir, capsys=capsys)
     assert_one_line_error(status, err, "fingerprint")
-    status, _, err = run_cli("search", "--index_dir", tmp_path / "no-index", query, capsys=capsys)
+    status, _, err = run_search(tmp_path / "no-index", query, capsys=capsys)
     assert_one_line_error(status, err, "no-index")
-    status, _, err = run_cli("search", "--index_dir", index_dir, tmp_path / "ghost.jpg", capsys=capsys)
+    status, _, err = run_search(index_dir, tmp_path / "ghost.jpg", capsys=capsys)
     assert_one_line_error(status, err, "ghost.jpg")
     (index_dir / "index.faiss").write_bytes(b"garbage")  # a damaged index file
-    status, _, err = run_cli("search", "--index_dir", index_dir, query, capsys=capsys)
+    status, _, err = run_search(index_dir, query, capsys=capsys)
     assert_one_line_error(status, err, "damaged")
 
 
 def test_index_refuses_an_unknown_split_and_another_models_index(tiny_model_dir, market_dir, tmp_path, capsys):
     index_dir = tmp_path / "index"
-    status, _, err = run_index(
-        tiny_model_dir,
-        market_dir,
-        index_dir,
-        "--split",
-        "validation",
-        capsys=capsys,
-    )
+    status, _, err = run_index(tiny_model_dir, market_dir, index_dir, "--split", "validation", capsys=capsys)
     assert_one_line_error(status, err, "validation", "--split")
-    assert (
-        run_index(
-            tiny_model_dir,
-            market_dir,
-            index_dir,
-            capsys=capsys,
-        )[0]
-        == 0
-    )
+    assert run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     other_dir = save_other_model(tiny_model_dir, tmp_path / "other-model")
     status, _, err = run_index(other_dir, market_dir, index_dir, capsys=capsys)
     assert_one_line_error(status, err, "fingerprint")
@@ -318,26 +240,8 @@ def test_push_dry_run_lists_the_files_and_checks_the_card(tmp_path, capsys):
 
 def test_train_subcommand_runs_the_training_entry_point_with_progress_bars(tmp_path, capsys):
     output_dir = tmp_path / "out"
-    status, _, err = run_cli(
-        "train",
-        "--output_dir",
-        output_dir,
-        "--max_steps",
-        2,
-        "--per_device_train_batch_size",
-        8,
-        "--report_to",
-        "none",
-        "--synthetic_num_ids",
-        12,
-        "--synthetic_num_cameras",
-        2,
-        "--synthetic_images_per_camera",
-        2,
-        "--data_dir",
-        tmp_path / "synthetic",
-        capsys=capsys,
-    )
+    short_run = flags(max_steps=2, per_device_train_batch_size=8, report_to="none")
+    status, _, err = run_train(output_dir, tmp_path / "synthetic", *short_run, *SMALL_SYNTHETIC, capsys=capsys)
     assert status == 0
     model = LATransformerForReID.from_pretrained(output_dir)
     assert model.config.num_labels > 1 and (output_dir / "README.md").is_file()
@@ -358,18 +262,10 @@ def test_search_draws_known_identities_green(tiny_model_dir, market_dir, tmp_pat
     from hf_lareid.visualization import BORDER_WIDTH, RIGHT_COLOR
 
     index_dir = tmp_path / "index"
-    assert (
-        run_index(
-            tiny_model_dir,
-            market_dir,
-            index_dir,
-            capsys=capsys,
-        )[0]
-        == 0
-    )
+    assert run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     query = sorted((market_dir / "bounding_box_test").glob("0*.jpg"))[-1]  # a gallery image: top-1 is itself
     picture = tmp_path / "ranks.png"
-    assert run_cli("search", "--index_dir", index_dir, query, "--top_k", 1, "--picture", picture, capsys=capsys)[0] == 0
+    assert run_search(index_dir, query, "--top_k", 1, "--picture", picture, capsys=capsys)[0] == 0
     pixels = np.asarray(Image.open(picture).convert("RGB"))
     assert (np.abs(pixels.reshape(-1, 3).astype(int) - RIGHT_COLOR).sum(axis=1) == 0).sum() >= 4 * BORDER_WIDTH
 
@@ -386,48 +282,23 @@ def save_with_threshold(model_dir, output_dir, threshold):
 def test_threshold_from_the_model_config_flags_same_person_hits(tiny_model_dir, market_dir, tmp_path, capsys):
     model_dir = save_with_threshold(tiny_model_dir, tmp_path / "with-threshold", 0.9)
     index_dir, hits_json = tmp_path / "index", tmp_path / "hits.json"
-    assert (
-        run_index(
-            model_dir,
-            market_dir,
-            index_dir,
-            capsys=capsys,
-        )[0]
-        == 0
-    )
+    assert run_index(model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     assert GalleryIndex.load(index_dir).verification_threshold == pytest.approx(0.9)
     query = sorted((market_dir / "bounding_box_test").glob("*.jpg"))[0]
-    assert (
-        run_cli("search", "--index_dir", index_dir, query, "--top_k", 15, "--output_json", hits_json, capsys=capsys)[0]
-        == 0
-    )
+    assert run_search(index_dir, query, "--top_k", 15, "--output_json", hits_json, capsys=capsys)[0] == 0
     matches = json.loads(hits_json.read_text())["results"][0]["matches"]
     assert [m["same_person"] for m in matches] == [m["score"] > 0.9 for m in matches]
     assert {m["same_person"] for m in matches} == {True, False}  # the threshold splits this gallery
     assert matches[0]["same_person"]  # the image itself, similarity 1
 
 
-def test_search_picture_of_an_unknown_person_shows_the_threshold_verdict(tiny_model_dir, market_dir, tmp_path):
+def test_search_picture_of_an_unknown_person_shows_the_threshold_verdict(tiny_model_dir, market_dir, tmp_path, capsys):
     """A query without a Market-style name: hits framed by the index threshold's verdict, "wrote" said once."""
     from hf_lareid.visualization import BORDER_WIDTH
 
     model_dir = save_with_threshold(tiny_model_dir, tmp_path / "with-threshold", 0.9)
     index_dir, picture, hits_json = tmp_path / "index", tmp_path / "ranks.png", tmp_path / "hits.json"
-    assert (
-        main(
-            [
-                "index",
-                str(model_dir),
-                "--dataset",
-                "market1501",
-                "--data_dir",
-                str(market_dir),
-                "--index_dir",
-                str(index_dir),
-            ]
-        )
-        == 0
-    )
+    assert run_index(model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     query = tmp_path / "someone.jpg"  # identity unknown
     shutil.copy(sorted((market_dir / "bounding_box_test").glob("*.jpg"))[0], query)
     env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl"))  # matplotlib builds its font cache afresh

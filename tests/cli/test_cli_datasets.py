@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_one_line_error
+from cli_helpers import assert_one_line_error, run_evaluate, run_index, run_search, save_interrupted_index, tiny_market
 from PIL import Image
 
-from hf_lareid.cli.main import main
-from hf_lareid.data import ReIDDataError, generate_synthetic_reid, parse_market1501_name
+from hf_lareid.data import ReIDDataError, parse_market1501_name
 from hf_lareid.retrieval import GalleryIndex
 
 RENAMES = {  # (person, camera, number) -> a file name in each layout
@@ -32,9 +31,7 @@ def _renamed_copy(source: Path, target: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def market_dir(tmp_path_factory):
-    return generate_synthetic_reid(
-        tmp_path_factory.mktemp("market"), num_ids=8, num_cameras=2, images_per_camera=2, image_size=(64, 32)
-    )
+    return tiny_market(tmp_path_factory.mktemp("market"), num_ids=8, num_cameras=2)
 
 
 @pytest.mark.parametrize("name", sorted(RENAMES))
@@ -43,62 +40,19 @@ def test_evaluate_index_and_search_picture(name, market_dir, tiny_model_dir, tmp
     if name == "cuhk03_np":  # the CLI reads a variant by its folder
         data_dir = data_dir / "detected"
     metrics = tmp_path / "metrics.json"
-    assert (
-        main(
-            [
-                "evaluate",
-                str(tiny_model_dir),
-                "--dataset",
-                name,
-                "--data_dir",
-                str(data_dir),
-                "--output_json",
-                str(metrics),
-            ]
-        )
-        == 0
-    )
+    assert run_evaluate(tiny_model_dir, data_dir, "--output_json", metrics, dataset=name, capsys=capsys)[0] == 0
     result = json.loads(metrics.read_text())["results"][0]
     assert result["num_queries"] == 4 * 2 and 0.0 <= result["mAP"] <= 1.0
 
     index_dir = tmp_path / "index"
-    assert (
-        main(
-            [
-                "index",
-                str(tiny_model_dir),
-                "--dataset",
-                name,
-                "--data_dir",
-                str(data_dir),
-                "--index_dir",
-                str(index_dir),
-            ]
-        )
-        == 0
-    )
+    assert run_index(tiny_model_dir, data_dir, index_dir, dataset=name, capsys=capsys)[0] == 0
     index = GalleryIndex.load(index_dir)
     assert index.data_dir == str(data_dir) and not any(Path(path).is_absolute() for path in index.paths)
 
     query = Path(index.resolve_path(index.paths[0]))
     picture, hits = tmp_path / "ranks.png", tmp_path / "hits.json"
-    capsys.readouterr()
     assert (
-        main(
-            [
-                "search",
-                "--index_dir",
-                str(index_dir),
-                str(query),
-                "--top_k",
-                "3",
-                "--picture",
-                str(picture),
-                "--output_json",
-                str(hits),
-            ]
-        )
-        == 0
+        run_search(index_dir, query, "--top_k", 3, "--picture", picture, "--output_json", hits, capsys=capsys)[0] == 0
     )
     assert json.loads(hits.read_text())["results"][0]["matches"][0]["path"] == str(query)  # resolved: it opens
     with Image.open(picture) as image:
@@ -115,29 +69,15 @@ def test_search_reads_query_identities_with_the_indexed_sets_file_names(market_d
         tmp_path / "index",
         tmp_path / "ranks.png",
     )
-    assert (
-        main(
-            [
-                "index",
-                str(tiny_model_dir),
-                "--dataset",
-                "dukemtmcreid",
-                "--data_dir",
-                str(data_dir),
-                "--index_dir",
-                str(index_dir),
-            ]
-        )
-        == 0
-    )
+    assert run_index(tiny_model_dir, data_dir, index_dir, dataset="dukemtmcreid", capsys=capsys)[0] == 0
     index = GalleryIndex.load(index_dir)
     assert index.dataset == "dukemtmcreid"
     query = Path(index.resolve_path(index.paths[int(np.argmax(index.person_ids))]))  # a real person, not a distractor
     with pytest.raises(ReIDDataError):
         parse_market1501_name(query)
-    capsys.readouterr()
-    assert main(["search", "--index_dir", str(index_dir), str(query), "--top_k", "1", "--picture", str(picture)]) == 0
-    assert "identities unknown" not in capsys.readouterr().out
+    status, out, _ = run_search(index_dir, query, "--top_k", 1, "--picture", picture, capsys=capsys)
+    assert status == 0
+    assert "identities unknown" not in out
     pixels = np.asarray(Image.open(picture).convert("RGB"))
     assert (np.abs(pixels.reshape(-1, 3).astype(int) - RIGHT_COLOR).sum(axis=1) == 0).sum() >= 4 * BORDER_WIDTH
 
@@ -152,25 +92,10 @@ def test_search_on_a_set_whose_names_carry_no_identity_says_so_once(market_dir, 
             (people / f"{person:03d}").mkdir(parents=True, exist_ok=True)
             shutil.copy(path, people / f"{person:03d}" / f"c{camera}_{path.parent.name}_{path.name}")
     index_dir, picture = tmp_path / "index", tmp_path / "ranks.png"
-    assert (
-        main(
-            [
-                "index",
-                str(tiny_model_dir),
-                "--dataset",
-                "identity_folders",
-                "--data_dir",
-                str(people),
-                "--index_dir",
-                str(index_dir),
-            ]
-        )
-        == 0
-    )
+    assert run_index(tiny_model_dir, people, index_dir, dataset="identity_folders", capsys=capsys)[0] == 0
     query = Path(GalleryIndex.load(index_dir).resolve_path(GalleryIndex.load(index_dir).paths[0]))
-    capsys.readouterr()
-    assert main(["search", "--index_dir", str(index_dir), str(query), "--top_k", "2", "--picture", str(picture)]) == 0
-    out = capsys.readouterr().out
+    status, out, _ = run_search(index_dir, query, "--top_k", 2, "--picture", picture, capsys=capsys)
+    assert status == 0
     assert out.count("query identities unknown (identity_folders file names carry no person id)") == 1
     assert f"path={query}" in out
     pixels = np.asarray(Image.open(picture).convert("RGB"))
@@ -180,54 +105,17 @@ def test_search_on_a_set_whose_names_carry_no_identity_says_so_once(market_dir, 
 
 
 def test_a_bad_msmt17_folder_is_one_line(tiny_model_dir, market_dir, capsys):
-    status = main(["evaluate", str(tiny_model_dir), "--dataset", "msmt17", "--data_dir", str(market_dir)])
-    assert_one_line_error(status, capsys.readouterr().err, "MSMT17 image folder (test or mask_test_v2)")
+    status, _, err = run_evaluate(tiny_model_dir, market_dir, dataset="msmt17", capsys=capsys)
+    assert_one_line_error(status, err, "MSMT17 image folder (test or mask_test_v2)")
 
 
-def test_resuming_an_index_of_absolute_paths_adds_no_duplicates(market_dir, tiny_model_dir, tmp_path):
+def test_resuming_an_index_of_absolute_paths_adds_no_duplicates(market_dir, tiny_model_dir, tmp_path, capsys):
     """An index saved before paths were relative (absolute paths, no data_dir) resumes without re-adding images."""
     index_dir = tmp_path / "index"
-    assert (
-        main(
-            [
-                "index",
-                str(tiny_model_dir),
-                "--dataset",
-                "market1501",
-                "--data_dir",
-                str(market_dir),
-                "--index_dir",
-                str(index_dir),
-            ]
-        )
-        == 0
-    )
+    assert run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     complete = GalleryIndex.load(index_dir)
-    old = GalleryIndex(
-        complete.dim, model_reference=complete.model_reference, model_fingerprint=complete.model_fingerprint
-    )
-    old.add(
-        complete._index.reconstruct_n(0, 5),
-        person_ids=complete.person_ids[:5],
-        camera_ids=complete.camera_ids[:5],
-        paths=[complete.resolve_path(path) for path in complete.paths[:5]],
-    )
-    old.save(index_dir)
-    assert (
-        main(
-            [
-                "index",
-                str(tiny_model_dir),
-                "--dataset",
-                "market1501",
-                "--data_dir",
-                str(market_dir),
-                "--index_dir",
-                str(index_dir),
-            ]
-        )
-        == 0
-    )
+    save_interrupted_index(complete, index_dir, list(range(5)), [complete.resolve_path(p) for p in complete.paths[:5]])
+    assert run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     resumed = GalleryIndex.load(index_dir)
     assert resumed.data_dir == str(market_dir) and len(resumed) == len(complete)
     assert sorted(resumed.resolve_path(path) for path in resumed.paths) == sorted(

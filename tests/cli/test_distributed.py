@@ -1,4 +1,6 @@
-"""`lareid index` and `lareid evaluate` on 2 CPU processes (torchrun, gloo) equal one process; a killed build resumes."""
+"""`lareid index` and `lareid evaluate` on 2 CPU processes (torchrun, gloo) equal one process; a killed build resumes.
+
+`market_dir` (tests/conftest.py): 15 gallery images (shards of 8 and 7 on two processes), 12 queries."""
 
 import json
 import os
@@ -8,25 +10,12 @@ import sys
 
 import numpy as np
 import pytest
+from cli_helpers import run_index
 
 from hf_lareid.cli.index_shards import shard_store
 from hf_lareid.cli.main import main
-from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.distributed import check_launch
 from hf_lareid.retrieval import GalleryIndex
-
-
-@pytest.fixture(scope="module")
-def market_dir(tmp_path_factory):
-    """6 test ids, 2 cameras x 2 images, 3 distractors: 15 gallery images (shards of 8 and 7), 12 queries."""
-    return generate_synthetic_reid(
-        tmp_path_factory.mktemp("market"),
-        num_ids=12,
-        num_cameras=2,
-        images_per_camera=2,
-        image_size=(64, 32),
-        num_distractors=3,
-    )
 
 
 def torchrun(*argv, fault=None):
@@ -110,18 +99,6 @@ def test_a_launch_with_fewer_processes_than_asked_is_refused(tiny_model_dir, mar
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    status = main(
-        [
-            "index",
-            str(tiny_model_dir),
-            "--dataset",
-            "market1501",
-            "--data_dir",
-            str(market_dir),
-            "--index_dir",
-            str(tmp_path / "index"),
-        ]
-    )
-    err = capsys.readouterr().err.strip()
-    assert status == 1 and len(err.splitlines()) == 1 and "--multi_gpu" in err
+    status, _, err = run_index(tiny_model_dir, market_dir, tmp_path / "index", capsys=capsys)
+    assert status == 1 and len(err.strip().splitlines()) == 1 and "--multi_gpu" in err
     assert not (tmp_path / "index").exists()

@@ -8,27 +8,17 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from cli_helpers import assert_one_line_error, run_cli, run_index
+from cli_helpers import assert_one_line_error, run_cli, run_index, run_search, tiny_market
 
 from hf_lareid.cli.web_service import ReIDService
-from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.retrieval import GalleryIndex, QdrantGalleryIndex
 
 
 def test_qdrant_index_search_remove_and_serve(tiny_model_dir, tmp_path, capsys):
-    market_dir = generate_synthetic_reid(
-        tmp_path / "market", num_ids=6, num_cameras=2, images_per_camera=2, image_size=(64, 32)
-    )
+    market_dir = tiny_market(tmp_path / "market", num_ids=6, num_cameras=2)
     index_dir = tmp_path / "index"
     status, out, _ = run_index(
-        tiny_model_dir,
-        market_dir,
-        index_dir,
-        "--backend",
-        "qdrant",
-        "--batch_size",
-        4,
-        capsys=capsys,
+        tiny_model_dir, market_dir, index_dir, "--backend", "qdrant", "--batch_size", 4, capsys=capsys
     )
     assert status == 0, out
     gallery_files = sorted((market_dir / "bounding_box_test").glob("*.jpg"))
@@ -38,25 +28,13 @@ def test_qdrant_index_search_remove_and_serve(tiny_model_dir, tmp_path, capsys):
     assert sorted(Path(index.resolve_path(path)) for path in index.paths) == gallery_files
 
     query, hits_json = gallery_files[2], tmp_path / "hits.json"
-    status, _, _ = run_cli(
-        "search", "--index_dir", index_dir, query, "--top_k", 3, "--output_json", hits_json, capsys=capsys
-    )
+    status, _, _ = run_search(index_dir, query, "--top_k", 3, "--output_json", hits_json, capsys=capsys)
     best = json.loads(hits_json.read_text())["results"][0]["matches"]
     assert status == 0 and best[0]["path"] == str(query) and best[0]["score"] == pytest.approx(1.0, abs=1e-4)
 
     camera = index.camera_ids[index.paths.index(str(query.relative_to(market_dir)))]
-    status, _, _ = run_cli(
-        "search",
-        "--index_dir",
-        index_dir,
-        query,
-        "--top_k",
-        3,
-        "--query_camera",
-        camera,
-        "--output_json",
-        hits_json,
-        capsys=capsys,
+    status, _, _ = run_search(
+        index_dir, query, "--top_k", 3, "--query_camera", camera, "--output_json", hits_json, capsys=capsys
     )
     others = json.loads(hits_json.read_text())["results"][0]["matches"]
     assert status == 0 and others and all(match["camera_id"] != camera for match in others)
@@ -67,20 +45,11 @@ def test_qdrant_index_search_remove_and_serve(tiny_model_dir, tmp_path, capsys):
     removed = str(query.relative_to(market_dir))
     status, out, _ = run_cli("index", "--index_dir", index_dir, "--remove", "--paths", removed, capsys=capsys)
     assert status == 0 and "removed 1 entries" in out
-    status, _, _ = run_cli(
-        "search", "--index_dir", index_dir, query, "--top_k", 5, "--output_json", hits_json, capsys=capsys
-    )
+    status, _, _ = run_search(index_dir, query, "--top_k", 5, "--output_json", hits_json, capsys=capsys)
     paths = [match["path"] for match in json.loads(hits_json.read_text())["results"][0]["matches"]]
     assert status == 0 and len(paths) == 5 and str(query) not in paths
     status, out, _ = run_cli("index", "--index_dir", index_dir, "--verify", capsys=capsys)
     assert status == 0 and "vectors live in Qdrant" in out and "every file" not in out
 
-    status, _, err = run_index(
-        tiny_model_dir,
-        market_dir,
-        market_dir,
-        "--backend",
-        "qdrant",
-        capsys=capsys,
-    )
+    status, _, err = run_index(tiny_model_dir, market_dir, market_dir, "--backend", "qdrant", capsys=capsys)
     assert_one_line_error(status, err, "not a gallery index")

@@ -1,8 +1,8 @@
 """Bad input gets one clear line naming the file and the fix (exit 1, no traceback), through `lareid` and the API.
 
 Decompression bombs, missing model names offline, damaged `model.safetensors`, files that are no PyTorch
-checkpoint, bad resume checkpoints, and pipeline inputs that are empty or arrays. (`market_dir` comes from this
-folder's conftest.py.)
+checkpoint, bad resume checkpoints, and pipeline inputs that are empty or arrays. (`market_dir` comes from
+tests/conftest.py.)
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_cli
+from cli_helpers import (
+    QUICK_TRAINING,
+    assert_one_line_error,
+    flags,
+    run_cli,
+    run_evaluate,
+    run_index,
+    run_train,
+)
 from transformers import pipeline
 
 from hf_lareid import LATransformerForReID
@@ -64,17 +72,7 @@ def test_a_bomb_in_a_split_names_the_file(market_dir, tmp_path, tiny_model_dir, 
     bomb = write_bomb_png(data_dir / "bounding_box_test" / "0002_c1s1_000999_09.png")
     with pytest.raises(ReIDDataError, match=r"0002_c1s1_000999_09\.png is too large.*decompression bomb"):
         load_reid_dataset("market1501", data_dir=data_dir, cache_dir=tmp_path / "cache")
-    status, _, err = run_cli(
-        "index",
-        tiny_model_dir,
-        "--dataset",
-        "market1501",
-        "--data_dir",
-        data_dir,
-        "--index_dir",
-        tmp_path / "index",
-        capsys=capsys,
-    )
+    status, _, err = run_index(tiny_model_dir, data_dir, tmp_path / "index", capsys=capsys)
     assert_one_line_error(status, err, bomb.name, "decompression bomb", "MAX_IMAGE_PIXELS")
     assert not (tmp_path / "index").exists()
 
@@ -91,17 +89,7 @@ def test_a_bomb_given_to_the_pipeline_names_the_file(tmp_path, tiny_model_dir):
 # ------------------------------------------------------------------ model names and damaged weights
 def test_a_missing_bare_model_name_says_it_is_not_local_and_needs_network(market_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    status, _, err = run_cli(
-        "index",
-        "no-such-model",
-        "--dataset",
-        "market1501",
-        "--data_dir",
-        market_dir,
-        "--index_dir",
-        tmp_path / "index",
-        capsys=capsys,
-    )
+    status, _, err = run_index("no-such-model", market_dir, tmp_path / "index", capsys=capsys)
     line = assert_one_line_error(status, err, "'no-such-model'", "does not exist locally", "needs network")
     assert "huggingface.co" not in line
     with pytest.raises(FileNotFoundError, match="does not exist locally.*needs network"):
@@ -112,9 +100,7 @@ def test_a_missing_bare_model_name_says_it_is_not_local_and_needs_network(market
 def test_damaged_weights_are_named(tiny_model_dir, market_dir, tmp_path, capsys, how):
     weights = tiny_model_dir / "model.safetensors"
     damage(weights, how)
-    status, _, err = run_cli(
-        "evaluate", tiny_model_dir, "--dataset", "market1501", "--data_dir", market_dir, capsys=capsys
-    )
+    status, _, err = run_evaluate(tiny_model_dir, market_dir, capsys=capsys)
     # The recorded SHA-256 (checked first by the CLI) or the header check names it, both say to save again.
     assert_one_line_error(status, err, str(weights), "damaged", "ave the model again")
     with pytest.raises(DamagedFileError, match=r"model\.safetensors is damaged"):
@@ -154,39 +140,12 @@ def test_convert_original_names_a_truncated_checkpoint(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ resume checkpoints
-FAST = [
-    "--synthetic_num_ids",
-    "12",
-    "--synthetic_num_cameras",
-    "2",
-    "--synthetic_images_per_camera",
-    "2",
-    "--bf16",
-    "False",
-    "--disable_tqdm",
-    "True",
-    "--per_device_train_batch_size",
-    "4",
-    "--max_steps",
-    "4",
-    "--report_to",
-    "none",
-]
+FAST = [*QUICK_TRAINING, *flags(per_device_train_batch_size=4, max_steps=4, report_to="none")]
 
 
 def test_resume_true_without_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "out"
-    status, _, err = run_cli(
-        "train",
-        "--output_dir",
-        out,
-        "--data_dir",
-        tmp_path / "synthetic",
-        *FAST,
-        "--resume_from_checkpoint",
-        "True",
-        capsys=capsys,
-    )
+    status, _, err = run_train(out, tmp_path / "synthetic", *FAST, "--resume_from_checkpoint", "True", capsys=capsys)
     assert_one_line_error(status, err, "--resume_from_checkpoint True", "no checkpoint-* folder", "without")
     assert not (out / "model.safetensors").exists()
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
@@ -216,28 +175,12 @@ def test_a_truncated_optimizer_state_is_named_on_resume(tmp_path, tiny_model_dir
     optimizer.write_bytes(optimizer.read_bytes()[:200])
     with pytest.raises(DamagedFileError, match=r"optimizer\.pt is damaged"):
         check_trainer_checkpoint(checkpoint)
-    status, _, err = run_cli(
-        "train",
-        "--output_dir",
-        out,
-        "--data_dir",
-        tmp_path / "synthetic",
-        *FAST,
-        "--resume_from_checkpoint",
-        checkpoint,
-        capsys=capsys,
+    status, _, err = run_train(
+        out, tmp_path / "synthetic", *FAST, "--resume_from_checkpoint", checkpoint, capsys=capsys
     )
     assert_one_line_error(status, err, str(optimizer), "damaged", "earlier checkpoint")
-    status, _, err = run_cli(
-        "train",
-        "--output_dir",
-        out,
-        "--data_dir",
-        tmp_path / "synthetic",
-        *FAST,
-        "--resume_from_checkpoint",
-        out / "checkpoint-9",
-        capsys=capsys,
+    status, _, err = run_train(
+        out, tmp_path / "synthetic", *FAST, "--resume_from_checkpoint", out / "checkpoint-9", capsys=capsys
     )
     assert_one_line_error(status, err, "checkpoint-9", "does not exist")
 

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_cli, run_index, small_tmpfs, snapshot
+from cli_helpers import assert_one_line_error, run_cli, run_evaluate, run_index, run_search, small_tmpfs, snapshot
 
 from hf_lareid import LATransformerForReID, ModelWeightsMismatchError, verify_model_weights
 from hf_lareid.file_utils import FAULT_ENV
@@ -78,17 +78,7 @@ def test_crash_between_weights_and_config_is_detected(tiny_model_dir, market_dir
     monkeypatch.delenv(FAULT_ENV)
     with pytest.raises(ModelWeightsMismatchError, match="model.safetensors"):
         verify_model_weights(tiny_model_dir)
-    status, _, err = run_cli(
-        "index",
-        tiny_model_dir,
-        "--dataset",
-        "market1501",
-        "--data_dir",
-        market_dir,
-        "--index_dir",
-        tmp_path / "index",
-        capsys=capsys,
-    )
+    status, _, err = run_index(tiny_model_dir, market_dir, tmp_path / "index", capsys=capsys)
     assert_one_line_error(status, err, "model.safetensors", "SHA-256")
     assert not (tmp_path / "index").exists()
 
@@ -99,44 +89,20 @@ def test_a_flipped_byte_in_the_weights_is_one_line_naming_the_file(
 ):
     index_dir = tmp_path / "index"
     if command == "search":
-        assert (
-            run_index(
-                tiny_model_dir,
-                market_dir,
-                index_dir,
-                capsys=capsys,
-            )[0]
-            == 0
-        )
+        assert run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
     weights = tiny_model_dir / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-10] ^= 0xFF  # inside the last tensor: safetensors still loads it
     weights.write_bytes(bytes(data))
     LATransformerForReID.from_pretrained(tiny_model_dir)  # loads silently: only the recorded SHA-256 tells
-    argv = {
-        "index": [
-            "index",
-            tiny_model_dir,
-            "--dataset",
-            "market1501",
-            "--data_dir",
-            market_dir,
-            "--index_dir",
-            index_dir,
-        ],
-        "evaluate": [
-            "evaluate",
-            tiny_model_dir,
-            "--dataset",
-            "market1501",
-            "--data_dir",
-            market_dir,
-            "--output_json",
-            tmp_path / "eval.json",
-        ],
-        "search": ["search", "--index_dir", index_dir, next((market_dir / "query").glob("*.jpg"))],
-    }[command]
-    status, _, err = run_cli(*argv, capsys=capsys)
+    if command == "index":
+        status, _, err = run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)
+    elif command == "evaluate":
+        status, _, err = run_evaluate(
+            tiny_model_dir, market_dir, "--output_json", tmp_path / "eval.json", capsys=capsys
+        )
+    else:
+        status, _, err = run_search(index_dir, next((market_dir / "query").glob("*.jpg")), capsys=capsys)
     assert_one_line_error(status, err, str(weights), "does not match")
 
 

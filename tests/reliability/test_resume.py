@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_factories import tiny_training_model
+from cli_helpers import QUICK_TRAINING, flags
+from model_factories import tiny_training_arguments, tiny_training_model
 from safetensors.torch import load_file
 from transformers import ViTImageProcessorPil
 
 from hf_lareid.data import build_train_transform, generate_synthetic_reid, load_reid_dataset
-from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArguments
+from hf_lareid.training import LATransformerTrainer
 from hf_lareid.training.transform_epoch import TransformEpochCallback
 
 EVERY_AUGMENTATION = dict(hflip_p=0.5, vflip_p=0.5, color_jitter_p=0.8, erasing_p=0.5)
@@ -48,24 +49,10 @@ def make_trainer(output_dir, train, processor, **overrides) -> LATransformerTrai
     batch 4), 9 steps."""
     if train.format["type"] is None:
         train = train.with_transform(build_train_transform(processor, seed=7, **EVERY_AUGMENTATION))
-    fields = dict(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=4,
-        max_steps=9,
-        learning_rate=1e-3,
-        use_cpu=True,
-        report_to="none",
-        disable_tqdm=True,
-        save_strategy="steps",
-        save_steps=1,
-        logging_steps=1,
-        seed=0,
-        dataloader_num_workers=0,
-        optimizer="adamw",
-    )
-    fields.update(overrides)
+    fields = dict(max_steps=9, save_strategy="steps", save_steps=1, logging_steps=1, optimizer="adamw")
     model = tiny_training_model(seed=0, head_dropout=0.5, num_labels=train.features["label"].num_classes)
-    return LATransformerTrainer(model=model, args=LATransformerTrainingArguments(**fields), train_dataset=train)
+    args = tiny_training_arguments(output_dir, **{**fields, **overrides})
+    return LATransformerTrainer(model=model, args=args, train_dataset=train)
 
 
 def weights(trainer) -> dict[str, torch.Tensor]:
@@ -121,34 +108,9 @@ def test_unseeded_augmentation_does_not_resume_exactly(tmp_path, train_split, pr
 
 
 FAST = [
-    "--synthetic_num_ids",
-    "12",
-    "--synthetic_num_cameras",
-    "2",
-    "--synthetic_images_per_camera",
-    "2",
-    "--bf16",
-    "False",
-    "--disable_tqdm",
-    "True",
-    "--per_device_train_batch_size",
-    "4",
-    "--max_steps",
-    "8",
-    "--save_strategy",
-    "steps",
-    "--save_steps",
-    "1",
-    "--hflip_p",
-    "0.5",
-    "--vflip_p",
-    "0.5",
-    "--color_jitter_p",
-    "0.8",
-    "--erasing_p",
-    "0.5",
-    "--dataloader_num_workers",
-    "0",
+    *QUICK_TRAINING,
+    *flags(per_device_train_batch_size=4, max_steps=8, save_strategy="steps", save_steps=1),
+    *flags(**EVERY_AUGMENTATION, dataloader_num_workers=0),
 ]
 
 

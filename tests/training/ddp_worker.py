@@ -6,12 +6,10 @@ Writes `OUT/rank{R}.pt` with the world size, the initial and final weights and t
 
 import sys
 
-import torch
-from model_factories import tiny_training_model
-from training_helpers import RandomReIDDataset, state_of
+from training_helpers import save_rank_result, state_of, tiny_trainer
 from transformers import TrainerCallback
 
-from hf_lareid.training import BlockwiseUnfreezeCallback, LATransformerTrainer, LATransformerTrainingArguments
+from hf_lareid.training import BlockwiseUnfreezeCallback
 
 
 class ScheduleRecorder(TrainerCallback):
@@ -24,36 +22,12 @@ class ScheduleRecorder(TrainerCallback):
 
 
 def main(output_dir: str) -> None:
-    model = tiny_training_model(seed=0)
-    initial = state_of(model)
     recorder = ScheduleRecorder()
-    args = LATransformerTrainingArguments(
-        output_dir=output_dir,
-        per_device_train_batch_size=4,
-        num_train_epochs=3,
-        learning_rate=1e-3,
-        use_cpu=True,
-        report_to="none",
-        disable_tqdm=True,
-        save_strategy="no",
-        seed=0,
-        dataloader_num_workers=0,
-    )
-    trainer = LATransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=RandomReIDDataset(16),
-        callbacks=[BlockwiseUnfreezeCallback(t=1, lr_decay=0.5), recorder],
-    )
+    trainer = tiny_trainer(output_dir, [BlockwiseUnfreezeCallback(t=1, lr_decay=0.5), recorder], num_train_epochs=3)
+    initial = state_of(trainer.model)
     trainer.train()
-    torch.save(
-        {
-            "world_size": args.world_size,
-            "initial": initial,
-            "final": state_of(trainer.model),
-            "schedule": recorder.schedule,
-        },
-        f"{output_dir}/rank{args.process_index}.pt",
+    save_rank_result(
+        output_dir, trainer.args, initial=initial, final=state_of(trainer.model), schedule=recorder.schedule
     )
 
 

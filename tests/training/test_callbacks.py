@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from model_factories import tiny_training_model
-from training_helpers import RandomReIDDataset
+from training_helpers import tiny_trainer
 from transformers import TrainerCallback
 
 from hf_lareid.training import (
     BlockwiseUnfreezeCallback,
     LATransformerTrainer,
-    LATransformerTrainingArguments,
     blockwise_unfreeze_schedule,
     format_unfreeze_schedule,
     original_unfreeze_schedule,
@@ -179,26 +178,8 @@ class StopAt(TrainerCallback):
 
 
 def make_trainer(output_dir, callbacks, **overrides) -> LATransformerTrainer:
-    fields = dict(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=4,
-        num_train_epochs=4,
-        learning_rate=1e-3,
-        use_cpu=True,
-        report_to="none",
-        disable_tqdm=True,
-        save_strategy="no",
-        logging_steps=1,
-        seed=0,
-        dataloader_num_workers=0,
-    )
-    fields.update(overrides)
-    return LATransformerTrainer(
-        model=tiny_training_model(),
-        args=LATransformerTrainingArguments(**fields),
-        train_dataset=RandomReIDDataset(16),
-        callbacks=callbacks,
-    )
+    """`tiny_trainer`: 4 epochs of 4 steps, every step logged."""
+    return tiny_trainer(output_dir, callbacks, **{"num_train_epochs": 4, "logging_steps": 1, **overrides})
 
 
 def test_schedule_and_learning_rate_in_a_real_run(tmp_path):

@@ -1,11 +1,12 @@
 """Learning for real: training from scratch lowers the loss and lifts Rank-1 on held-out generated identities."""
 
 import torch
+from model_factories import tiny_training_arguments
 from transformers import ViTImageProcessorPil
 
 from hf_lareid import LATransformerConfig, LATransformerForReID
 from hf_lareid.data import build_train_transform, load_reid_dataset
-from hf_lareid.training import LATransformerTrainer, LATransformerTrainingArguments
+from hf_lareid.training import LATransformerTrainer
 
 
 def test_training_lowers_the_loss_and_lifts_rank1_on_held_out_identities(tmp_path):
@@ -37,21 +38,9 @@ def test_training_lowers_the_loss_and_lifts_rank1_on_held_out_identities(tmp_pat
     torch.manual_seed(0)
     train = data["train"]
     train.set_transform(build_train_transform(processor, vflip_p=0.0))
-    args = LATransformerTrainingArguments(
-        tmp_path / "out",
-        per_device_train_batch_size=32,
-        num_train_epochs=20,
-        learning_rate=1e-3,
-        optimizer="adamw",
-        weight_decay=0.05,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.1,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_steps=10,
-        seed=0,
+    optimization = dict(optimizer="adamw", weight_decay=0.05, lr_scheduler_type="cosine", warmup_steps=0.1)
+    args = tiny_training_arguments(
+        tmp_path / "out", per_device_train_batch_size=32, num_train_epochs=20, logging_steps=10, **optimization
     )
     trainer = LATransformerTrainer(
         model=LATransformerForReID(config),

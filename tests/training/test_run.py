@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from cli_helpers import QUICK_TRAINING, flags
 from model_factories import tiny_backbone_config
 from transformers import AutoModel, BertConfig, Dinov2WithRegistersModel, ViTModel
 
@@ -22,37 +23,18 @@ from hf_lareid.training.arguments import parse_arguments, uses_blockwise_unfreez
 from hf_lareid.training.run import main
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = [
-    "--synthetic_num_ids",
-    "12",
-    "--synthetic_num_cameras",
-    "2",
-    "--synthetic_images_per_camera",
-    "2",
-    "--bf16",
-    "False",
-    "--disable_tqdm",
-    "True",
-    "--save_strategy",
-    "no",
-]
+FAST = [*QUICK_TRAINING, "--save_strategy", "no"]
+BLOCKWISE_TWO_EPOCHS = flags(per_device_train_batch_size=8, num_train_epochs=2, unfreeze_every_epochs=1)
+
+
+def train(output_dir, *options):
+    """`main(["--output_dir", OUT, *OPTIONS, *FAST])`: a short float32 run on the small generated set, no checkpoints."""
+    return main(["--output_dir", str(output_dir), *map(str, options), *FAST])
 
 
 def test_default_run_trains_tiny_on_generated_data_and_saves_everything(tmp_path):
     out = tmp_path / "out"
-    metrics = main(
-        [
-            "--output_dir",
-            str(out),
-            "--max_steps",
-            "3",
-            "--per_device_train_batch_size",
-            "8",
-            "--data_dir",
-            str(tmp_path / "synthetic"),
-            *FAST,
-        ]
-    )
+    metrics = train(out, *flags(max_steps=3, per_device_train_batch_size=8, data_dir=tmp_path / "synthetic"))
     for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md"):
         assert (out / name).is_file(), name
     model = AutoModel.from_pretrained(out)
@@ -105,29 +87,8 @@ def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
         tmp_path / "market", num_ids=10, num_cameras=2, images_per_camera=2, image_size=(128, 64), seed=1, first_id=100
     )
     out = tmp_path / "out"
-    main(
-        [
-            "--output_dir",
-            str(out),
-            "--backbone",
-            str(backbone_dir),
-            "--dataset",
-            "synthetic",
-            "market1501",
-            "--data_dir",
-            str(tmp_path / "synthetic"),
-            str(market),
-            "--eval_on",
-            "synthetic",
-            "--per_device_train_batch_size",
-            "8",
-            "--num_train_epochs",
-            "2",
-            "--unfreeze_every_epochs",
-            "1",
-            *FAST,
-        ]
-    )
+    datasets = ["--dataset", "synthetic", "market1501", "--data_dir", tmp_path / "synthetic", market]
+    train(out, "--backbone", backbone_dir, *datasets, "--eval_on", "synthetic", *BLOCKWISE_TWO_EPOCHS)
     model = AutoModel.from_pretrained(out)
     assert model.config.num_labels == 6 + 5  # labels of the two training sets are disjoint
     state = json.loads((out / "trainer_state.json").read_text())
@@ -152,23 +113,7 @@ def test_dinov2_with_registers_backbone_trains_blockwise(tmp_path):
     backbone = tiny_backbone_config("dinov2_with_registers", image_size=64, patch_size=16, num_register_tokens=2)
     Dinov2WithRegistersModel(backbone).save_pretrained(backbone_dir)
     out = tmp_path / "out"
-    metrics = main(
-        [
-            "--output_dir",
-            str(out),
-            "--backbone",
-            str(backbone_dir),
-            "--data_dir",
-            str(tmp_path / "synthetic"),
-            "--per_device_train_batch_size",
-            "8",
-            "--num_train_epochs",
-            "2",
-            "--unfreeze_every_epochs",
-            "1",
-            *FAST,
-        ]
-    )
+    metrics = train(out, *flags(backbone=backbone_dir, data_dir=tmp_path / "synthetic"), *BLOCKWISE_TWO_EPOCHS)
     model = AutoModel.from_pretrained(out)
     assert model.config.backbone_type == "dinov2_with_registers" and model.config.num_special_tokens == 3
     assert model.config.image_size == (128, 64)  # the tiny setup's crop, which patch 16 divides
@@ -196,17 +141,7 @@ def test_unsupported_backbone_is_refused(tmp_path):
         tmp_path / "bert"
     )
     with pytest.raises(ValueError, match="holds a 'bert' model: LA-Transformer backbones are 'vit', 'deit'"):
-        main(
-            [
-                "--output_dir",
-                str(tmp_path / "out"),
-                "--backbone",
-                str(tmp_path / "bert"),
-                "--data_dir",
-                str(tmp_path / "synthetic"),
-                *FAST,
-            ]
-        )
+        train(tmp_path / "out", *flags(backbone=tmp_path / "bert", data_dir=tmp_path / "synthetic"))
 
 
 def test_example_script_prints_one_line_errors(tmp_path):
@@ -274,23 +209,8 @@ def test_push_to_hub_uploads_once_with_the_final_model_card(tmp_path, monkeypatc
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     out = tmp_path / "out"
-    metrics = main(
-        [
-            "--output_dir",
-            str(out),
-            "--max_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "8",
-            "--data_dir",
-            str(tmp_path / "synthetic"),
-            "--push_to_hub",
-            "True",
-            "--hub_model_id",
-            "someone/la-reid",
-            *FAST,
-        ]
-    )
+    hub = flags(push_to_hub=True, hub_model_id="someone/la-reid")
+    metrics = train(out, *flags(max_steps=2, per_device_train_batch_size=8, data_dir=tmp_path / "synthetic"), *hub)
     assert len(uploads) == 1, [upload["message"] for upload in uploads]
     upload = uploads[0]
     assert upload["repo_id"] == "someone/la-reid" and upload["message"] == "End of training"

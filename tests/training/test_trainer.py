@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_factories import tiny_training_model
+from model_factories import tiny_training_arguments, tiny_training_model
 from torch import nn
 from training_helpers import RandomReIDDataset, retrieval_split
 
@@ -18,21 +18,10 @@ from hf_lareid.training import (
 
 
 def training_args(output_dir, **overrides) -> LATransformerTrainingArguments:
-    fields = dict(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        learning_rate=0.1,
-        use_cpu=True,
-        report_to="none",
-        disable_tqdm=True,
-        save_strategy="no",
-        logging_steps=1,
-        seed=0,
-        dataloader_num_workers=0,
+    """`tiny_training_arguments`: one logged step at learning rate 0.1."""
+    return tiny_training_arguments(
+        output_dir, **{"max_steps": 1, "learning_rate": 0.1, "logging_steps": 1, **overrides}
     )
-    fields.update(overrides)
-    return LATransformerTrainingArguments(**fields)
 
 
 def keep_batchnorm_in_eval_mode(model: nn.Module) -> None:

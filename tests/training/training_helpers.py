@@ -1,10 +1,12 @@
-"""Random data shared by the training tests (also imported by the DDP worker scripts); the tiny model is
-`model_factories.tiny_training_model`."""
+"""Random data and the tiny trainer shared by the training tests (also imported by the DDP worker scripts); the tiny
+model and its arguments are `model_factories.tiny_training_model` / `tiny_training_arguments`."""
 
 from __future__ import annotations
 
 import torch
-from model_factories import TRAINING_NUM_LABELS
+from model_factories import TRAINING_NUM_LABELS, tiny_training_arguments, tiny_training_model
+
+from hf_lareid.training import LATransformerTrainer
 
 
 class RandomReIDDataset(torch.utils.data.Dataset):
@@ -40,3 +42,19 @@ def retrieval_split(num_ids: int, camera: int, seed: int, images_per_id: int = 2
             "camera_id": [camera] * size,
         }
     ).with_format("torch")
+
+
+def tiny_trainer(output_dir, callbacks, **overrides) -> LATransformerTrainer:
+    """The seed-0 tiny model on `RandomReIDDataset(16)` (4 steps per epoch) with `callbacks`, under
+    `tiny_training_arguments(output_dir, **overrides)`."""
+    return LATransformerTrainer(
+        model=tiny_training_model(),
+        args=tiny_training_arguments(output_dir, **overrides),
+        train_dataset=RandomReIDDataset(16),
+        callbacks=callbacks,
+    )
+
+
+def save_rank_result(output_dir, args, **result) -> None:
+    """A DDP worker's `OUT/rank{R}.pt`: the world size and `result`."""
+    torch.save({"world_size": args.world_size, **result}, f"{output_dir}/rank{args.process_index}.pt")
