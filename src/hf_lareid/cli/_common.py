@@ -30,14 +30,15 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> No
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     """`--runtime auto|torch|onnxruntime|openvino`: what embeds the images (see `hf_lareid.runtimes`)."""
-    from ..runtimes import RUNTIMES
+    from ..runtimes import AUTO_PREFERENCE, RUNTIMES
 
+    cpu_order = " > ".join(AUTO_PREFERENCE[("cpu", "fp32")])
     parser.add_argument(
         "--runtime",
         default="auto",
         choices=["auto", *RUNTIMES],
-        help="what embeds the images (default auto: the fastest installed for the device, fixed order "
-        "onnxruntime > openvino > torch on a CPU in fp32; PyTorch on a GPU or with bf16)",
+        help=f"what embeds the images (default auto: the first installed of {cpu_order} on a CPU in fp32; "
+        "PyTorch on a GPU or with bf16)",
     )
 
 

@@ -31,14 +31,7 @@ from ..file_utils import atomic_folder, fault_point, file_sha256, folder_lock, r
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "INDEX_TYPES",
-    "CorruptIndexError",
-    "EmbeddingSettingsMismatchError",
-    "FingerprintMismatchError",
-    "GalleryIndex",
-    "SearchResult",
-]
+# The public names are listed once, in `hf_lareid.retrieval.__all__`.
 
 INDEX_TYPES = ("flat", "ivf", "ivfpq", "ivfpq_refine", "hnsw")
 _IVF_TYPES = ("ivf", "ivfpq", "ivfpq_refine")
