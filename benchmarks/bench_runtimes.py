@@ -2,14 +2,15 @@
 
 For each setup (random weights from hub_configs, no download) and batch size, every runtime runs on the same
 preprocessed batch, interleaved repeat by repeat (the order alternates) so drift and other work on the machine hit
-all alike. The ONNX graph is written once per setup by `hf_lareid.onnx_export.export_onnx` (what
-`lareid export-onnx` writes) into a temporary folder; ORT and OpenVINO run it in the package's own sessions
-(`hf_lareid.runtimes.OnnxRuntimeEmbedder` / `OpenVINOEmbedder`) with `threads` = the usable cores.
+all alike. The ONNX graph is written once per setup by `hf_lareid.onnx_export.export_onnx` with the opset and
+exporter of the package's cached graph (`hf_lareid.runtimes.ONNX_OPSET`, `ONNX_EXPORTER`) into a temporary folder;
+ORT and OpenVINO run it in the package's own sessions (`hf_lareid.runtimes.OnnxRuntimeEmbedder` /
+`OpenVINOEmbedder`, their thread and spinning settings) with `threads` = the usable cores.
 
 Preprocessing (the image processor on PIL images, the same work whatever the runtime) is timed separately on the
 same images and added to every runtime's time: the `img/s` column is end to end, `model img/s` the runtime alone.
 The `default path` row times `hf_lareid.extract_features` end to end on the PIL images (what the package does
-without options: eager torch today, `runtime="auto"` where the package has that option).
+without options: `runtime="auto"`).
 
 Columns: img/s (median over repeats), ratio to PyTorch eager, max abs diff of the embeddings vs eager, and the
 attained GFLOP/s of the model alone (FLOPs of one forward counted by `torch.utils.flop_counter`) next to a plain
@@ -24,7 +25,6 @@ The goal, per setup and batch size: the default path reaches >= 0.95x of the fas
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import statistics
 import tempfile
@@ -43,10 +43,11 @@ from hf_lareid import LATransformerForReID, extract_features
 from hf_lareid.extras import MissingExtraError
 from hf_lareid.hub_configs import load_setup
 from hf_lareid.onnx_export import export_onnx
-from hf_lareid.runtimes import Embedder, OnnxRuntimeEmbedder, OpenVINOEmbedder
+from hf_lareid.runtimes import ONNX_EXPORTER, ONNX_OPSET, Embedder, OnnxRuntimeEmbedder, OpenVINOEmbedder
 
 GOAL = 0.95
 EAGER, ORT, OPENVINO, DEFAULT = "torch eager", "onnxruntime", "openvino", "default path"
+DEFAULT_LABEL = 'extract_features(runtime="auto")'  # what the package runs without options
 
 
 def make_images(batch_size: int, image_size: tuple[int, int], seed: int = 0) -> list[Image.Image]:
@@ -95,15 +96,6 @@ def matmul_gflops(config: Any, batch_size: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def default_path_label() -> str:
-    """What `extract_features` runs without options: `runtime="auto"` where it has that option, else eager torch."""
-    return (
-        'extract_features(runtime="auto")'
-        if "runtime" in inspect.signature(extract_features).parameters
-        else "extract_features (eager)"
-    )
-
-
 def measure_setup(
     setup: str, batch_sizes: list[int], repeats: int, threads: int, workdir: Path
 ) -> list[dict[str, Any]]:
@@ -112,7 +104,10 @@ def measure_setup(
     config, image_processor, _ = load_setup(setup)
     model = LATransformerForReID(config).eval()
     onnx_path = str(workdir / f"{setup}.onnx")
-    export_onnx(model, onnx_path, check=False, image_processor=image_processor)
+    # The graph the package's runtimes run (`hf_lareid.runtimes.cached_onnx`): its opset and exporter.
+    export_onnx(
+        model, onnx_path, opset=ONNX_OPSET, exporter=ONNX_EXPORTER, check=False, image_processor=image_processor
+    )
     runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
 
     def eager(pixels: np.ndarray) -> np.ndarray:
@@ -181,7 +176,7 @@ def measure_batch(
             {
                 "setup": setup,
                 "batch": batch_size,
-                "runtime": default_path_label() if name == DEFAULT else name,
+                "runtime": DEFAULT_LABEL if name == DEFAULT else name,
                 "key": name,
                 "img_s": batch_size / end_to_end,
                 "model_img_s": None if name == DEFAULT else batch_size / model_s,
@@ -335,7 +330,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(
         f"ran: setups {args.setups}, batch sizes {args.batch_sizes}, {args.repeats} repeats, random weights, "
         f"ORT/OpenVINO with {threads} threads; preprocessing timed separately and added to every runtime's img/s; "
-        f"default path: {default_path_label()}\n"
+        f"default path: {DEFAULT_LABEL}\n"
     )
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_runtimes_") as workdir:

@@ -181,6 +181,12 @@ def test_a_loaded_graph_is_reused_until_the_weights_change(model, monkeypatch, t
     pixels = torch.randn(2, 3, 64, 32)
     assert changed is not embedder
     assert torch.allclose(changed.embed(pixels), copy.embed(pixels), atol=ATOL)
+    assert make_embedder(copy, "onnxruntime") is changed
+    # A parameter replaced by a new one (as load_state_dict(assign=True) or a user's surgery does), not modified.
+    copy.vit.layernorm.bias = torch.nn.Parameter(copy.vit.layernorm.bias.detach() - 0.5)
+    replaced = make_embedder(copy, "onnxruntime")
+    assert replaced is not changed
+    assert torch.allclose(replaced.embed(pixels), copy.embed(pixels), atol=ATOL)
 
 
 def test_models_with_other_weights_get_other_cache_folders(model):

@@ -195,11 +195,11 @@ def iter_features(
     for batch in _iter_batches(data, batch_size):
         size = len(next(iter(batch.values())))
         pixel_values = _batch_to_pixels(batch, image_processor)
-        embeddings = embedder.embed(pixel_values, flip=flip)
-        if not torch.isfinite(embeddings).all():
+        embeddings = embedder.embed(pixel_values, flip=flip).cpu().numpy().astype(np.float32, copy=False)
+        if not np.isfinite(embeddings).all():
             raise ValueError("the model produced NaN/inf embeddings: check the weights and the input normalisation.")
         yield FeatureSet(
-            embeddings=embeddings.cpu().numpy().astype(np.float32, copy=False),
+            embeddings=embeddings,
             person_ids=np.asarray(_column(batch, "person_id", size, -1), dtype=np.int64),
             camera_ids=np.asarray(_column(batch, "camera_id", size, -1), dtype=np.int64),
             paths=[str(p) for p in _column(batch, "path", size, "")],
