@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 RETRIEVAL_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 # From this many query + gallery images the Trainer's evaluation exports its current weights for the fastest ONNX
-# runtime: `python benchmarks/bench_runtimes.py --fresh_weights` put the break-even (export included) at 143-465
-# images for `tiny` at patch 8 and 16 (2 AVX2 cores, loaded); below it eager PyTorch is as fast.
+# runtime: `python benchmarks/bench_runtimes.py --fresh_weights` (2 AVX2 cores, idle) put the break-even (export
+# included) at 278 images for `tiny` (patch 8; larger models pay sooner); the demo's patch-16 model, 33 tokens, runs
+# nearly as fast in eager PyTorch and breaks even only at ~3,000 (0.3 s lost on its 1,600-image evaluation).
 EVAL_EXPORT_MIN_IMAGES = 500
 
 
