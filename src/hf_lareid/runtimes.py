@@ -209,13 +209,14 @@ class TorchEmbedder(Embedder):
         self.model, self.bf16 = model, bf16
 
     def embed(self, pixel_values: np.ndarray | torch.Tensor, flip: bool = False) -> torch.Tensor:
-        if not self.model.training:  # switching modes walks every module (about a millisecond): only when needed
-            return embed_pixels(self.model, torch.as_tensor(pixel_values), flip=flip, bf16=self.bf16)
-        self.model.eval()
+        was_training = self.model.training  # switching modes walks every module (about a millisecond): only if needed
+        if was_training:
+            self.model.eval()
         try:
             return embed_pixels(self.model, torch.as_tensor(pixel_values), flip=flip, bf16=self.bf16)
         finally:
-            self.model.train()
+            if was_training:
+                self.model.train()
 
 
 class OnnxRuntimeEmbedder(Embedder):
@@ -264,9 +265,7 @@ def import_openvino():
     its web app promises to contact nothing, so the import runs with `openvino_telemetry` blocked: OpenVINO then
     falls back to its own no-op stub for this process. The block is lifted right after the import.
     """
-    if "openvino" in sys.modules:
-        return require_extra("openvino", "openvino", "runtime='openvino'")
-    blocked = "openvino_telemetry" not in sys.modules
+    blocked = "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules
     if blocked:
         sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # `import` now raises ImportError
     try:

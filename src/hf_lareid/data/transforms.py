@@ -40,11 +40,13 @@ from ..image_utils import load_rgb
 
 __all__ = [
     "BICUBIC",
+    "ERASING_ASPECT_RATIOS",
     "PASSTHROUGH_COLUMNS",
     "ReIDTransform",
     "build_eval_transform",
     "build_train_transform",
     "check_image_processor",
+    "erasing_box",
 ]
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ re-ranking). The input checks are in `checks.py`, the distances in `distance.py`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Optional
 
 import numpy as np
@@ -140,11 +140,7 @@ def evaluate_reid(
         if metric == "cosine":
             query = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
             gallery = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-        reranked = re_rank(query, gallery, memory_budget_mb=memory_budget_mb)
-
-        def distance_blocks(start: int, stop: int) -> np.ndarray:
-            return reranked[start:stop].copy()
-
+        distance_blocks = _matrix_blocks(re_rank(query, gallery, memory_budget_mb=memory_budget_mb))
     else:
         distance_blocks = DistanceBlocks(query, gallery, metric)
     return evaluate_blocks(
@@ -158,6 +154,16 @@ def evaluate_reid(
         seed,
         show_progress,
     )
+
+
+def _matrix_blocks(matrix: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """The query rows `start:stop` of a precomputed `(num_query, num_gallery)` distance matrix, as `evaluate_blocks`
+    reads distances (a copy, which the ranking may modify)."""
+
+    def distance_blocks(start: int, stop: int) -> np.ndarray:
+        return matrix[start:stop].copy()
+
+    return distance_blocks
 
 
 def evaluate_distance_matrix(
@@ -207,12 +213,8 @@ def evaluate_distance_matrix(
         query_paths,
         gallery_paths,
     )
-
-    def distance_blocks(start: int, stop: int) -> np.ndarray:
-        return matrix[start:stop].copy()
-
     return evaluate_blocks(
-        distance_blocks,
+        _matrix_blocks(matrix),
         *labels,
         exclude_same_index,
         max_rank,
