@@ -8,6 +8,8 @@ from typing import ClassVar
 from transformers import AutoConfig, DeiTConfig, Dinov2Config, Dinov2WithRegistersConfig, ViTConfig
 from transformers.configuration_utils import PreTrainedConfig
 
+from .evaluation.threshold import resolve_verification
+
 EMBEDDING_TYPES = ("gelt", "local", "bottleneck")
 HEAD_ACTIVATIONS = ("relu", "gelu", None)
 # The backbones LA-Transformer runs on, by `model_type`: their tokens are the special ones (CLS first), then the
@@ -175,17 +177,15 @@ class LATransformerConfig(PreTrainedConfig):
                 f"backbone_config must be a dict or one of {', '.join(c.__name__ for c in BACKBONE_CONFIGS.values())}, "
                 f"got {type(self.backbone_config).__name__}."
             )
-        if self.verification_calibration is not None and self.verification_threshold is None:
-            self.verification_threshold = self.verification_calibration.get("threshold")
+        self.verification_threshold, self.verification_calibration = resolve_verification(
+            self.verification_threshold, self.verification_calibration
+        )
         super().__post_init__(**kwargs)
         self.validate_layout()
 
     def set_verification_calibration(self, calibration) -> None:
         """Stores a `ThresholdCalibration` (or its `to_dict()`) and its threshold as `verification_threshold`."""
-        values = calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
-        self.verification_calibration = values
-        self.verification_threshold = values.get("threshold")
-        self.validate_layout()
+        self.verification_threshold, self.verification_calibration = resolve_verification(None, calibration)
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
@@ -220,19 +220,7 @@ class LATransformerConfig(PreTrainedConfig):
             raise ValueError(f"bottleneck_dim must be a positive integer, got {self.bottleneck_dim!r}.")
         if not (0.0 <= self.head_dropout < 1.0):
             raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}.")
-        if self.verification_threshold is not None and not (-1.0 <= self.verification_threshold <= 1.0):
-            raise ValueError(
-                f"verification_threshold is a cosine similarity in [-1, 1], got {self.verification_threshold!r}."
-            )
-        calibration = self.verification_calibration
-        if calibration is not None and (
-            not isinstance(calibration, dict) or calibration.get("threshold") != self.verification_threshold
-        ):
-            raise ValueError(
-                "verification_calibration must be a ThresholdCalibration.to_dict() whose threshold equals "
-                f"verification_threshold ({self.verification_threshold!r}), got {calibration!r}: set both with "
-                "config.set_verification_calibration(calibration)."
-            )
+        resolve_verification(self.verification_threshold, self.verification_calibration)
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -7,7 +7,7 @@
 | `onnx` | onnx, onnxscript, onnxruntime | `lareid export-onnx` (see `hf_lareid.onnx_export`), `runtime="onnxruntime"` |
 | `openvino` | openvino | `runtime="openvino"` (with the `onnx` extra; see `hf_lareid.runtimes`) |
 | `serve` | gradio | `lareid serve` and `spaces/app.py` (see `hf_lareid.cli.web_app`) |
-| `qdrant` | qdrant-client | `hf_lareid.retrieval.qdrant_store` (`lareid index --backend qdrant`) |
+| `qdrant` | qdrant-client | `hf_lareid.retrieval.qdrant_index` (`lareid index --backend qdrant`) |
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from fake_clock import START, FakeClock
 
 from hf_lareid.cli.main import main
 from hf_lareid.retrieval import CorruptIndexError, GalleryIndex
-from hf_lareid.retrieval.index import parse_older_than
+from hf_lareid.retrieval.retention import parse_older_than
 
 
 def clustered(num, dim=32, clusters=40, noise=0.35, seed=0):
@@ -233,7 +233,7 @@ def test_every_load_checks_sizes_and_quick_hash_and_verify_checks_everything(tmp
 
 def test_cli_remove_and_verify(tmp_path, capsys, monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr("hf_lareid.retrieval.index._utc_now", clock)
+    monkeypatch.setattr("hf_lareid.retrieval.retention.utc_now", clock)
     vectors = clustered(60)
     index = build("flat", vectors)
     clock.now = START + timedelta(days=40)

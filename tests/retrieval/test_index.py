@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hf_lareid.retrieval import CorruptIndexError, FingerprintMismatchError, GalleryIndex
-from hf_lareid.retrieval.index import _config_digest
+from hf_lareid.retrieval.storage import config_digest as _config_digest
 
 
 def entries(folder):

@@ -14,7 +14,7 @@ from fake_clock import START, FakeClock
 
 from hf_lareid.extras import MissingExtraError
 from hf_lareid.retrieval import GalleryIndex, search_other_cameras
-from hf_lareid.retrieval.qdrant_store import QdrantGalleryIndex
+from hf_lareid.retrieval.qdrant_index import QdrantGalleryIndex
 
 NUM, DIM = 300, 16
 

@@ -15,7 +15,7 @@ EXAMPLE = "lareid index ./my-model --dataset market1501 --data_dir ~/Market-1501
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..retrieval.index import INDEX_TYPES
+    from ..retrieval.faiss_index import INDEX_TYPES
 
     parser.add_argument("model", nargs="?", help="a saved model folder or Hub id (recorded in the index)")
     add_dataset_arguments(parser, multiple=False)
@@ -220,8 +220,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         if calibration is not None:
             index.set_verification_calibration(calibration)
         elif args.threshold is not None or not len(index):  # a resumed build keeps its threshold unless given one
-            index.verification_calibration = None
-            index.verification_threshold = (
+            index.set_verification_threshold(
                 model.config.verification_threshold if args.threshold is None else args.threshold
             )
     options = {"flip": args.flip, "image_processor": image_processor, "runtime": embedder}

@@ -17,7 +17,67 @@ from .checks import JUNK_ID, ArrayLike, check_features, check_labels, to_numpy
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ThresholdCalibration", "calibrate_threshold", "calibrate_threshold_from_scores"]
+__all__ = [
+    "ThresholdCalibration",
+    "calibrate_threshold",
+    "calibrate_threshold_from_scores",
+    "check_rate",
+    "check_threshold",
+    "resolve_verification",
+]
+
+_ROUNDING = 1e-4  # cosine similarities of float32 unit vectors may pass +-1 by rounding
+
+
+def check_threshold(value: object, name: str = "verification_threshold") -> float:
+    """`value` as a float if it is a finite cosine similarity in [-1, 1] (float rounding allowed), else a `ValueError`
+    naming `name`: the one rule for a same-person threshold, wherever it enters (config, index, command line)."""
+    number = _finite(value, name)
+    if not -1.0 - _ROUNDING <= number <= 1.0 + _ROUNDING:
+        raise ValueError(f"{name} is a cosine similarity in [-1, 1], got {value!r}.")
+    return number
+
+
+def check_rate(value: object, name: str, *, open_interval: bool = False) -> float:
+    """`value` as a float if it is a finite rate in [0, 1] (in (0, 1) with `open_interval`), else a `ValueError`."""
+    number = _finite(value, name)
+    inside = 0.0 < number < 1.0 if open_interval else 0.0 <= number <= 1.0
+    if not inside:
+        raise ValueError(f"{name} must be in {'(0, 1)' if open_interval else '[0, 1]'}, got {value!r}.")
+    return number
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    return float(value)
+
+
+def resolve_verification(
+    threshold: float | None, calibration: ThresholdCalibration | dict | None
+) -> tuple[float | None, dict | None]:
+    """`(threshold, calibration dict)` as a model config and a gallery index store them, checked in one place.
+
+    A calibration (a [`ThresholdCalibration`] or its `to_dict()`) is checked whole; its threshold is the threshold
+    when none is given, and must equal a given one. A threshold alone (set by hand) must be a cosine similarity.
+    Raises `ValueError` naming the field and the fix.
+    """
+    if calibration is None:
+        return (None if threshold is None else check_threshold(threshold)), None
+    if not isinstance(calibration, (ThresholdCalibration, dict)):
+        raise ValueError(
+            f"verification_calibration must be a ThresholdCalibration or its to_dict(), got {calibration!r}."
+        )
+    record = calibration if isinstance(calibration, ThresholdCalibration) else ThresholdCalibration.from_dict(calibration)
+    if threshold is not None and threshold != record.threshold:
+        raise ValueError(
+            f"verification_threshold ({threshold!r}) differs from the threshold of verification_calibration "
+            f"({record.threshold!r}): a calibration's threshold equals verification_threshold; give one of them, or "
+            "set both with set_verification_calibration(calibration)."
+        )
+    return record.threshold, record.to_dict()
 
 
 @dataclass(frozen=True)
@@ -35,7 +95,8 @@ class ThresholdCalibration:
             ~/Market-1501: 3368 images, 750 people").
 
     Stored whole (`to_dict`) in a model config (`verification_calibration`) and a [`GalleryIndex`], so a verdict can
-    name the false-match rate it was calibrated at.
+    name the false-match rate it was calibrated at; both check what they store with [`resolve_verification`]. Every
+    field is checked when the object is made: a finite threshold in [-1, 1], rates in [0, 1], pair counts >= 0.
     """
 
     threshold: float
@@ -45,6 +106,16 @@ class ThresholdCalibration:
     num_genuine_pairs: int
     num_impostor_pairs: int
     calibrated_on: str | None = None
+
+    def __post_init__(self):
+        check_threshold(self.threshold, "threshold")
+        check_rate(self.target_false_match_rate, "target_false_match_rate", open_interval=True)
+        check_rate(self.false_match_rate, "false_match_rate")
+        check_rate(self.true_match_rate, "true_match_rate")
+        for name in ("num_genuine_pairs", "num_impostor_pairs"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {count!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,8 +130,7 @@ class ThresholdCalibration:
 
 
 def _check_target(target_false_match_rate: float) -> None:
-    if not 0.0 < target_false_match_rate < 1.0:
-        raise ValueError(f"`target_false_match_rate` must be in (0, 1), got {target_false_match_rate!r}.")
+    check_rate(target_false_match_rate, "`target_false_match_rate`", open_interval=True)
 
 
 def _calibration(

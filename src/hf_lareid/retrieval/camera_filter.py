@@ -15,14 +15,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .index import GalleryIndex, SearchResult
+from .backend import GalleryBackend, SearchResult
 
 __all__ = ["same_camera_mask", "search_other_cameras"]
 
 UNKNOWN = -1  # camera or person id not known
 
 
-def same_camera_mask(index: GalleryIndex, query_camera_id: int, query_person_id: Optional[int] = None) -> np.ndarray:
+def same_camera_mask(index: GalleryBackend, query_camera_id: int, query_person_id: Optional[int] = None) -> np.ndarray:
     """`(len(index),)` bool: the gallery images a query filmed by `query_camera_id` must not be matched with.
 
     With `query_person_id` (not -1): that person's images from that camera; without it: all images from that camera.
@@ -41,7 +41,7 @@ def same_camera_mask(index: GalleryIndex, query_camera_id: int, query_person_id:
 
 
 def search_other_cameras(
-    index: GalleryIndex,
+    index: GalleryBackend,
     queries: Any,
     k: int,
     query_camera_ids: Sequence[Optional[int]],
@@ -77,7 +77,7 @@ def search_other_cameras(
     person_ids = [None] * len(query_camera_ids) if query_person_ids is None else list(query_person_ids)
     if len(person_ids) != len(query_camera_ids):
         raise ValueError(f"{len(query_camera_ids)} query camera ids but {len(person_ids)} query person ids.")
-    if getattr(index, "filters_in_database", False):  # a Qdrant gallery applies the same rule as a database filter
+    if index.filters_in_database:  # a Qdrant gallery applies the same rule as a database filter
         return index.search(
             queries,
             k,

@@ -1,4 +1,7 @@
-"""`QdrantGalleryIndex`: a [`GalleryIndex`] whose vectors and metadata live in Qdrant, which shards and replicates.
+"""`QdrantGalleryIndex`: a gallery index whose vectors and metadata live in Qdrant, which shards and replicates.
+
+A sibling of the FAISS [`GalleryIndex`]: both implement `backend.GalleryBackend` and share its record (model,
+fingerprint, settings, threshold) and checks.
 
 The index folder holds only `gallery_config.json` (the same config, checksum, lock and refusal rules as a FAISS
 index, plus `"backend": "qdrant"` and the connection settings) and, in embedded mode, the Qdrant storage folder
@@ -12,11 +15,10 @@ disk: the config records the name of the environment variable that holds it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -25,19 +27,17 @@ from tqdm.auto import tqdm
 
 from ..extras import require_extra
 from ..file_utils import atomic_write_text, folder_lock
-from .index import (
-    _CONFIG_NAME,
-    _CONFIG_SHA256_KEY,
+from .backend import ADDED_AT, GalleryBackend, SearchResult, parse_batch, select
+from .retention import OlderThan, parse_older_than, removal_criteria
+from .storage import (
+    CONFIG_NAME,
     QDRANT_STORAGE_NAME,
     CorruptIndexError,
-    GalleryIndex,
-    SearchResult,
-    _config_digest,
-    _parse_batch,
-    _recover,
-    _select,
     check_index_target,
-    parse_older_than,
+    config_text,
+    recover,
+    register_backend,
+    write_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ __all__ = ["QdrantGalleryIndex"]
 DEFAULT_COLLECTION = "hf_lareid_gallery"
 DEFAULT_API_KEY_ENV = "QDRANT_API_KEY"
 _PAYLOAD_KEYS = {"person_ids": "person_id", "camera_ids": "camera_id", "paths": "path"}
-_ADDED_AT = "added_at"
 _UPSERT_CHUNK = 1024
 _QUERY_CHUNK = 64
 _LOCAL_CLIENTS: dict[str, Any] = {}  # embedded storage folder -> its client (Qdrant allows one per folder)
@@ -57,8 +56,9 @@ def _qdrant():
     return require_extra("qdrant_client", "qdrant", "Qdrant gallery indexes")
 
 
-class QdrantGalleryIndex(GalleryIndex):
-    """A [`GalleryIndex`] stored in a Qdrant collection (same API: add, search, remove, save/load).
+@register_backend
+class QdrantGalleryIndex(GalleryBackend):
+    """A gallery index stored in a Qdrant collection (the API of [`GalleryIndex`]: add, search, remove, save/load).
 
     Args:
         dim (`int`): embedding width.
@@ -97,9 +97,7 @@ class QdrantGalleryIndex(GalleryIndex):
             raise ValueError(f"A QdrantGalleryIndex has index_type 'qdrant', got {index_type!r}.")
         if path is not None and url is not None:
             raise ValueError("Give the Qdrant `path=` (embedded) or `url=` (server), not both.")
-        super().__init__(dim, "flat", **kwargs)
-        self.index_type = "qdrant"
-        self._index = None  # no FAISS index: the vectors live in Qdrant
+        super().__init__(dim, index_type, **kwargs)
         self.storage_path = None if path is None else os.path.abspath(Path(path).expanduser())
         self.url = url
         self.api_key_env = api_key_env
@@ -148,7 +146,7 @@ class QdrantGalleryIndex(GalleryIndex):
                 ("person_id", "INTEGER"),
                 ("camera_id", "INTEGER"),
                 ("path", "KEYWORD"),
-                (_ADDED_AT, "FLOAT"),
+                (ADDED_AT, "FLOAT"),
             ):
                 client.create_payload_index(self.collection_name, key, getattr(models.PayloadSchemaType, schema))
 
@@ -180,7 +178,7 @@ class QdrantGalleryIndex(GalleryIndex):
                     break
             points.sort(key=lambda point: point.id)
             ids = np.array([point.id for point in points], dtype=np.int64)
-            columns = {_ADDED_AT: np.array([point.payload[_ADDED_AT] for point in points], dtype=np.float64)}
+            columns = {ADDED_AT: np.array([point.payload[ADDED_AT] for point in points], dtype=np.float64)}
             for name in self._metadata_fields or ():
                 values = [point.payload[_PAYLOAD_KEYS[name]] for point in points]
                 columns[name] = np.asarray(values, dtype=str) if name == "paths" else np.asarray(values, np.int64)
@@ -188,7 +186,7 @@ class QdrantGalleryIndex(GalleryIndex):
         return self._rows_cache
 
     def _field(self, name: str) -> Optional[np.ndarray]:
-        if name != _ADDED_AT and (self._metadata_fields is None or name not in self._metadata_fields):
+        if name != ADDED_AT and (self._metadata_fields is None or name not in self._metadata_fields):
             return None
         return self._rows()[1][name]
 
@@ -222,7 +220,7 @@ class QdrantGalleryIndex(GalleryIndex):
         for start in range(0, len(array), _UPSERT_CHUNK):
             stop = min(start + _UPSERT_CHUNK, len(array))
             payloads = [
-                {_ADDED_AT: added_at, **{_PAYLOAD_KEYS[name]: column[row].item() for name, column in columns.items()}}
+                {ADDED_AT: added_at, **{_PAYLOAD_KEYS[name]: column[row].item() for name, column in columns.items()}}
                 for row in range(start, stop)
             ]
             self.client.upsert(
@@ -253,11 +251,11 @@ class QdrantGalleryIndex(GalleryIndex):
         indexed = self.indexed_paths
         added = since_checkpoint = 0
         for batch in tqdm(batches, desc="Indexing", unit="batch", disable=not show_progress):
-            embeddings, metadata = _parse_batch(batch)
+            embeddings, metadata = parse_batch(batch)
             if indexed and metadata.get("paths") is not None:
                 keep = np.array([path not in indexed for path in metadata["paths"]], dtype=bool)
                 embeddings = np.asarray(embeddings)[keep]
-                metadata = {name: _select(values, keep) for name, values in metadata.items()}
+                metadata = {name: select(values, keep) for name, values in metadata.items()}
             if len(embeddings):
                 self.add(embeddings, **metadata)
                 added += len(embeddings)
@@ -278,12 +276,14 @@ class QdrantGalleryIndex(GalleryIndex):
         person_ids: Optional[Sequence[int]],
         paths: Optional[Sequence[str]],
         camera_ids: Optional[Sequence[int]],
-        older_than: Union[None, str, datetime, timedelta],
+        older_than: OlderThan,
     ):
         """The Qdrant filter of the entries matching every given criterion (see [`GalleryIndex.remove`])."""
         models = _qdrant().models
+        criteria = removal_criteria(person_ids, paths, camera_ids, older_than)
         conditions = []
-        for name, values in (("person_ids", person_ids), ("camera_ids", camera_ids), ("paths", paths)):
+        for name in ("person_ids", "camera_ids", "paths"):
+            values = criteria.get(name)
             if values is None:
                 continue
             if name not in (self._metadata_fields or ()):
@@ -292,9 +292,7 @@ class QdrantGalleryIndex(GalleryIndex):
             conditions.append(models.FieldCondition(key=_PAYLOAD_KEYS[name], match=models.MatchAny(any=wanted)))
         if older_than is not None:
             cutoff = parse_older_than(older_than, self._now()).timestamp()
-            conditions.append(models.FieldCondition(key=_ADDED_AT, range=models.Range(lt=cutoff)))
-        if not conditions:
-            raise ValueError("Say what to remove: person_ids, paths, camera_ids and/or older_than.")
+            conditions.append(models.FieldCondition(key=ADDED_AT, range=models.Range(lt=cutoff)))
         return models.Filter(must=conditions)
 
     def matching(self, *, person_ids=None, paths=None, camera_ids=None, older_than=None) -> np.ndarray:
@@ -337,7 +335,7 @@ class QdrantGalleryIndex(GalleryIndex):
                 same.append(models.FieldCondition(key="person_id", match=models.MatchValue(value=int(person_id))))
             must_not.append(models.Filter(must=same))
         if added_after is not None:
-            must.append(models.FieldCondition(key=_ADDED_AT, range=models.Range(gte=added_after)))
+            must.append(models.FieldCondition(key=ADDED_AT, range=models.Range(gte=added_after)))
         return models.Filter(must=must or None, must_not=must_not or None) if must or must_not else None
 
     def search(
@@ -425,26 +423,27 @@ class QdrantGalleryIndex(GalleryIndex):
         directory = Path(directory)
         check_index_target(directory)
         with folder_lock(directory):
-            _recover(directory)
+            recover(directory)
             check_index_target(directory)
-            directory.mkdir(parents=True, exist_ok=True)
-            config = self._config()
-            config.update(backend="qdrant", qdrant=self._connection_config(directory), sha256={})
-            config[_CONFIG_SHA256_KEY] = _config_digest(config)
-            atomic_write_text(directory / _CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+            config = {**self._config(directory), "qdrant": self._connection_config(directory), "sha256": {}}
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(directory / CONFIG_NAME, config_text(config))
+            except OSError as error:
+                raise write_error(error, directory) from error
         logger.info("Saved the Qdrant gallery index config (%d images) to %s.", config["size"], directory)
 
     @classmethod
-    def open(cls, directory: Path, config: dict) -> QdrantGalleryIndex:
-        """The index a config read by `GalleryIndex.load` describes, connected to its collection."""
+    def open(cls, directory: Path, config: dict, *, mmap: bool = False, verify: bool = False) -> QdrantGalleryIndex:
+        """The index a config read by `GalleryIndex.load` describes, connected to its collection (`mmap` and `verify`
+        concern files of a FAISS index: Qdrant keeps and checks its own storage)."""
         connection = config.get("qdrant") or {}
-        index = cls._from_config(config)
+        index = cls._from_config(directory, config)
         path = connection.get("path")
         index.storage_path = None if path is None else os.path.abspath(Path(directory) / path)
         index.url = connection.get("url")
         index.api_key_env = connection.get("api_key_env") or DEFAULT_API_KEY_ENV
         index.collection_name = connection.get("collection_name") or DEFAULT_COLLECTION
-        index._metadata_fields = tuple(config["metadata_fields"])
         if index.storage_path is not None and not Path(index.storage_path).is_dir() and config["size"]:
             raise CorruptIndexError(
                 f"The Qdrant storage {index.storage_path} of the gallery index in {directory} is missing: restore it."
@@ -460,8 +459,6 @@ class QdrantGalleryIndex(GalleryIndex):
         if kwargs.get("url") is None and kwargs.get("path") is None:
             kwargs["path"] = Path(directory) / QDRANT_STORAGE_NAME
         index = super().load_or_create(directory, dim, **kwargs)
-        if not isinstance(index, QdrantGalleryIndex):
-            raise ValueError(f"The index in {directory} is a FAISS index: use another directory for a Qdrant one.")
-        if not (Path(directory) / _CONFIG_NAME).is_file():
+        if not (Path(directory) / CONFIG_NAME).is_file():
             index.save(directory)
         return index
