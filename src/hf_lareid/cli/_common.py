@@ -42,6 +42,38 @@ def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def threshold_argument(text: str) -> float:
+    """argparse type of `--threshold`: a finite cosine similarity in [-1, 1] (a usage error otherwise)."""
+    from ..evaluation.threshold import check_threshold
+
+    return _checked_argument(text, lambda value: check_threshold(value, "the threshold"))
+
+
+def rate_argument(text: str) -> float:
+    """argparse type of a rate strictly between 0 and 1 (`--target_false_match_rate`)."""
+    from ..evaluation.threshold import check_rate
+
+    return _checked_argument(text, lambda value: check_rate(value, "the rate", open_interval=True))
+
+
+def positive_int_argument(text: str) -> int:
+    """argparse type of a count or size that must be a whole number >= 1 (`--top_k`, `--checkpoint_every`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _checked_argument(text: str, check) -> float:
+    try:
+        return check(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).rstrip(".")) from None
+
+
 def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = None):
     """
     An `LATransformerForReID` in eval mode and its image processor (PIL backend) from a folder or Hub id.
@@ -54,8 +86,7 @@ def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = 
     from ..modeling_lareid import LATransformerForReID, verify_model_weights
 
     ref = str(model_ref)
-    looks_local = ref.startswith((".", "/", "~")) or os.sep in ref and not _is_repo_id(ref)
-    if looks_local and not Path(ref).expanduser().is_dir():
+    if _looks_local(ref) and not Path(ref).expanduser().is_dir():
         raise FileNotFoundError(
             f"model folder {ref!r} does not exist: pass a folder written by save_pretrained or a Hub id."
         )
@@ -68,6 +99,47 @@ def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = 
         model.to(device)
     image_processor = AutoImageProcessor.from_pretrained(ref, backend="pil")
     return model, image_processor
+
+
+def open_gallery_index(
+    index_dir: str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    need_images: bool = False,
+):
+    """
+    `(index, query model reference)` for a command that reads the gallery index in `index_dir` (search, serve).
+
+    `model` overrides the model the index records; `data_dir` says where the indexed images are now (a moved data
+    folder). A recorded model folder or data folder that no longer exists is reported with the flag that fixes it
+    (the data folder only where the command shows the images, `need_images`).
+    """
+    from ..data import require_folder
+    from ..retrieval import GalleryIndex
+
+    index = GalleryIndex.load(index_dir)
+    if data_dir is not None:
+        index.data_dir = str(require_folder(data_dir, "--data_dir", "Give the folder the indexed images are in now."))
+    elif need_images and index.data_dir is not None and not Path(index.data_dir).is_dir():
+        raise FileNotFoundError(
+            f"the data folder {index.data_dir} that the index in {index_dir} records does not exist (moved?): say "
+            "where its images are now with --data_dir."
+        )
+    if model is not None:
+        return index, str(model)
+    if index.model_reference is None:
+        raise ValueError(f"the index in {index_dir} records no model: name the query model with --model.")
+    reference = index.model_reference
+    if _looks_local(reference) and not Path(reference).expanduser().is_dir():
+        raise FileNotFoundError(
+            f"the model folder {reference} that the index in {index_dir} records does not exist (moved or deleted?): "
+            "name the query model with --model."
+        )
+    return index, reference
+
+
+def _looks_local(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or os.sep in ref and not _is_repo_id(ref)
 
 
 def _is_repo_id(ref: str) -> bool:

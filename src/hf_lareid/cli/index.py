@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_dataset_arguments, load_model_and_processor
+from ._common import (
+    add_dataset_arguments,
+    load_model_and_processor,
+    positive_int_argument,
+    rate_argument,
+    threshold_argument,
+)
 
 DESCRIPTION = (
     "Embed a dataset split (the gallery by default) and store it in a FAISS (or Qdrant) gallery index. An interrupted "
@@ -72,13 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint_every",
         "--checkpoint-every",
-        type=int,
+        type=positive_int_argument,
         default=5000,
         help="save the index every N added images, so an interrupted build can resume",
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=threshold_argument,
         default=None,
         help="same-person similarity threshold, set by hand (default: the model config's calibration)",
     )
@@ -93,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target_false_match_rate",
         "--target-false-match-rate",
-        type=float,
+        type=rate_argument,
         default=1e-3,
         help="false-match rate the calibration aims at (default: 0.001)",
     )

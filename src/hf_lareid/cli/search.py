@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_runtime_argument, load_model_and_processor, write_json
+from ._common import (
+    add_runtime_argument,
+    load_model_and_processor,
+    open_gallery_index,
+    positive_int_argument,
+    write_json,
+)
 
 DESCRIPTION = "Find the gallery images most similar to each query image in an index built by `lareid index`."
 EXAMPLE = "lareid search --index_dir ./market-index query/0001_c1s1_001051_00.jpg --top_k 5 --picture ranks.png"
@@ -19,7 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the query model (default: the one the index records); a different model is refused",
     )
-    parser.add_argument("--top_k", "--top-k", type=int, default=10, help="hits per query")
+    parser.add_argument(
+        "--data_dir",
+        "--data-dir",
+        default=None,
+        help="where the indexed images are now, if their folder moved (default: the folder the index records)",
+    )
+    parser.add_argument("--top_k", "--top-k", type=positive_int_argument, default=10, help="hits per query")
     parser.add_argument("--picture", default=None, help="also draw the ranked lists into this PNG")
     parser.add_argument("--output_json", "--output-json", default=None, help="also write the hits as JSON")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (use it if the index did)")
@@ -38,16 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
-    from ..retrieval import GalleryIndex, search_other_cameras
+    from ..retrieval import search_other_cameras
     from ..runtimes import make_embedder
 
-    index = GalleryIndex.load(args.index_dir)
+    for flag, path in (("--picture", args.picture), ("--output_json", args.output_json)):
+        if path is not None and Path(path).is_dir():
+            raise IsADirectoryError(f"{flag} {path} is a folder: give the path of a file to write.")
+    index, model_ref = open_gallery_index(args.index_dir, args.model, args.data_dir, need_images=bool(args.picture))
     cameras = args.query_camera or [None]
     if len(cameras) not in (1, len(args.images)):
         raise ValueError(f"give one --query_camera, or one per image ({len(args.images)}), not {len(cameras)}.")
-    model_ref = args.model or index.model_reference
-    if model_ref is None:
-        raise ValueError(f"the index in {args.index_dir} records no model: name the query model with --model.")
     missing = [image for image in args.images if not Path(image).is_file()]
     if missing:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")

@@ -6,6 +6,35 @@ import argparse
 
 from ._common import add_runtime_argument
 
+
+def port_argument(text: str) -> int:
+    """argparse type of `--port`: a TCP port number, 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raises `OSError` naming `--port` when nothing can listen on `host:port` (taken, or not an address here)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server does
+            probe.bind((host, port))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(
+            f"cannot listen on {host}:{port} ({reason}): another program uses the port, or the address is not this "
+            "machine's; pick another with --port (or --host)",
+        ) from None
+
+
 EXAMPLE = "lareid serve --index_dir ./lareid-demo/gallery_index --port 7860"
 DESCRIPTION = (
     "Open a web page that searches a gallery index built by `lareid index` with an uploaded image and compares two "
@@ -26,7 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)",
     )
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    parser.add_argument("--port", type=port_argument, default=7860, help="port to listen on (default: 7860)")
+    parser.add_argument(
+        "--data_dir",
+        "--data-dir",
+        default=None,
+        help="where the indexed images are now, if their folder moved (default: the folder the index records)",
+    )
     add_runtime_argument(parser)
 
 
@@ -36,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from .web_service import ReIDService
 
     import_gradio()  # the missing-extra message before the model loads
-    service = ReIDService.load(args.index_dir, model=args.model, runtime=args.runtime)
+    check_port_free(args.host, args.port)
+    service = ReIDService.load(args.index_dir, model=args.model, runtime=args.runtime, data_dir=args.data_dir)
     print(
         f"serving {len(service.index)} gallery images of {args.index_dir} on http://{args.host}:{args.port} "
         "(Ctrl+C stops)",

@@ -18,7 +18,7 @@ import numpy as np
 from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
 from ..image_utils import load_rgb
 from ..retrieval import GalleryIndex, search_other_cameras
-from ._common import load_model_and_processor
+from ._common import load_model_and_processor, open_gallery_index
 
 UNKNOWN = -1  # a camera or person id the caller does not know
 SAME_PERSON, DIFFERENT_PEOPLE = "same person", "different people"
@@ -57,19 +57,21 @@ class ReIDService:
 
     @classmethod
     def load(
-        cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None, runtime: str = "auto"
+        cls,
+        index_dir: str | os.PathLike,
+        model: str | os.PathLike | None = None,
+        runtime: str = "auto",
+        data_dir: str | os.PathLike | None = None,
     ) -> ReIDService:
         """
-        Loads the index and its model (`model` overrides the one it records). A model with another fingerprint, or
-        another image processor than the index records, is refused; queries are flipped when the gallery was.
-        `runtime` embeds the queries (see `hf_lareid.runtimes`).
+        Loads the index and its model (`model` overrides the one it records; `data_dir` says where the indexed images
+        are now, if their folder moved). A model with another fingerprint, or another image processor than the index
+        records, is refused; queries are flipped when the gallery was. `runtime` embeds the queries (see
+        `hf_lareid.runtimes`).
         """
         from ..runtimes import make_embedder
 
-        index = GalleryIndex.load(index_dir)
-        model_reference = str(model) if model is not None else index.model_reference
-        if model_reference is None:
-            raise ValueError(f"the index in {index_dir} records no model: name the query model with --model.")
+        index, model_reference = open_gallery_index(index_dir, model, data_dir, need_images=True)
         loaded, image_processor = load_model_and_processor(model_reference)
         index.check_fingerprint(model_fingerprint(loaded))
         flip = bool((index.embedding_settings or {}).get("flip", False))

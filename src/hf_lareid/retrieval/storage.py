@@ -52,6 +52,9 @@ class CorruptIndexError(ValueError):
 class IndexWriteError(OSError, RuntimeError):
     """A gallery index could not be written (a full disk, no permission); the index already there is unchanged."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)  # the sentence alone, without "[Errno N]"
+
 
 def register_backend(cls: type) -> type:
     """Class decorator: `load_index` opens folders whose config records `cls.backend` with `cls.open`."""
