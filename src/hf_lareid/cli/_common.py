@@ -114,7 +114,7 @@ def open_gallery_index(
     folder). A recorded model folder or data folder that no longer exists is reported with the flag that fixes it
     (the data folder only where the command shows the images, `need_images`).
     """
-    from ..data import require_folder
+    from ..data.folders import require_folder
     from ..retrieval import GalleryIndex
 
     index = GalleryIndex.load(index_dir)

@@ -217,10 +217,10 @@ def write_error(error: BaseException, directory: Union[str, os.PathLike]) -> Ind
     """One line for a failed write into `directory` (an `OSError`, or FAISS's `RuntimeError` holding the errno)."""
     if isinstance(error, OSError):
         code, reason = error.errno, error.strerror or str(error)
-    else:  # FAISS: "... write error in <file>: 28 (No space left on device)", or a bare C++ assertion
-        found = re.search(r"\b(\d+) \(([^)]+)\)", str(error))
-        code = int(found.group(1)) if found else errno.EIO
-        reason = os.strerror(code)
+    else:  # FAISS: "Error in ... failed: write error in <file>: 65491 != 256000 (No space left on device)"
+        found = re.search(r"\(([^()]+)\)\s*$", str(error))
+        reason = found.group(1) if found else "the write failed"
+        code = _ERRNO_BY_TEXT.get(reason, errno.EIO)
     fix = "free some space or choose another folder" if code in _FULL else "choose another folder"
     return IndexWriteError(
         code or errno.EIO,
@@ -229,6 +229,7 @@ def write_error(error: BaseException, directory: Union[str, os.PathLike]) -> Ind
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_ERRNO_BY_TEXT = {os.strerror(code): code for code in errno.errorcode}
 
 
 def recover(directory: Union[str, os.PathLike]) -> None:
