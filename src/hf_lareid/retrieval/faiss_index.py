@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -24,7 +23,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..evaluation.threshold import ThresholdCalibration, check_rate
+from ..evaluation.threshold import check_rate
 from ..file_utils import atomic_folder, fault_point, folder_lock
 from .backend import ADDED_AT, METADATA_FIELDS, GalleryBackend, SearchResult, parse_batch, select
 from .retention import OlderThan, matching_entries, removal_criteria
@@ -100,6 +99,8 @@ class GalleryIndex(GalleryBackend):
         clock (callable, *optional*): returns the current UTC `datetime` recorded as `added_at` by [`add`] and used by
             [`remove`]'s `older_than` durations (tests inject one; not saved). Defaults to the system clock.
 
+    The arguments from `model_reference` on are the record every backend keeps ([`GalleryBackend`]).
+
     Example:
         ```python
         >>> index = GalleryIndex(768, model_reference="user/lareid-market", model_fingerprint=fingerprint)
@@ -128,31 +129,9 @@ class GalleryIndex(GalleryBackend):
         hnsw_m: int = 32,
         ef_construction: int = 80,
         ef_search: int = 64,
-        model_reference: Optional[str] = None,
-        model_fingerprint: Optional[str] = None,
-        verification_threshold: Optional[float] = None,
-        verification_calibration: Union[None, dict, ThresholdCalibration] = None,
-        embedding_settings: Optional[dict] = None,
-        runtime_settings: Optional[dict] = None,
-        data_dir: Optional[Union[str, os.PathLike]] = None,
-        dataset: Optional[str] = None,
-        norm_tolerance: float = 1e-3,
-        clock: Optional[Callable[[], datetime]] = None,
+        **record: Any,
     ):
-        super().__init__(
-            dim,
-            index_type,
-            model_reference=model_reference,
-            model_fingerprint=model_fingerprint,
-            verification_threshold=verification_threshold,
-            verification_calibration=verification_calibration,
-            embedding_settings=embedding_settings,
-            runtime_settings=runtime_settings,
-            data_dir=data_dir,
-            dataset=dataset,
-            norm_tolerance=norm_tolerance,
-            clock=clock,
-        )
+        super().__init__(dim, index_type, **record)
         if index_type not in INDEX_TYPES:
             raise ValueError(f"`index_type` must be one of {list(INDEX_TYPES)}, got {index_type!r}.")
         if pq_m is None:
