@@ -70,7 +70,9 @@ def resolve_verification(
         raise ValueError(
             f"verification_calibration must be a ThresholdCalibration or its to_dict(), got {calibration!r}."
         )
-    record = calibration if isinstance(calibration, ThresholdCalibration) else ThresholdCalibration.from_dict(calibration)
+    record = (
+        calibration if isinstance(calibration, ThresholdCalibration) else ThresholdCalibration.from_dict(calibration)
+    )
     if threshold is not None and threshold != record.threshold:
         raise ValueError(
             f"verification_threshold ({threshold!r}) differs from the threshold of verification_calibration "
