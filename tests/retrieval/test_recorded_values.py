@@ -178,3 +178,14 @@ def test_a_failed_write_is_one_sentence_naming_the_folder(tmp_path, monkeypatch)
     assert "free some space" in message and "faiss::" not in message and "\n" not in message
     assert {path.name: path.read_bytes() for path in (tmp_path / "index").iterdir()} == before
     assert len(GalleryIndex.load(tmp_path / "index")) == 2
+
+
+def test_a_relative_path_outside_the_tree_is_recorded_absolute(tmp_path, monkeypatch):
+    (tmp_path / "models" / "reid").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    index = GalleryIndex(8, model_reference="../models/reid")  # as `lareid index ../models/reid` gives it
+    index.add(unit_vectors(1))
+    index.save(tmp_path / "work" / "project" / "index")
+    monkeypatch.chdir(tmp_path)  # another working folder: the recorded path still names the model
+    assert GalleryIndex.load("work/project/index").model_reference == str(tmp_path / "models" / "reid")

@@ -195,13 +195,13 @@ def quick_sha256(path: Path) -> str:
 def record_path(path: Optional[str], directory: Union[str, os.PathLike]) -> tuple[Optional[str], bool]:
     """`(value to record, whether it is relative to the index folder)` for a model or data path of the index in
     `directory`: relative (`"../fine-tuned"`) when `path` is an existing local path under the index folder's parent,
-    as given otherwise (a Hub id, a path elsewhere)."""
+    absolute when it is one elsewhere, as given otherwise (a Hub id)."""
     if path is None or not os.path.exists(path):
         return path, False
     index_dir = Path(os.path.abspath(directory))
     target = Path(os.path.abspath(path))
     if not target.is_relative_to(index_dir.parent):
-        return path, False
+        return str(target), False
     return os.path.relpath(target, index_dir), True
 
 
