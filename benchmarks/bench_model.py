@@ -40,7 +40,9 @@ def measure(
         last_hidden_state = model.vit(pixel_values).last_hidden_state
 
         def head() -> torch.Tensor:
-            return embed_parts(*model.row_pooling(last_hidden_state), model.config.embedding)
+            gelt, local = model.row_pooling(last_hidden_state)
+            bottleneck = model._bottleneck_features(gelt) if model.config.embedding == "bottleneck" else None
+            return embed_parts(gelt, local, model.config.embedding, bottleneck)
 
         runs = {BACKBONE: lambda: model.vit(pixel_values), EMBED: lambda: model.embed(pixel_values), HEAD: head}
         rates: dict[str, list[float]] = {name: [] for name in runs}
