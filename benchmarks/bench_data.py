@@ -18,11 +18,7 @@ import time
 from pathlib import Path
 
 import datasets
-from _common import (
-    add_results_dir_argument,
-    print_cpu_info,
-    write_results,
-)  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
+from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 
 from hf_lareid.data import generate_synthetic_reid, load_reid_dataset
 

@@ -32,11 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import (
-    add_results_dir_argument,
-    print_cpu_info,
-    write_results,
-)  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
+from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 from PIL import Image
 from transformers import TrainerCallback
 

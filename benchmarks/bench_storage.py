@@ -16,11 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (
-    add_results_dir_argument,
-    print_cpu_info,
-    write_results,
-)  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
+from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 from transformers import PreTrainedModel
 from transformers.utils import logging as hf_logging
 

@@ -26,11 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import (
-    add_results_dir_argument,
-    print_cpu_info,
-    write_results,
-)  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
+from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.hub_configs import load_setup
