@@ -1,0 +1,78 @@
+"""`lareid video index --detector`: people from an object-detection pipeline (a tiny random YOLOS built here)."""
+
+import pytest
+import torch
+from cli_helpers import assert_one_line_error, run_cli
+from transformers import YolosConfig, YolosForObjectDetection
+from transformers.models.yolos.image_processing_pil_yolos import YolosImageProcessorPil
+
+from hf_lareid.retrieval import GalleryIndex
+from hf_lareid.video import PersonDetector, VideoInputError
+
+
+@pytest.fixture(scope="module")
+def detector_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    config = YolosConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        image_size=[64, 128],
+        patch_size=16,
+        num_detection_tokens=4,
+        id2label={0: "person", 1: "car"},
+        label2id={"person": 0, "car": 1},
+    )
+    directory = tmp_path_factory.mktemp("detector") / "tiny-yolos"
+    YolosForObjectDetection(config).eval().save_pretrained(directory)
+    YolosImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 128}).save_pretrained(directory)
+    return directory
+
+
+def test_detector_boxes_are_linked_indexed_and_a_detector_finding_nobody_is_one_line(
+    detector_dir, trained_model_dir, video_set, tmp_path, capsys
+):
+    index_dir = tmp_path / "index"
+    base = ["video", "index", trained_model_dir, "--videos", video_set / "cam1.mp4", "--index_dir", index_dir]
+    status, out, err = run_cli(
+        *base, "--detector", detector_dir, "--detector_threshold", "0", "--min_frames", "1", capsys=capsys
+    )
+    assert status == 0, err
+    index = GalleryIndex.load(index_dir)
+    assert len(index) >= 1 and set(index.camera_ids.tolist()) == {1}
+    status, _, err = run_cli(
+        "video",
+        "index",
+        trained_model_dir,
+        "--videos",
+        video_set / "cam2.mp4",
+        "--index_dir",
+        index_dir,
+        "--detector",
+        detector_dir,
+        "--detector_threshold",
+        "1.01",
+        capsys=capsys,
+    )
+    assert_one_line_error(status, err, "cam2.mp4", "found no person")
+    assert sorted(GalleryIndex.load(index_dir).paths) == sorted(index.paths)
+
+
+def test_a_detector_without_a_person_class_is_refused(tmp_path):
+    torch.manual_seed(0)
+    config = YolosConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        image_size=[64, 64],
+        patch_size=16,
+        num_detection_tokens=2,
+        id2label={0: "car"},
+        label2id={"car": 0},
+    )
+    YolosForObjectDetection(config).save_pretrained(tmp_path / "cars")
+    YolosImageProcessorPil().save_pretrained(tmp_path / "cars")
+    with pytest.raises(VideoInputError, match="no 'person' class"):
+        PersonDetector(tmp_path / "cars")
