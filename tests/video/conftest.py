@@ -27,7 +27,7 @@ def trained_model_dir(tmp_path_factory):
     its image processor."""
     crops_dir = generate_synthetic_reid(
         tmp_path_factory.mktemp("crops"),
-        num_ids=NUM_PEOPLE,
+        num_ids=NUM_PEOPLE + 1,
         num_cameras=2,
         images_per_camera=6,
         image_size=(64, 32),

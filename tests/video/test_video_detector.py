@@ -1,5 +1,6 @@
 """`lareid video index --detector`: people from an object-detection pipeline (a tiny random YOLOS built here)."""
 
+import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_one_line_error, run_cli
@@ -21,8 +22,8 @@ def detector_dir(tmp_path_factory):
         image_size=[64, 128],
         patch_size=16,
         num_detection_tokens=4,
-        id2label={0: "person", 1: "car"},
-        label2id={"person": 0, "car": 1},
+        id2label={0: "person"},
+        label2id={"person": 0},
     )
     directory = tmp_path_factory.mktemp("detector") / "tiny-yolos"
     YolosForObjectDetection(config).eval().save_pretrained(directory)
@@ -57,6 +58,32 @@ def test_detector_boxes_are_linked_indexed_and_a_detector_finding_nobody_is_one_
     )
     assert_one_line_error(status, err, "cam2.mp4", "found no person")
     assert sorted(GalleryIndex.load(index_dir).paths) == sorted(index.paths)
+
+
+def test_only_the_person_class_is_kept(tmp_path, video_set):
+    from PIL import Image
+
+    torch.manual_seed(0)
+    config = YolosConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        image_size=[64, 128],
+        patch_size=16,
+        num_detection_tokens=4,
+        id2label={0: "person", 1: "car"},
+        label2id={"person": 0, "car": 1},
+    )
+    YolosForObjectDetection(config).eval().save_pretrained(tmp_path / "mixed")
+    YolosImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 128}).save_pretrained(tmp_path / "mixed")
+    detector = PersonDetector(tmp_path / "mixed", threshold=0.0)
+    frame = Image.open(video_set / "cam1" / "img1" / "000010.jpg")
+    found = detector.pipeline(frame, threshold=0.0)
+    people = sum(item["label"] == "person" for item in found)
+    assert len(found) == 4 and people < 4  # this random detector calls some boxes cars
+    boxes, scores = detector.detect(np.asarray(frame))
+    assert boxes.shape == (people, 4) and scores.shape == (people,)
 
 
 def test_a_detector_without_a_person_class_is_refused(tmp_path):

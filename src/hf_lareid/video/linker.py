@@ -23,18 +23,21 @@ def link_by_iou(
     """
     Track ids `(N,)` int64 (from 1) for detections `frames (N,)`, `boxes (N, 4)` xyxy, `scores (N,)`.
 
-    Frame by frame, the detections (best score first) take the free track whose last box overlaps theirs most, if
-    that IoU reaches `iou_threshold` and the track was seen at most `max_gap` frames before; the others start tracks.
+    Frame by frame, the detections (best score first) take the free track whose predicted box (its last box moved at
+    its last per-frame velocity) overlaps theirs most, if that IoU reaches `iou_threshold` and the track was seen at
+    most `max_gap` frames before; the others start tracks.
     """
     track_ids = np.zeros(len(frames), dtype=np.int64)
     last_box: dict[int, np.ndarray] = {}
+    velocity: dict[int, np.ndarray] = {}
     last_frame: dict[int, int] = {}
     next_id = 1
     for frame in np.unique(frames):
         rows = np.flatnonzero(frames == frame)
         rows = rows[np.argsort(-scores[rows], kind="stable")]
         alive = [t for t, seen in last_frame.items() if frame - seen <= max_gap]
-        overlaps = box_iou(boxes[rows], np.stack([last_box[t] for t in alive])) if alive else np.zeros((len(rows), 0))
+        predicted = [last_box[t] + velocity[t] * (frame - last_frame[t]) for t in alive]
+        overlaps = box_iou(boxes[rows], np.stack(predicted)) if alive else np.zeros((len(rows), 0))
         taken: set[int] = set()
         for position, row in enumerate(rows):
             best, best_iou = None, iou_threshold
@@ -43,6 +46,9 @@ def link_by_iou(
                     best, best_iou = track, overlaps[position, column]
             if best is None:
                 best, next_id = next_id, next_id + 1
+                velocity[best] = np.zeros(4)
+            else:
+                velocity[best] = (boxes[row] - last_box[best]) / (frame - last_frame[best])
             taken.add(best)
             track_ids[row] = best
             last_box[best], last_frame[best] = boxes[row], int(frame)
