@@ -194,3 +194,29 @@ def test_search_refuses_an_image_index(tmp_path, capsys):
     Image.new("RGB", (32, 64)).save(tmp_path / "q.png")
     status, _, err = run_cli("video", "search", "--index_dir", tmp_path / "images", tmp_path / "q.png", capsys=capsys)
     assert_one_line_error(status, err, "not of video tracklets")
+
+
+def test_the_qdrant_backend_holds_and_finds_tracklets_too(trained_model_dir, video_set, tmp_path, capsys):
+    pytest.importorskip("qdrant_client")
+    index_dir = tmp_path / "qdrant-index"
+    status, out, err = run_cli(
+        *index_args(trained_model_dir, video_set, index_dir, "--backend", "qdrant"), capsys=capsys
+    )
+    assert status == 0, err
+    assert sorted(p.name for p in index_dir.iterdir()) == ["gallery_config.json", "qdrant_storage"]
+    status, out, err = run_cli(
+        "video",
+        "search",
+        "--index_dir",
+        index_dir,
+        query_crop(video_set, 2, tmp_path),
+        "--query_camera",
+        "1",
+        capsys=capsys,
+    )
+    assert status == 0, err
+    seen = json.loads((video_set / "synthetic_video.json").read_text())["seen"]["2"]["cam2"]
+    first = next(line for line in out.splitlines() if line.strip().startswith("1."))
+    assert "camera 2" in first and f"00:00:{int((seen[0] - 1) / 8):02d}" in first
+    status, out, _ = run_cli(*index_args(trained_model_dir, video_set, index_dir, "--backend", "qdrant"), capsys=capsys)
+    assert status == 0 and "indexed 0 new tracklets" in out

@@ -129,7 +129,8 @@ def index_videos(
             detections, job.path, job.camera_id, source.fps, source.size, samples_per_tracklet, min_frames
         )
         require_tracklets(tracklets, detections.source, min_frames)
-        todo = [t for t in tracklets if index.unindexed([t.key()])[0]]
+        indexed = index.indexed_paths
+        todo = [t for t in tracklets if t.key() not in indexed]
         if len(todo) < len(tracklets):
             print(f"resuming {job.path}: {len(tracklets) - len(todo)} of {len(tracklets)} tracklets indexed")
         added += _embed_and_add(backend, source, todo, index, index_dir, checkpoint_every, progress)
