@@ -1,9 +1,10 @@
-"""`lareid video index --detector`: people from an object-detection pipeline (a tiny random YOLOS built here)."""
+"""`lareid video index --detector`: people from an object-detection pipeline (tiny random YOLOS detectors built here)."""
 
 import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_one_line_error, run_cli
+from PIL import Image
 from transformers import YolosConfig, YolosForObjectDetection
 from transformers.models.yolos.image_processing_pil_yolos import YolosImageProcessorPil
 
@@ -11,8 +12,8 @@ from hf_lareid.retrieval import GalleryIndex
 from hf_lareid.video import PersonDetector, VideoInputError
 
 
-@pytest.fixture(scope="module")
-def detector_dir(tmp_path_factory):
+def tiny_yolos(directory, labels):
+    """A random YOLOS (width 32, 2 blocks, 4 detection tokens) with classes `labels`, saved with its processor."""
     torch.manual_seed(0)
     config = YolosConfig(
         hidden_size=32,
@@ -22,13 +23,17 @@ def detector_dir(tmp_path_factory):
         image_size=[64, 128],
         patch_size=16,
         num_detection_tokens=4,
-        id2label={0: "person"},
-        label2id={"person": 0},
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
     )
-    directory = tmp_path_factory.mktemp("detector") / "tiny-yolos"
     YolosForObjectDetection(config).eval().save_pretrained(directory)
     YolosImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 128}).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def detector_dir(tmp_path_factory):
+    return tiny_yolos(tmp_path_factory.mktemp("detector") / "tiny-yolos", ["person"])
 
 
 def test_detector_boxes_are_linked_indexed_and_a_detector_finding_nobody_is_one_line(
@@ -61,23 +66,7 @@ def test_detector_boxes_are_linked_indexed_and_a_detector_finding_nobody_is_one_
 
 
 def test_only_the_person_class_is_kept(tmp_path, video_set):
-    from PIL import Image
-
-    torch.manual_seed(0)
-    config = YolosConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        image_size=[64, 128],
-        patch_size=16,
-        num_detection_tokens=4,
-        id2label={0: "person", 1: "car"},
-        label2id={"person": 0, "car": 1},
-    )
-    YolosForObjectDetection(config).eval().save_pretrained(tmp_path / "mixed")
-    YolosImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 128}).save_pretrained(tmp_path / "mixed")
-    detector = PersonDetector(tmp_path / "mixed", threshold=0.0)
+    detector = PersonDetector(tiny_yolos(tmp_path / "mixed", ["person", "car"]), threshold=0.0)
     frame = Image.open(video_set / "cam1" / "img1" / "000010.jpg")
     found = detector.pipeline(frame, threshold=0.0)
     people = sum(item["label"] == "person" for item in found)
@@ -87,19 +76,5 @@ def test_only_the_person_class_is_kept(tmp_path, video_set):
 
 
 def test_a_detector_without_a_person_class_is_refused(tmp_path):
-    torch.manual_seed(0)
-    config = YolosConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=37,
-        image_size=[64, 64],
-        patch_size=16,
-        num_detection_tokens=2,
-        id2label={0: "car"},
-        label2id={"car": 0},
-    )
-    YolosForObjectDetection(config).save_pretrained(tmp_path / "cars")
-    YolosImageProcessorPil().save_pretrained(tmp_path / "cars")
     with pytest.raises(VideoInputError, match="no 'person' class"):
-        PersonDetector(tmp_path / "cars")
+        PersonDetector(tiny_yolos(tmp_path / "cars", ["car"]))
