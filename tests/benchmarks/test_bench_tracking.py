@@ -15,4 +15,4 @@ def test_a_row_has_both_rates_and_the_boxes_are_inside_the_frame(tiny_model, tin
     backend = ReIDBackend(tiny_model, tiny_image_processor, runtime="torch")
     row = bench_tracking.measure(backend, 2, rounds=1)  # checks embed_boxes == extract_features on the crops first
     assert row["boxes_per_frame"] == 2 and row["embed_boxes_per_s"] > 0 and row["crops_in_memory_per_s"] > 0
-    assert row["ratio"] == round(row["embed_boxes_per_s"] / row["crops_in_memory_per_s"], 3)
+    assert abs(row["ratio"] - row["embed_boxes_per_s"] / row["crops_in_memory_per_s"]) < 0.01 * row["ratio"] + 1e-3

@@ -140,6 +140,10 @@ def bad_video_set(video_set, tmp_path):
     unreadable = tmp_path / "cam5.mp4"
     unreadable.write_text("not a video")
     cases["unreadable video"] = ([unreadable, video_set / "cam1" / "det" / "det.txt"], "cam5.mp4")
+    truncated = tmp_path / "cam8.mp4"
+    data = (video_set / "cam1.mp4").read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    cases["truncated video"] = ([truncated, video_set / "cam1" / "det" / "det.txt"], "cam8.mp4")
     corrupt = tmp_path / "cam6"
     shutil.copytree(video_set / "cam2", corrupt)
     for frame in sorted((corrupt / "img1").glob("*.jpg"))[1:]:
