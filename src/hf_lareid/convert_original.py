@@ -30,7 +30,7 @@ from .configuration_lareid import LATransformerConfig
 from .file_checks import DamagedFileError, check_torch_file
 from .file_utils import atomic_folder
 from .modeling_lareid import LATransformerForReID
-from .output_guard import check_folder_target, record_outputs
+from .output_guard import claim_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -256,13 +256,14 @@ def convert_original_checkpoint(
     ```
     """
     out_dir = Path(out_dir)
-    # An empty out_dir, or an earlier conversion (only the files its manifest lists), may be replaced.
-    exists = check_folder_target(out_dir, fix="choose a new output folder")
-    model = convert_original_state_dict(load_original_state_dict(path), lambda_code=lambda_code, num_labels=num_labels)
-    with atomic_folder(out_dir, replace_existing=exists) as staging:
-        model.save_pretrained(staging)
-        original_image_processor(model.config).save_pretrained(staging)
-        record_outputs(list(staging.iterdir()))
+    # An empty out_dir, or an earlier conversion (recorded in its parent's manifest), may be replaced.
+    with claim_outputs([out_dir], fix="choose a new output folder"):
+        model = convert_original_state_dict(
+            load_original_state_dict(path), lambda_code=lambda_code, num_labels=num_labels
+        )
+        with atomic_folder(out_dir, replace_existing=out_dir.exists()) as staging:
+            model.save_pretrained(staging)
+            original_image_processor(model.config).save_pretrained(staging)
     logger.info(
         "Converted %s -> %s: %d blocks, width %d, %d parts, %d classes, lambda_global %.4g.",
         path,

@@ -271,9 +271,11 @@ def _config_problem(local: Path, model_type: str) -> str | None:
         return None
     if not isinstance(config, dict):
         return "it is not a JSON object"
-    if config.get("model_type") != model_type or "backbone_config" not in config:
-        return f"it has no model_type {model_type!r} with a backbone_config" + (" (it is empty)" if not config else "")
-    return None
+    if not config:
+        return "it is empty ({})"
+    if config.get("model_type") in (None, model_type) and "backbone_config" not in config:
+        return f"it has no backbone_config (and needs model_type {model_type!r})"
+    return None  # another model type: from_pretrained's own message names it
 
 
 def explain_model_load_error(

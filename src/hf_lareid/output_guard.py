@@ -8,8 +8,8 @@ refused with one line ([`ForeignFileError`]) and nothing is written. Paths that 
 claimed before the work starts, so a run killed half-way can be re-run over what it left; when the block ends, the
 manifest records what is there (hashes for files, names for folders) and drops claims that were never written.
 
-A folder written whole (a converted checkpoint) carries its own manifest inside: [`record_outputs`] writes it, and
-[`check_folder_target`] accepts a folder that holds nothing but the entries its manifest lists.
+A claimed folder (the demo's `fine-tuned/`, a converted checkpoint) is recorded by name in its parent's manifest; an
+empty folder holds nothing to lose and may always be claimed.
 
 Example:
 
@@ -40,11 +40,9 @@ _FOLDER = "folder"
 __all__ = [
     "MANIFEST_NAME",
     "ForeignFileError",
-    "check_folder_target",
     "check_outputs",
     "claim_outputs",
     "foreign_outputs",
-    "record_outputs",
 ]
 
 
@@ -76,6 +74,8 @@ def _write_manifest(folder: Path, entries: dict[str, dict]) -> None:
 def _is_ours(path: Path, entry: dict | None) -> bool:
     """Whether `path` (which exists) is what the manifest `entry` recorded: a claim not yet written, the same folder,
     or a file of the recorded size and SHA-256."""
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return True  # an empty folder holds nothing to lose
     if entry is None:
         return False
     kind = entry.get("kind")
@@ -111,10 +111,11 @@ def check_outputs(paths: Iterable[PathLike], fix: str) -> None:
     foreign = foreign_outputs(paths)
     if foreign:
         more = f" (and {len(foreign) - 1} more: {', '.join(p.name for p in foreign[1:4])})" if len(foreign) > 1 else ""
-        kind = "folder" if foreign[0].is_dir() else "file"
+        what = (
+            "is not empty, and hf-lareid did not write it" if foreign[0].is_dir() else "is not a file hf-lareid wrote"
+        )
         raise ForeignFileError(
-            f"{foreign[0]} exists and is not a {kind} hf-lareid wrote{more}: it would be replaced, so nothing was "
-            f"done. Move it away, or {fix}."
+            f"{foreign[0]} exists and {what}{more}: it would be replaced, so nothing was done. Move it away, or {fix}."
         )
 
 
@@ -140,12 +141,6 @@ def _record(paths: Iterable[Path], claim_missing: bool) -> None:
             _write_manifest(folder, entries)
 
 
-def record_outputs(paths: Iterable[PathLike]) -> None:
-    """Records `paths` as written by hf_lareid in their folders' manifests (files with their SHA-256); paths that do
-    not exist are dropped from it."""
-    _record([_absolute(path) for path in paths if _absolute(path).name != MANIFEST_NAME], claim_missing=False)
-
-
 @contextmanager
 def claim_outputs(paths: Iterable[PathLike], fix: str) -> Iterator[list[Path]]:
     """
@@ -160,24 +155,3 @@ def claim_outputs(paths: Iterable[PathLike], fix: str) -> Iterator[list[Path]]:
         yield claimed
     finally:
         _record(claimed, claim_missing=False)
-
-
-def check_folder_target(folder: PathLike, fix: str) -> bool:
-    """
-    For a folder that a command writes whole: returns whether `folder` exists (missing: `False`); raises
-    [`ForeignFileError`] when it is a file or holds an entry its own manifest does not list (or a listed file
-    that changed). An empty folder, or one holding only what hf_lareid wrote, may be replaced.
-    """
-    path = _absolute(folder)
-    if not path.exists() and not path.is_symlink():
-        return False
-    if not path.is_dir():
-        raise ForeignFileError(f"{path} is a file, not a folder: nothing was done. Move it away, or {fix}.")
-    foreign = foreign_outputs(entry for entry in sorted(path.iterdir()) if entry.name != MANIFEST_NAME)
-    if foreign:
-        names = ", ".join(entry.name for entry in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise ForeignFileError(
-            f"{path} exists and is not empty: it holds {names}, which hf-lareid did not write, so nothing was done. "
-            f"Move them away, or {fix}."
-        )
-    return True

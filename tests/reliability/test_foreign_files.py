@@ -8,7 +8,7 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli, run_evaluate, run_index, run_search, snapshot
 from PIL import Image
 
-from hf_lareid.output_guard import MANIFEST_NAME, ForeignFileError, check_outputs, claim_outputs, record_outputs
+from hf_lareid.output_guard import MANIFEST_NAME, ForeignFileError, check_outputs, claim_outputs
 from hf_lareid.retrieval import GalleryIndex
 
 
@@ -124,7 +124,7 @@ def test_convert_original_refuses_a_folder_with_foreign_files(user_folder, tmp_p
     checkpoint = tmp_path / "net_best.pth"
     checkpoint.write_bytes(b"never read: the folder is refused first")
     status, _, err = run_cli("convert-original", checkpoint, user_folder, capsys=capsys)
-    assert_one_line_error(status, err, str(user_folder), "exists and is not empty", "README.md")
+    assert_one_line_error(status, err, str(user_folder), "exists and is not empty", "choose a new output folder")
     assert_untouched(user_folder, before)
 
 
@@ -150,6 +150,8 @@ def test_a_run_stopped_before_recording_can_run_again(tmp_path):
     claim = claim_outputs([target], fix="x")
     claim.__enter__()  # claimed, then the process is killed: the end of the block never runs
     target.write_text("half")
-    check_outputs([target], fix="x")  # what the killed run wrote is its own
-    record_outputs([target])
+    with claim_outputs([target], fix="x"):  # what the killed run wrote is its own
+        target.write_text("whole")
     check_outputs([target], fix="x")
+    (tmp_path / "out" / "empty").mkdir()
+    check_outputs([tmp_path / "out" / "empty"], fix="x")  # an empty folder holds nothing to lose
