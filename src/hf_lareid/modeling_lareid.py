@@ -23,7 +23,14 @@ from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers import Dinov2WithRegistersEmbeddings
 from transformers.utils import ModelOutput
 
-from .configuration_lareid import LATransformerConfig, check_embedding, patch_grid, reid_crop_size, to_pair
+from .configuration_lareid import (
+    LATransformerConfig,
+    check_embedding,
+    check_parameter_memory,
+    patch_grid,
+    reid_crop_size,
+    to_pair,
+)
 from .file_checks import WEIGHTS_FIX, DamagedFileError, check_loading_info, check_safetensors, explain_model_load_error
 from .file_utils import file_sha256, staged_replace
 
@@ -608,43 +615,6 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         return model
 
 
-def _machine_memory_bytes() -> int | None:
-    """The machine's physical memory in bytes (`None` where the platform does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_parameter_memory(config: LATransformerConfig, memory_bytes: int | None = None) -> None:
-    """
-    Raises `ValueError` naming the config field at fault when the float32 parameters of the model `config`
-    describes cannot fit in `memory_bytes` (default: this machine's memory), before anything is allocated: the row
-    classifiers hold `num_parts * bottleneck_dim * num_labels` weights, the encoder about
-    `12 * num_hidden_layers * hidden_size**2`.
-    """
-    memory_bytes = _machine_memory_bytes() if memory_bytes is None else memory_bytes
-    backbone = config.backbone_config
-    hidden, layers = int(backbone.hidden_size), int(backbone.num_hidden_layers)
-    intermediate = int(getattr(backbone, "intermediate_size", 4 * hidden) or 4 * hidden)
-    encoder = layers * (4 * hidden * hidden + 2 * hidden * intermediate)
-    heads = config.num_parts * (hidden * config.bottleneck_dim + (config.bottleneck_dim + 1) * int(config.num_labels))
-    needed = 4 * (encoder + heads)
-    if memory_bytes is None or needed <= memory_bytes:
-        return
-    if heads >= encoder:
-        field = f"num_labels = {int(config.num_labels):,}"
-        hint = "num_labels is the number of training identities (751 for Market-1501)"
-    else:
-        field = f"hidden_size = {hidden:,} and num_hidden_layers = {layers:,} of backbone_config"
-        hint = "check the backbone_config sizes (ViT-B/16: 768 and 12)"
-    raise ValueError(
-        f"the config's {field} gives a model of {(encoder + heads) / 1e9:.1f} billion parameters "
-        f"({needed / 2**30:.0f} GiB in float32), more than this machine's {memory_bytes / 2**30:.0f} GiB of memory: "
-        f"{hint}; fix config.json."
-    )
-
-
 class ModelWeightsMismatchError(DamagedFileError):
     """A weights file of a saved model is missing or differs from the SHA-256 its config.json records."""
 
@@ -726,7 +696,6 @@ __all__ = [
     "LATransformerRowPooling",
     "backbone_layers",
     "build_backbone",
-    "check_parameter_memory",
     "embed_parts",
     "interpolate_position_embeddings",
     "verify_model_weights",

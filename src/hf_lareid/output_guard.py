@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Union
 
 from .file_utils import atomic_write_text, file_sha256
+
+logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 MANIFEST_NAME = ".lareid-manifest.json"
@@ -150,8 +153,18 @@ def claim_outputs(paths: Iterable[PathLike], fix: str) -> Iterator[list[Path]]:
     """
     claimed = [_absolute(path) for path in paths]
     check_outputs(claimed, fix)
-    _record(claimed, claim_missing=True)
+    try:
+        _record(claimed, claim_missing=True)
+    except OSError as error:  # a full or read-only disk: name the output, not the manifest
+        if error.errno is None or not claimed:
+            raise
+        raise OSError(error.errno, error.strerror, str(claimed[0])) from error
     try:
         yield claimed
-    finally:
-        _record(claimed, claim_missing=False)
+    except BaseException:
+        try:
+            _record(claimed, claim_missing=False)
+        except OSError as error:  # the work's own error (often the same full disk) is the one to report
+            logger.debug("could not update the manifest after an error: %s", error)
+        raise
+    _record(claimed, claim_missing=False)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.file_checks import IncompleteModelError
-from hf_lareid.modeling_lareid import check_parameter_memory
+from hf_lareid.configuration_lareid import check_parameter_memory
 
 
 def drop_second_block(model_dir, keep_checksum):
@@ -97,7 +97,7 @@ def test_a_size_that_cannot_fit_names_the_field_before_allocating(tiny_model_dir
     check_parameter_memory(tiny_config(num_labels=751), memory_bytes=8 * 2**30)  # a real size passes
     config = json.loads((tiny_model_dir / "config.json").read_text())
     config["num_labels"] = 10**12  # more than any machine: refused before a byte is allocated
-    config["id2label"] = config["label2id"] = None
+    del config["id2label"], config["label2id"]
     (tiny_model_dir / "config.json").write_text(json.dumps(config))
     status, _, err = run_evaluate(tiny_model_dir, market_dir, capsys=capsys)
     assert_one_line_error(status, err, "num_labels = 1,000,000,000,000", "fix config.json")
