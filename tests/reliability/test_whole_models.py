@@ -9,8 +9,8 @@ from model_factories import tiny_config
 from safetensors.torch import load_file, save_file
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.file_checks import IncompleteModelError
 from hf_lareid.configuration_lareid import check_parameter_memory
+from hf_lareid.file_checks import IncompleteModelError
 
 
 def drop_second_block(model_dir, keep_checksum):
