@@ -428,19 +428,12 @@ def draw_pictures(
 # ------------------------------------------------------------------------------------------------------- summary
 def list_files(root: Path) -> list[str]:
     """Every file under `root` with its size, relative to `root`; a folder of generated images is one line. The
-    write locks beside folders (`.NAME.lock`, left in place as filelock does) and the manifests of what the package
-    wrote (`output_guard.MANIFEST_NAME`) are not listed."""
-    from ..output_guard import MANIFEST_NAME
-
+    write locks beside folders (`.NAME.lock`, left in place as filelock does) are not listed."""
     lines = []
     for folder, subfolders, all_files in os.walk(root):
         subfolders.sort()
         relative = Path(folder).relative_to(root)
-        files = [
-            name
-            for name in all_files
-            if not (name.startswith(".") and name.endswith(".lock")) and name != MANIFEST_NAME
-        ]
+        files = [name for name in all_files if not (name.startswith(".") and name.endswith(".lock"))]
         images = [name for name in files if name.endswith(".jpg")]
         if images:
             lines.append(f"{relative}/  ({len(images)} generated images)")
