@@ -234,3 +234,10 @@ def test_cli_reports_errors_without_a_traceback(checkpoint, tmp_path, capsys):
         main([str(checkpoint), str(tmp_path / "taken")])
     assert exit_info.value.code == 2
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_cli_converts_again_over_its_own_output(checkpoint, tmp_path):
+    out_dir = tmp_path / "converted"
+    assert main([str(checkpoint), str(out_dir)]) == 0
+    assert main([str(checkpoint), str(out_dir), "--lambda", "4"]) == 0  # its own earlier conversion is replaced
+    assert LATransformerForReID.from_pretrained(out_dir).config.lambda_global == pytest.approx(0.25)

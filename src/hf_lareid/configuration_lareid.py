@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import ClassVar
 
 from transformers import AutoConfig, ViTConfig
@@ -174,6 +175,8 @@ class LATransformerConfig(PreTrainedConfig):
         self.verification_threshold, self.verification_calibration = resolve_verification(
             self.verification_threshold, self.verification_calibration
         )
+        if isinstance(kwargs.get("num_labels"), int):  # before transformers builds one id2label entry per label
+            check_parameter_memory(self, kwargs["num_labels"])
         super().__post_init__(**kwargs)
         self.validate_layout()
 
@@ -269,4 +272,45 @@ class LATransformerConfig(PreTrainedConfig):
         return math.sqrt(self.num_parts)
 
 
-__all__ = ["GLOBAL_TOKENS", "LATransformerConfig", "reid_crop_size"]
+def _machine_memory_bytes() -> int | None:
+    """The machine's physical memory in bytes (`None` where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_parameter_memory(
+    config: LATransformerConfig, num_labels: int | None = None, memory_bytes: int | None = None
+) -> None:
+    """
+    Raises `ValueError` naming the config field at fault when the float32 parameters of the model `config`
+    describes cannot fit in `memory_bytes` (default: this machine's memory), before anything is allocated: the row
+    classifiers hold `num_parts * bottleneck_dim * num_labels` weights, the encoder about
+    `12 * num_hidden_layers * hidden_size**2`. `num_labels` replaces the config's (a value not yet set: transformers
+    builds an `id2label` entry per label when it is set, itself gigabytes for a typo).
+    """
+    memory_bytes = _machine_memory_bytes() if memory_bytes is None else memory_bytes
+    labels = config.num_labels if num_labels is None else num_labels
+    backbone = config.backbone_config
+    hidden, layers = int(backbone.hidden_size), int(backbone.num_hidden_layers)
+    intermediate = int(getattr(backbone, "intermediate_size", 4 * hidden) or 4 * hidden)
+    encoder = layers * (4 * hidden * hidden + 2 * hidden * intermediate)
+    heads = config.num_parts * (hidden * config.bottleneck_dim + (config.bottleneck_dim + 1) * int(labels))
+    needed = 4 * (encoder + heads)
+    if memory_bytes is None or needed <= memory_bytes:
+        return
+    if heads >= encoder:
+        field = f"num_labels = {int(labels):,}"
+        hint = "num_labels is the number of training identities (751 for Market-1501)"
+    else:
+        field = f"hidden_size = {hidden:,} and num_hidden_layers = {layers:,} of backbone_config"
+        hint = "check the backbone_config sizes (ViT-B/16: 768 and 12)"
+    raise ValueError(
+        f"the config's {field} gives a model of {(encoder + heads) / 1e9:.1f} billion parameters "
+        f"({needed / 2**30:.0f} GiB in float32), more than this machine's {memory_bytes / 2**30:.0f} GiB of memory: "
+        f"{hint}; fix config.json."
+    )
+
+
+__all__ = ["GLOBAL_TOKENS", "LATransformerConfig", "check_parameter_memory", "reid_crop_size"]

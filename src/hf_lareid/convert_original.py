@@ -30,6 +30,7 @@ from .configuration_lareid import LATransformerConfig
 from .file_checks import DamagedFileError, check_torch_file
 from .file_utils import atomic_folder
 from .modeling_lareid import LATransformerForReID
+from .output_guard import claim_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -243,8 +244,9 @@ def convert_original_checkpoint(
     `preprocessor_config.json`), which `LATransformerForReID.from_pretrained` / `AutoModel.from_pretrained` load.
 
     `lambda_code` is the ORIGINAL code's lambda (its blend is `(G + lambda * Q) / (1 + lambda)`, default 8);
-    `num_labels=None` reads the class count from the classifiers. `out_dir` must not exist or be empty; it is
-    written through a temporary folder, so an interrupted conversion leaves nothing half-written.
+    `num_labels=None` reads the class count from the classifiers. `out_dir` must not exist, be empty or hold only an
+    earlier conversion (anything else is refused, `output_guard.ForeignFileError`); it is written through a temporary
+    folder, so an interrupted conversion leaves nothing half-written.
 
     Example:
 
@@ -254,13 +256,14 @@ def convert_original_checkpoint(
     ```
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"output folder {str(out_dir)!r} exists and is not empty: choose a new folder.")
-    model = convert_original_state_dict(load_original_state_dict(path), lambda_code=lambda_code, num_labels=num_labels)
-    # An empty out_dir may be replaced; it holds nothing to lose.
-    with atomic_folder(out_dir, replace_existing=out_dir.is_dir()) as staging:
-        model.save_pretrained(staging)
-        original_image_processor(model.config).save_pretrained(staging)
+    # An empty out_dir, or an earlier conversion (recorded in its parent's manifest), may be replaced.
+    with claim_outputs([out_dir], fix="choose a new output folder"):
+        model = convert_original_state_dict(
+            load_original_state_dict(path), lambda_code=lambda_code, num_labels=num_labels
+        )
+        with atomic_folder(out_dir, replace_existing=out_dir.exists()) as staging:
+            model.save_pretrained(staging)
+            original_image_processor(model.config).save_pretrained(staging)
     logger.info(
         "Converted %s -> %s: %d blocks, width %d, %d parts, %d classes, lambda_global %.4g.",
         path,
@@ -279,7 +282,7 @@ def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "checkpoint", help="the .pth state dict saved by the original code (read with weights_only=True)"
     )
-    parser.add_argument("out_dir", help="output folder (must not exist or be empty)")
+    parser.add_argument("out_dir", help="output folder (new, empty, or an earlier conversion)")
     parser.add_argument(
         "--lambda",
         dest="lambda_code",

@@ -4,8 +4,10 @@
 - `check_torch_file`: a `.pt` / `.pth` that is not a PyTorch checkpoint at all (text, junk, an empty file, a plain
   pickle) or is truncated.
 - `check_trainer_checkpoint` / `resolve_resume_checkpoint`: a Trainer `checkpoint-*` folder before resuming from it.
-- `explain_model_load_error`: turns `from_pretrained`'s errors for a damaged file or a missing model name (offline
-  Hub lookups) into such a line.
+- `explain_model_load_error`: turns `from_pretrained`'s errors for a damaged file, weights of another shape, a
+  `config.json` that describes no LA-Transformer, or a missing model name (offline Hub lookups) into such a line.
+- `check_loading_info`: a model loads whole or not at all: weights missing from the file (a lost encoder block) or
+  left over in it are an `IncompleteModelError` naming the file and the keys.
 
 Only the standard library is imported at module level (safetensors errors are matched by name).
 """
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DamagedFileError",
+    "IncompleteModelError",
+    "check_loading_info",
     "check_safetensors",
     "check_torch_file",
     "check_trainer_checkpoint",
@@ -46,7 +50,15 @@ class DamagedFileError(OSError):
     """A file is empty, truncated or not in the expected format; the message names it and says what to do."""
 
 
+class IncompleteModelError(DamagedFileError):
+    """A model's weights file lacks weights its config needs, or holds weights the config has no place for."""
+
+
 WEIGHTS_FIX = "Save the model again, or copy a good model.safetensors into the folder."
+HEAD_SWAP_FIX = (
+    "to start new classifier heads on these weights, load with from_pretrained(..., num_labels=N, "
+    "ignore_mismatched_sizes=True)"
+)
 TORCH_FILE_FIX = "Copy the file again, or pass the .pth/.pt file written by torch.save."
 
 
@@ -188,15 +200,8 @@ def _safetensors_error(error: BaseException) -> bool:
     return type(error).__name__ == "SafetensorError" or "deserializing header" in str(error)
 
 
-def explain_model_load_error(reference: str | os.PathLike, error: BaseException) -> Exception | None:
-    """
-    A clearer error for what `from_pretrained(reference)` raised, or `None` to keep the original: a damaged weights
-    file in a local folder is named (`DamagedFileError`); a name that is no local folder, looked up on the Hub
-    without network, says so (`FileNotFoundError`).
-    """
-    if not isinstance(reference, (str, os.PathLike)):
-        return None
-    local = Path(reference).expanduser()
+def _explain_file_error(reference: str | os.PathLike, local: Path, error: BaseException) -> Exception | None:
+    """The damaged-weights and offline-Hub cases of [`explain_model_load_error`]."""
     if _safetensors_error(error):
         if local.is_dir():
             for weights in sorted(local.glob("*.safetensors")):
@@ -219,3 +224,83 @@ def explain_model_load_error(reference: str | os.PathLike, error: BaseException)
                 "`lareid train --output_dir`), or go online to download a Hub model."
             )
     return None
+
+
+def _weights_name(reference: str | os.PathLike) -> str:
+    """The weights file of a local model folder (`FOLDER/model.safetensors`), else the reference itself."""
+    local = Path(reference).expanduser()
+    if local.is_dir():
+        files = sorted(local.glob("*.safetensors")) or sorted(local.glob("*.bin"))
+        return str(files[0]) if len(files) == 1 else str(local)
+    return str(reference)
+
+
+def _key_list(keys: list[str], limit: int = 4) -> str:
+    """`a, b, c, d and 12 more`: enough keys to see which part of the model they belong to."""
+    shown = ", ".join(sorted(keys)[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def check_loading_info(reference: str | os.PathLike, info: dict, config_name: str = "config.json") -> None:
+    """
+    Raises `IncompleteModelError` when `from_pretrained(reference, output_loading_info=True)` reported weights that
+    the config needs but the file lacks (`missing_keys`: they would be random) or weights of the file that the model
+    has no place for (`unexpected_keys`). The message names the weights file and the keys. Mismatched shapes that
+    the caller allowed (`ignore_mismatched_sizes=True`, a head swap) are not checked here.
+    """
+    missing, unexpected = list(info.get("missing_keys") or ()), list(info.get("unexpected_keys") or ())
+    if not (missing or unexpected):
+        return
+    weights = _weights_name(reference)
+    parts = []
+    if missing:
+        parts.append(f"it lacks {len(missing)} weights that {config_name} needs ({_key_list(missing)})")
+    if unexpected:
+        parts.append(f"it holds {len(unexpected)} weights the model has no place for ({_key_list(unexpected)})")
+    raise IncompleteModelError(
+        f"{weights} does not match its {config_name}: {'; '.join(parts)}. The file is from another model or a partial "
+        f"save, and a model never loads with random weights in their place. {WEIGHTS_FIX}"
+    )
+
+
+def _config_problem(local: Path, model_type: str) -> str | None:
+    """Why `local/config.json` describes no LA-Transformer (`None` when it does or cannot be read)."""
+    try:
+        config = json.loads((local / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return "it is not a JSON object"
+    if not config:
+        return "it is empty ({})"
+    if config.get("model_type") in (None, model_type) and "backbone_config" not in config:
+        return f"it has no backbone_config (and needs model_type {model_type!r})"
+    return None  # another model type: from_pretrained's own message names it
+
+
+def explain_model_load_error(
+    reference: str | os.PathLike, error: BaseException, model_type: str = "la-transformer"
+) -> Exception | None:
+    """
+    A clearer error for what `from_pretrained(reference)` raised, or `None` to keep the original: a damaged weights
+    file in a local folder is named (`DamagedFileError`); weights of other shapes than `config.json` describes, or a
+    `config.json` that describes no LA-Transformer (e.g. `{}`), name both files and the fix (`IncompleteModelError`);
+    a name that is no local folder, looked up on the Hub without network, says so (`FileNotFoundError`).
+    """
+    if not isinstance(reference, (str, os.PathLike)):
+        return None
+    local = Path(reference).expanduser()
+    if local.is_dir() and not _safetensors_error(error):
+        problem = _config_problem(local, model_type)
+        if problem is not None:
+            return IncompleteModelError(
+                f"{local / 'config.json'} does not describe the model in {_weights_name(local)}: {problem}. Copy the "
+                "config.json saved with these weights, or save the model again."
+            )
+        if "ignore_mismatched_sizes" in str(error):
+            return IncompleteModelError(
+                f"the weights in {_weights_name(local)} have other shapes than {local / 'config.json'} describes (the "
+                f"config of another model, or another num_labels). Copy the config.json saved with these weights; "
+                f"{HEAD_SWAP_FIX}."
+            )
+    return _explain_file_error(reference, local, error)

@@ -66,6 +66,7 @@ __all__ = [
     "fault_point",
     "file_sha256",
     "folder_lock",
+    "is_disk_full",
     "recover_folder",
     "staged_replace",
 ]
@@ -101,6 +102,14 @@ def fault_point(point: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` says the disk (or the user's quota) is full: an `OSError` with errno ENOSPC / EDQUOT, or a
+    library's own error carrying that text (safetensors raises `SafetensorError("I/O error: No space left ...")`)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(error) or "Disk quota exceeded" in str(error)
+
+
 def file_sha256(path: PathLike) -> str:
     """The hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -164,6 +173,12 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         fault_point(f"write:{path.name}")
         os.replace(temporary, path)
         _fsync(path.parent)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno is None or error.filename == str(path):
+            raise
+        # Name the file the user asked for, not the hidden temporary one (or none, as ENOSPC from write() does).
+        raise OSError(error.errno, error.strerror, str(path)) from error
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

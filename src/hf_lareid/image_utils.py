@@ -54,6 +54,11 @@ def _describe(source: str, error: BaseException) -> str:
         )
     if isinstance(error, FileNotFoundError):
         return f"Image {source} does not exist. Check the path."
+    if isinstance(error, PermissionError):
+        return (
+            f"Image {source} cannot be read: permission denied (the file is fine; this user may not read it). "
+            f"Give read access (chmod a+r {source}) or run as a user who can read it."
+        )
     return (
         f"Image {source} cannot be decoded ({error}); it is corrupt or truncated. "
         "Replace it with a good copy or delete it, then load again."

@@ -29,8 +29,15 @@ from .backbones import (
     backbone_spec,
     interpolate_position_embeddings,
 )
-from .configuration_lareid import LATransformerConfig, check_embedding, patch_grid, reid_crop_size, to_pair
-from .file_checks import WEIGHTS_FIX, DamagedFileError, check_safetensors, explain_model_load_error
+from .configuration_lareid import (
+    LATransformerConfig,
+    check_embedding,
+    check_parameter_memory,
+    patch_grid,
+    reid_crop_size,
+    to_pair,
+)
+from .file_checks import WEIGHTS_FIX, DamagedFileError, check_loading_info, check_safetensors, explain_model_load_error
 from .file_utils import file_sha256, staged_replace
 
 CONFIG_NAME = "config.json"
@@ -211,15 +218,27 @@ class LATransformerPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, with one clear error for a damaged weights file (named) or a model name
-        that is no local folder while the Hub cannot be reached (see `hf_lareid.file_checks`)."""
+        """
+        `PreTrainedModel.from_pretrained`, loading the model whole or not at all: weights that the config needs but
+        the file lacks (a lost encoder block), or weights the model has no place for, raise
+        [`hf_lareid.file_checks.IncompleteModelError`] naming the file and the keys, never random weights in their
+        place. Classifier heads of another size are swapped only when asked (`num_labels=N,
+        ignore_mismatched_sizes=True`). A damaged weights file, weights of other shapes, a `config.json` that
+        describes no LA-Transformer, or a model name that is no local folder while the Hub cannot be reached give
+        one clear error (see `hf_lareid.file_checks`).
+        """
+        wants_info = kwargs.pop("output_loading_info", False)
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         except Exception as error:
-            clearer = explain_model_load_error(pretrained_model_name_or_path, error)
+            clearer = explain_model_load_error(pretrained_model_name_or_path, error, cls.config_class.model_type)
             if clearer is None:
                 raise
             raise clearer from error
+        check_loading_info(pretrained_model_name_or_path, info)
+        return (model, info) if wants_info else model
 
     def _init_weights(self, module: nn.Module) -> None:
         """
@@ -309,6 +328,7 @@ class LATransformerForReID(LATransformerPreTrainedModel):
     """
 
     def __init__(self, config: LATransformerConfig):
+        check_parameter_memory(config)  # before allocating: a typo in num_labels must not fill the memory first
         super().__init__(config)
         self.vit = backbone_spec(config.backbone_type).build(config.backbone_config)
         self.row_pooling = LATransformerRowPooling(config)

@@ -8,8 +8,18 @@ import pytest
 from PIL import Image
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.cli.demo import FINE_TUNED_DIR, INDEX_DIR, METRICS_FILE, PICTURES, PRETRAINED_DIR, QUICK, STAGES
+from hf_lareid.cli.demo import (
+    FINE_TUNED_DIR,
+    INDEX_DIR,
+    METRICS_FILE,
+    OUTPUTS,
+    PICTURES,
+    PRETRAINED_DIR,
+    QUICK,
+    STAGES,
+)
 from hf_lareid.features import model_fingerprint
+from hf_lareid.output_guard import check_outputs
 from hf_lareid.retrieval import GalleryIndex
 from hf_lareid_cli import main
 
@@ -111,3 +121,8 @@ def test_demo_reruns_into_its_folder_and_reuses_the_generated_people(demo_run):
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["demo", "--quick", "--output_dir", str(output_dir)]) == 0
     assert len(manifests) == 2 and [path.stat().st_mtime_ns for path in manifests] == generated_at
+
+
+def test_demo_recognises_its_own_output(demo_run):
+    output_dir, _, _ = demo_run
+    check_outputs([output_dir / name for name in OUTPUTS], fix="x")  # a second run over it is accepted

@@ -64,6 +64,8 @@ PICTURES = {
     "fine_tuning_curves": "training_curves_fine_tuning.png",
 }
 TOP_K = 10  # gallery images per query in the ranked lists
+OUTPUTS = (SETUP_DIR, DATA_DIR, PRETRAINED_DIR, FINE_TUNED_DIR, INDEX_DIR, METRICS_FILE, *PICTURES.values())
+"""Every entry the demo writes into its --output_dir: all are claimed before the first step (`output_guard`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,16 +452,27 @@ def _stage(number: int, text: str) -> None:
 
 # ----------------------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
-    """Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0."""
-    from ..data import load_reid_dataset
+    """
+    Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0. Every entry of
+    [`OUTPUTS`] is claimed first: one that exists and was not written by hf_lareid stops the demo before any work.
+    """
     from ..extras import require_extra
-    from ..training.arguments import RANDOM_BACKBONE
-    from .results_table import format_results_table
+    from ..output_guard import claim_outputs
 
     require_extra("matplotlib", "plots", "The pictures of lareid demo")  # before minutes of training, not after
 
-    plan = QUICK if args.quick else FULL
     output_dir = Path(args.output_dir).expanduser().absolute()
+    with claim_outputs([output_dir / name for name in OUTPUTS], fix="choose another --output_dir"):
+        return run_demo(args, output_dir)
+
+
+def run_demo(args: argparse.Namespace, output_dir: Path) -> int:
+    """The six steps of the demo into `output_dir`, whose outputs [`run`] claimed; returns 0."""
+    from ..data import load_reid_dataset
+    from ..training.arguments import RANDOM_BACKBONE
+    from .results_table import format_results_table
+
+    plan = QUICK if args.quick else FULL
     pretrained_dir, fine_tuned_dir = output_dir / PRETRAINED_DIR, output_dir / FINE_TUNED_DIR
     start = time.monotonic()
     setup_dir = output_dir / SETUP_DIR

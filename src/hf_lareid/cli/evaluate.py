@@ -24,21 +24,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "market1501 where camera ids are known, else no-camera)",
     )
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
-    parser.add_argument("--output_json", "--output-json", default="lareid-eval.json", help="where to write the results")
+    parser.add_argument(
+        "--output",
+        "--output_json",
+        "--output-json",
+        dest="output",
+        default=None,
+        metavar="FILE.json",
+        help="also write the results as JSON to this file (default: print them only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_reid_dataset
-    from ..distributed import init_from_launcher, is_main_process, launcher_device, main_process_first
-    from ..query_gallery_evaluation import evaluate_model
-    from ..runtimes import make_embedder
-    from .results_table import format_results_table
+    import contextlib
+
+    from ..distributed import init_from_launcher, is_main_process
+    from ..output_guard import claim_outputs
 
     if len(args.dataset) != len(args.data_dir):
         raise ValueError(
             f"got {len(args.dataset)} --dataset names but {len(args.data_dir)} --data_dir folders: give one folder per dataset."
         )
     distributed = init_from_launcher()  # under torchrun: each rank embeds its shard, rank 0 computes the metrics
+    output = contextlib.nullcontext()
+    if args.output and is_main_process():  # claimed before the model loads: a user's file is never replaced
+        output = claim_outputs([args.output], fix="pass another --output file")
+    with output:
+        return _evaluate(args, distributed)
+
+
+def _evaluate(args: argparse.Namespace, distributed: bool) -> int:
+    from ..data import load_reid_dataset
+    from ..distributed import is_main_process, launcher_device, main_process_first
+    from ..query_gallery_evaluation import evaluate_model
+    from ..runtimes import make_embedder
+    from .results_table import format_results_table
+
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
     runtime = make_embedder(model, args.runtime, True if args.bf16 else "auto")  # one export for every dataset
     rows = []
@@ -62,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     if not is_main_process():
         return 0
     print(format_results_table(rows))
-    write_json(
-        args.output_json, {"model": str(args.model), "protocol": args.protocol, "rerank": args.rerank, "results": rows}
-    )
-    print(f"wrote {args.output_json}")
+    if args.output:
+        write_json(
+            args.output, {"model": str(args.model), "protocol": args.protocol, "rerank": args.rerank, "results": rows}
+        )
+        print(f"wrote {args.output}")
     return 0

@@ -18,10 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..onnx_export import export_onnx
+    from ..output_guard import claim_outputs
 
-    model, image_processor = load_model_and_processor(args.model)
-    kwargs = {"opset": args.opset} if args.opset is not None else {}
-    report = export_onnx(model, args.output, image_processor=image_processor, **kwargs)
+    with claim_outputs([args.output], fix="give another .onnx file name"):  # before the model loads
+        model, image_processor = load_model_and_processor(args.model)
+        kwargs = {"opset": args.opset} if args.opset is not None else {}
+        report = export_onnx(model, args.output, image_processor=image_processor, **kwargs)
     print(
         f"wrote {args.output} ({report['file_size_bytes'] / 2**20:.1f} MiB, opset {report['opset']}, "
         f"{report['exporter']} exporter); onnxruntime vs PyTorch max abs diff {report['max_abs_diff']:.2e} "

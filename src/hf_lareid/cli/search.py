@@ -49,9 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
-    from ..retrieval import search_other_cameras
-    from ..runtimes import make_embedder
+    from ..output_guard import claim_outputs
 
     for flag, path in (("--picture", args.picture), ("--output_json", args.output_json)):
         if path is not None and Path(path).is_dir():
@@ -70,6 +68,17 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it."
             )
+    outputs = [path for path in (args.output_json, args.picture) if path]
+    with claim_outputs(outputs, fix="pass another --picture / --output_json file"):
+        return _search(args, index, model_ref, cameras)
+
+
+def _search(args: argparse.Namespace, index, model_ref: str, cameras: list) -> int:
+    """The search of [`run`] once its inputs are checked and its output files claimed."""
+    from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
+    from ..retrieval import search_other_cameras
+    from ..runtimes import make_embedder
+
     model, image_processor = load_model_and_processor(model_ref)
     index.check_fingerprint(model_fingerprint(model))
     index.check_embedding_settings(embedding_settings(image_processor, args.flip))

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 from .records import ReIDDataError
 
-__all__ = ["CAMERA_PATTERN", "FileNameScheme", "parse_camera_id"]
+__all__ = ["CAMERA_PATTERN", "MAX_ID", "FileNameScheme", "parse_camera_id"]
+
+MAX_ID = 2**31 - 1
+"""The largest person or camera id a data set stores (its Arrow columns are int32)."""
 
 CAMERA_PATTERN = re.compile(r"(?:^|[^a-z0-9])(?:camera|cam|c)[_-]?(\d+)", re.IGNORECASE)
 """How a camera id is found in a file name (or a path relative to the person folder): ``c1``, ``cam1``, ``cam_2``,
@@ -49,7 +52,14 @@ class FileNameScheme:
                 f"File name {path} does not follow the {self.dataset} pattern {self.template} (e.g. {self.example}). "
                 + self.fix
             )
-        return int(match.group("person")), int(match.group("camera"))
+        person_id, camera_id = int(match.group("person")), int(match.group("camera"))
+        for what, value in (("person", person_id), ("camera", camera_id)):
+            if value > MAX_ID:
+                raise ReIDDataError(
+                    f"File name {path}: its {what} id {value} is larger than {MAX_ID:,}, the largest id a data set "
+                    "stores (int32). Renumber the ids in the file names below that limit."
+                )
+        return person_id, camera_id
 
 
 def parse_camera_id(name: str) -> int:

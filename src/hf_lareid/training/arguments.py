@@ -342,11 +342,15 @@ def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None) 
     """
     Parses `argv` (default `sys.argv[1:]`) into a [`TrainArguments`] `(model, data, training, setup)`, where `setup`
     is `(config, image_processor, training_args dict)` of `--setup`; `prog` names the command in usage errors.
+    `--output_dir` is required (a usage error, exit 2, without it).
 
     The defaults are the [`run_defaults`] (the setup's training_args.json among them); flags on the command line win.
     With blockwise unfreezing the learning-rate schedule is "auto" (constant) unless `--lr_scheduler_type` is given.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(arg.split("=", 1)[0] in ("--output_dir", "--output-dir") for arg in argv):
+        # TrainingArguments would default to ./trainer_output; a run without a named folder is a usage error.
+        build_parser(prog).error("the following arguments are required: --output_dir")
     pre_parser = argparse.ArgumentParser(add_help=False)
     pre_parser.add_argument("--setup", default=ModelArguments.setup)
     setup = load_setup(pre_parser.parse_known_args(argv)[0].setup)

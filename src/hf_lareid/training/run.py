@@ -15,6 +15,7 @@ python examples/train.py --output_dir out --max_steps 6 --per_device_train_batch
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import hashlib
 import json
@@ -34,7 +35,9 @@ from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.in_memory import InMemoryReIDDataset
 from ..data.transforms import build_train_transform
 from ..file_checks import resolve_resume_checkpoint, wants_resume
+from ..file_utils import is_disk_full
 from ..modeling_lareid import LATransformerForReID
+from ..output_guard import claim_outputs
 from .arguments import (
     RANDOM_BACKBONE,
     DataArguments,
@@ -230,6 +233,17 @@ def prepare_trainer(
 
 # Files a finished training run leaves in --output_dir: a folder holding one of them (or a checkpoint) holds a model.
 MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "training_args.bin")
+# Every file a run writes into --output_dir besides its checkpoint-* folders: claimed before it starts
+# (`output_guard`), so that a project's own README.md or config.json is never replaced.
+TRAINING_OUTPUTS = (
+    *MODEL_FILES,
+    "preprocessor_config.json",
+    "README.md",
+    "train_results.json",
+    "eval_results.json",
+    "all_results.json",
+    "trainer_state.json",
+)
 
 
 def check_output_dir(training_args: LATransformerTrainingArguments) -> None:
@@ -275,6 +289,23 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str
     transformers.utils.logging.enable_explicit_format()
     arguments = parse_arguments(argv, prog)
     check_output_dir(arguments.training)  # before the data is loaded: a refusal costs nothing
+    output_dir = Path(arguments.training.output_dir)
+    outputs = [output_dir / name for name in TRAINING_OUTPUTS]
+    with claim_outputs(outputs, fix="choose another --output_dir (a new folder is safest)"):
+        try:
+            return _train_and_save(arguments)
+        except Exception as error:
+            if is_disk_full(error) and str(output_dir) not in str(error):
+                raise OSError(
+                    errno.ENOSPC,
+                    f"No space left on device while writing to {output_dir}: free space there, or train into another "
+                    "--output_dir",
+                ) from error
+            raise
+
+
+def _train_and_save(arguments: TrainArguments) -> dict[str, float]:
+    """The work of [`main`] once its outputs are claimed: train, save, evaluate, write the card (and push)."""
     trainer = prepare_trainer(arguments)
     training_args = trainer.args
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
@@ -306,6 +337,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str
 
 
 __all__ = [
+    "TRAINING_OUTPUTS",
     "ModelBuilder",
     "build_model",
     "build_trainer",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import time
 from typing import Any
 
@@ -11,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import speed_metrics
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, speed_metrics
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..data import PKSampler
 from ..file_checks import check_trainer_checkpoint
+from ..file_utils import is_disk_full
 from ..modelcard import write_model_card
 from ..query_gallery_evaluation import evaluate_model
 from ..runtimes import make_embedder
@@ -242,6 +245,27 @@ class LATransformerTrainer(Trainer):
         super().log(logs, start_time)
 
     # ----------------------------------------------------------------- checkpoints
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """
+        The Trainer's checkpoint save; when it fails (a full disk), the `checkpoint-N` folder it was writing is
+        removed, so that no half-written checkpoint is left for the next run to refuse or resume from, and the error
+        names that folder.
+        """
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        existed = os.path.isdir(folder)
+        try:
+            super()._save_checkpoint(model, trial)
+        except Exception as error:
+            if not existed and self.args.should_save:
+                shutil.rmtree(folder, ignore_errors=True)
+            if is_disk_full(error):
+                raise OSError(
+                    errno.ENOSPC,
+                    f"No space left on device while saving the checkpoint {folder} (removed): free space there, "
+                    "or train into another --output_dir",
+                ) from error
+            raise
+
     def _load_weights(self, checkpoint_dir: str, model: nn.Module | None = None) -> bool:
         """
         Loads `checkpoint_dir`'s weights through `from_pretrained`; False when the Trainer's own loader must run.
