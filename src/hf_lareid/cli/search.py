@@ -49,11 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..output_guard import claim_outputs
+    from ..output_guard import check_outputs, claim_outputs
 
     for flag, path in (("--picture", args.picture), ("--output_json", args.output_json)):
         if path is not None and Path(path).is_dir():
             raise IsADirectoryError(f"{flag} {path} is a folder: give the path of a file to write.")
+    outputs = [path for path in (args.output_json, args.picture) if path]
+    fix = "pass another --picture / --output_json file"
+    check_outputs(outputs, fix)  # before anything loads
     index, model_ref = open_gallery_index(args.index_dir, args.model, args.data_dir, need_images=bool(args.picture))
     cameras = args.query_camera or [None]
     if len(cameras) not in (1, len(args.images)):
@@ -68,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it."
             )
-    outputs = [path for path in (args.output_json, args.picture) if path]
-    with claim_outputs(outputs, fix="pass another --picture / --output_json file"):
+    with claim_outputs(outputs, fix=fix):
         return _search(args, index, model_ref, cameras)
 
 
