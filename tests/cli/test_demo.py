@@ -9,7 +9,7 @@ from PIL import Image
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.cli.demo import FINE_TUNED_DIR, INDEX_DIR, METRICS_FILE, PICTURES, PRETRAINED_DIR, QUICK, STAGES
-from hf_lareid.features import model_fingerprint
+from hf_lareid.embedding import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
 from hf_lareid_cli import main
 

@@ -29,8 +29,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> No
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
-    """`--runtime auto|torch|onnxruntime|openvino`: what embeds the images (see `hf_lareid.runtimes`)."""
-    from ..runtimes import AUTO_PREFERENCE, RUNTIMES
+    """`--runtime auto|torch|onnxruntime|openvino`: what embeds the images (see `hf_lareid.embedding.backends`)."""
+    from ..embedding.backends import AUTO_PREFERENCE, RUNTIMES
 
     cpu_order = " > ".join(AUTO_PREFERENCE[("cpu", "fp32")])
     parser.add_argument(
@@ -43,35 +43,10 @@ def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = None):
-    """
-    An `LATransformerForReID` in eval mode and its image processor (PIL backend) from a folder or Hub id.
+    """An `LATransformerForReID` in eval mode and its image processor (see `hf_lareid.embedding.loading`)."""
+    from ..embedding.loading import load_model_and_processor as load
 
-    A missing local folder is reported as such rather than as a failed Hub lookup. A local folder's weights are
-    checked against the SHA-256 its config.json records (`verify_model_weights`).
-    """
-    from transformers import AutoImageProcessor
-
-    from ..modeling_lareid import LATransformerForReID, verify_model_weights
-
-    ref = str(model_ref)
-    looks_local = ref.startswith((".", "/", "~")) or os.sep in ref and not _is_repo_id(ref)
-    if looks_local and not Path(ref).expanduser().is_dir():
-        raise FileNotFoundError(
-            f"model folder {ref!r} does not exist: pass a folder written by save_pretrained or a Hub id."
-        )
-    if Path(ref).is_dir() and not (Path(ref) / "config.json").is_file():
-        raise FileNotFoundError(f"{ref!r} has no config.json: it is not a saved model folder (see `lareid train`).")
-    if Path(ref).is_dir():
-        verify_model_weights(ref)
-    model = LATransformerForReID.from_pretrained(ref).eval()
-    if device:
-        model.to(device)
-    image_processor = AutoImageProcessor.from_pretrained(ref, backend="pil")
-    return model, image_processor
-
-
-def _is_repo_id(ref: str) -> bool:
-    return ref.count("/") == 1 and not Path(ref).exists() and not ref.startswith((".", "/"))
+    return load(model_ref, device)
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> Path:

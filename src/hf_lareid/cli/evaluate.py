@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_reid_dataset
-    from ..distributed import init_from_launcher, is_main_process, launcher_device, main_process_first
+    from ..embedding import ReIDEncoder, bf16_option
+    from ..embedding.sharding import init_from_launcher, is_main_process, launcher_device, main_process_first
     from ..query_gallery_evaluation import evaluate_model
-    from ..runtimes import make_embedder
     from .results_table import format_results_table
 
     if len(args.dataset) != len(args.data_dir):
@@ -40,23 +40,25 @@ def run(args: argparse.Namespace) -> int:
         )
     distributed = init_from_launcher()  # under torchrun: each rank embeds its shard, rank 0 computes the metrics
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
-    runtime = make_embedder(model, args.runtime, True if args.bf16 else "auto")  # one export for every dataset
+    encoder = ReIDEncoder(  # one encoder (one export) for every dataset
+        model,
+        image_processor,
+        runtime=args.runtime,
+        bf16=bf16_option(args.bf16),
+        flip=args.flip,
+        batch_size=args.batch_size,
+    )
     rows = []
     for name, data_dir in zip(args.dataset, args.data_dir):
         with main_process_first():  # rank 0 builds the dataset cache, the others read it
             data = load_reid_dataset(name, data_dir=data_dir, splits=["query", "gallery"])
         result = evaluate_model(
-            model,
+            encoder,
             data["query"],
             data["gallery"],
-            image_processor=image_processor,
-            batch_size=args.batch_size,
-            flip=args.flip,
-            bf16=True if args.bf16 else "auto",
             protocol=args.protocol,
             rerank=args.rerank,
             shard="auto" if distributed else None,
-            runtime=runtime,
         )
         rows.append({"name": f"{name} ({Path(data_dir).name})", "data_dir": str(data_dir), **result.metrics})
     if not is_main_process():

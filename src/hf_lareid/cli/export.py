@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..onnx_export import export_onnx
+    from ..embedding.onnx_export import export_onnx
 
     model, image_processor = load_model_and_processor(args.model)
     kwargs = {"opset": args.opset} if args.opset is not None else {}
