@@ -56,7 +56,7 @@ def images():
 @pytest.mark.parametrize("runtime", ONNX_RUNTIMES)
 @pytest.mark.parametrize("flip", [False, True])
 def test_extract_features_matches_pytorch_eager(model, processor, images, runtime, flip):
-    options = {"image_processor": processor, "flip": flip, "progress": False, "batch_size": 2}
+    options = {"image_processor": processor, "flip": flip, "progress": False, "batch_size": 2, "bf16": False}
     expected = extract_features(model, images, runtime="torch", **options).embeddings
     got = extract_features(model, images, runtime=runtime, **options).embeddings
     assert got.shape == expected.shape == (5, model.config.embedding_dim)
@@ -76,8 +76,11 @@ def test_pipeline_matches_pytorch_eager_and_leaves_the_model_folder_alone(tiny_m
 
 
 def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(
-    tiny_model_dir, model, processor, tmp_path, capsys
+    tiny_model_dir, model, processor, tmp_path, capsys, monkeypatch
 ):
+    from hf_lareid.embedding import precision
+
+    monkeypatch.setattr(precision, "bf16_pays", lambda device="cpu": False)  # fp32 runtimes compared with fp32 torch
     people = generate_synthetic_reid(
         tmp_path / "market", num_ids=4, num_cameras=2, images_per_camera=2, image_size=(64, 32)
     )
@@ -86,6 +89,7 @@ def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(
         load_reid_dataset("market1501", data_dir=people)["query"],
         image_processor=processor,
         runtime="torch",
+        bf16=False,
         progress=False,
     ).embeddings
     scores = {}
@@ -218,7 +222,13 @@ def test_evaluate_model_gives_the_same_metrics_with_every_runtime(model, process
     data = load_reid_dataset("market1501", data_dir=people)
     results = {
         runtime: evaluate_model(
-            model, data["query"], data["gallery"], image_processor=processor, runtime=runtime, progress=False
+            model,
+            data["query"],
+            data["gallery"],
+            image_processor=processor,
+            runtime=runtime,
+            bf16=False,
+            progress=False,
         )
         for runtime in ["torch", *ONNX_RUNTIMES]
     }
