@@ -58,6 +58,11 @@ class ReIDService:
         """The model's image processor."""
         return self.encoder.image_processor
 
+    @property
+    def flip(self) -> bool:
+        """Whether queries are flipped (as the index records its gallery was)."""
+        return self.encoder.flip
+
     @classmethod
     def load(
         cls, index_dir: str | os.PathLike, model: str | os.PathLike | None = None, runtime: str = "auto"
