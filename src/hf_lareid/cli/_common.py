@@ -49,6 +49,20 @@ def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = 
     return load(model_ref, device)
 
 
+def encoder_from_arguments(model: Any, image_processor: Any, args: argparse.Namespace) -> Any:
+    """The [`ReIDEncoder`] of `--runtime`, `--bf16`, `--flip` and `--batch_size` (see `add_dataset_arguments`)."""
+    from ..embedding import ReIDEncoder, bf16_option
+
+    return ReIDEncoder(
+        model,
+        image_processor,
+        runtime=args.runtime,
+        bf16=bf16_option(args.bf16),
+        flip=args.flip,
+        batch_size=args.batch_size,
+    )
+
+
 def write_json(path: str | os.PathLike, payload: Any) -> Path:
     """Writes JSON atomically (`file_utils.atomic_write_text`) and returns the path."""
     from ..file_utils import atomic_write_text

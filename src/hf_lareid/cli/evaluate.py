@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_dataset_arguments, load_model_and_processor, write_json
+from ._common import add_dataset_arguments, encoder_from_arguments, load_model_and_processor, write_json
 
 DESCRIPTION = "Evaluate a model on query/gallery splits: Rank-1/5/10, mAP, mINP. Several datasets give one row each."
 EXAMPLE = "lareid evaluate ./my-model --dataset market1501 course --data_dir ~/Market-1501 ~/course --rerank"
@@ -29,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_reid_dataset
-    from ..embedding import ReIDEncoder, bf16_option
     from ..embedding.sharding import init_from_launcher, is_main_process, launcher_device, main_process_first
     from ..query_gallery_evaluation import evaluate_model
     from .results_table import format_results_table
@@ -40,14 +39,7 @@ def run(args: argparse.Namespace) -> int:
         )
     distributed = init_from_launcher()  # under torchrun: each rank embeds its shard, rank 0 computes the metrics
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
-    encoder = ReIDEncoder(  # one encoder (one export) for every dataset
-        model,
-        image_processor,
-        runtime=args.runtime,
-        bf16=bf16_option(args.bf16),
-        flip=args.flip,
-        batch_size=args.batch_size,
-    )
+    encoder = encoder_from_arguments(model, image_processor, args)  # one encoder (one export) for every dataset
     rows = []
     for name, data_dir in zip(args.dataset, args.data_dir):
         with main_process_first():  # rank 0 builds the dataset cache, the others read it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_dataset_arguments, load_model_and_processor
+from ._common import add_dataset_arguments, encoder_from_arguments, load_model_and_processor
 
 DESCRIPTION = (
     "Embed a dataset split (the gallery by default) and store it in a FAISS (or Qdrant) gallery index. An interrupted "
@@ -176,7 +176,6 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     import numpy as np
 
     from ..data import data_root, load_reid_dataset
-    from ..embedding import ReIDEncoder, bf16_option
     from ..embedding.sharding import launcher_device, main_process_first
     from ..retrieval import GalleryIndex, QdrantGalleryIndex
     from .index_shards import build_from_shards, shard_store
@@ -187,14 +186,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     if args.split not in data:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
-    encoder = ReIDEncoder(
-        model,
-        image_processor,
-        runtime=args.runtime,
-        bf16=bf16_option(args.bf16),
-        flip=args.flip,
-        batch_size=args.batch_size,
-    )
+    encoder = encoder_from_arguments(model, image_processor, args)
     index = None
     if rank == 0:  # only rank 0 calibrates, opens and writes the index
         calibration = _index_calibration(args, encoder, data)

@@ -56,14 +56,14 @@ class ReIDEncoder:
     Example:
 
     ```python
-    >>> import numpy as np
     >>> from hf_lareid import ReIDEncoder
-    >>> encoder = ReIDEncoder(model, processor, runtime="torch", flip=True)
-    >>> images = [np.zeros((128, 64, 3), dtype=np.uint8)] * 3
-    >>> encoder.encode(images).embeddings.shape
-    (3, 128)
-    >>> encoder.provenance.embedding["flip"]
+    >>> encoder = ReIDEncoder("path/to/model", runtime="auto", flip=True)  # doctest: +SKIP
+    >>> encoder.encode(["person1.jpg", "person2.jpg"]).embeddings.shape  # doctest: +SKIP
+    (2, 10752)
+    >>> encoder.provenance.embedding["flip"]  # doctest: +SKIP
     True
+
+    docs/inference.md has runnable examples on a tiny model.
     ```
     """
 
@@ -279,11 +279,9 @@ def extract_features(
     Example:
 
     ```python
-    >>> import numpy as np
-    >>> features = extract_features(model, [np.zeros((128, 64, 3), dtype=np.uint8)] * 2,
-    ...                             image_processor=processor, runtime="torch", progress=False)
-    >>> features.embeddings.shape
-    (2, 128)
+    >>> features = extract_features(model, ["person1.jpg", "person2.jpg"], image_processor=processor)  # doctest: +SKIP
+    >>> features.embeddings.shape  # doctest: +SKIP
+    (2, 10752)
     ```
     """
     encoder = ReIDEncoder(model, image_processor, runtime=runtime, bf16=bf16, flip=flip, batch_size=batch_size)

@@ -108,9 +108,9 @@ def make_embedder(
     Example:
 
     ```python
-    >>> embedder = make_embedder(model, "torch")
-    >>> embedder.embed(torch.zeros(2, 3, 64, 32), flip=True).shape
-    torch.Size([2, 128])
+    >>> embedder = make_embedder(model, "onnxruntime")  # doctest: +SKIP
+    >>> embedder.embed(pixel_values, flip=True).shape  # doctest: +SKIP
+    torch.Size([2, 10752])
     ```
     """
     if isinstance(runtime, Embedder):
