@@ -1,4 +1,4 @@
-"""The model and runtime parts of a [`Provenance`], read from a live model: its fingerprint and forward config."""
+"""The model and runtime parts of a [`Provenance`], read from a live model: its fingerprint, forward config and runtime."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import json
 from typing import Any
 
 import torch
-
-from .provenance import Provenance, embedding_settings
 
 EMBEDDING_CONFIG_FIELDS = ("embedding", "lambda_global", "image_size", "patch_size", "hidden_size", "num_parts")
 # Fields that came with the backbones beyond ViT, with their ViT values: a field enters the fingerprint only when it
@@ -97,23 +95,4 @@ def runtime_settings(bf16: bool, device: torch.device | str = "cpu", runtime: st
     return settings if runtime is None else {**settings, "runtime": runtime}
 
 
-def describe(
-    model: torch.nn.Module,
-    image_processor: Any,
-    flip: bool,
-    bf16: bool,
-    runtime: str | None,
-    device: torch.device | str | None = None,
-) -> Provenance:
-    """The [`Provenance`] of embedding with `model` as it is now, `image_processor`, `flip`, `bf16` and `runtime`."""
-    if device is None:
-        device = next(model.parameters()).device
-    return Provenance(
-        model_fingerprint=model_fingerprint(model),
-        model_config=model_forward_config(model),
-        embedding=embedding_settings(image_processor, flip),
-        runtime=runtime_settings(bf16, device, runtime),
-    )
-
-
-__all__ = ["describe", "model_fingerprint", "model_forward_config", "runtime_settings"]
+__all__ = ["model_fingerprint", "model_forward_config", "runtime_settings"]
