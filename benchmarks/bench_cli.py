@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from _common import print_cpu_info
+from _common import add_results_dir_argument, print_cpu_info, write_results
 
 GOAL_SECONDS = 1.0
 ENTRY_POINT = "import sys; from hf_lareid_cli import main; sys.exit(main({argv!r}))"
@@ -40,6 +40,7 @@ def time_once(arguments: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
+    add_results_dir_argument(parser)
     args = parser.parse_args()
     print_cpu_info()
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
@@ -53,11 +54,25 @@ def main() -> None:
     print(f"\nmedian wall time over {args.repeats} repeats (fresh interpreter each)\n")
     print("| command | median s | min s | max s | ratio to python -c pass |")
     print("|---|---|---|---|---|")
+    rows = []
     for name, values in times.items():
         median = statistics.median(values)
         print(f"| {name} | {median:.3f} | {min(values):.3f} | {max(values):.3f} | {median / baseline:.1f}x |")
+        rows.append(
+            {
+                "repeats": args.repeats,
+                "command_timed": name,
+                "baseline": name == "python -c pass (baseline)",
+                "median_s": median,
+                "min_s": min(values),
+                "max_s": max(values),
+                "vs_baseline": median / baseline,
+                "goal_s": GOAL_SECONDS if name in GOAL_ROWS else None,
+            }
+        )
     verdicts = [f"{name}: {'met' if statistics.median(times[name]) < GOAL_SECONDS else 'MISSED'}" for name in GOAL_ROWS]
     print(f"\ngoal under {GOAL_SECONDS:.0f} s: " + "; ".join(verdicts))
+    write_results("cli_startup", rows, args.results_dir)
 
 
 if __name__ == "__main__":

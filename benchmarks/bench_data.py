@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import datasets
-from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
+from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 
 from hf_lareid.data import generate_synthetic_reid, load_reid_dataset
 
@@ -27,6 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-images", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3, help="cached loads to time (median reported)")
+    add_results_dir_argument(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     datasets.disable_progress_bars()
@@ -70,6 +71,27 @@ def main() -> None:
     print(f"| first load (baseline: parse + decode-check + write Arrow) | {first_s:.3f} | fresh cache dir |")
     print(f"| cached load (median of {args.repeats}) | {cached_s:.3f} | lists + stats the folder for the key |")
     print(f"| speed-up of the cached load | {first_s / cached_s:.1f}x | claim: >= 5x |")
+    config = {"images": rows, "repeats": args.repeats, "datasets": datasets.__version__}
+    steps = [
+        ("generate_synthetic_reid", generate_s, False, None),
+        ("first load (parse + decode-check + write Arrow)", first_s, True, 1.0),
+        (f"cached load (median of {args.repeats})", cached_s, False, first_s / cached_s),
+    ]
+    write_results(
+        "data_loading",
+        [
+            {
+                **config,
+                "step": step,
+                "baseline": baseline,
+                "seconds": seconds,
+                "images_per_s": rows / seconds,
+                "speedup_vs_first_load": speedup,
+            }
+            for step, seconds, baseline, speedup in steps
+        ],
+        args.results_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from _common import print_cpu_info
+from _common import add_results_dir_argument, print_cpu_info, write_results
 
 from hf_lareid.retrieval import INDEX_TYPES, GalleryIndex
 
@@ -92,8 +92,8 @@ def queries_per_second(index: GalleryIndex, queries: np.ndarray) -> tuple[float,
 def compare_types(args, kind: str) -> list[dict]:
     """Prints one row per index type on the `kind` gallery (and, on "clustered", the PASS/FAIL line of the goal).
 
-    Returns one dict per row: `name`, `index_type`, `recall`, `qps`, `speedup` (vs flat), `ram_bytes`, `mmap_ram_bytes`,
-    `disk_bytes` (per vector) and `passed` (whether that row meets the goal).
+    Returns one dict per row: `name`, `index_type`, `baseline` (flat), `build_s`, `recall`, `qps`, `speedup` (vs flat),
+    `ram_bytes`, `mmap_ram_bytes`, `disk_bytes` (per vector) and `passed` (whether that row meets the goal).
     """
     gallery, queries = make_data(kind, args.num_vectors, args.queries)
     nlist = int(4 * np.sqrt(args.num_vectors))
@@ -143,6 +143,8 @@ def compare_types(args, kind: str) -> list[dict]:
             {
                 "name": name,
                 "index_type": index.index_type,
+                "baseline": row is flat,
+                "build_s": row["build"],
                 "recall": recall,
                 "qps": qps,
                 "speedup": qps / flat_qps,
@@ -172,9 +174,11 @@ def _shown(index_type: str, key: str) -> bool:
     return index_type == "hnsw" and key in ("hnsw_m", "ef_search")
 
 
-def measure_mmap(args) -> None:
-    """Builds flat and ivfpq_refine indexes of `args.mmap_vectors` vectors and loads each in a fresh process."""
+def measure_mmap(args) -> list[dict]:
+    """Builds flat and ivfpq_refine indexes of `args.mmap_vectors` vectors and loads each in a fresh process; prints
+    one row per index type and load and returns them (loaded in memory: the baseline of its type)."""
     folder = Path(tempfile.mkdtemp(prefix="bench_index_mmap_"))
+    rows = []
     try:
         queries = next(clustered_chunks(args.mmap_queries, seed=3))
         np.save(folder / "queries.npy", queries)
@@ -205,9 +209,24 @@ def measure_mmap(args) -> None:
                     f"{result['qps'] / results[False]['qps']:.2f}x |",
                     flush=True,
                 )
+                rows.append(
+                    {
+                        "index_type": index_type,
+                        "vectors": args.mmap_vectors,
+                        "queries": args.mmap_queries,
+                        "index_mb": size_mb,
+                        "load": "mmap" if mmap else "in memory",
+                        "baseline": not mmap,
+                        "load_s": result["load_s"],
+                        "rss_anon_added_mb": result["rss_anon_mb"],
+                        "qps": result["qps"],
+                        "vs_in_memory": result["qps"] / results[False]["qps"],
+                    }
+                )
             shutil.rmtree(folder / index_type)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    return rows
 
 
 def load_and_search(folder: str, mmap: bool) -> None:
@@ -254,6 +273,7 @@ def main() -> None:
         help="index types of the table (flat, the baseline, always runs)",
     )
     parser.add_argument("--threads", type=int, default=None, help="FAISS threads (default: the usable cores)")
+    add_results_dir_argument(parser)
     parser.add_argument("--_load_and_search", help=argparse.SUPPRESS)
     parser.add_argument("--_mmap", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -267,15 +287,18 @@ def main() -> None:
         "| data | index | build (s) | recall@10 | queries/s | vs flat | RAM bytes/vector (vs flat) | RAM, mmap | disk |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    compare_types(args, "clustered")
-    if args.uniform:
-        compare_types(args, "uniform")
+    rows = []
+    for kind in ("clustered", "uniform") if args.uniform else ("clustered",):
+        size = {"data": kind, "vectors": args.num_vectors, "queries": args.queries, "rounds": args.rounds}
+        size["threads"] = faiss.omp_get_max_threads()
+        rows += [{**size, **row} for row in compare_types(args, kind)]
+    write_results("index_types", rows, args.results_dir)
     if args.mmap_vectors:
         print(
             "\n| index | vectors | index.faiss (MB) | load | load (s) | RssAnon added (MB) | queries/s | vs in memory |"
         )
         print("|---|---|---|---|---|---|---|---|")
-        measure_mmap(args)
+        write_results("index_mmap", measure_mmap(args), args.results_dir)
         print_cpu_info()
 
 

@@ -21,7 +21,7 @@ import contextlib
 import statistics
 
 import torch
-from _common import median_and_spread, print_cpu_info, time_throughput
+from _common import add_results_dir_argument, median_and_spread, print_cpu_info, time_throughput, write_results
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.hub_configs import list_setups, load_setup
@@ -40,7 +40,9 @@ def measure(
         last_hidden_state = model.vit(pixel_values).last_hidden_state
 
         def head() -> torch.Tensor:
-            return embed_parts(*model.row_pooling(last_hidden_state), model.config.embedding)
+            gelt, local = model.row_pooling(last_hidden_state)
+            bottleneck = model._bottleneck_features(gelt) if model.config.embedding == "bottleneck" else None
+            return embed_parts(gelt, local, model.config.embedding, bottleneck)
 
         runs = {BACKBONE: lambda: model.vit(pixel_values), EMBED: lambda: model.embed(pixel_values), HEAD: head}
         rates: dict[str, list[float]] = {name: [] for name in runs}
@@ -66,6 +68,7 @@ def main() -> None:
         "--force-bf16", action="store_true", help="measure bf16 autocast even where the CPU lacks AVX-512 bf16"
     )
     bf16_group.add_argument("--no-bf16", action="store_true", help="measure fp32 only")
+    add_results_dir_argument(parser)
     args = parser.parse_args()
 
     info = print_cpu_info()
@@ -91,7 +94,7 @@ def main() -> None:
     header = f"| {'precision':<13} | {'model':<20} | {'img/s (median +- half-range)':>28} | {'vs ViTModel':>11} |"
     print(header)
     print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
-    overheads = {}
+    overheads, rows = {}, []
     for precision in precisions:
         rates = measure(model, pixel_values, args.repeats, bf16=precision != "fp32")
         baseline, _ = median_and_spread(rates[BACKBONE])
@@ -99,6 +102,19 @@ def main() -> None:
             median, spread = median_and_spread(rates[name])
             print(
                 f"| {precision:<13} | {name:<20} | {f'{median:.2f} +- {spread:.2f}':>28} | {median / baseline:>10.3f}x |"
+            )
+            rows.append(
+                {
+                    "setup": args.setup,
+                    "batch": args.batch_size,
+                    "repeats": args.repeats,
+                    "precision": precision,
+                    "model": name,
+                    "baseline": name == BACKBONE,
+                    "img_s": median,
+                    "img_s_half_range": spread,
+                    "vs_vitmodel": median / baseline,
+                }
             )
         # The goal's measure: the embed throughput against the ViTModel's, paired repeat by repeat.
         paired, paired_spread = median_and_spread([1 - e / b for e, b in zip(rates[EMBED], rates[BACKBONE])])
@@ -121,6 +137,10 @@ def main() -> None:
         f"goal: head overhead < {100 * OVERHEAD_GOAL:.0f}% in fp32 (embed vs ViTModel throughput, median of paired "
         f"repeats; setup {args.setup!r}, batch {args.batch_size}): {verdict}"
     )
+    for row in rows:  # the goal's paired measure, on the embed rows
+        if row["model"] == EMBED:
+            row["paired_overhead"], row["paired_overhead_half_range"], _ = overheads[row["precision"]]
+    write_results("model_embed", rows, args.results_dir)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
+from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 from PIL import Image
 from transformers import TrainerCallback
 
@@ -205,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=20.0, help="training time budget (default 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--all_embeddings", action="store_true", help="evaluate the trained model with each embedding")
+    add_results_dir_argument(parser)
     parser.add_argument("extra", nargs="*", help="more `lareid train` flags after --, e.g. -- --erasing_p 0")
     args = parser.parse_args(argv)
     info = print_cpu_info()
@@ -257,6 +258,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{sizing['seconds_per_step']:.2f} s/step before training){' - stopped at the budget' if budget.stopped_early else ''}"
     )
     print(f"- CPU: {info['model']}, {info['cores']} cores, load average {info['load_average']} at the start")
+    run = {
+        "setup": args.setup,
+        "data": args.data_dir or "generated",
+        "minutes": args.minutes,
+        "steps": steps,
+        "batch": trainer.args.per_device_train_batch_size,
+        "train_minutes": train_seconds / 60,
+    }
+    results = [
+        {
+            **run,
+            "method": row["name"],
+            "baseline": number == 0,  # the colour histogram
+            "eval_set": args.eval_dir if name == "set 2" else "query/gallery of the training set",
+            **{key: row["sets"][name][key] for key in ("rank1", "rank5", "mAP")},
+        }
+        for number, row in enumerate(rows)
+        for name in sets
+    ]
+    write_results("recipe", results, args.results_dir, None if argv is None else [__file__, *argv])
 
 
 if __name__ == "__main__":

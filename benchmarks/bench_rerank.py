@@ -1,6 +1,6 @@
 """Blockwise sparse re_rank vs the authors' dense implementation: time and peak memory at growing sizes.
 
-Run: python benchmarks/bench_rerank.py [--dense-max 6000]
+Run: python benchmarks/bench_rerank.py [--dense-max 6000] [--sizes 200x1000 500x2500 1000x5000 3368x19732]
 
 Each measurement runs in its own subprocess and reports its peak resident memory (ru_maxrss, which includes the
 ~0.3-0.5 GB of the Python/numpy/torch process itself) and the re-ranking time. The dense baseline is
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import print_cpu_info
+from _common import add_results_dir_argument, print_cpu_info, write_results
 
-SIZES = [(200, 1000), (500, 2500), (1000, 5000), (3368, 19732)]
+SIZES = ["200x1000", "500x2500", "1000x5000", "3368x19732"]  # queries x gallery
 
 
 def features(num_query: int, num_gallery: int):
@@ -60,24 +60,37 @@ def measure(implementation: str, num_query: int, num_gallery: int, output: str) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dense-max", type=int, default=6000)
+    parser.add_argument("--sizes", nargs="+", default=SIZES, help="QUERIESxGALLERY sizes (default: %(default)s)")
+    add_results_dir_argument(parser)
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), int(args.worker[2]), args.worker[3])
         return
+    try:
+        sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes]
+    except ValueError:
+        parser.error(f"--sizes: expected QUERIESxGALLERY like 200x1000, got {' '.join(args.sizes)}")
+    if all(sum(size) > args.dense_max for size in sizes):
+        parser.error("no size within --dense-max: the dense baseline must run on one of --sizes at least")
     print_cpu_info()
     print(
         "| queries x gallery | re_rank (s) | re_rank peak RSS (GB) | dense (s) | dense peak RSS (GB) | max abs diff |"
     )
     print("|---|---|---|---|---|---|")
     tmp = Path("/tmp") / f"bench_rerank_{np.random.randint(1 << 30)}"
-    for num_query, num_gallery in SIZES:
+    results = []
+    for num_query, num_gallery in sizes:
         sparse = measure("sparse", num_query, num_gallery, f"{tmp}_sparse.npy")
         row = f"| {num_query} x {num_gallery} | {sparse['seconds']:.1f} | {sparse['peak_gb']:.2f} |"
+        size = {"queries": num_query, "gallery": num_gallery}
+        results.append({**size, "implementation": "re_rank (blockwise sparse)", "baseline": False, **sparse})
         if num_query + num_gallery <= args.dense_max:
             dense = measure("dense", num_query, num_gallery, f"{tmp}_dense.npy")
             difference = np.abs(np.load(f"{tmp}_sparse.npy") - np.load(f"{tmp}_dense.npy")).max()
             row += f" {dense['seconds']:.1f} | {dense['peak_gb']:.2f} | {difference:.1e} |"
+            results[-1]["max_abs_diff_vs_dense"] = float(difference)
+            results.append({**size, "implementation": "authors' dense re-ranking", "baseline": True, **dense})
         else:
             n = num_query + num_gallery
             row += (
@@ -87,6 +100,7 @@ def main() -> None:
         print(row, flush=True)
     for suffix in ("_sparse.npy", "_dense.npy"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    write_results("rerank", results, args.results_dir)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import print_cpu_info
+from _common import add_results_dir_argument, print_cpu_info, write_results
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -180,6 +180,7 @@ def measure_batch(
                 "batch": batch_size,
                 "runtime": DEFAULT_LABEL if name == DEFAULT else name,
                 "key": name,
+                "baseline": name == EAGER,
                 "img_s": batch_size / end_to_end,
                 "model_img_s": None if name == DEFAULT else batch_size / model_s,
                 "vs_eager": batch_size / end_to_end / eager_rate,
@@ -254,6 +255,7 @@ def measure_fresh_weights(
             "geometry": label,
             "images": num_images,
             "runtime": EAGER,
+            "baseline": True,
             "export_s": 0.0,
             "total_s": eager_s,
             "break_even": None,
@@ -273,6 +275,7 @@ def measure_fresh_weights(
                 "geometry": label,
                 "images": num_images,
                 "runtime": runtime,
+                "baseline": False,
                 "export_s": export_s,
                 "total_s": total_s,
                 "break_even": export_s / saved_per_image if saved_per_image > 0 else float("inf"),
@@ -314,7 +317,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="only the Trainer's case (new weights every evaluation): export + ONNX runtime vs eager torch for these "
         "numbers of images (default 400 1600), tiny and the demo's tiny at patch 16",
     )
+    add_results_dir_argument(parser)
     args = parser.parse_args(argv)
+    command = None if argv is None else [__file__, *argv]
     if args.fresh_weights is not None:
         print_cpu_info()
         rows = [
@@ -324,6 +329,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             for row in measure_fresh_weights("tiny", patch_size, images)
         ]
         print(format_fresh_weights(rows))
+        write_results("runtimes_fresh_weights", rows, args.results_dir, command)
         return rows
     if args.quick:
         args.setups, args.batch_sizes, args.repeats = ["tiny"], [1, 8], 2
@@ -345,6 +351,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         + ", ".join(f"{s} batch {b}: {rate:.0f}" for (s, b), rate in preprocess.items())
     )
     print("\n".join(judge(rows)))
+    write_results(
+        "runtimes",
+        [{"repeats": args.repeats, "threads": threads, **{k: v for k, v in row.items() if k != "key"}} for row in rows],
+        args.results_dir,
+        command,
+    )
     return rows
 
 

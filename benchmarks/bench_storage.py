@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
+from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 from transformers import PreTrainedModel
 from transformers.utils import logging as hf_logging
 
@@ -35,6 +35,7 @@ def median_seconds(job, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    add_results_dir_argument(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     hf_logging.disable_progress_bar()
@@ -69,6 +70,24 @@ def main() -> None:
     print(f"| hf_lareid save_pretrained | {safe_s:.2f} | staged, fsynced, SHA-256 recorded |")
     print(f"| verify_model_weights | {verify_s:.2f} | one read of the weights |")
     print(f"| extra time of the safe save | {safe_s - plain_s:.2f} s ({safe_s / plain_s:.1f}x) | claim: < 1 s |")
+    steps = [
+        ("plain transformers save_pretrained", plain_s, True),
+        ("hf_lareid save_pretrained (staged, fsynced, SHA-256)", safe_s, False),
+        ("verify_model_weights", verify_s, False),
+    ]
+    rows = [
+        {
+            "model": "ViT-B/16 256x128",
+            "weights_mb": size_mb,
+            "repeats": args.repeats,
+            "step": step,
+            "baseline": baseline,
+            "seconds": seconds,
+            "vs_baseline": seconds / plain_s,
+        }
+        for step, seconds, baseline in steps
+    ]
+    write_results("storage", rows, args.results_dir)
 
 
 if __name__ == "__main__":

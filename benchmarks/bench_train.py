@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import print_cpu_info  # benchmarks/_common.py (scripts run as python benchmarks/x.py)
+from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.hub_configs import load_setup
@@ -59,7 +59,8 @@ def steps_per_second(model: LATransformerForReID, epoch: int, batch_size: int, s
     return steps / (time.perf_counter() - start)
 
 
-def speed_table(batch_size: int, steps: int, bf16: bool) -> None:
+def speed_table(batch_size: int, steps: int, bf16: bool) -> list[dict]:
+    """Prints the blockwise speed table; returns its rows (fully unfrozen: the baseline)."""
     config, _, _ = load_setup("tiny")
     config.num_labels = 50
     torch.manual_seed(0)
@@ -80,6 +81,19 @@ def speed_table(batch_size: int, steps: int, bf16: bool) -> None:
     print(
         f"| top block only (epoch 0) | 1 | {max(top):.2f} | {max(top) * batch_size:.0f} | {max(top) / max(full):.2f}x |"
     )
+    config_columns = {"setup": "tiny", "batch": batch_size, "steps": steps, "precision": "bf16" if bf16 else "fp32"}
+    return [
+        {
+            **config_columns,
+            "phase": phase,
+            "trainable_blocks": blocks,
+            "baseline": blocks == num_blocks,
+            "steps_per_s": max(rates),
+            "images_per_s": max(rates) * batch_size,
+            "speedup": max(rates) / max(full),
+        }
+        for phase, blocks, rates in (("fully unfrozen", num_blocks, full), ("top block only (epoch 0)", 1, top))
+    ]
 
 
 GEOMETRIES = {
@@ -89,8 +103,9 @@ GEOMETRIES = {
 }
 
 
-def geometry_table(steps: int, num_labels: int = 740, batch_size: int = 64) -> None:
-    """Seconds per training step of each `GEOMETRIES` candidate (the tiny ViT otherwise), best of 2 interleaved rounds."""
+def geometry_table(steps: int, num_labels: int = 740, batch_size: int = 64) -> list[dict]:
+    """Seconds per training step of each `GEOMETRIES` candidate (the tiny ViT otherwise), best of 2 interleaved rounds;
+    prints the table and returns its rows (patch 16: the baseline)."""
     config, _, _ = load_setup("tiny")
     models = {}
     for name, patch in GEOMETRIES.items():
@@ -125,9 +140,22 @@ def geometry_table(steps: int, num_labels: int = 740, batch_size: int = 64) -> N
     )
     print("| geometry | s/step (best) | images/s | vs patch 16 |")
     print("|---|---|---|---|")
+    rows = []
     for name in models:
         best = min(seconds[name])
         print(f"| {name} | {best:.2f} | {batch_size / best:.0f} | {best / base:.2f}x |")
+        rows.append(
+            {
+                "batch": batch_size,
+                "steps": steps,
+                "geometry": name,
+                "baseline": name == next(iter(models)),
+                "seconds_per_step": best,
+                "images_per_s": batch_size / best,
+                "vs_patch_16": best / base,
+            }
+        )
+    return rows
 
 
 def kornia_reader(decoded, recipe: dict):
@@ -149,8 +177,9 @@ def kornia_reader(decoded, recipe: dict):
     return read
 
 
-def input_pipeline_table(batches: int, batch_size: int = 64) -> None:
-    """Seconds per batch of the training input: per-step decoding (`set_transform`) vs decoded once into memory."""
+def input_pipeline_table(batches: int, batch_size: int = 64) -> list[dict]:
+    """Seconds per batch of the training input: per-step decoding (`set_transform`, the baseline) vs decoded once into
+    memory; prints the table and returns its rows."""
     import datasets
 
     from hf_lareid.data import build_train_transform, generate_synthetic_reid, load_reid_dataset
@@ -194,11 +223,24 @@ def input_pipeline_table(batches: int, batch_size: int = 64) -> None:
     print("| input | s per batch of 64 (best) | vs per-step decoding |")
     print("|---|---|---|")
     base = min(next(iter(timings.values())))
+    rows = []
     for name, values in timings.items():
         print(f"| {name} | {min(values):.3f} | {min(values) / base:.2f}x |")
+        rows.append(
+            {
+                "batches": batches,
+                "batch": batch_size,
+                "input": name,
+                "baseline": name == next(iter(timings)),
+                "seconds_per_batch": min(values),
+                "vs_per_step_decoding": min(values) / base,
+            }
+        )
+    return rows
 
 
-def learning_table(steps: int, batch_size: int, bf16: bool) -> None:
+def learning_table(steps: int, batch_size: int, bf16: bool) -> list[dict]:
+    """Prints Rank-1 / mAP of the tiny setup untrained (the baseline) and trained `steps` steps; returns the rows."""
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         final = train_main(
@@ -232,11 +274,25 @@ def learning_table(steps: int, batch_size: int, bf16: bool) -> None:
     )
     print("| model | Rank-1 | Rank-5 | mAP | mINP |")
     print("|---|---|---|---|---|")
+    rows = []
     for name, metrics in (("untrained (baseline)", untrained), (f"trained {steps} steps", final)):
         print(
             f"| {name} | {100 * metrics['eval_rank1']:.1f} | {100 * metrics['eval_rank5']:.1f} | "
             f"{100 * metrics['eval_mAP']:.1f} | {100 * metrics['eval_mINP']:.1f} |"
         )
+        rows.append(
+            {
+                "setup": "tiny",
+                "steps": steps,
+                "batch": batch_size,
+                "precision": "bf16" if bf16 else "fp32",
+                "model": name.removesuffix(" (baseline)"),
+                "baseline": metrics is untrained,
+                **{key: metrics[f"eval_{key}"] for key in ("rank1", "rank5", "mAP", "mINP")},
+                "total_seconds": seconds,
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -248,15 +304,16 @@ def main() -> None:
     parser.add_argument("--skip_learning", action="store_true", help="only the speed table")
     parser.add_argument("--geometry", action="store_true", help="also the geometry and input-pipeline tables")
     parser.add_argument("--geometry_steps", type=int, default=3, help="timed steps per geometry and round")
+    add_results_dir_argument(parser)
     args = parser.parse_args()
     bf16 = torch.cpu._is_avx512_bf16_supported() if args.bf16 == "auto" else args.bf16 == "True"
     print_cpu_info()
-    speed_table(args.batch_size, args.speed_steps, bf16)
+    write_results("train_blockwise_speed", speed_table(args.batch_size, args.speed_steps, bf16), args.results_dir)
     if args.geometry:
-        geometry_table(args.geometry_steps)
-        input_pipeline_table(batches=3)
+        write_results("train_geometry", geometry_table(args.geometry_steps), args.results_dir)
+        write_results("train_input_pipeline", input_pipeline_table(batches=3), args.results_dir)
     if not args.skip_learning:
-        learning_table(args.steps, args.batch_size, bf16)
+        write_results("train_learning", learning_table(args.steps, args.batch_size, bf16), args.results_dir)
 
 
 if __name__ == "__main__":

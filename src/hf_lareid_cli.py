@@ -40,6 +40,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "evaluate": Subcommand("hf_lareid.cli.evaluate", "Rank-1/5/10, mAP, mINP of a model on one or several datasets"),
     "index": Subcommand("hf_lareid.cli.index", "embed a dataset split into a FAISS gallery index"),
     "search": Subcommand("hf_lareid.cli.search", "find the gallery images most similar to query images"),
+    "video": Subcommand(
+        "hf_lareid.cli.video", "index the people of camera videos as tracklets; search them with a crop"
+    ),
     "serve": Subcommand("hf_lareid.cli.serve", "a web page that searches a gallery index and compares two people"),
     "convert-original": Subcommand("hf_lareid.cli.convert", "convert an original LA-Transformer checkpoint"),
     "export-onnx": Subcommand("hf_lareid.cli.export", "export the embedding model to ONNX and verify it"),

@@ -27,6 +27,7 @@ MODEL_TRAINING_CLI = (
 )
 # What the model module may import from the package: its config and the generic file and extras helpers.
 MODEL_ALLOWED = (
+    "hf_lareid.backbones",
     "hf_lareid.configuration_lareid",
     "hf_lareid.file_checks",
     "hf_lareid.file_utils",

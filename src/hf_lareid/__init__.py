@@ -36,6 +36,7 @@ _LAZY_EXPORTS = {
         "data_root",
         "file_name_scheme",
         "generate_synthetic_reid",
+        "generate_synthetic_video",
         "load_reid_dataset",
         "merge_training_sets",
     ),
@@ -49,6 +50,8 @@ _LAZY_EXPORTS = {
     ),
     ".cli.results_table": ("format_results_table",),
     ".embedding.sharding": ("gather_features",),
+    ".tracking": ("ReIDBackend",),
+    ".video": ("VideoInputError", "VideoJob", "index_videos", "search_tracklets"),
     ".image_utils": ("ImageReadError", "load_rgb"),
     ".query_gallery_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (

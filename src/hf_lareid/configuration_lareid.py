@@ -5,19 +5,14 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from transformers import AutoConfig, DeiTConfig, Dinov2Config, Dinov2WithRegistersConfig, ViTConfig
+from transformers import AutoConfig, ViTConfig
 from transformers.configuration_utils import PreTrainedConfig
 
+from .backbones import BACKBONES
+
+BACKBONE_CONFIG_CLASSES = tuple(spec.config_class for spec in BACKBONES.values())
 EMBEDDING_TYPES = ("gelt", "local", "bottleneck")
 HEAD_ACTIVATIONS = ("relu", "gelu", None)
-# The backbones LA-Transformer runs on, by `model_type`: their tokens are the special ones (CLS first), then the
-# patches in raster order, which is all the row pooling needs.
-BACKBONE_CONFIGS: dict[str, type[PreTrainedConfig]] = {
-    "vit": ViTConfig,
-    "deit": DeiTConfig,
-    "dinov2": Dinov2Config,
-    "dinov2_with_registers": Dinov2WithRegistersConfig,
-}
 # Which special token is the global token G: DeiT's CLS, its distillation token, or their mean. Only DeiT has a choice.
 GLOBAL_TOKENS = ("cls", "distillation", "mean")
 _GLOBAL_TOKEN_SPANS = {"cls": (0, 1), "distillation": (1, 2), "mean": (0, 2)}
@@ -62,24 +57,24 @@ def backbone_config_from_dict(backbone: dict) -> PreTrainedConfig:
     """A backbone config from its dict (`"model_type"` picks the class, `"vit"` when missing); ValueError if unsupported."""
     backbone = dict(backbone)
     model_type = backbone.pop("model_type", "vit")
-    if model_type not in BACKBONE_CONFIGS:
+    if model_type not in BACKBONES:
         raise ValueError(
             f"LATransformerConfig has no backbone of model_type={model_type!r}: use one of "
-            f"{', '.join(map(repr, BACKBONE_CONFIGS))}."
+            f"{', '.join(map(repr, BACKBONES))}."
         )
-    return BACKBONE_CONFIGS[model_type](**backbone)
+    return BACKBONES[model_type].config_class(**backbone)
 
 
 def _not_an_lareid_checkpoint_message(path: str, model_type: str) -> str:
     """One line for a folder that holds another model type: what it is, and how to build an LA-Transformer from it."""
-    if model_type in BACKBONE_CONFIGS:
+    if model_type in BACKBONES:
         return (
             f"{path} holds a {model_type!r} model, not an LA-Transformer: build one from it with "
             f"LATransformerForReID.from_backbone({path!r}, num_labels=...)."
         )
     return (
         f"{path} holds a {model_type!r} model, not an LA-Transformer (model_type 'la-transformer'); "
-        f"LA-Transformer backbones are {', '.join(map(repr, BACKBONE_CONFIGS))}."
+        f"LA-Transformer backbones are {', '.join(map(repr, BACKBONES))}."
     )
 
 
@@ -170,9 +165,9 @@ class LATransformerConfig(PreTrainedConfig):
             self.backbone_config = backbone_config_from_dict(self.backbone_config)
         elif self.backbone_config is None:
             self.backbone_config = ViTConfig()
-        elif type(self.backbone_config) not in BACKBONE_CONFIGS.values():
+        elif type(self.backbone_config) not in BACKBONE_CONFIG_CLASSES:
             raise ValueError(
-                f"backbone_config must be a dict or one of {', '.join(c.__name__ for c in BACKBONE_CONFIGS.values())}, "
+                f"backbone_config must be a dict or one of {', '.join(c.__name__ for c in BACKBONE_CONFIG_CLASSES)}, "
                 f"got {type(self.backbone_config).__name__}."
             )
         if self.verification_calibration is not None and self.verification_threshold is None:
@@ -262,8 +257,8 @@ class LATransformerConfig(PreTrainedConfig):
     @property
     def num_special_tokens(self) -> int:
         """Tokens before the patch tokens: 1 (CLS) for ViT and DINOv2, 2 for DeiT, 1 + registers for DINOv2 with registers."""
-        backbone = self.backbone_config
-        return 1 + int(self.backbone_type == "deit") + int(getattr(backbone, "num_register_tokens", 0) or 0)
+        registers = int(getattr(self.backbone_config, "num_register_tokens", 0) or 0)
+        return BACKBONES[self.backbone_type].num_prefix_positions + registers
 
     @property
     def global_token_span(self) -> tuple[int, int]:
@@ -287,4 +282,4 @@ class LATransformerConfig(PreTrainedConfig):
         return math.sqrt(self.num_parts)
 
 
-__all__ = ["BACKBONE_CONFIGS", "GLOBAL_TOKENS", "LATransformerConfig", "reid_crop_size"]
+__all__ = ["GLOBAL_TOKENS", "LATransformerConfig", "reid_crop_size"]

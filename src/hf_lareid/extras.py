@@ -8,6 +8,7 @@
 | `openvino` | openvino | `runtime="openvino"` (with the `onnx` extra; see `hf_lareid.embedding.backends`) |
 | `serve` | gradio | `lareid serve` and `spaces/app.py` (see `hf_lareid.cli.web_app`) |
 | `qdrant` | qdrant-client | `hf_lareid.retrieval.qdrant_store` (`lareid index --backend qdrant`) |
+| `video` | av (PyAV) | `hf_lareid.video`: reading video files (`lareid video index`) |
 """
 
 from __future__ import annotations

@@ -16,13 +16,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import DeiTModel, Dinov2Model, Dinov2WithRegistersModel, PreTrainedConfig, PreTrainedModel, ViTModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
-from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers import Dinov2WithRegistersEmbeddings
 from transformers.utils import ModelOutput
 
+from .backbones import (
+    BACKBONE_EXAMPLES,
+    BACKBONES,
+    BackboneGroups,
+    backbone_groups,
+    backbone_spec,
+    interpolate_position_embeddings,
+)
 from .configuration_lareid import LATransformerConfig, check_embedding, patch_grid, reid_crop_size, to_pair
 from .file_checks import WEIGHTS_FIX, DamagedFileError, check_safetensors, explain_model_load_error
 from .file_utils import file_sha256, staged_replace
@@ -187,68 +193,6 @@ def embed_parts(
     check_embedding(embedding)  # raises: `embedding` is none of the three
 
 
-class _PositionsAtTheirGrid:
-    """
-    DINOv2's embeddings resample their position embeddings on every forward, from a square grid (and always while
-    traced, so an export would carry the resampling). LA-Transformer stores them at its own, tall grid
-    (`from_backbone` resamples a checkpoint's once): use them as they are.
-    """
-
-    def interpolate_pos_encoding(self, embeddings: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        patch_h, patch_w = self.patch_embeddings.patch_size
-        num_patches = (height // patch_h) * (width // patch_w)
-        if num_patches != self.position_embeddings.shape[1] - 1:
-            raise ValueError(
-                f"a {height}x{width} input has {num_patches} patches, the position embeddings "
-                f"{self.position_embeddings.shape[1] - 1}: resize inputs with this model's image processor."
-            )
-        return self.position_embeddings
-
-
-class LATransformerDinov2Embeddings(_PositionsAtTheirGrid, Dinov2Embeddings):
-    """`Dinov2Embeddings` with position embeddings stored at the model's grid (see `_PositionsAtTheirGrid`)."""
-
-
-class LATransformerDinov2WithRegistersEmbeddings(_PositionsAtTheirGrid, Dinov2WithRegistersEmbeddings):
-    """`Dinov2WithRegistersEmbeddings` with position embeddings stored at the model's grid."""
-
-
-# The encoder class of every supported backbone type (see `BACKBONE_CONFIGS`); DINOv2's embeddings -> their replacement.
-BACKBONE_MODELS: dict[str, type[PreTrainedModel]] = {
-    "vit": ViTModel,
-    "deit": DeiTModel,
-    "dinov2": Dinov2Model,
-    "dinov2_with_registers": Dinov2WithRegistersModel,
-}
-_GRID_EMBEDDINGS = {
-    Dinov2Embeddings: LATransformerDinov2Embeddings,
-    Dinov2WithRegistersEmbeddings: LATransformerDinov2WithRegistersEmbeddings,
-}
-
-
-def build_backbone(backbone_config: PreTrainedConfig) -> PreTrainedModel:
-    """The encoder of a backbone config, randomly initialised, without a pooling layer; DINOv2's positions kept at its grid."""
-    model_class = BACKBONE_MODELS[backbone_config.model_type]
-    if model_class in (ViTModel, DeiTModel):
-        return model_class(backbone_config, add_pooling_layer=False)
-    backbone = model_class(backbone_config)
-    # Same parameters, one method overridden: switching the class keeps the initialised weights and their names.
-    backbone.embeddings.__class__ = _GRID_EMBEDDINGS[type(backbone.embeddings)]
-    return backbone
-
-
-def backbone_layers(backbone: nn.Module) -> nn.ModuleList:
-    """The transformer blocks of a backbone, bottom first: `backbone.layers` (ViT, DeiT) or `backbone.encoder.layer` (DINOv2)."""
-    layers = getattr(backbone, "layers", None)
-    if layers is None:
-        layers = getattr(getattr(backbone, "encoder", None), "layer", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise TypeError(
-            f"{type(backbone).__name__} has neither `layers` nor `encoder.layer`: not a supported backbone."
-        )
-    return layers
-
-
 class LATransformerPreTrainedModel(PreTrainedModel):
     """Weight initialisation and class attributes shared by the LA-Transformer models."""
 
@@ -258,16 +202,7 @@ class LATransformerPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
-    _no_split_modules = [
-        "ViTEmbeddings",
-        "ViTLayer",
-        "DeiTEmbeddings",
-        "DeiTLayer",
-        "LATransformerDinov2Embeddings",
-        "Dinov2Layer",
-        "LATransformerDinov2WithRegistersEmbeddings",
-        "Dinov2WithRegistersLayer",
-    ]
+    _no_split_modules = sorted({name for spec in BACKBONES.values() for name in spec.no_split_modules})
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
@@ -375,7 +310,7 @@ class LATransformerForReID(LATransformerPreTrainedModel):
 
     def __init__(self, config: LATransformerConfig):
         super().__init__(config)
-        self.vit = build_backbone(config.backbone_config)
+        self.vit = backbone_spec(config.backbone_type).build(config.backbone_config)
         self.row_pooling = LATransformerRowPooling(config)
         self.part_classifiers = nn.ModuleList(LATransformerPartClassifier(config) for _ in range(config.num_parts))
         self.post_init()
@@ -413,6 +348,10 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         """Turns activation checkpointing off, and the input-gradient hook of `use_reentrant=True` with it."""
         super().activation_checkpointing_disable()
         self.disable_input_require_grads()
+
+    def backbone_groups(self) -> BackboneGroups:
+        """The encoder's stem, blocks (bottom first) and final norm: what blockwise unfreezing freezes and thaws."""
+        return backbone_groups(self.vit)
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         expected = (self.config.backbone_config.num_channels, *self.config.image_size)
@@ -566,18 +505,18 @@ class LATransformerForReID(LATransformerPreTrainedModel):
                 f"{backbone_name_or_path} is already an LA-Transformer: load it with "
                 f"LATransformerForReID.from_pretrained({str(backbone_name_or_path)!r})."
             )
-        if model_type not in BACKBONE_MODELS:
+        if model_type not in BACKBONES:
             raise ValueError(
                 f"{backbone_name_or_path} holds a {model_type!r} model: LA-Transformer backbones are "
-                f"{', '.join(map(repr, BACKBONE_MODELS))} (e.g. google/vit-base-patch16-224, facebook/dinov2-small)."
+                f"{', '.join(map(repr, BACKBONES))} ({BACKBONE_EXAMPLES})."
             )
-        model_class = BACKBONE_MODELS[model_type]
-        pooling = {"add_pooling_layer": False} if model_class in (ViTModel, DeiTModel) else {}
-        backbone = model_class.from_pretrained(backbone_name_or_path, **pooling)
+        spec = BACKBONES[model_type]
+        backbone = spec.from_pretrained(backbone_name_or_path)
         backbone_config = copy.deepcopy(backbone.config)
         if image_size is None:
-            has_fixed_size = model_type in ("vit", "deit")
-            image_size = backbone.config.image_size if has_fixed_size else reid_crop_size(backbone.config.patch_size)
+            image_size = (
+                backbone.config.image_size if spec.has_fixed_size else reid_crop_size(backbone.config.patch_size)
+            )
         backbone_config.image_size = list(to_pair(image_size))
         config = cls.config_class(backbone_config=backbone_config, num_labels=num_labels, **config_kwargs)
         model = cls(config)
@@ -587,9 +526,8 @@ class LATransformerForReID(LATransformerPreTrainedModel):
             state[key],
             patch_grid(backbone.config.image_size, backbone.config.patch_size),
             config.grid_size,
-            # DeiT gives its distillation token a position too; DINOv2 with registers resamples with antialiasing.
-            num_prefix_positions=2 if model_type == "deit" else 1,
-            antialias=model_type == "dinov2_with_registers",
+            num_prefix_positions=spec.num_prefix_positions,
+            antialias=spec.antialias,
         )
         model.vit.load_state_dict(state)
         return model
@@ -639,44 +577,13 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
     return True
 
 
-def interpolate_position_embeddings(
-    position_embeddings: torch.Tensor,
-    source_grid: tuple[int, int],
-    target_grid: tuple[int, int],
-    num_prefix_positions: int = 1,
-    antialias: bool = False,
-) -> torch.Tensor:
-    """
-    Resizes position embeddings `(1, num_prefix_positions + rows * cols, hidden)` from `source_grid` to
-    `target_grid` (rows, cols).
-
-    The positions of the special tokens (1: CLS; 2 for DeiT: CLS and distillation) are kept; the patch positions
-    are resampled bicubically over the grid (with `antialias`, as DINOv2 with registers does). Same grid: unchanged.
-    """
-    if tuple(source_grid) == tuple(target_grid):
-        return position_embeddings
-    hidden_size = position_embeddings.shape[-1]
-    prefix_positions = position_embeddings[:, :num_prefix_positions]
-    patch_positions = position_embeddings[:, num_prefix_positions:]
-    grid = patch_positions.reshape(1, *source_grid, hidden_size).permute(0, 3, 1, 2)
-    grid = F.interpolate(
-        grid.float(), size=tuple(target_grid), mode="bicubic", align_corners=False, antialias=antialias
-    )
-    patch_positions = grid.permute(0, 2, 3, 1).reshape(1, -1, hidden_size).to(position_embeddings.dtype)
-    return torch.cat([prefix_positions, patch_positions], dim=1)
-
-
 __all__ = [
-    "BACKBONE_MODELS",
     "ModelWeightsMismatchError",
     "LATransformerForReID",
     "LATransformerOutput",
     "LATransformerPartClassifier",
     "LATransformerPreTrainedModel",
     "LATransformerRowPooling",
-    "backbone_layers",
-    "build_backbone",
     "embed_parts",
-    "interpolate_position_embeddings",
     "verify_model_weights",
 ]

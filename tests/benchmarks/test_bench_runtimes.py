@@ -1,5 +1,6 @@
 """benchmarks/bench_runtimes.py: the runtimes table at tiny size, one repeat (not timed)."""
 
+import csv
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 
-def test_runtimes_table_has_every_runtime_and_equal_embeddings(capsys):
+def test_runtimes_table_has_every_runtime_and_equal_embeddings(capsys, results_dir):
     rows = bench_runtimes.main(["--setups", "tiny", "--batch_sizes", "1", "3", "--repeats", "1"])
     out = capsys.readouterr().out
     runtimes = [row["key"] for row in rows if row["batch"] == 1]
@@ -30,6 +31,11 @@ def test_runtimes_table_has_every_runtime_and_equal_embeddings(capsys):
     table_rows = [line for line in out.splitlines() if line.startswith("| tiny |")]
     assert len(table_rows) == len(rows)
     assert sum(line.startswith("goal tiny batch ") for line in out.splitlines()) == 2
+    with open(results_dir / "runtimes.csv", newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [(row["runtime"], row["baseline"]) for row in written] == [
+        (row["runtime"], str(row["key"] == bench_runtimes.EAGER)) for row in rows
+    ]
 
 
 def test_fresh_weights_table_counts_the_export(capsys):

@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)",
     )
+    parser.add_argument(
+        "--video_index_dir",
+        "--video-index-dir",
+        default=None,
+        help="also a Video tab over a folder written by `lareid video index` (its own recorded model)",
+    )
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
     add_runtime_argument(parser)
 
@@ -42,5 +48,10 @@ def run(args: argparse.Namespace) -> int:
         "(Ctrl+C stops)",
         flush=True,
     )
-    launch_app(service, host=args.host, port=args.port)
+    video_service = None
+    if args.video_index_dir:
+        from .video_web import VideoSearchService
+
+        video_service = VideoSearchService(args.video_index_dir, runtime=args.runtime)
+    launch_app(service, host=args.host, port=args.port, video_service=video_service)
     return 0

@@ -107,8 +107,9 @@ def _id_box(gr, what: str, info: str):
     return gr.Number(UNKNOWN, precision=0, label=f"Query {what} (-1: unknown)", info=info, elem_id=f"query-{what}")
 
 
-def build_app(service: ReIDService):
-    """The Gradio Blocks of the web app over `service` (not launched)."""
+def build_app(service: ReIDService, video_service=None):
+    """The Gradio Blocks of the web app over `service` (not launched); a Video tab over `video_service` if given (a
+    [`hf_lareid.cli.video_web.VideoSearchService`])."""
     gr = import_gradio()
     summary = service.summary()
     picker_rows = service.gallery_sample(PICKER_SIZE)
@@ -176,6 +177,10 @@ def build_app(service: ReIDService):
             verdict = gr.Markdown(elem_id="compare-verdict")
             with gr.Accordion("API answer (/compare)", open=False):
                 compare_answer = gr.JSON(show_label=False, elem_id="compare-json")
+        if video_service is not None:
+            from .video_web import add_video_tab
+
+            add_video_tab(gr, video_service, _answering)
 
         search_button.click(
             _answering(search),
@@ -195,16 +200,17 @@ def build_app(service: ReIDService):
     return app
 
 
-def launch_app(service: ReIDService, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+def launch_app(service: ReIDService, host: str = "127.0.0.1", port: int = 7860, block: bool = True, video_service=None):
     """Serves the app on `host:port` (no share link); blocks until interrupted unless `block=False`."""
-    app = build_app(service)
+    app = build_app(service, video_service)
+    video_folders = [] if video_service is None else [str(video_service.thumbnail_dir)]
     app.queue(default_concurrency_limit=1)  # one model, one embedding at a time
     app.launch(
         server_name=host,
         server_port=port,
         share=False,
         show_error=True,
-        allowed_paths=service.gallery_folders(),
+        allowed_paths=service.gallery_folders() + video_folders,
         max_file_size=MAX_UPLOAD,
         prevent_thread_lock=not block,
         ssr_mode=False,

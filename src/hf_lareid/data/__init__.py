@@ -31,6 +31,7 @@ from .msmt17 import MSMT17_SCHEME, collect_msmt17
 from .records import QUERY_GALLERY_PAIRS, ReIDCollection, ReIDDataError, ReIDRecord
 from .sampler import PKSampler
 from .synthetic import generate_synthetic_reid
+from .synthetic_video import generate_synthetic_video
 from .transforms import ReIDTransform, build_eval_transform, build_train_transform, check_image_processor
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ __all__ = [
     "default_cache_dir",
     "file_name_scheme",
     "generate_synthetic_reid",
+    "generate_synthetic_video",
     "load_reid_dataset",
     "merge_training_sets",
     "parse_market1501_name",

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from ..modeling_lareid import backbone_layers
+from ..backbones import BackboneGroups
 
 logger = logging.getLogger(__name__)
 
@@ -190,16 +190,15 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         return unfreeze_schedule(self.schedule_name, num_blocks, num_epochs, self.t, self.lr_decay)
 
     @staticmethod
-    def _backbone(model: torch.nn.Module) -> torch.nn.Module:
-        backbone = getattr(model, "vit", None)
-        try:
-            backbone_layers(backbone)
-        except TypeError:
+    def _groups(model: torch.nn.Module) -> BackboneGroups:
+        groups = getattr(model, "backbone_groups", None)
+        if groups is None:
             raise TypeError(
-                f"BlockwiseUnfreezeCallback needs an LA-Transformer (a backbone at `model.vit` with its blocks at "
-                f"`model.vit.layers` or `model.vit.encoder.layer`), got {type(model).__name__}."
-            ) from None
-        return backbone
+                f"BlockwiseUnfreezeCallback needs an LA-Transformer (its encoder at `model.vit`, grouped by "
+                f"`model.backbone_groups()`), got "
+                f"{type(model).__name__}."
+            )
+        return groups()
 
     def apply(self, epoch: int, model: torch.nn.Module, optimizer=None, lr_scheduler=None) -> UnfreezeStage:
         """
@@ -208,8 +207,8 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         The learning rate of each param group becomes `initial_lr * stage.lr_factor` times the scheduler's current
         factor, in the group and in `lr_scheduler.base_lrs`.
         """
-        backbone = self._backbone(model)
-        layers = backbone_layers(backbone)
+        groups = self._groups(model)
+        layers = groups.blocks
         num_blocks = len(layers)
         stage = self.stage(epoch, num_blocks)
         first_trainable = num_blocks - stage.num_trainable_blocks
@@ -218,8 +217,8 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         embeddings_train = self.schedule_name == "original" or (
             self.unfreeze_embeddings_with_first_block and first_trainable == 0
         )
-        backbone.embeddings.requires_grad_(embeddings_train)
-        backbone.layernorm.requires_grad_(self.train_final_norm)
+        groups.stem.requires_grad_(embeddings_train)
+        groups.final_norm.requires_grad_(self.train_final_norm)
         if optimizer is not None and lr_scheduler is not None:
             self._set_learning_rate(stage.lr_factor, optimizer, lr_scheduler)
         return stage
@@ -248,7 +247,7 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
         # after a resume it is e.g. 1.5 -> epoch 1.
         epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
         stage = self.apply(epoch, model, optimizer, lr_scheduler)
-        num_blocks = len(backbone_layers(self._backbone(model)))
+        num_blocks = len(self._groups(model).blocks)
         last = next((entry for entry in reversed(state.log_history) if LOG_KEY in entry), None)
         if last is None or last[LOG_KEY] != stage.num_trainable_blocks:
             lr = optimizer.param_groups[0]["lr"] if optimizer is not None else float("nan")
@@ -284,7 +283,9 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, **kwargs) -> TrainerControl:
         # Leave a fully trainable model behind (for a later fine-tuning or an export), as it was before training.
-        self._backbone(model).requires_grad_(True)
+        groups = self._groups(model)
+        for group in (groups.stem, groups.blocks, groups.final_norm):
+            group.requires_grad_(True)
         return control
 
 

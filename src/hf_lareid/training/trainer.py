@@ -19,7 +19,6 @@ from ..embedding.backends.auto import RuntimeOption
 from ..embedding.encoder import ReIDEncoder
 from ..file_checks import check_trainer_checkpoint
 from ..modelcard import write_model_card
-from ..modeling_lareid import backbone_layers
 from ..query_gallery_evaluation import evaluate_model
 from .arguments import resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
@@ -342,7 +341,7 @@ class LATransformerTrainer(Trainer):
             if kwargs.get(key):
                 fields[key] = kwargs[key]
         if self.unfreeze_callback is not None and "unfreeze_schedule" not in fields:
-            num_blocks = len(backbone_layers(self.accelerator.unwrap_model(self.model).vit))
+            num_blocks = len(self.accelerator.unwrap_model(self.model).backbone_groups().blocks)
             num_epochs = max(1, int(round(self.state.num_train_epochs or self.args.num_train_epochs)))
             fields["unfreeze_schedule"] = format_unfreeze_schedule(
                 self.unfreeze_callback.schedule(num_blocks, num_epochs), num_blocks
