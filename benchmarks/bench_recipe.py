@@ -37,7 +37,7 @@ from PIL import Image
 from transformers import TrainerCallback
 
 from hf_lareid.data import load_reid_dataset
-from hf_lareid.features import FeatureSet
+from hf_lareid.embedding import FeatureSet
 from hf_lareid.image_utils import load_rgb
 from hf_lareid.query_gallery_evaluation import evaluate_feature_sets, evaluate_model
 from hf_lareid.training.arguments import parse_arguments

@@ -2,15 +2,16 @@
 
 For each setup (random weights from hub_configs, no download) and batch size, every runtime runs on the same
 preprocessed batch, interleaved repeat by repeat (the order alternates) so drift and other work on the machine hit
-all alike. The ONNX graph is written once per setup by `hf_lareid.onnx_export.export_onnx` with the opset and
-exporter of the package's cached graph (`hf_lareid.runtimes.ONNX_OPSET`, `ONNX_EXPORTER`) into a temporary folder;
-ORT and OpenVINO run it in the package's own sessions (`hf_lareid.runtimes.OnnxRuntimeEmbedder` /
+all alike. The ONNX graph is written once per setup by `hf_lareid.embedding.onnx_export.export_onnx` with the opset and
+exporter of the package's cached graph (`hf_lareid.embedding.backends.graph_cache.ONNX_OPSET`, `ONNX_EXPORTER`) into a temporary folder;
+ORT and OpenVINO run it in the package's own sessions (`hf_lareid.embedding.backends.OnnxRuntimeEmbedder` /
 `OpenVINOEmbedder`, their thread and spinning settings) with `threads` = the usable cores.
 
 Preprocessing (the image processor on PIL images, the same work whatever the runtime) is timed separately on the
 same images and added to every runtime's time: the `img/s` column is end to end, `model img/s` the runtime alone.
-The `default path` row times `hf_lareid.extract_features` end to end on the PIL images (what the package does
-without options: `runtime="auto"`).
+The `default path` row times `hf_lareid.ReIDEncoder.encode` end to end on the PIL images, with the encoder built
+once beforehand as an application keeps it (what the package does without options: `runtime="auto"`; each call
+checks that the model's weights and forward config are unchanged before reusing the loaded graph).
 
 Columns: img/s (median over repeats), ratio to PyTorch eager, max abs diff of the embeddings vs eager, and the
 attained GFLOP/s of the model alone (FLOPs of one forward counted by `torch.utils.flop_counter`) next to a plain
@@ -39,15 +40,16 @@ from _common import add_results_dir_argument, print_cpu_info, write_results
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from hf_lareid import LATransformerForReID, extract_features
+from hf_lareid import LATransformerForReID, ReIDEncoder
+from hf_lareid.embedding.backends import Embedder, OnnxRuntimeEmbedder, OpenVINOEmbedder
+from hf_lareid.embedding.backends.graph_cache import ONNX_EXPORTER, ONNX_OPSET
+from hf_lareid.embedding.onnx_export import export_onnx
 from hf_lareid.extras import MissingExtraError
 from hf_lareid.hub_configs import load_setup
-from hf_lareid.onnx_export import export_onnx
-from hf_lareid.runtimes import ONNX_EXPORTER, ONNX_OPSET, Embedder, OnnxRuntimeEmbedder, OpenVINOEmbedder
 
 GOAL = 0.95
 EAGER, ORT, OPENVINO, DEFAULT = "torch eager", "onnxruntime", "openvino", "default path"
-DEFAULT_LABEL = 'extract_features(runtime="auto")'  # what the package runs without options
+DEFAULT_LABEL = 'ReIDEncoder(runtime="auto").encode'  # what the package runs without options
 
 
 def make_images(batch_size: int, image_size: tuple[int, int], seed: int = 0) -> list[Image.Image]:
@@ -104,7 +106,7 @@ def measure_setup(
     config, image_processor, _ = load_setup(setup)
     model = LATransformerForReID(config).eval()
     onnx_path = str(workdir / f"{setup}.onnx")
-    # The graph the package's runtimes run (`hf_lareid.runtimes.cached_onnx`): its opset and exporter.
+    # The graph the package's runtimes run (`hf_lareid.embedding.backends.cached_onnx`): its opset and exporter.
     export_onnx(
         model, onnx_path, opset=ONNX_OPSET, exporter=ONNX_EXPORTER, check=False, image_processor=image_processor
     )
@@ -144,10 +146,10 @@ def measure_batch(
     def preprocess() -> np.ndarray:
         return image_processor(images, return_tensors="np")["pixel_values"].astype(np.float32)
 
+    encoder = ReIDEncoder(model, image_processor, batch_size=batch_size)
+
     def default_path() -> np.ndarray:
-        return extract_features(
-            model, images, batch_size=batch_size, image_processor=image_processor, progress=False
-        ).embeddings
+        return encoder.encode(images).embeddings
 
     pixels = preprocess()
     outputs = {name: run(pixels) for name, run in runners.items()}  # warm-up, and the outputs compared
@@ -229,7 +231,7 @@ def measure_fresh_weights(
     current weights (`make_embedder(..., cache=False)`: TorchScript exporter, temporary file) plus the ONNX runtime,
     export included; `break_even` is the number of images from which the export pays.
     """
-    from hf_lareid.runtimes import TorchEmbedder, make_embedder, runtime_available
+    from hf_lareid.embedding.backends import TorchEmbedder, make_embedder, runtime_available
 
     torch.manual_seed(0)
     config, _, _ = load_setup(setup)

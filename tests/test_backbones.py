@@ -240,7 +240,7 @@ def test_blockwise_unfreezing_finds_the_blocks(model_type):
 def test_onnx_export_equals_pytorch(tmp_path, model_type, opset):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from hf_lareid.onnx_export import export_onnx
+    from hf_lareid.embedding.onnx_export import export_onnx
 
     model = tiny_model_of_type(model_type)
     report = export_onnx(model, tmp_path / "model.onnx", opset=opset, check_batch_sizes=(1, 3))

@@ -1,7 +1,7 @@
 """hf-lareid: person re-identification with the Locally Aware Transformer, the Hugging Face way.
 
 `import hf_lareid` registers the `la-transformer` config and model with `AutoConfig` / `AutoModel` and the
-`lareid-embedding` pipeline task. The model, features and pipeline are imported at once; data, evaluation,
+`lareid-embedding` pipeline task. The model, the encoder and the pipeline are imported at once; data, evaluation,
 retrieval, training, conversion and export are imported on first use (`hf_lareid.LATransformerTrainer` works,
 without paying for `datasets` or the Trainer on `import hf_lareid`).
 """
@@ -12,9 +12,9 @@ from typing import Any
 from transformers import AutoConfig, AutoModel
 
 from .configuration_lareid import LATransformerConfig
-from .features import FeatureSet, extract_features, iter_features, model_fingerprint
+from .embedding import FeatureSet, Provenance, ReIDEncoder, extract_features, iter_features, model_fingerprint
+from .embedding.pipeline import LAReIDEmbeddingPipeline, register_pipeline
 from .modeling_lareid import LATransformerForReID, LATransformerOutput, ModelWeightsMismatchError, verify_model_weights
-from .pipeline_lareid import LAReIDEmbeddingPipeline, register_pipeline
 
 __version__ = "0.1.0"
 
@@ -49,9 +49,9 @@ _LAZY_EXPORTS = {
         "re_rank",
     ),
     ".cli.results_table": ("format_results_table",),
+    ".embedding.sharding": ("gather_features",),
     ".tracking": ("ReIDBackend",),
     ".video": ("VideoInputError", "VideoJob", "index_videos", "search_tracklets"),
-    ".distributed": ("gather_features",),
     ".image_utils": ("ImageReadError", "load_rgb"),
     ".query_gallery_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (
@@ -67,8 +67,8 @@ _LAZY_EXPORTS = {
     ".training": ("BlockwiseUnfreezeCallback", "LATransformerTrainer", "LATransformerTrainingArguments"),
     ".hub_configs": ("list_setups", "load_setup", "setup_path"),
     ".convert_original": ("ConversionError", "convert_original_checkpoint"),
-    ".onnx_export": ("check_onnx", "export_onnx"),
-    ".runtimes": ("AUTO_PREFERENCE", "Embedder", "make_embedder", "onnx_cache_dir"),
+    ".embedding.onnx_export": ("check_onnx", "export_onnx"),
+    ".embedding.backends": ("AUTO_PREFERENCE", "Embedder", "make_embedder", "onnx_cache_dir"),
     ".modelcard": ("check_model_card", "render_model_card", "write_model_card"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY_EXPORTS.items() for name in names}
@@ -93,6 +93,8 @@ __all__ = [
     "LATransformerForReID",
     "LATransformerOutput",
     "ModelWeightsMismatchError",
+    "Provenance",
+    "ReIDEncoder",
     "__version__",
     "extract_features",
     "iter_features",

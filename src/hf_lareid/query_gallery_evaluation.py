@@ -1,5 +1,5 @@
-"""Evaluate a model on a query/gallery pair (`extract_features` then `evaluate_reid`) or calibrate its verification
-threshold on a labelled split (`extract_features` then `calibrate_threshold`), in one place.
+"""Evaluate a model on a query/gallery pair (`ReIDEncoder.encode` then `evaluate_reid`) or calibrate its verification
+threshold on a labelled split (`ReIDEncoder.encode` then `calibrate_threshold`), in one place.
 
 Used by the Trainer's evaluation, `lareid evaluate`, `lareid index --calibrate_on` and `lareid demo`.
 """
@@ -11,10 +11,26 @@ from typing import Any
 
 import torch
 
-from .distributed import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
+from .embedding.backends.auto import RuntimeOption
+from .embedding.encoder import ReIDEncoder
+from .embedding.feature_set import FeatureSet
+from .embedding.precision import BF16Option
+from .embedding.sharding import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
 from .evaluation import ThresholdCalibration, calibrate_threshold, evaluate_reid
-from .features import BF16Option, FeatureSet, extract_features
-from .runtimes import RuntimeOption, make_embedder
+
+
+def _encoder(
+    model: torch.nn.Module | ReIDEncoder,
+    image_processor: Any,
+    runtime: RuntimeOption,
+    bf16: BF16Option,
+    flip: bool,
+    batch_size: int,
+) -> ReIDEncoder:
+    """`model` itself when it is an encoder, else one built from these settings."""
+    if isinstance(model, ReIDEncoder):
+        return model
+    return ReIDEncoder(model, image_processor, runtime=runtime, bf16=bf16, flip=flip, batch_size=batch_size)
 
 
 @dataclass
@@ -36,7 +52,7 @@ class ModelEvaluation:
 
 
 def evaluate_model(
-    model: torch.nn.Module,
+    model: torch.nn.Module | ReIDEncoder,
     query_data: Any,
     gallery_data: Any,
     *,
@@ -54,11 +70,12 @@ def evaluate_model(
     Embeds the query and gallery sets and computes Rank-k, mAP and mINP.
 
     Args:
-        model: an [`LATransformerForReID`].
+        model: an [`LATransformerForReID`], or a [`ReIDEncoder`] (whose settings then replace `image_processor`,
+            `batch_size`, `flip`, `bf16` and `runtime`).
         query_data / gallery_data: `datasets.Dataset` splits with `person_id` and `camera_id` (see
             [`extract_features`] for what else is accepted).
         image_processor: prepares raw images (not needed when the datasets have a `pixel_values` transform).
-        batch_size, flip, bf16, runtime: as in [`extract_features`] (one embedder serves both sets).
+        batch_size, flip, bf16, runtime: as in [`ReIDEncoder`] (one encoder serves both sets).
         protocol: `"market1501"`, `"cuhk03"` or `"no-camera"` (see [`evaluate_reid`]); `"auto"` picks
             `"market1501"` when both sets have camera ids, else `"no-camera"` (folder-per-person sets).
         shard: `"auto"` under torchrun / DDP (or `(rank, world_size)` with a process group): each rank embeds its
@@ -77,17 +94,10 @@ def evaluate_model(
         raise ValueError(
             f"shard={shard!r} needs the metrics of all shards: run under torchrun (a torch.distributed process group)."
         )
-    options = {
-        "batch_size": batch_size,
-        "flip": flip,
-        "bf16": bf16,
-        "image_processor": image_processor,
-        "progress": progress and rank == 0,
-        "shard": (rank, world_size),
-        "runtime": make_embedder(model, runtime, bf16),
-    }
-    query = extract_features(model, query_data, description="Query features", **options)
-    gallery = extract_features(model, gallery_data, description="Gallery features", **options)
+    encoder = _encoder(model, image_processor, runtime, bf16, flip, batch_size)
+    options = {"progress": progress and rank == 0, "shard": (rank, world_size)}
+    query = encoder.encode(query_data, description="Query features", **options)
+    gallery = encoder.encode(gallery_data, description="Gallery features", **options)
     if world_size == 1:
         metrics = evaluate_feature_sets(query, gallery, protocol=protocol, progress=progress, **evaluate_options)
         return ModelEvaluation(metrics=metrics, query=query, gallery=gallery)
@@ -131,7 +141,7 @@ def evaluate_feature_sets(
 
 
 def calibrate_model(
-    model: torch.nn.Module,
+    model: torch.nn.Module | ReIDEncoder,
     data: Any,
     data_description: str,
     *,
@@ -157,17 +167,8 @@ def calibrate_model(
     >>> calibration.threshold, calibration.false_match_rate  # -> 0.62, 0.00098
     ```
     """
-    features = extract_features(
-        model,
-        data,
-        batch_size=batch_size,
-        flip=flip,
-        bf16=bf16,
-        image_processor=image_processor,
-        progress=progress,
-        description="Calibration features",
-        runtime=runtime,
-    )
+    encoder = _encoder(model, image_processor, runtime, bf16, flip, batch_size)
+    features = encoder.encode(data, progress=progress, description="Calibration features")
     known = features.person_ids > 0
     ids = features.person_ids[known]
     return calibrate_threshold(

@@ -27,7 +27,7 @@ from cli_helpers import (
 from PIL import Image
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.features import model_fingerprint
+from hf_lareid.embedding import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
 from hf_lareid.visualization import OTHER_PERSON_COLOR, RIGHT_COLOR, SAME_PERSON_COLOR, TILE_SIZE, WRONG_COLOR
 from hf_lareid_cli import build_subcommand_parser, main

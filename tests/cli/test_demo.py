@@ -18,7 +18,7 @@ from hf_lareid.cli.demo import (
     QUICK,
     STAGES,
 )
-from hf_lareid.features import model_fingerprint
+from hf_lareid.embedding import model_fingerprint
 from hf_lareid.output_guard import check_outputs
 from hf_lareid.retrieval import GalleryIndex
 from hf_lareid_cli import main
@@ -66,6 +66,24 @@ def test_demo_saves_loadable_models_and_a_matching_index(demo_run):
     assert len(index) > 0
     assert index.model_fingerprint == model_fingerprint(fine_tuned)
     assert index.model_fingerprint != model_fingerprint(pretrained)
+
+
+def test_demo_index_records_how_it_embedded_and_serve_checks_it(demo_run):
+    """The demo's index records its encoder's provenance like `lareid index`: a query embedded otherwise is refused."""
+    from hf_lareid import ReIDEncoder
+    from hf_lareid.cli.web_service import ReIDService
+    from hf_lareid.retrieval import EmbeddingSettingsMismatchError
+
+    output_dir, _, _ = demo_run
+    index = GalleryIndex.load(output_dir / INDEX_DIR)
+    assert index.embedding_settings["flip"] is False
+    assert index.embedding_settings["processor_size"] and index.embedding_settings["model_config"]["embedding"]
+    assert index.runtime_settings["runtime"] in ("torch", "onnxruntime", "openvino")
+    service = ReIDService.load(output_dir / INDEX_DIR)  # the saved model and its processor match what was recorded
+    assert service.encoder.provenance.mismatches(index.provenance).keys() <= {"runtime"}
+    flipped = ReIDEncoder(service.model, service.image_processor, runtime="torch", flip=True)
+    with pytest.raises(EmbeddingSettingsMismatchError, match="flip"):
+        index.check_provenance(flipped.provenance)
 
 
 def test_demo_calibrates_a_threshold_into_the_model_and_the_index(demo_run):

@@ -14,7 +14,7 @@ from cli_helpers import run_index
 
 from hf_lareid.cli.index_shards import shard_store
 from hf_lareid.cli.main import main
-from hf_lareid.distributed import check_launch
+from hf_lareid.embedding.sharding import check_launch
 from hf_lareid.retrieval import GalleryIndex
 
 

@@ -42,7 +42,7 @@ def test_the_space_reads_a_local_index_or_downloads_one_from_the_hub(space_app, 
 
 
 def test_the_space_serves_the_index_with_the_named_model(space_app, monkeypatch, tiny_model_dir, tmp_path):
-    from hf_lareid.features import model_fingerprint
+    from hf_lareid.embedding import model_fingerprint
     from hf_lareid.modeling_lareid import LATransformerForReID
     from hf_lareid.retrieval import GalleryIndex
 

@@ -5,7 +5,7 @@ import pytest
 from hf_lareid import LATransformerForReID
 from hf_lareid.cli.web_app import describe_threshold, hit_caption, render_hits, render_verdict
 from hf_lareid.cli.web_service import DIFFERENT_PEOPLE, NO_THRESHOLD, SAME_PERSON, ReIDService, WebAppError
-from hf_lareid.features import extract_features, model_fingerprint
+from hf_lareid.embedding import extract_features, model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
 
 
@@ -158,7 +158,7 @@ def test_the_page_text_of_a_search():
 def test_queries_are_embedded_as_the_index_records(tiny_model_dir, gallery_files, tmp_path):
     from transformers import AutoImageProcessor
 
-    from hf_lareid.features import embedding_settings
+    from hf_lareid.embedding import embedding_settings
     from hf_lareid.retrieval import EmbeddingSettingsMismatchError
 
     processor = AutoImageProcessor.from_pretrained(tiny_model_dir, backend="pil")

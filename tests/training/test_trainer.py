@@ -269,21 +269,20 @@ def test_trainer_predict_returns_embeddings_then_logits_without_the_pooler_copy(
     assert result.metrics["test_loss"] == pytest.approx(float(out.loss), rel=1e-4)
 
 
-def test_large_evaluations_export_the_current_weights_and_match_pytorch(tmp_path, monkeypatch):
-    """From EVAL_EXPORT_MIN_IMAGES images the evaluation runs an ONNX export of today's weights: same metrics."""
+def test_evaluation_runs_pytorch_unless_a_runtime_is_passed_which_exports_the_current_weights(tmp_path):
+    """No ONNX export inside training by default; `eval_runtime` runs an export of today's weights: same metrics."""
     pytest.importorskip("onnxruntime")
-    from hf_lareid.runtimes import TorchEmbedder, onnx_cache_dir
-    from hf_lareid.training import trainer as trainer_module
+    from hf_lareid.embedding.backends import TorchEmbedder, onnx_cache_dir
 
     query, gallery = retrieval_split(4, camera=1, seed=1), retrieval_split(4, camera=2, seed=2)
     trainer = LATransformerTrainer(
         model=tiny_training_model(), query_dataset=query, gallery_dataset=gallery, args=training_args(tmp_path)
     )
-    assert trainer._evaluation_runtime(trainer.model) == "torch"  # 8 images: below the threshold
+    assert isinstance(trainer.evaluation_encoder().embedder, TorchEmbedder)
     eager = trainer.evaluate()
-    monkeypatch.setattr(trainer_module, "EVAL_EXPORT_MIN_IMAGES", len(query) + len(gallery))
-    embedder = trainer._evaluation_runtime(trainer.model)
-    assert not isinstance(embedder, TorchEmbedder) and embedder.name in ("onnxruntime", "openvino")
+    trainer.eval_runtime = "onnxruntime"
+    embedder = trainer.evaluation_encoder().embedder
+    assert not isinstance(embedder, TorchEmbedder) and embedder.name == "onnxruntime"
     cached = set(onnx_cache_dir().glob("*")) if onnx_cache_dir().is_dir() else set()
     exported = trainer.evaluate()
     assert (set(onnx_cache_dir().glob("*")) if onnx_cache_dir().is_dir() else set()) == cached  # nothing cached

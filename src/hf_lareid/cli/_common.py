@@ -29,8 +29,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> No
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
-    """`--runtime auto|torch|onnxruntime|openvino`: what embeds the images (see `hf_lareid.runtimes`)."""
-    from ..runtimes import AUTO_PREFERENCE, RUNTIMES
+    """`--runtime auto|torch|onnxruntime|openvino`: what embeds the images (see `hf_lareid.embedding.backends`)."""
+    from ..embedding.backends import AUTO_PREFERENCE, RUNTIMES
 
     cpu_order = " > ".join(AUTO_PREFERENCE[("cpu", "fp32")])
     parser.add_argument(
@@ -75,30 +75,24 @@ def _checked_argument(text: str, check) -> float:
 
 
 def load_model_and_processor(model_ref: str | os.PathLike, device: str | None = None):
-    """
-    An `LATransformerForReID` in eval mode and its image processor (PIL backend) from a folder or Hub id.
+    """An `LATransformerForReID` in eval mode and its image processor (see `hf_lareid.embedding.loading`)."""
+    from ..embedding.loading import load_model_and_processor as load
 
-    A missing local folder is reported as such rather than as a failed Hub lookup. A local folder's weights are
-    checked against the SHA-256 its config.json records (`verify_model_weights`).
-    """
-    from transformers import AutoImageProcessor
+    return load(model_ref, device)
 
-    from ..modeling_lareid import LATransformerForReID, verify_model_weights
 
-    ref = str(model_ref)
-    if _looks_local(ref) and not Path(ref).expanduser().is_dir():
-        raise FileNotFoundError(
-            f"model folder {ref!r} does not exist: pass a folder written by save_pretrained or a Hub id."
-        )
-    if Path(ref).is_dir() and not (Path(ref) / "config.json").is_file():
-        raise FileNotFoundError(f"{ref!r} has no config.json: it is not a saved model folder (see `lareid train`).")
-    if Path(ref).is_dir():
-        verify_model_weights(ref)
-    model = LATransformerForReID.from_pretrained(ref).eval()
-    if device:
-        model.to(device)
-    image_processor = AutoImageProcessor.from_pretrained(ref, backend="pil")
-    return model, image_processor
+def encoder_from_arguments(model: Any, image_processor: Any, args: argparse.Namespace) -> Any:
+    """The [`ReIDEncoder`] of `--runtime`, `--bf16`, `--flip` and `--batch_size` (see `add_dataset_arguments`)."""
+    from ..embedding import ReIDEncoder, bf16_option
+
+    return ReIDEncoder(
+        model,
+        image_processor,
+        runtime=args.runtime,
+        bf16=bf16_option(args.bf16),
+        flip=args.flip,
+        batch_size=args.batch_size,
+    )
 
 
 def open_gallery_index(
@@ -115,6 +109,7 @@ def open_gallery_index(
     (the data folder only where the command shows the images, `need_images`).
     """
     from ..data.folders import require_folder
+    from ..embedding.loading import looks_local
     from ..retrieval import GalleryIndex
 
     index = GalleryIndex.load(index_dir)
@@ -130,20 +125,12 @@ def open_gallery_index(
     if index.model_reference is None:
         raise ValueError(f"the index in {index_dir} records no model: name the query model with --model.")
     reference = index.model_reference
-    if _looks_local(reference) and not Path(reference).expanduser().is_dir():
+    if looks_local(reference) and not Path(reference).expanduser().is_dir():
         raise FileNotFoundError(
             f"the model folder {reference} that the index in {index_dir} records does not exist (moved or deleted?): "
             "name the query model with --model."
         )
     return index, reference
-
-
-def _looks_local(ref: str) -> bool:
-    return ref.startswith((".", "/", "~")) or os.sep in ref and not _is_repo_id(ref)
-
-
-def _is_repo_id(ref: str) -> bool:
-    return ref.count("/") == 1 and not Path(ref).exists() and not ref.startswith((".", "/"))
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> Path:

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     import datasets
     import numpy as np
 
+    from ..embedding import FeatureSet, ReIDEncoder
     from ..evaluation import ThresholdCalibration
-    from ..features import FeatureSet
     from ..modeling_lareid import LATransformerForReID
     from ..query_gallery_evaluation import ModelEvaluation
     from ..retrieval import GalleryIndex
@@ -283,19 +283,22 @@ def train_and_save(trainer: LATransformerTrainer) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
-def evaluate_stage(
-    model: LATransformerForReID, evaluation: datasets.DatasetDict, image_processor: Any
-) -> ModelEvaluation:
-    """Rank-k, mAP and mINP of `model` on population 3 (Market-1501 protocol), with progress bars."""
+def demo_encoder(model: LATransformerForReID, image_processor: Any) -> ReIDEncoder:
+    """The demo's [`ReIDEncoder`]: the default runtime and precision, no flip, batches of 128."""
+    from ..embedding import ReIDEncoder
+
+    return ReIDEncoder(model, image_processor, batch_size=128)
+
+
+def evaluate_stage(encoder: ReIDEncoder, evaluation: datasets.DatasetDict) -> ModelEvaluation:
+    """Rank-k, mAP and mINP of the encoder's model on population 3 (Market-1501 protocol), with progress bars."""
     from ..query_gallery_evaluation import evaluate_model
 
-    return evaluate_model(
-        model, evaluation["query"], evaluation["gallery"], image_processor=image_processor, batch_size=128
-    )
+    return evaluate_model(encoder, evaluation["query"], evaluation["gallery"])
 
 
 def calibrate_and_save(
-    model: LATransformerForReID, populations: Populations, plan: DemoPlan, image_processor: Any, model_dir: Path
+    encoder: ReIDEncoder, populations: Populations, plan: DemoPlan, model_dir: Path
 ) -> ThresholdCalibration:
     """
     Calibrates the same-person threshold on the held-out people of population 1 (never trained on, not evaluated
@@ -309,15 +312,13 @@ def calibrate_and_save(
     with quiet_dataset_builds():
         held_out = load_reid_dataset("market1501", data_dir=populations.pretraining, splits=["query", "gallery"])
     calibration = calibrate_model(
-        model,
+        encoder,
         datasets.concatenate_datasets([held_out["query"], held_out["gallery"]]),
         f"the {plan.validation_ids} held-out people of population 1 ({populations.pretraining})",
         target_false_match_rate=plan.calibration_false_match_rate,
-        image_processor=image_processor,
-        batch_size=128,
     )
-    model.config.set_verification_calibration(calibration)
-    model.save_pretrained(model_dir)
+    encoder.model.config.set_verification_calibration(calibration)
+    encoder.model.save_pretrained(model_dir)
     print(
         f"  same person when cosine > {calibration.threshold:.3f}: false-match rate "
         f"{calibration.false_match_rate:.2%} (target {calibration.target_false_match_rate:.2%}), true-match rate "
@@ -327,23 +328,23 @@ def calibrate_and_save(
 
 
 def build_gallery_index(
-    model: LATransformerForReID, result: ModelEvaluation, model_dir: Path, index_dir: Path, data_dir: Path
+    encoder: ReIDEncoder, result: ModelEvaluation, model_dir: Path, index_dir: Path, data_dir: Path
 ) -> GalleryIndex:
     """
-    A FAISS index of the gallery embeddings in `result`, stamped with `model`'s fingerprint and its config's
+    A FAISS index of the gallery embeddings in `result` (made by `encoder`), stamped with the encoder's provenance
+    (model fingerprint, embedding and runtime settings, as `lareid index` records them) and the model config's
     verification calibration, saved to `index_dir`; its paths are relative to `data_dir`, the folder the gallery was
     loaded from.
     """
     from ..data import data_root
-    from ..features import model_fingerprint
     from ..retrieval import GalleryIndex
 
     gallery = result.gallery
     index = GalleryIndex(
         gallery.embeddings.shape[1],
         model_reference=str(model_dir),
-        model_fingerprint=model_fingerprint(model),
-        verification_calibration=model.config.verification_calibration,
+        **encoder.provenance.index_fields(),
+        verification_calibration=encoder.model.config.verification_calibration,
         data_dir=str(data_root(data_dir)),
         dataset="market1501",  # the demo's populations are in the Market layout
     )
@@ -501,9 +502,9 @@ def run_demo(args: argparse.Namespace, output_dir: Path) -> int:
         "pretraining",
         "lareid-demo-pretrained",
     )
-    results = {"untrained": evaluate_stage(pretraining.model, evaluation, image_processor)}
+    results = {"untrained": evaluate_stage(demo_encoder(pretraining.model, image_processor), evaluation)}
     train_and_save(pretraining)
-    results["pretrained"] = evaluate_stage(pretraining.model, evaluation, image_processor)
+    results["pretrained"] = evaluate_stage(demo_encoder(pretraining.model, image_processor), evaluation)
 
     _stage(3, "Fine-tuning on population 2 with blockwise unfreezing (Algorithm 1)")
     fine_tuning = prepare_training(
@@ -519,8 +520,9 @@ def run_demo(args: argparse.Namespace, output_dir: Path) -> int:
     fine_tuned = fine_tuning.model.eval()
 
     _stage(4, "Evaluating the fine-tuned model on population 3, calibrating its threshold on held-out people")
-    results["fine-tuned"] = evaluate_stage(fine_tuned, evaluation, image_processor)
-    calibrate_and_save(fine_tuned, populations, plan, image_processor, fine_tuned_dir)
+    encoder = demo_encoder(fine_tuned, image_processor)
+    results["fine-tuned"] = evaluate_stage(encoder, evaluation)
+    calibrate_and_save(encoder, populations, plan, fine_tuned_dir)
     write_json(
         output_dir / METRICS_FILE,
         {
@@ -535,7 +537,7 @@ def run_demo(args: argparse.Namespace, output_dir: Path) -> int:
 
     _stage(5, "Indexing the gallery of population 3 with FAISS and running a few queries")
     index = build_gallery_index(
-        fine_tuned, results["fine-tuned"], fine_tuned_dir, output_dir / INDEX_DIR, data_dir=populations.target
+        encoder, results["fine-tuned"], fine_tuned_dir, output_dir / INDEX_DIR, data_dir=populations.target
     )
     queries = run_queries(index, results["fine-tuned"].query, plan.num_queries, args.seed)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_dataset_arguments, load_model_and_processor, write_json
+from ._common import add_dataset_arguments, encoder_from_arguments, load_model_and_processor, write_json
 
 DESCRIPTION = "Evaluate a model on query/gallery splits: Rank-1/5/10, mAP, mINP. Several datasets give one row each."
 EXAMPLE = "lareid evaluate ./my-model --dataset market1501 course --data_dir ~/Market-1501 ~/course --rerank"
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
-    from ..distributed import init_from_launcher, is_main_process
+    from ..embedding.sharding import init_from_launcher, is_main_process
     from ..output_guard import claim_outputs
 
     if len(args.dataset) != len(args.data_dir):
@@ -55,29 +55,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace, distributed: bool) -> int:
     from ..data import load_reid_dataset
-    from ..distributed import is_main_process, launcher_device, main_process_first
+    from ..embedding.sharding import is_main_process, launcher_device, main_process_first
     from ..query_gallery_evaluation import evaluate_model
-    from ..runtimes import make_embedder
     from .results_table import format_results_table
 
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
-    runtime = make_embedder(model, args.runtime, True if args.bf16 else "auto")  # one export for every dataset
+    encoder = encoder_from_arguments(model, image_processor, args)  # one encoder (one export) for every dataset
     rows = []
     for name, data_dir in zip(args.dataset, args.data_dir):
         with main_process_first():  # rank 0 builds the dataset cache, the others read it
             data = load_reid_dataset(name, data_dir=data_dir, splits=["query", "gallery"])
         result = evaluate_model(
-            model,
+            encoder,
             data["query"],
             data["gallery"],
-            image_processor=image_processor,
-            batch_size=args.batch_size,
-            flip=args.flip,
-            bf16=True if args.bf16 else "auto",
             protocol=args.protocol,
             rerank=args.rerank,
             shard="auto" if distributed else None,
-            runtime=runtime,
         )
         rows.append({"name": f"{name} ({Path(data_dir).name})", "data_dir": str(data_dir), **result.metrics})
     if not is_main_process():

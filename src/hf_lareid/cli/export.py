@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..onnx_export import export_onnx
+    from ..embedding.onnx_export import export_onnx
     from ..output_guard import claim_outputs
 
     with claim_outputs([args.output], fix="give another .onnx file name"):  # before the model loads

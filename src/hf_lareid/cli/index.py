@@ -6,6 +6,7 @@ import argparse
 
 from ._common import (
     add_dataset_arguments,
+    encoder_from_arguments,
     load_model_and_processor,
     positive_int_argument,
     rate_argument,
@@ -134,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
-    from ..distributed import init_from_launcher, resolve_shard
+    from ..embedding.sharding import init_from_launcher, resolve_shard
     from ..file_utils import folder_lock
     from ..retrieval import check_index_target
 
@@ -182,10 +183,8 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     import numpy as np
 
     from ..data import data_root, load_reid_dataset
-    from ..distributed import launcher_device, main_process_first
-    from ..features import embedding_settings, iter_features, model_fingerprint, runtime_settings
+    from ..embedding.sharding import launcher_device, main_process_first
     from ..retrieval import GalleryIndex, QdrantGalleryIndex
-    from ..runtimes import make_embedder
     from .index_shards import build_from_shards, shard_store
 
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
@@ -194,12 +193,10 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     if args.split not in data:
         raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
     split = data[args.split]
-    device = next(model.parameters()).device
-    embedder = make_embedder(model, args.runtime, True if args.bf16 else "auto")
-    fingerprint, settings = model_fingerprint(model), embedding_settings(image_processor, args.flip)
+    encoder = encoder_from_arguments(model, image_processor, args)
     index = None
     if rank == 0:  # only rank 0 calibrates, opens and writes the index
-        calibration = _index_calibration(args, model, data, image_processor)
+        calibration = _index_calibration(args, encoder, data)
         if args.backend == "qdrant":
             open_index, backend_options = (
                 QdrantGalleryIndex.load_or_create,
@@ -217,9 +214,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
             model.config.embedding_dim,
             **backend_options,
             model_reference=str(args.model),
-            model_fingerprint=fingerprint,
-            embedding_settings=settings,
-            runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
+            **encoder.provenance.index_fields(),
             data_dir=str(data_root(args.data_dir)),  # the split's `path` column is relative to it
             dataset=args.dataset,  # `lareid search` reads query identities with its file-name scheme
         )
@@ -229,20 +224,15 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
             index.set_verification_threshold(
                 model.config.verification_threshold if args.threshold is None else args.threshold
             )
-    options = {"flip": args.flip, "image_processor": image_processor, "runtime": embedder}
     if world_size > 1 or shard_store(args.index_dir).is_dir():  # several processes, or a killed run of several
         added = build_from_shards(
             index,
-            model,
+            encoder,
             split,
             index_dir=args.index_dir,
             rank=rank,
             world_size=world_size,
-            fingerprint=fingerprint,
-            settings=settings,
             checkpoint_every=args.checkpoint_every,
-            batch_size=args.batch_size,
-            **options,
         )
         if rank != 0:
             return 0
@@ -250,7 +240,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         if len(index):  # resume: embed only the images the index does not hold yet (by path)
             split = split.select(np.flatnonzero(index.unindexed(split["path"])).tolist())
             print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
-        batches = iter_features(model, split, batch_size=args.batch_size, **options)
+        batches = encoder.iter_encode(split)
         added = index.add_batches(batches, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every)
     if len(index) == 0:
         raise ValueError(f"the {args.split!r} split of {args.data_dir} has no images: nothing to index.")
@@ -258,13 +248,13 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     return 0
 
 
-def _index_calibration(args: argparse.Namespace, model, data, image_processor):
+def _index_calibration(args: argparse.Namespace, encoder, data):
     """The calibration to store: `--calibrate_on SPLIT` computes one; else the model config's, unless `--threshold`."""
     from ..evaluation import ThresholdCalibration
     from ..query_gallery_evaluation import calibrate_model
 
     if args.calibrate_on is None:
-        recorded = model.config.verification_calibration
+        recorded = encoder.model.config.verification_calibration
         return ThresholdCalibration.from_dict(recorded) if recorded and args.threshold is None else None
     if args.threshold is not None:
         raise ValueError("give either --threshold (set by hand) or --calibrate_on SPLIT (calibrated), not both.")
@@ -274,15 +264,10 @@ def _index_calibration(args: argparse.Namespace, model, data, image_processor):
             "with --calibrate_on."
         )
     calibration = calibrate_model(
-        model,
+        encoder,
         data[args.calibrate_on],
         f"{args.dataset} {args.calibrate_on} split of {args.data_dir}",
         target_false_match_rate=args.target_false_match_rate,
-        image_processor=image_processor,
-        batch_size=args.batch_size,
-        flip=args.flip,
-        bf16=True if args.bf16 else "auto",
-        runtime=args.runtime,
     )
     print(
         f"calibrated on {calibration.calibrated_on}\n  same person when cosine > {calibration.threshold:.4f} "

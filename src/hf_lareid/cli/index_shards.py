@@ -1,6 +1,6 @@
 """`lareid index` on several processes (torchrun): each rank embeds its shard, rank 0 stores and merges them.
 
-Rank r embeds its contiguous shard of the split (`hf_lareid.distributed.shard_bounds`), `checkpoint_every` images
+Rank r embeds its contiguous shard of the split (`hf_lareid.embedding.sharding.shard_bounds`), `checkpoint_every` images
 per round. After each round rank 0 gathers every rank's embeddings and writes them, atomically, as one chunk file
 per rank into `.<index>.shards/` beside the index; only rank 0 writes files. When every shard is embedded, rank 0
 adds the stored rows to the index in the split's order (so the index equals the single-process one), saves it and
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..distributed import broadcast_object, gather_objects, shard_bounds
-from ..features import FeatureSet, extract_features
+from ..embedding import FeatureSet, ReIDEncoder
+from ..embedding.sharding import broadcast_object, gather_objects, shard_bounds
 from ..file_utils import atomic_path, fault_point
 
 logger = logging.getLogger(__name__)
@@ -80,24 +80,23 @@ def _remove_store(store: Path) -> None:
 
 def build_from_shards(
     index: Any,
-    model: Any,
+    encoder: ReIDEncoder,
     split: Any,
     *,
     index_dir: str,
     rank: int,
     world_size: int,
-    fingerprint: str,
-    settings: dict[str, Any],
     checkpoint_every: int,
-    batch_size: int,
-    **feature_options: Any,
 ) -> int:
     """
-    Embeds `split` across `world_size` ranks and adds it to `index` (a [`GalleryIndex`] on rank 0, `None`
-    elsewhere), in the split's order. Returns the number of images added (on rank 0; 0 elsewhere).
+    Embeds `split` with `encoder` across `world_size` ranks and adds it to `index` (a [`GalleryIndex`] on rank 0,
+    `None` elsewhere), in the split's order; chunks record the encoder's model fingerprint and embedding settings.
+    Returns the number of images added (on rank 0; 0 elsewhere).
     """
     store = shard_store(index_dir)
-    dim = model.config.embedding_dim
+    dim = encoder.model.config.embedding_dim
+    recorded = encoder.provenance.index_fields()
+    fingerprint, settings = recorded["model_fingerprint"], recorded["embedding_settings"]
     paths = list(split["path"])
     done = stored = None
     if rank == 0:
@@ -119,17 +118,7 @@ def build_from_shards(
     new_parts = []
     for round_index in range(rounds):
         rows = todo[rank][round_index * checkpoint_every : (round_index + 1) * checkpoint_every]
-        part = (
-            extract_features(
-                model,
-                split.select(rows.tolist()),
-                batch_size=batch_size,
-                progress=False,
-                **feature_options,
-            )
-            if len(rows)
-            else FeatureSet.concatenate([], dim)
-        )
+        part = encoder.encode(split.select(rows.tolist())) if len(rows) else FeatureSet.concatenate([], dim)
         gathered = gather_objects(part)
         if rank == 0:
             for piece in gathered:
@@ -145,8 +134,8 @@ def build_from_shards(
     order = np.asarray([row_of[path] for path in paths if path in row_of], dtype=np.int64)
 
     def batches():  # the split's order and batch size: the stream a single process would have added
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for start in range(0, len(order), encoder.batch_size):
+            rows = order[start : start + encoder.batch_size]
             yield FeatureSet(
                 stored.embeddings[rows],
                 stored.person_ids[rows],

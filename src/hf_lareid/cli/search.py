@@ -77,24 +77,20 @@ def run(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace, index, model_ref: str, cameras: list) -> int:
     """The search of [`run`] once its inputs are checked and its output files claimed."""
-    from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
+    from ..embedding import ReIDEncoder, bf16_option
     from ..retrieval import search_other_cameras
-    from ..runtimes import make_embedder
 
     model, image_processor = load_model_and_processor(model_ref)
-    index.check_fingerprint(model_fingerprint(model))
-    index.check_embedding_settings(embedding_settings(image_processor, args.flip))
-    device = next(model.parameters()).device
-    embedder = make_embedder(model, args.runtime, "auto")
-    queries = extract_features(
-        model, list(args.images), flip=args.flip, image_processor=image_processor, progress=False, runtime=embedder
-    )
+    encoder = ReIDEncoder(model, image_processor, runtime=args.runtime, bf16=bf16_option(False), flip=args.flip)
+    provenance = encoder.provenance
+    index.check_provenance(provenance)  # before embedding: another model or other settings are refused at once
+    queries = encoder.encode(list(args.images))
     hits = search_other_cameras(
         index,
         queries.embeddings,
         args.top_k,
         cameras * (len(args.images) // len(cameras)),
-        runtime_settings=runtime_settings(embedder.bf16, device, embedder.name),
+        **provenance.index_fields(),
     )
     results = []
     for row, image in enumerate(args.images):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
+from ..embedding import ReIDEncoder, bf16_option
 from ..image_utils import load_rgb
 from ..retrieval import GalleryIndex, search_other_cameras
 from ._common import load_model_and_processor, open_gallery_index
@@ -37,23 +37,31 @@ class ReIDService:
 
     Attributes:
         index: the [`GalleryIndex`].
-        model: the [`LATransformerForReID`] whose fingerprint the index records.
-        image_processor: its image processor.
+        encoder: the [`ReIDEncoder`] that embeds the queries as the index's gallery was (its model's fingerprint,
+            its image processor and flip are the ones the index records).
         index_dir: where the index was loaded from.
         model_reference: the model folder or Hub id in use.
-        flip: flip test-time augmentation for the queries (as the index records it was built).
-        bf16: bf16 autocast for the queries (where it pays on this machine).
-        embedder: what embeds the queries (`hf_lareid.runtimes.make_embedder`); `None`: PyTorch eager.
     """
 
     index: GalleryIndex
-    model: Any
-    image_processor: Any
+    encoder: ReIDEncoder
     index_dir: Path
     model_reference: str
-    flip: bool = False
-    bf16: bool = False
-    embedder: Any = None
+
+    @property
+    def model(self) -> Any:
+        """The [`LATransformerForReID`] whose fingerprint the index records."""
+        return self.encoder.model
+
+    @property
+    def image_processor(self) -> Any:
+        """The model's image processor."""
+        return self.encoder.image_processor
+
+    @property
+    def flip(self) -> bool:
+        """Whether queries are flipped (as the index records its gallery was)."""
+        return self.encoder.flip
 
     @classmethod
     def load(
@@ -65,32 +73,21 @@ class ReIDService:
     ) -> ReIDService:
         """
         Loads the index and its model (`model` overrides the one it records; `data_dir` says where the indexed images
-        are now, if their folder moved). A model with another fingerprint, or another image processor than the index
-        records, is refused; queries are flipped when the gallery was. `runtime` embeds the queries (see
-        `hf_lareid.runtimes`).
+        are now, if their folder moved). A model with another fingerprint, or another image processor or model config
+        than the index records, is refused; queries are flipped when the gallery was. `runtime` embeds the queries
+        (see `hf_lareid.embedding.backends`).
         """
-        from ..runtimes import make_embedder
-
         index, model_reference = open_gallery_index(index_dir, model, data_dir, need_images=True)
         loaded, image_processor = load_model_and_processor(model_reference)
-        index.check_fingerprint(model_fingerprint(loaded))
         flip = bool((index.embedding_settings or {}).get("flip", False))
-        index.check_embedding_settings(embedding_settings(image_processor, flip))
-        embedder = make_embedder(loaded, runtime, "auto")
-        return cls(index, loaded, image_processor, Path(index_dir), model_reference, flip, embedder.bf16, embedder)
+        encoder = ReIDEncoder(loaded, image_processor, runtime=runtime, bf16=bf16_option(False), flip=flip)
+        index.check_provenance(encoder.provenance)
+        return cls(index, encoder, Path(index_dir), model_reference)
 
     # ------------------------------------------------------------------------------------------------- queries
     def _embed(self, image: Any, name: str) -> np.ndarray:
         """`(1, embedding_dim)` unit-norm embedding of one image (a path or a PIL image)."""
-        return extract_features(
-            self.model,
-            [_read_image(image, name)],
-            flip=self.flip,
-            bf16=self.bf16,
-            image_processor=self.image_processor,
-            progress=False,
-            runtime=self.embedder or "torch",
-        ).embeddings
+        return self.encoder.encode([_read_image(image, name)]).embeddings
 
     def search(self, image: Any, top_k: int = 10, query_camera: int = UNKNOWN, query_person: int = UNKNOWN) -> dict:
         """
@@ -119,9 +116,7 @@ class ReIDService:
             top_k,
             [query_camera],
             [query_person],
-            runtime_settings=runtime_settings(
-                self.bf16, next(self.model.parameters()).device, self.embedder.name if self.embedder else "torch"
-            ),
+            **self.encoder.provenance.index_fields(),
         )
         rows = []
         for rank, gallery_row in enumerate(hits.indices[0]):

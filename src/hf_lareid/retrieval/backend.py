@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
+from ..embedding.provenance import Provenance
 from ..evaluation.threshold import ThresholdCalibration, resolve_verification
 from ..file_utils import folder_lock
 from . import retention
@@ -284,16 +285,41 @@ class GalleryBackend(abc.ABC):
             columns[name] = column
         return given, columns
 
+    @property
+    def provenance(self) -> Provenance:
+        """How the gallery embeddings were made, as recorded (`None` fields were not recorded)."""
+        return Provenance.from_index_fields(self.model_fingerprint, self.embedding_settings, self.runtime_settings)
+
+    def check_provenance(self, provenance: Provenance) -> None:
+        """
+        Compares how queries are embedded (`ReIDEncoder.provenance`) with how the gallery was, by
+        [`Provenance.mismatches`]: raises [`FingerprintMismatchError`] for another model, and
+        [`EmbeddingSettingsMismatchError`] for other embedding settings (model config, flip, image processor); logs a
+        warning for another runtime (bf16, runtime). Settings not recorded are not checked.
+        """
+        found = self.provenance.mismatches(provenance)
+        if "model_fingerprint" in found:
+            raise FingerprintMismatchError(
+                f"The query model's fingerprint {provenance.model_fingerprint!r} differs from the one that built this "
+                f"gallery index ({self.model_fingerprint!r}, model {self.model_reference!r}): embeddings of different "
+                "models are not comparable. Use the same model or rebuild the index."
+            )
+        if "embedding" in found:
+            raise EmbeddingSettingsMismatchError(
+                f"These embeddings are made with other settings than the gallery index's ({found['embedding']}): embed "
+                "them the way the index was built (the same model config, --flip and image processor) or build a new "
+                "index."
+            )
+        if "runtime" in found:
+            logger.warning(
+                "The query embeddings come from another runtime than the gallery's (%s): similarities may differ "
+                "slightly (bf16 vs fp32: cosine ~0.9999).",
+                found["runtime"],
+            )
+
     def check_fingerprint(self, model_fingerprint: Optional[str]) -> None:
         """Raises [`FingerprintMismatchError`] if `model_fingerprint` differs from the gallery model's."""
-        if model_fingerprint is None or self.model_fingerprint is None:
-            return
-        if model_fingerprint != self.model_fingerprint:
-            raise FingerprintMismatchError(
-                f"The query model's fingerprint {model_fingerprint!r} differs from the one that built this gallery "
-                f"index ({self.model_fingerprint!r}, model {self.model_reference!r}): embeddings of different models "
-                "are not comparable. Use the same model or rebuild the index."
-            )
+        self.check_provenance(Provenance(model_fingerprint=model_fingerprint))
 
     def check_embedding_settings(
         self, embedding_settings: Optional[dict] = None, runtime_settings: Optional[dict] = None
@@ -302,19 +328,7 @@ class GalleryBackend(abc.ABC):
         Raises [`EmbeddingSettingsMismatchError`] if `embedding_settings` (flip, image processor) differ from the
         gallery's; logs a warning if `runtime_settings` (bf16, runtime) differ. Settings not recorded are not checked.
         """
-        difference = settings_difference(self.embedding_settings, embedding_settings)
-        if difference:
-            raise EmbeddingSettingsMismatchError(
-                f"These embeddings are made with other settings than the gallery index's ({difference}): embed them "
-                "the way the index was built (the same --flip and image processor) or build a new index."
-            )
-        difference = settings_difference(self.runtime_settings, runtime_settings, common_keys_only=True)
-        if difference:
-            logger.warning(
-                "The query embeddings come from another runtime than the gallery's (%s): similarities may differ "
-                "slightly (bf16 vs fp32: cosine ~0.9999).",
-                difference,
-            )
+        self.check_provenance(Provenance.from_index_fields(None, embedding_settings, runtime_settings))
 
     def _checked_queries(
         self,
@@ -325,8 +339,7 @@ class GalleryBackend(abc.ABC):
         runtime_settings: Optional[dict],
     ) -> np.ndarray:
         """`(num_queries, dim)` float32 queries, after the fingerprint, settings, non-empty index and `k` checks."""
-        self.check_fingerprint(model_fingerprint)
-        self.check_embedding_settings(embedding_settings, runtime_settings)
+        self.check_provenance(Provenance.from_index_fields(model_fingerprint, embedding_settings, runtime_settings))
         if len(self) == 0:
             raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -448,23 +461,6 @@ def _same_path(first: Union[str, os.PathLike], second: Union[str, os.PathLike]) 
 def json_round_trip(value: Optional[dict]) -> Optional[dict]:
     """`value` as it reads back from JSON (tuples become lists), so recorded and fresh settings compare equal."""
     return None if value is None else json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def settings_difference(recorded: Optional[dict], given: Optional[dict], common_keys_only: bool = False) -> str:
-    """
-    `"flip: True (index) vs False (query), ..."`, or `""` when equal or either side is not recorded.
-
-    `common_keys_only` compares only the keys both sides record (an index older than a setting, e.g. `runtime`).
-    """
-    if recorded is None or given is None:
-        return ""
-    given = json_round_trip(given)
-    keys = sorted(set(recorded) & set(given) if common_keys_only else set(recorded) | set(given))
-    return ", ".join(
-        f"{key}: {recorded.get(key)!r} (index) vs {given.get(key)!r} (query)"
-        for key in keys
-        if recorded.get(key) != given.get(key)
-    )
 
 
 def select(values: Any, keep: np.ndarray) -> Any:

@@ -88,9 +88,9 @@ class GalleryIndex(GalleryBackend):
             (`ThresholdCalibration.to_dict()`: target and reached false-match rate, the data it came from); its
             threshold is the default `verification_threshold` and must equal it when both are given.
         embedding_settings (`dict`, *optional*): the settings that change the embedding beyond the model (flip, image
-            processor size/mean/std/resample; `hf_lareid.features.embedding_settings`); queries made otherwise fail.
+            processor size/mean/std/resample, the model config; `ReIDEncoder.provenance.index_fields()`); queries made otherwise fail.
         runtime_settings (`dict`, *optional*): settings that change embeddings only slightly (bf16, torch version,
-            device; `hf_lareid.features.runtime_settings`); queries made otherwise get a warning.
+            device; `ReIDEncoder.provenance.index_fields()`); queries made otherwise get a warning.
         data_dir (`str`, *optional*): the data folder that relative image paths are relative to (the ``path``
             column of `load_reid_dataset` is); [`resolve_path`] joins them to it.
         dataset (`str`, *optional*): the `load_reid_dataset` name of the data the gallery came from (``"market1501"``);

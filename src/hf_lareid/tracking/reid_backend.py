@@ -11,32 +11,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..features import BF16Option, embedding_settings, extract_features, model_fingerprint, runtime_settings
+from ..embedding import BF16Option, ReIDEncoder
 
 logger = logging.getLogger(__name__)
 
 
 class BoxError(ValueError):
     """A box that cannot be cropped from its frame (zero area, or wholly outside it)."""
-
-
-def encode_crops(
-    model: torch.nn.Module, crops: list[Image.Image], image_processor: Any, runtime: Any, flip: bool, batch_size: int
-) -> np.ndarray:
-    """
-    `(len(crops), embedding_dim)` float32 unit-norm embeddings of person crops: the one place where video and tracking
-    code turns pixels into vectors, through the model's own image processor (as `extract_features`).
-    """
-    features = extract_features(
-        model,
-        crops,
-        batch_size=batch_size,
-        flip=flip,
-        image_processor=image_processor,
-        runtime=runtime,
-        progress=False,
-    )
-    return features.embeddings
 
 
 def clip_boxes(boxes: Any, frame_size: tuple[int, int], source: str = "boxes") -> np.ndarray:
@@ -97,7 +78,7 @@ class ReIDBackend:
     Args:
         model: an `LATransformerForReID`, or a saved model folder / Hub id (loaded with its image processor).
         image_processor: the model's image processor (default: the one saved with `model` when it is a path).
-        runtime: `"auto"`, `"torch"`, `"onnxruntime"`, `"openvino"` (see `hf_lareid.runtimes`); chosen once.
+        runtime: `"auto"`, `"torch"`, `"onnxruntime"`, `"openvino"` (see `hf_lareid.embedding.backends`); chosen once.
         flip: average each crop's embedding with its mirror image's (test-time augmentation).
         batch_size: crops per forward pass.
         bf16: bf16 autocast (`"auto"`: where it pays).
@@ -117,8 +98,6 @@ class ReIDBackend:
         batch_size: int = 32,
         bf16: BF16Option = "auto",
     ):
-        from ..runtimes import make_embedder
-
         if isinstance(model, (str, os.PathLike)):
             model, saved_processor = _load_model(model)
             image_processor = image_processor or saved_processor
@@ -126,30 +105,30 @@ class ReIDBackend:
             raise ValueError("ReIDBackend needs the model's image processor: pass image_processor=...")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        self.model = model.eval()
-        self.image_processor = image_processor
-        self.flip = bool(flip)
-        self.batch_size = int(batch_size)
-        self.embedder = make_embedder(model, runtime, bf16)
+        self.encoder = ReIDEncoder(
+            model.eval(), image_processor, runtime=runtime, bf16=bf16, flip=flip, batch_size=int(batch_size)
+        )
+        self.model, self.image_processor, self.flip, self.batch_size = model, image_processor, bool(flip), batch_size
+
+    @property
+    def embedder(self) -> Any:
+        """The encoder's runtime [`Embedder`] (its `name` and `bf16`)."""
+        return self.encoder.embedder
 
     @property
     def embedding_dim(self) -> int:
         return int(self.model.config.embedding_dim)
 
     def provenance(self) -> dict[str, Any]:
-        """What a gallery index records about these embeddings: model fingerprint, embedding and runtime settings."""
-        device = next(self.model.parameters()).device
-        return {
-            "model_fingerprint": model_fingerprint(self.model),
-            "embedding_settings": embedding_settings(self.image_processor, self.flip),
-            "runtime_settings": runtime_settings(self.embedder.bf16, device, self.embedder.name),
-        }
+        """What a gallery index records about these embeddings (`ReIDEncoder.provenance` as the index's keyword
+        arguments): model fingerprint, embedding and runtime settings."""
+        return self.encoder.provenance.index_fields()
 
     def embed_crops(self, crops: list[Image.Image]) -> np.ndarray:
         """`(len(crops), embedding_dim)` float32 unit-norm embeddings of person crops (PIL images)."""
         if not crops:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        return encode_crops(self.model, crops, self.image_processor, self.embedder, self.flip, self.batch_size)
+        return self.encoder.encode(crops).embeddings
 
     def embed_boxes(self, frame: np.ndarray, boxes: Any, bgr: bool = False) -> np.ndarray:
         """
@@ -185,4 +164,4 @@ def _load_model(reference: Union[str, os.PathLike]) -> tuple[torch.nn.Module, An
     return model, AutoImageProcessor.from_pretrained(reference, backend="pil")
 
 
-__all__ = ["BoxError", "ReIDBackend", "clip_boxes", "crop_boxes", "encode_crops"]
+__all__ = ["BoxError", "ReIDBackend", "clip_boxes", "crop_boxes"]

@@ -28,7 +28,7 @@ from transformers import HfArgumentParser, SchedulerType, TrainingArguments
 
 from ..configuration_lareid import LATransformerConfig
 from ..data import REID_DATASETS
-from ..features import bf16_pays
+from ..embedding.precision import bf16_pays
 from ..hub_configs import load_setup
 from ..modelcard import DEFAULT_LICENSE
 from .callbacks import UNFREEZE_SCHEDULES

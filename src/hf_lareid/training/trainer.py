@@ -17,11 +17,12 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, speed_metrics
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..data import PKSampler
+from ..embedding.backends.auto import RuntimeOption
+from ..embedding.encoder import ReIDEncoder
 from ..file_checks import check_trainer_checkpoint
 from ..file_utils import is_disk_full
 from ..modelcard import write_model_card
 from ..query_gallery_evaluation import evaluate_model
-from ..runtimes import make_embedder
 from .arguments import resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .losses import batch_hard_triplet_loss, part_cross_entropy
@@ -30,11 +31,6 @@ from .transform_epoch import TransformEpochCallback, epoch_transform_of
 logger = logging.getLogger(__name__)
 
 RETRIEVAL_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
-# From this many query + gallery images the Trainer's evaluation exports its current weights for the fastest ONNX
-# runtime: `python benchmarks/bench_runtimes.py --fresh_weights` (2 AVX2 cores, idle) put the break-even (export
-# included) at 278 images for `tiny` (patch 8; larger models pay sooner); the demo's patch-16 model, 33 tokens, runs
-# nearly as fast in eager PyTorch and breaks even only at ~3,000 (0.3 s lost on its 1,600-image evaluation).
-EVAL_EXPORT_MIN_IMAGES = 500
 
 
 def collate_reid_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -97,12 +93,16 @@ class LATransformerTrainer(Trainer):
     - Evaluation: with `query_dataset` and `gallery_dataset`, `evaluate()` embeds both with
       [`evaluate_model`] (the package's one feature-extraction loop) and reports `eval_rank1`, `eval_rank5`,
       `eval_rank10`, `eval_mAP` and `eval_mINP` (usable as `metric_for_best_model="rank1"`). Under DDP each process computes the same metrics.
+      It runs PyTorch eager on the live weights unless `eval_runtime` names another runtime.
 
     Args:
         query_dataset, gallery_dataset: `datasets.Dataset`s with `person_id` and `camera_id` columns and either an
             evaluation transform giving `pixel_values` or an `image` column that `processing_class` prepares.
         model_card_fields: extra fields for [`write_model_card`] (`setup`, `datasets`, `eval_dataset`, ...) used by
             `create_model_card` (called by `push_to_hub`).
+        eval_runtime: what embeds the query and gallery sets in `evaluate()`: `"torch"` (default: no export),
+            `"auto"`, `"onnxruntime"` or `"openvino"` (an export of the current weights made for each evaluation,
+            not cached: see `benchmarks/bench_runtimes.py --fresh_weights` for where that pays).
         other arguments: as [`Trainer`]; `data_collator` defaults to [`collate_reid_batch`].
 
     Example:
@@ -126,6 +126,7 @@ class LATransformerTrainer(Trainer):
         query_dataset: Any = None,
         gallery_dataset: Any = None,
         model_card_fields: dict[str, Any] | None = None,
+        eval_runtime: RuntimeOption = "torch",
         **kwargs: Any,
     ):
         if (query_dataset is None) != (gallery_dataset is None):
@@ -152,6 +153,7 @@ class LATransformerTrainer(Trainer):
         self.query_dataset = query_dataset
         self.gallery_dataset = gallery_dataset
         self.model_card_fields = dict(model_card_fields or {})
+        self.eval_runtime = eval_runtime
         self._loss_components: dict[str, torch.Tensor] = {}
         self._loss_component_steps = 0
 
@@ -307,18 +309,12 @@ class LATransformerTrainer(Trainer):
             return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
         self._memory_tracker.start()
         start_time = time.time()
-        model = self.accelerator.unwrap_model(self.model)
         result = evaluate_model(
-            model,
+            self.evaluation_encoder(),
             self.query_dataset,
             self.gallery_dataset,
-            image_processor=self.processing_class,
-            batch_size=self.args.per_device_eval_batch_size,
-            flip=getattr(self.args, "eval_flip", False),
-            bf16=bool(self.args.bf16),
             progress=not self.args.disable_tqdm,
             shard="auto" if self.args.world_size > 1 else None,  # DDP: each rank embeds its shard, rank 0 gathers
-            runtime=self._evaluation_runtime(model),
         )
         results, num_samples = result.metrics, len(self.query_dataset) + len(self.gallery_dataset)
         metrics = {f"{metric_key_prefix}_{name}": float(results[name]) for name in RETRIEVAL_METRICS}
@@ -328,15 +324,21 @@ class LATransformerTrainer(Trainer):
         self._memory_tracker.stop_and_update_metrics(metrics)
         return metrics
 
-    def _evaluation_runtime(self, model: torch.nn.Module) -> Any:
+    def evaluation_encoder(self) -> ReIDEncoder:
         """
-        PyTorch below `EVAL_EXPORT_MIN_IMAGES` query + gallery images; from there `runtime="auto"` on an export of
-        the current weights made for this evaluation only (`make_embedder(cache=False)`: the weights change every
-        evaluation, so nothing goes to the ONNX cache).
+        The [`ReIDEncoder`] of `evaluate()`: the unwrapped model with `processing_class`, the eval batch size,
+        `args.eval_flip`, `args.bf16` and `eval_runtime`; an ONNX runtime's graph is a temporary export of today's
+        weights (`cache=False`: they change every evaluation, so nothing goes to the ONNX cache).
         """
-        if len(self.query_dataset) + len(self.gallery_dataset) < EVAL_EXPORT_MIN_IMAGES:
-            return "torch"
-        return make_embedder(model, "auto", bf16=bool(self.args.bf16), cache=False)
+        return ReIDEncoder(
+            self.accelerator.unwrap_model(self.model),
+            self.processing_class,
+            runtime=self.eval_runtime,
+            bf16=bool(self.args.bf16),
+            flip=getattr(self.args, "eval_flip", False),
+            batch_size=self.args.per_device_eval_batch_size,
+            cache=False,
+        )
 
     # ----------------------------------------------------------------- model card
     def latest_eval_metrics(self) -> dict[str, float]:

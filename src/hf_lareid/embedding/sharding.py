@@ -1,7 +1,7 @@
 """Sharded embedding across processes and machines: which rows a rank embeds, and gathering them on rank 0.
 
 A shard is contiguous and deterministic: rank `r` of `w` embeds rows `shard_bounds(n, r, w)`, so gathering the
-shards in rank order gives the rows in their original order. Used by `extract_features(shard=...)`,
+shards in rank order gives the rows in their original order. Used by `ReIDEncoder.encode(shard=...)`,
 `evaluate_model`, the Trainer's evaluation and `lareid index` / `lareid evaluate` under torchrun.
 """
 
@@ -16,6 +16,9 @@ from typing import Any, Literal, Optional, Union
 
 import torch
 import torch.distributed as dist
+
+from .feature_set import FeatureSet
+from .inputs import is_dataset, is_one_image
 
 ShardOption = Union[None, Literal["auto"], tuple[int, int]]
 
@@ -75,13 +78,31 @@ def broadcast_object(value: Any, src: int = 0) -> Any:
     return holder[0]
 
 
-def gather_features(part: Any, dst: int = 0) -> Any:
+def shard_data(data: Any, shard: ShardOption) -> Any:
+    """
+    This rank's contiguous shard of `data` (see `shard_bounds`): a `datasets.Dataset` is `select`ed, a
+    list/tuple/array sliced; `shard=None` returns `data` unchanged.
+    """
+    rank, world_size = resolve_shard(shard)
+    if world_size == 1:
+        return data
+    if is_one_image(data):
+        data = [data]
+    if not hasattr(data, "__len__"):
+        raise ValueError(
+            "sharding needs data with a length (a dataset, list or array), not a generator: pass list(data)."
+        )
+    start, stop = shard_bounds(len(data), rank, world_size)
+    if is_dataset(data) and hasattr(data, "select"):
+        return data.select(range(start, stop))
+    return data[start:stop]
+
+
+def gather_features(part: FeatureSet, dst: int = 0) -> FeatureSet | None:
     """
     The [`FeatureSet`] shards of every rank joined in rank order on rank `dst` (the original row order, since
     shards are contiguous); `None` on the other ranks; `part` itself without a process group.
     """
-    from .features import FeatureSet
-
     parts = gather_objects(part, dst=dst)
     if parts is None:
         return None
@@ -166,4 +187,5 @@ __all__ = [
     "main_process_first",
     "resolve_shard",
     "shard_bounds",
+    "shard_data",
 ]

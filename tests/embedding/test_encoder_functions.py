@@ -5,8 +5,10 @@ from datasets import Dataset, Features, Value
 from datasets import Image as ImageFeature
 
 from hf_lareid import FeatureSet, extract_features, gather_features, model_fingerprint
-from hf_lareid.distributed import resolve_shard, shard_bounds
-from hf_lareid.features import bf16_pays, embed_pixels, iter_features, resolve_bf16, shard_data
+from hf_lareid.embedding import iter_features
+from hf_lareid.embedding.backends import embed_pixels
+from hf_lareid.embedding.precision import bf16_pays, resolve_bf16
+from hf_lareid.embedding.sharding import resolve_shard, shard_bounds, shard_data
 
 
 def reference_embeddings(model, image_processor, images):

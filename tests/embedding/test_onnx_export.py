@@ -11,8 +11,8 @@ import torch
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from hf_lareid import onnx_export  # noqa: E402
-from hf_lareid.onnx_export import check_onnx, export_onnx  # noqa: E402
+from hf_lareid.embedding import onnx_export  # noqa: E402
+from hf_lareid.embedding.onnx_export import check_onnx, export_onnx  # noqa: E402
 
 
 def _onnxruntime_matches_pytorch(model, path, batch_sizes=(1, 4)):

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from .features import BF16Option
-from .image_utils import load_rgb
-from .runtimes import RuntimeOption, make_embedder
+from ..image_utils import load_rgb
+from .backends.auto import RuntimeOption
+from .encoder import ReIDEncoder
+from .precision import BF16Option
 
 TASK_NAME = "lareid-embedding"
 
@@ -25,8 +26,9 @@ class LAReIDEmbeddingPipeline(Pipeline):
 
     Options (at construction or per call): `flip=True` averages each image with its mirror image;
     `bf16="auto"|True|False` runs under bf16 autocast where it pays (default `False`: exact fp32);
-    `runtime="auto"|"torch"|"onnxruntime"|"openvino"` picks what embeds (see `hf_lareid.runtimes`; default `"auto"`).
-    An ONNX runtime's loaded graph is reused across calls until the model's weights change (`make_embedder`).
+    `runtime="auto"|"torch"|"onnxruntime"|"openvino"` picks what embeds (see `hf_lareid.embedding.backends`; default
+    `"auto"`). The pipeline keeps one [`ReIDEncoder`] per combination of these options, so an ONNX runtime's loaded
+    graph is reused across calls until the model's weights or forward config change.
 
     Example:
 
@@ -43,6 +45,14 @@ class LAReIDEmbeddingPipeline(Pipeline):
     _load_image_processor = True
     _load_feature_extractor = False
     _load_tokenizer = False
+
+    def encoder(self, flip: bool = False, bf16: BF16Option = False, runtime: RuntimeOption = "auto") -> ReIDEncoder:
+        """The [`ReIDEncoder`] this pipeline embeds with for these options (built on first use, then kept)."""
+        encoders = self.__dict__.setdefault("_encoders", {})
+        key = (bool(flip), bf16, runtime if isinstance(runtime, str) else id(runtime))
+        if key not in encoders:
+            encoders[key] = ReIDEncoder(self.model, self.image_processor, runtime=runtime, bf16=bf16, flip=flip)
+        return encoders[key]
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(inputs, (list, tuple)) and not inputs:
@@ -82,8 +92,7 @@ class LAReIDEmbeddingPipeline(Pipeline):
         bf16: BF16Option = False,
         runtime: RuntimeOption = "auto",
     ) -> dict:
-        embedder = make_embedder(self.model, runtime, bf16)
-        return {"embeddings": embedder.embed(model_inputs["pixel_values"], flip=flip)}
+        return {"embeddings": self.encoder(flip, bf16, runtime).embed_pixels(model_inputs["pixel_values"])}
 
     def postprocess(self, model_outputs: dict, return_tensors: str | bool | None = None) -> Any:
         embedding = model_outputs["embeddings"][0]  # (embedding_dim,): one image per call

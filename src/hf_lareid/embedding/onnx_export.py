@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .extras import require_extra
-from .file_utils import atomic_path
+from ..extras import require_extra
+from ..file_utils import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def export_onnx(
 
     ```python
     >>> from hf_lareid import LATransformerForReID
-    >>> from hf_lareid.onnx_export import export_onnx
+    >>> from hf_lareid.embedding.onnx_export import export_onnx
     >>> model = LATransformerForReID.from_pretrained("path/to/model")
     >>> report = export_onnx(model, "lareid.onnx")
     >>> report["max_abs_diff"], report["exporter"]  # -> (1.4e-07, 'dynamo')

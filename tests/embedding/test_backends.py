@@ -14,19 +14,20 @@ from model_factories import tiny_config
 from transformers import pipeline
 
 import hf_lareid  # noqa: F401  registers the pipeline task
-from hf_lareid import LATransformerForReID, runtimes
+from hf_lareid import LATransformerForReID, ReIDEncoder
 from hf_lareid.data import generate_synthetic_reid, load_reid_dataset
-from hf_lareid.extras import MissingExtraError
-from hf_lareid.features import extract_features
-from hf_lareid.retrieval import GalleryIndex
-from hf_lareid.runtimes import (
+from hf_lareid.embedding import extract_features
+from hf_lareid.embedding.backends import (
     AUTO_PREFERENCE,
+    auto,
     choose_runtime,
     make_embedder,
     onnx_cache_dir,
     onnx_cache_key,
     runtime_available,
 )
+from hf_lareid.extras import MissingExtraError
+from hf_lareid.retrieval import GalleryIndex
 
 ONNX_RUNTIMES = ["onnxruntime", "openvino"]
 ATOL = 1e-4
@@ -55,7 +56,7 @@ def images():
 @pytest.mark.parametrize("runtime", ONNX_RUNTIMES)
 @pytest.mark.parametrize("flip", [False, True])
 def test_extract_features_matches_pytorch_eager(model, processor, images, runtime, flip):
-    options = {"image_processor": processor, "flip": flip, "progress": False, "batch_size": 2}
+    options = {"image_processor": processor, "flip": flip, "progress": False, "batch_size": 2, "bf16": False}
     expected = extract_features(model, images, runtime="torch", **options).embeddings
     got = extract_features(model, images, runtime=runtime, **options).embeddings
     assert got.shape == expected.shape == (5, model.config.embedding_dim)
@@ -75,8 +76,11 @@ def test_pipeline_matches_pytorch_eager_and_leaves_the_model_folder_alone(tiny_m
 
 
 def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(
-    tiny_model_dir, model, processor, tmp_path, capsys
+    tiny_model_dir, model, processor, tmp_path, capsys, monkeypatch
 ):
+    from hf_lareid.embedding import precision
+
+    monkeypatch.setattr(precision, "bf16_pays", lambda device="cpu": False)  # fp32 runtimes compared with fp32 torch
     people = generate_synthetic_reid(
         tmp_path / "market", num_ids=4, num_cameras=2, images_per_camera=2, image_size=(64, 32)
     )
@@ -85,6 +89,7 @@ def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(
         load_reid_dataset("market1501", data_dir=people)["query"],
         image_processor=processor,
         runtime="torch",
+        bf16=False,
         progress=False,
     ).embeddings
     scores = {}
@@ -119,11 +124,9 @@ def test_lareid_index_with_each_runtime_stores_the_pytorch_embeddings(
     ],
 )
 def test_auto_follows_the_preference_table_and_logs_its_pick(monkeypatch, caplog, installed, device, bf16, expected):
-    monkeypatch.setattr(runtimes, "runtime_available", lambda name: name == "torch" or name in installed)
-    monkeypatch.setattr(runtimes, "_REPORTED_PICKS", set())
-    with caplog.at_level(logging.INFO, logger="hf_lareid.runtimes"):
+    monkeypatch.setattr(auto, "runtime_available", lambda name: name == "torch" or name in installed)
+    with caplog.at_level(logging.INFO, logger="hf_lareid.embedding.backends.auto"):
         assert choose_runtime("auto", device, bf16) == expected
-        assert choose_runtime("auto", device, bf16) == expected  # the same pick again: said once
     (message,) = [record.getMessage() for record in caplog.records]
     assert f"picked {expected} for {device}" in message
     assert AUTO_PREFERENCE[(device, "bf16" if bf16 else "fp32")][0] in message  # the order it followed
@@ -134,14 +137,14 @@ def test_a_missing_explicit_runtime_names_its_extra_and_auto_falls_back(monkeypa
     with pytest.raises(MissingExtraError) as error:
         choose_runtime("openvino")
     assert "'openvino' extra" in str(error.value) and "\n" not in str(error.value)
-    monkeypatch.setattr(runtimes, "runtime_available", lambda name: name == "torch")
+    monkeypatch.setattr(auto, "runtime_available", lambda name: name == "torch")
     assert make_embedder(model, "auto").name == "torch"
     with pytest.raises(ValueError, match="runtime must be"):
         choose_runtime("tensorrt")
 
 
 def test_the_export_is_cached_once_checked_and_redone_when_damaged(model, monkeypatch, tmp_path, caplog):
-    from hf_lareid import onnx_export
+    from hf_lareid.embedding import onnx_export
 
     monkeypatch.setenv("HF_LAREID_CACHE", str(tmp_path / "cache"))
     exports = []
@@ -161,8 +164,8 @@ def test_the_export_is_cached_once_checked_and_redone_when_damaged(model, monkey
         byte = stream.read(1)
         stream.seek(-1, os.SEEK_CUR)
         stream.write(bytes([byte[0] ^ 0xFF]))
-    runtimes._LOADED.clear()  # a new process: the loaded graphs are gone, the cache folder stays
-    with caplog.at_level(logging.WARNING, logger="hf_lareid.runtimes"):
+    # make_embedder keeps nothing in memory: as in a new process, the graph is read from the cache folder again
+    with caplog.at_level(logging.WARNING, logger="hf_lareid.embedding.backends.graph_cache"):
         again = make_embedder(model, "onnxruntime").embed(pixels)
     assert len(exports) == 2 and "does not match its recorded SHA-256" in caplog.text
     assert torch.allclose(again, first, atol=1e-6)
@@ -172,19 +175,20 @@ def test_a_loaded_graph_is_reused_until_the_weights_change(model, monkeypatch, t
     monkeypatch.setenv("HF_LAREID_CACHE", str(tmp_path / "cache"))
     copy = LATransformerForReID(tiny_config()).eval()
     copy.load_state_dict(model.state_dict())
-    embedder = make_embedder(copy, "onnxruntime")
-    assert make_embedder(copy, "onnxruntime") is embedder  # no hashing, checking or compiling again
-    assert make_embedder(copy, "openvino") is not embedder
+    encoder = ReIDEncoder(copy, runtime="onnxruntime")
+    embedder = encoder.embedder
+    assert encoder.embedder is embedder  # no hashing, checking or compiling again
+    assert ReIDEncoder(copy, runtime="openvino").embedder is not embedder
     with torch.no_grad():
         copy.vit.layernorm.bias.add_(0.5)  # in place, as an optimizer step
-    changed = make_embedder(copy, "onnxruntime")
+    changed = encoder.embedder
     pixels = torch.randn(2, 3, 64, 32)
     assert changed is not embedder
     assert torch.allclose(changed.embed(pixels), copy.embed(pixels), atol=ATOL)
-    assert make_embedder(copy, "onnxruntime") is changed
+    assert encoder.embedder is changed
     # A parameter replaced by a new one (as load_state_dict(assign=True) or a user's surgery does), not modified.
     copy.vit.layernorm.bias = torch.nn.Parameter(copy.vit.layernorm.bias.detach() - 0.5)
-    replaced = make_embedder(copy, "onnxruntime")
+    replaced = encoder.embedder
     assert replaced is not changed
     assert torch.allclose(replaced.embed(pixels), copy.embed(pixels), atol=ATOL)
 
@@ -218,7 +222,13 @@ def test_evaluate_model_gives_the_same_metrics_with_every_runtime(model, process
     data = load_reid_dataset("market1501", data_dir=people)
     results = {
         runtime: evaluate_model(
-            model, data["query"], data["gallery"], image_processor=processor, runtime=runtime, progress=False
+            model,
+            data["query"],
+            data["gallery"],
+            image_processor=processor,
+            runtime=runtime,
+            bf16=False,
+            progress=False,
         )
         for runtime in ["torch", *ONNX_RUNTIMES]
     }
@@ -234,7 +244,7 @@ def test_openvino_is_imported_with_its_telemetry_off(tmp_path):
     must leave OpenVINO on its no-op telemetry stub, and leave `openvino_telemetry` importable afterwards."""
     script = (
         "import sys\n"
-        "from hf_lareid.runtimes import import_openvino\n"
+        "from hf_lareid.embedding.backends import import_openvino\n"
         "import_openvino()\n"
         "from openvino.tools.ovc import telemetry_utils\n"
         "print(telemetry_utils.tm.__name__)\n"
