@@ -49,6 +49,7 @@ _LAZY_EXPORTS = {
     ),
     ".cli.results_table": ("format_results_table",),
     ".distributed": ("gather_features",),
+    ".errors": ("DamagedFileError", "InvalidInputError", "LAReIDError", "MissingExtraError"),
     ".image_utils": ("ImageReadError", "load_rgb"),
     ".query_gallery_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (

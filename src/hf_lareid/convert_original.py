@@ -14,12 +14,12 @@ converted config stores the paper's convention `lambda_global = 1 / lambda`, no 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
 import pickle
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ from transformers import ViTConfig, ViTImageProcessorPil
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
 from .configuration_lareid import LATransformerConfig
+from .errors import InvalidInputError
 from .file_checks import DamagedFileError, check_torch_file
 from .file_utils import atomic_folder
 from .modeling_lareid import LATransformerForReID
@@ -62,7 +63,7 @@ _HEAD_DIM = 64
 _ORIGINAL_RESAMPLE = PILImageResampling.BICUBIC
 
 
-class ConversionError(ValueError):
+class ConversionError(InvalidInputError):
     """The checkpoint does not have the layout of the original LA-Transformer code."""
 
 
@@ -274,54 +275,12 @@ def convert_original_checkpoint(
     return model
 
 
-def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
-    """The converter's arguments (shared by `python -m hf_lareid.convert_original` and `lareid convert-original`)."""
-    parser.add_argument(
-        "checkpoint", help="the .pth state dict saved by the original code (read with weights_only=True)"
-    )
-    parser.add_argument("out_dir", help="output folder (must not exist or be empty)")
-    parser.add_argument(
-        "--lambda",
-        dest="lambda_code",
-        type=float,
-        default=8.0,
-        help="the ORIGINAL code's lambda, weight of the local tokens in (G + lambda*Q)/(1 + lambda) (default 8); "
-        "stored as the paper's lambda_global = 1/lambda",
-    )
-    parser.add_argument(
-        "--num-labels",
-        "--num_labels",
-        dest="num_labels",
-        type=_num_labels,
-        default=None,
-        help="number of classes, or 'auto' to read it from the classifiers (default)",
-    )
-
-
-def _num_labels(value: str) -> int | None:
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {value!r}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """`python -m hf_lareid.convert_original IN.pth OUT_DIR [--lambda 8] [--num-labels auto]`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m hf_lareid.convert_original",
-        description="Convert a checkpoint of the original LA-Transformer code into a from_pretrained folder.",
-    )
-    add_conversion_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        convert_original_checkpoint(
-            args.checkpoint, args.out_dir, lambda_code=args.lambda_code, num_labels=args.num_labels
-        )
-    except (ConversionError, FileNotFoundError, FileExistsError) as error:
-        parser.exit(2, f"error: {error}\n")
-    return 0
+    """`python -m hf_lareid.convert_original IN.pth OUT_DIR [--lambda 8] [--num-labels auto]`: the same as
+    `lareid convert-original` (its flags, messages and exit codes)."""
+    from hf_lareid_cli import main as lareid
+
+    return lareid(["convert-original", *(sys.argv[1:] if argv is None else argv)])
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidInputError
 from ..features import embedding_settings, extract_features, model_fingerprint, runtime_settings
 from ..image_utils import load_rgb
 from ..retrieval import GalleryIndex, search_other_cameras
@@ -26,7 +27,7 @@ NO_THRESHOLD = "no calibrated threshold"
 UNREADABLE = "{name} is not a readable image (damaged, or not an image): upload a JPEG or PNG."
 
 
-class WebAppError(ValueError):
+class WebAppError(InvalidInputError):
     """A bad input or an unusable index, said in one line for the page (no traceback)."""
 
 

@@ -27,6 +27,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import DamagedFileError, InvalidInputError
 from ..file_utils import atomic_folder, fault_point, file_sha256, folder_lock, recover_folder
 
 logger = logging.getLogger(__name__)
@@ -53,11 +54,11 @@ _QUICK_HASH_BYTES = 1 << 20  # the quick hash covers the first and the last MiB 
 _REQUIRED_CONFIG_FIELDS = ("format_version", "dim", "index_type", "size", "settings", "metadata_fields", "sha256")
 
 
-class CorruptIndexError(ValueError):
+class CorruptIndexError(DamagedFileError, ValueError):
     """A saved gallery index is incomplete, damaged or of an unknown format."""
 
 
-class FingerprintMismatchError(ValueError):
+class FingerprintMismatchError(InvalidInputError):
     """Query embeddings come from a different model than the gallery embeddings."""
 
 
