@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Subcommand(NamedTuple):
@@ -101,10 +101,20 @@ def build_subcommand_parser(name: str, module: ModuleType | None = None) -> argp
 
 
 def configure_logging(debug: bool) -> None:
-    """Plain INFO messages; the libraries' own logs only from ERROR up (everything with `--debug`)."""
+    """
+    Plain INFO messages; the libraries' own logs only from ERROR up (everything with `--debug`); without `--debug`
+    no transformers progress bars ("Loading weights", "Writing model shards": they report no work of the command).
+    """
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    if transformers_logging is not None and hasattr(transformers_logging, "set_tqdm_hook"):
+        transformers_logging.set_tqdm_hook(None if debug else _no_bar)
+
+
+def _no_bar(factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return factory(*args, **{**kwargs, "disable": True})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,11 +181,15 @@ def _dispatch(command: str, rest: list[str], args: argparse.Namespace | None, de
     module = importlib.import_module(SUBCOMMANDS[command].module)
     # After the import: importing transformers resets its logger's level.
     configure_logging(debug)
-    if hasattr(module, "main"):
-        return module.main(rest, prog=f"lareid {command}")
-    if args is None:
-        args = build_subcommand_parser(command, module).parse_args(rest)
-    return module.run(args)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    # Log lines through tqdm.write: a line logged while a progress bar is drawn starts on a line of its own.
+    with logging_redirect_tqdm():
+        if hasattr(module, "main"):
+            return module.main(rest, prog=f"lareid {command}")
+        if args is None:
+            args = build_subcommand_parser(command, module).parse_args(rest)
+        return module.run(args)
 
 
 def _exit_code(exit_: SystemExit) -> int:

@@ -103,14 +103,11 @@ def choose_runtime(runtime: str, device: torch.device | str = "cpu", bf16: bool 
     missing = [name for name in order if not runtime_available(name)]
     chosen = next(name for name in (*order, "torch") if name not in missing)
     skipped = f" ({', '.join(missing)} not installed)" if missing else ""
-    message = f"runtime='auto' picked {chosen} for {device_type} {precision}, preference {'/'.join(order)}{skipped}"
-    # Said once per process at INFO: an evaluation every epoch or a web app's every request would repeat it.
-    logger.log(logging.DEBUG if message in _REPORTED_PICKS else logging.INFO, message)
-    _REPORTED_PICKS.add(message)
+    # DEBUG: every search and every evaluation would repeat it (`lareid --debug` shows it).
+    logger.debug(
+        "runtime='auto' picked %s for %s %s, preference %s%s", chosen, device_type, precision, "/".join(order), skipped
+    )
     return chosen
-
-
-_REPORTED_PICKS: set[str] = set()  # the pick messages logged at INFO in this process
 
 
 # -------------------------------------------------------------------------------------------------------- cache

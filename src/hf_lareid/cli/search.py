@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import InvalidInputError
 from ._common import add_runtime_argument, load_model_and_processor, write_json
 
 DESCRIPTION = "Find the gallery images most similar to each query image in an index built by `lareid index`."
@@ -49,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     if model_ref is None:
         raise ValueError(f"the index in {args.index_dir} records no model: name the query model with --model.")
     missing = [image for image in args.images if not Path(image).is_file()]
+    if missing and Path(missing[0]).is_dir():
+        raise InvalidInputError(
+            f"query image {missing[0]!r} is a folder: pass image files to search with (e.g. {missing[0]}/*.jpg)."
+        )
     if missing:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
     if args.picture:  # before the model loads: the plots extra and an index that can show its images
