@@ -5,8 +5,13 @@ modules, and `hf_lareid/__init__.py` imports torch and transformers to register 
 `AutoModel` (what `import hf_lareid; AutoModel.from_pretrained(folder)` relies on). An entry point inside the
 package would pay those seconds (7-10 s) before printing `--help` or a usage error. So the console script
 `lareid = hf_lareid_cli:main` is this small top-level module of the same distribution: it imports only the standard
-library, lists the subcommands from [`SUBCOMMANDS`], and imports a subcommand's module (and with it torch) only
-once that subcommand is chosen.
+library, lists the subcommands from [`SUBCOMMANDS`], and imports a subcommand's module only once that subcommand is
+chosen. Even then `hf_lareid/__init__` (torch) runs only after the subcommand's arguments parse: `lareid NAME --help`
+and usage errors need nothing but the subcommand's module, which imports only the standard library at module level
+and in `add_arguments` (the names it offers as choices come from `hf_lareid/cli/_choices.py`).
+
+Errors: an `hf_lareid.errors.LAReIDError` and the other problems a user can fix ([`is_user_error`]) are printed as
+one line (exit 1); anything else is a bug, printed with its traceback and [`BUG_HINT`]; `--debug` raises everything.
 
 Adding a subcommand: write `hf_lareid/cli/NAME.py` with `EXAMPLE` (one command line), `add_arguments(parser)` and
 `run(args) -> int` (optionally `DESCRIPTION`, a longer text for its `--help`), and add one line to `SUBCOMMANDS`.

@@ -14,12 +14,12 @@ converted config stores the paper's convention `lambda_global = 1 / lambda`, no 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import os
 import pickle
 import re
-import sys
 from pathlib import Path
 
 import torch
@@ -276,11 +276,23 @@ def convert_original_checkpoint(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m hf_lareid.convert_original IN.pth OUT_DIR [--lambda 8] [--num-labels auto]`: the same as
-    `lareid convert-original` (its flags, messages and exit codes)."""
-    from hf_lareid_cli import main as lareid
+    """`python -m hf_lareid.convert_original IN.pth OUT_DIR [--lambda 8] [--num-labels auto]`."""
+    from .cli.convert import add_arguments  # the flags of `lareid convert-original`, defined once
 
-    return lareid(["convert-original", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(
+        prog="python -m hf_lareid.convert_original",
+        description="Convert a checkpoint of the original LA-Transformer code into a from_pretrained folder.",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        convert_original_checkpoint(
+            args.checkpoint, args.out_dir, lambda_code=args.lambda_code, num_labels=args.num_labels
+        )
+    except (ConversionError, FileNotFoundError, FileExistsError) as error:
+        parser.exit(2, f"error: {error}\n")
+    return 0
 
 
 __all__ = [
