@@ -5,8 +5,13 @@ modules, and `hf_lareid/__init__.py` imports torch and transformers to register 
 `AutoModel` (what `import hf_lareid; AutoModel.from_pretrained(folder)` relies on). An entry point inside the
 package would pay those seconds (7-10 s) before printing `--help` or a usage error. So the console script
 `lareid = hf_lareid_cli:main` is this small top-level module of the same distribution: it imports only the standard
-library, lists the subcommands from [`SUBCOMMANDS`], and imports a subcommand's module (and with it torch) only
-once that subcommand is chosen.
+library, lists the subcommands from [`SUBCOMMANDS`], and imports a subcommand's module only once that subcommand is
+chosen. Even then `hf_lareid/__init__` (torch) runs only after the subcommand's arguments parse: `lareid NAME --help`
+and usage errors need nothing but the subcommand's module, which imports only the standard library at module level
+and in `add_arguments` (the names it offers as choices come from `hf_lareid/cli/_choices.py`).
+
+Errors: an `hf_lareid.errors.LAReIDError` and the other problems a user can fix ([`is_user_error`]) are printed as
+one line (exit 1); anything else is a bug, printed with its traceback and [`BUG_HINT`]; `--debug` raises everything.
 
 Adding a subcommand: write `hf_lareid/cli/NAME.py` with `EXAMPLE` (one command line), `add_arguments(parser)` and
 `run(args) -> int` (optionally `DESCRIPTION`, a longer text for its `--help`), and add one line to `SUBCOMMANDS`.
@@ -17,12 +22,16 @@ A subcommand that parses its own flags (`train`: `HfArgumentParser` over `Traini
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import importlib.util
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import ModuleType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Subcommand(NamedTuple):
@@ -51,6 +60,19 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 
 # Libraries whose INFO logs and warnings would bury the subcommands' own output (tqdm bars are not logs: they stay).
 QUIET_LOGGERS = ("transformers", "datasets", "httpx", "huggingface_hub", "faiss", "faiss.loader", "matplotlib")
+
+# OS errors that are about the user's files or machine, not a bug: a missing or existing path, a folder where a file
+# is expected (and back), permissions, a full disk or quota, a read-only place, a symlink loop, a name too long.
+USER_ERRNOS = frozenset(
+    {errno.ENOENT, errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+    | {errno.EROFS, errno.ELOOP, errno.ENAMETOOLONG, errno.ENOTEMPTY, errno.EBUSY, errno.EADDRINUSE}
+)
+PACKAGE = "hf_lareid"
+_deferred_package: ModuleType | None = None  # `hf_lareid` while its __init__ waits (see _defer_package_init)
+BUG_HINT = (
+    "this is a bug in hf-lareid, not a problem with your input. Please report it with the traceback above and the "
+    "command you ran."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,14 +109,25 @@ def build_subcommand_parser(name: str, module: ModuleType | None = None) -> argp
 
 
 def configure_logging(debug: bool) -> None:
-    """Plain INFO messages; the libraries' own logs only from ERROR up (everything with `--debug`)."""
+    """
+    Plain INFO messages; the libraries' own logs only from ERROR up (everything with `--debug`); without `--debug`
+    no transformers progress bars ("Loading weights", "Writing model shards": they report no work of the command).
+    """
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    if transformers_logging is not None and hasattr(transformers_logging, "set_tqdm_hook"):
+        transformers_logging.set_tqdm_hook(None if debug else _no_bar)
+
+
+def _no_bar(factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return factory(*args, **{**kwargs, "disable": True})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs `lareid`; returns the exit status (0 success, 1 error printed as one line, 2 usage error, 130 Ctrl-C)."""
+    """Runs `lareid`; returns the exit status (0 success, 1 error: one line for a user error, a traceback for a bug; 2 usage error;
+    130 Ctrl-C)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
@@ -103,17 +136,68 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exit_)
     # The subcommand's arguments: everything after its name, without --debug (accepted anywhere).
     rest = [arg for arg in argv[argv.index(command) + 1 :] if arg != "--debug"]
-    return _run(lambda: _dispatch(command, rest, debug), debug, command)
+    try:
+        args = _parse_before_package_init(command, rest)
+    except SystemExit as exit_:  # --help, or a usage error: printed without importing torch
+        return _exit_code(exit_)
+    return _run(lambda: _dispatch(command, rest, args, debug), debug, command)
 
 
-def _dispatch(command: str, rest: list[str], debug: bool) -> int:
+def _parse_before_package_init(command: str, rest: list[str]) -> argparse.Namespace | None:
+    """
+    The subcommand's arguments, parsed before `hf_lareid/__init__` runs (it imports torch and transformers to
+    register the model), so that `--help` and usage errors print at once; `None` where the subcommand parses its own
+    (`main`) or its module needs the package in full (then `_dispatch` imports it and reports any error).
+
+    The subcommand modules import only the standard library at module level and in `add_arguments`.
+    """
+    _defer_package_init()
+    try:
+        module = importlib.import_module(SUBCOMMANDS[command].module)
+    except Exception:
+        return None
+    if hasattr(module, "main"):
+        return None
+    return build_subcommand_parser(command, module).parse_args(rest)
+
+
+def _defer_package_init() -> None:
+    """Puts the `hf_lareid` package in `sys.modules` with its `__init__` not yet run ([`_finish_package_init`] runs
+    it), so that its light submodules import; nothing to do where it is imported already."""
+    global _deferred_package
+    spec = None if PACKAGE in sys.modules else importlib.util.find_spec(PACKAGE)
+    if spec is not None and spec.loader is not None:
+        _deferred_package = sys.modules[PACKAGE] = importlib.util.module_from_spec(spec)
+
+
+def _finish_package_init() -> None:
+    """Runs `hf_lareid/__init__` where [`_defer_package_init`] left it out; the submodules already imported stay."""
+    global _deferred_package
+    package, _deferred_package = _deferred_package, None
+    if package is None:
+        return
+    try:
+        package.__spec__.loader.exec_module(package)
+    except BaseException:
+        for name in [name for name in sys.modules if name == PACKAGE or name.startswith(PACKAGE + ".")]:
+            del sys.modules[name]  # a failed import leaves nothing half-initialised behind
+        raise
+
+
+def _dispatch(command: str, rest: list[str], args: argparse.Namespace | None, debug: bool) -> int:
+    _finish_package_init()
     module = importlib.import_module(SUBCOMMANDS[command].module)
     # After the import: importing transformers resets its logger's level.
     configure_logging(debug)
-    if hasattr(module, "main"):
-        return module.main(rest, prog=f"lareid {command}")
-    args = build_subcommand_parser(command, module).parse_args(rest)
-    return module.run(args)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    # Log lines through tqdm.write: a line logged while a progress bar is drawn starts on a line of its own.
+    with logging_redirect_tqdm():
+        if hasattr(module, "main"):
+            return module.main(rest, prog=f"lareid {command}")
+        if args is None:
+            args = build_subcommand_parser(command, module).parse_args(rest)
+        return module.run(args)
 
 
 def _exit_code(exit_: SystemExit) -> int:
@@ -128,13 +212,51 @@ def _run(job: Callable[[], int | None], debug: bool, command: str) -> int:
         return 130
     except SystemExit as exit_:  # argparse: --help or a usage error, already printed
         return _exit_code(exit_)
-    except Exception as error:  # one clear line for the user; --debug shows the traceback
+    except Exception as error:
         if debug:
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"lareid {command}: error: {message} (run with --debug for the traceback)", file=sys.stderr)
+        if is_user_error(error):  # one line that names the file and the fix; --debug shows the traceback
+            print(
+                f"lareid {command}: error: {_first_line(error)} (run with --debug for the traceback)", file=sys.stderr
+            )
+        else:  # a bug: the traceback is what a report needs
+            traceback.print_exception(error, file=sys.stderr)
+            print(f"lareid {command}: internal error: {BUG_HINT}", file=sys.stderr)
         return 1
     return int(status or 0)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """
+    Whether `error` is about the user's input, files or installation (shown as one line) rather than a bug.
+
+    That is: an `hf_lareid.errors.LAReIDError`; an `OSError` of the kinds in [`USER_ERRNOS`], or one raised with a
+    message only (how the package, transformers and the Hub report a missing or unusable model); a `ValueError`
+    raised by the package's own code (its argument checks). A `ValueError` from a library underneath, a `TypeError`,
+    `KeyError`, `AttributeError`... is a bug.
+    """
+    errors_module = sys.modules.get("hf_lareid.errors")  # imported by the subcommand when it could raise one
+    if errors_module is not None and isinstance(error, errors_module.LAReIDError):
+        return True
+    if isinstance(error, OSError):
+        return error.errno is None or error.errno in USER_ERRNOS
+    return isinstance(error, ValueError) and _raised_in_package(error)
+
+
+def _raised_in_package(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    package = sys.modules.get("hf_lareid")
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    return package is not None and Path(package.__file__).resolve().parent in where.parents
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ MODEL_ALLOWED = (
     "hf_lareid.extras",
 )
 # What data/ may import from the package: itself, the file writer and the image reader (standard library, PIL, numpy).
-DATA_ALLOWED = ("hf_lareid.data", "hf_lareid.file_utils", "hf_lareid.image_utils")
+DATA_ALLOWED = ("hf_lareid.data", "hf_lareid.errors", "hf_lareid.file_utils", "hf_lareid.image_utils")
 
 
 def module_name(path: Path) -> str:

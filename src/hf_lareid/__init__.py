@@ -52,6 +52,7 @@ _LAZY_EXPORTS = {
     ".embedding.sharding": ("gather_features",),
     ".tracking": ("ReIDBackend",),
     ".video": ("VideoInputError", "VideoJob", "index_videos", "search_tracklets"),
+    ".errors": ("DamagedFileError", "InvalidInputError", "LAReIDError", "MissingExtraError"),
     ".image_utils": ("ImageReadError", "load_rgb"),
     ".query_gallery_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (

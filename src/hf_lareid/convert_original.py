@@ -27,6 +27,7 @@ from transformers import ViTConfig, ViTImageProcessorPil
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
 from .configuration_lareid import LATransformerConfig
+from .errors import InvalidInputError
 from .file_checks import DamagedFileError, check_torch_file
 from .file_utils import atomic_folder
 from .modeling_lareid import LATransformerForReID
@@ -63,7 +64,7 @@ _HEAD_DIM = 64
 _ORIGINAL_RESAMPLE = PILImageResampling.BICUBIC
 
 
-class ConversionError(ValueError):
+class ConversionError(InvalidInputError):
     """The checkpoint does not have the layout of the original LA-Transformer code."""
 
 
@@ -277,45 +278,15 @@ def convert_original_checkpoint(
     return model
 
 
-def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
-    """The converter's arguments (shared by `python -m hf_lareid.convert_original` and `lareid convert-original`)."""
-    parser.add_argument(
-        "checkpoint", help="the .pth state dict saved by the original code (read with weights_only=True)"
-    )
-    parser.add_argument("out_dir", help="output folder (new, empty, or an earlier conversion)")
-    parser.add_argument(
-        "--lambda",
-        dest="lambda_code",
-        type=float,
-        default=8.0,
-        help="the ORIGINAL code's lambda, weight of the local tokens in (G + lambda*Q)/(1 + lambda) (default 8); "
-        "stored as the paper's lambda_global = 1/lambda",
-    )
-    parser.add_argument(
-        "--num-labels",
-        "--num_labels",
-        dest="num_labels",
-        type=_num_labels,
-        default=None,
-        help="number of classes, or 'auto' to read it from the classifiers (default)",
-    )
-
-
-def _num_labels(value: str) -> int | None:
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {value!r}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m hf_lareid.convert_original IN.pth OUT_DIR [--lambda 8] [--num-labels auto]`."""
+    from .cli.convert import add_arguments  # the flags of `lareid convert-original`, defined once
+
     parser = argparse.ArgumentParser(
         prog="python -m hf_lareid.convert_original",
         description="Convert a checkpoint of the original LA-Transformer code into a from_pretrained folder.",
     )
-    add_conversion_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-
-class MissingExtraError(ImportError):
-    """An optional dependency is not installed; the message names the extra that installs it."""
+from .errors import MissingExtraError
 
 
 def require_extra(module: str, extra: str, purpose: str) -> ModuleType:

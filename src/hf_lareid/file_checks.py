@@ -22,6 +22,8 @@ import struct
 import zipfile
 from pathlib import Path
 
+from .errors import DamagedFileError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -44,10 +46,6 @@ TRAINER_TORCH_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.p
 _CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 _RESUME_LAST = {"true", "last", "latest", "yes", "1"}
 _RESUME_NONE = {"", "false", "no", "none", "0"}
-
-
-class DamagedFileError(OSError):
-    """A file is empty, truncated or not in the expected format; the message names it and says what to do."""
 
 
 class IncompleteModelError(DamagedFileError):

@@ -47,6 +47,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Union
 
+from .errors import LAReIDError
+
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
@@ -72,7 +74,7 @@ __all__ = [
 ]
 
 
-class FolderBusyError(OSError):
+class FolderBusyError(LAReIDError, OSError):
     """Another process holds the write lock of a folder."""
 
 

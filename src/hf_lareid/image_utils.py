@@ -31,6 +31,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import InvalidInputError
+
 __all__ = ["ImageLike", "ImageReadError", "load_rgb", "needs_load_rgb", "read_image"]
 
 ImageLike = Union[Image.Image, str, os.PathLike, np.ndarray]
@@ -42,7 +44,7 @@ WHITE = (255, 255, 255)
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InvalidInputError):
     """An image cannot be read; the message names the file and says how to fix it."""
 
 

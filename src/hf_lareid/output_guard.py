@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Union
 
+from .errors import LAReIDError
 from .file_utils import atomic_write_text, file_sha256
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 
-class ForeignFileError(FileExistsError):
+class ForeignFileError(LAReIDError, FileExistsError):
     """A path a command would write holds something hf_lareid did not write; the message names it and the fix."""
 
 

@@ -241,8 +241,10 @@ def test_push_dry_run_lists_the_files_and_checks_the_card(tmp_path, capsys):
 def test_train_subcommand_runs_the_training_entry_point_with_progress_bars(tmp_path, capsys):
     output_dir = tmp_path / "out"
     short_run = flags(max_steps=2, per_device_train_batch_size=8, report_to="none")
-    status, _, err = run_train(output_dir, tmp_path / "synthetic", *short_run, *SMALL_SYNTHETIC, capsys=capsys)
+    status, out, err = run_train(output_dir, tmp_path / "synthetic", *short_run, *SMALL_SYNTHETIC, capsys=capsys)
     assert status == 0
+    assert out.strip().splitlines()[-1].startswith(f"saved the model to {output_dir}; final evaluation: Rank-1 ")
+    assert "Loading weights" not in err and "Writing model shards" not in err
     model = LATransformerForReID.from_pretrained(output_dir)
     assert model.config.num_labels > 1 and (output_dir / "README.md").is_file()
     # tqdm bars on stderr: the Trainer's over the 2 steps, then the final evaluation's over the 6 + 6 images.

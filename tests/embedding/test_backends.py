@@ -127,6 +127,9 @@ def test_auto_follows_the_preference_table_and_logs_its_pick(monkeypatch, caplog
     monkeypatch.setattr(auto, "runtime_available", lambda name: name == "torch" or name in installed)
     with caplog.at_level(logging.INFO, logger="hf_lareid.embedding.backends.auto"):
         assert choose_runtime("auto", device, bf16) == expected
+    assert not caplog.records  # not said at INFO: every search and evaluation would repeat it
+    with caplog.at_level(logging.DEBUG, logger="hf_lareid.embedding.backends.auto"):
+        assert choose_runtime("auto", device, bf16) == expected
     (message,) = [record.getMessage() for record in caplog.records]
     assert f"picked {expected} for {device}" in message
     assert AUTO_PREFERENCE[(device, "bf16" if bf16 else "fp32")][0] in message  # the order it followed

@@ -8,15 +8,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ._choices import AUTO_CPU_ORDER, DATASETS, RUNTIMES
+
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> None:
     """`--dataset NAME` and `--data_dir DIR` (several of each, paired in order, where `multiple`)."""
-    from ..data import REID_DATASETS
-
     nargs = "+" if multiple else None
-    parser.add_argument(
-        "--dataset", nargs=nargs, required=True, choices=sorted(REID_DATASETS), help="dataset loader name"
-    )
+    parser.add_argument("--dataset", nargs=nargs, required=True, choices=DATASETS, help="dataset loader name")
     parser.add_argument(
         "--data_dir", "--data-dir", nargs=nargs, required=True, help="dataset folder (one per --dataset)"
     )
@@ -30,9 +28,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, multiple: bool) -> No
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     """`--runtime auto|torch|onnxruntime|openvino`: what embeds the images (see `hf_lareid.embedding.backends`)."""
-    from ..embedding.backends import AUTO_PREFERENCE, RUNTIMES
-
-    cpu_order = " > ".join(AUTO_PREFERENCE[("cpu", "fp32")])
+    cpu_order = " > ".join(AUTO_CPU_ORDER)
     parser.add_argument(
         "--runtime",
         default="auto",

@@ -11,9 +11,35 @@ EXAMPLE = "lareid convert-original net_best.pth ./la-transformer-market --lambda
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..convert_original import add_conversion_arguments
+    """The converter's arguments (`python -m hf_lareid.convert_original` runs this command too)."""
+    parser.add_argument(
+        "checkpoint", help="the .pth state dict saved by the original code (read with weights_only=True)"
+    )
+    parser.add_argument("out_dir", help="output folder (new, empty, or an earlier conversion)")
+    parser.add_argument(
+        "--lambda",
+        dest="lambda_code",
+        type=float,
+        default=8.0,
+        help="the ORIGINAL code's lambda, weight of the local tokens in (G + lambda*Q)/(1 + lambda) (default 8); "
+        "stored as the paper's lambda_global = 1/lambda",
+    )
+    parser.add_argument(
+        "--num-labels",
+        "--num_labels",
+        dest="num_labels",
+        type=_num_labels,
+        default=None,
+        help="number of classes, or 'auto' to read it from the classifiers (default)",
+    )
 
-    add_conversion_arguments(parser)
+
+def _num_labels(value: str) -> int | None:
+    if value == "auto":
+        return None
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {value!r}")
 
 
 def run(args: argparse.Namespace) -> int:

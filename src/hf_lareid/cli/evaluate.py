@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._choices import PROTOCOLS
 from ._common import add_dataset_arguments, encoder_from_arguments, load_model_and_processor, write_json
 
 DESCRIPTION = "Evaluate a model on query/gallery splits: Rank-1/5/10, mAP, mINP. Several datasets give one row each."
@@ -12,8 +13,6 @@ EXAMPLE = "lareid evaluate ./my-model --dataset market1501 course --data_dir ~/M
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..evaluation import PROTOCOLS
-
     parser.add_argument("model", help="a saved model folder or Hub id")
     add_dataset_arguments(parser, multiple=True)
     parser.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._choices import INDEX_TYPES
 from ._common import (
     add_dataset_arguments,
     encoder_from_arguments,
@@ -22,8 +23,6 @@ EXAMPLE = "lareid index ./my-model --dataset market1501 --data_dir ~/Market-1501
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..retrieval.faiss_index import INDEX_TYPES
-
     parser.add_argument("model", nargs="?", help="a saved model folder or Hub id (recorded in the index)")
     add_dataset_arguments(parser, multiple=False)
     for action in parser._actions:  # not needed by --remove / --verify; building checks them in run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import InvalidInputError
 from ._common import (
     add_runtime_argument,
     load_model_and_processor,
@@ -62,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     if len(cameras) not in (1, len(args.images)):
         raise ValueError(f"give one --query_camera, or one per image ({len(args.images)}), not {len(cameras)}.")
     missing = [image for image in args.images if not Path(image).is_file()]
+    if missing and Path(missing[0]).is_dir():
+        raise InvalidInputError(
+            f"query image {missing[0]!r} is a folder: pass image files to search with (e.g. {missing[0]}/*.jpg)."
+        )
     if missing:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
     if args.picture:  # before the model loads: the plots extra and an index that can show its images

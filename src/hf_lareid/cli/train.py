@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import copy
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 EXAMPLE = "lareid train --setup tiny --output_dir ./tiny-reid --max_steps 200"
 DESCRIPTION = (
@@ -89,5 +89,37 @@ def main(argv: Sequence[str], prog: str = "lareid train") -> int:
     elif "-h" in argv or "--help" in argv:
         short_help_parser(prog).print_help()
     else:
-        train(argv, prog=prog)
+        metrics = train(argv, prog=prog)
+        print(final_report(_output_dir(argv), metrics))
     return 0
+
+
+def final_report(output_dir: str | None, metrics: Mapping[str, float]) -> str:
+    """
+    The last line of `lareid train`: where the model is and its final evaluation in percent (as `lareid evaluate`).
+
+    Example:
+        >>> final_report("./tiny-reid", {"eval_rank1": 0.5, "eval_rank5": 0.75, "eval_mAP": 0.4123})
+        'saved the model to ./tiny-reid; final evaluation: Rank-1 50.0%, Rank-5 75.0%, mAP 41.2%'
+    """
+    where = f"saved the model to {output_dir}" if output_dir else "saved the model"
+    scores = ", ".join(
+        f"{title} {100 * metrics[key]:.1f}%" for key, title in FINAL_METRICS if isinstance(metrics.get(key), float)
+    )
+    return f"{where}; final evaluation: {scores}" if scores else where
+
+
+# The final evaluation's metrics that `lareid train` reports (Trainer keys -> names).
+FINAL_METRICS = (
+    ("eval_rank1", "Rank-1"),
+    ("eval_rank5", "Rank-5"),
+    ("eval_rank10", "Rank-10"),
+    ("eval_mAP", "mAP"),
+    ("eval_mINP", "mINP"),
+)
+
+
+def _output_dir(argv: Sequence[str]) -> str | None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--output_dir", "--output-dir")
+    return parser.parse_known_args(argv)[0].output_dir

@@ -209,6 +209,7 @@ def launch_app(service: ReIDService, host: str = "127.0.0.1", port: int = 7860, 
         server_name=host,
         server_port=port,
         share=False,
+        quiet=True,  # `lareid serve` prints the address; Gradio's lines would add a share=True hint
         show_error=True,
         allowed_paths=service.gallery_folders() + video_folders,
         max_file_size=MAX_UPLOAD,

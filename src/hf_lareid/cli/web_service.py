@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..embedding import ReIDEncoder, bf16_option
+from ..errors import InvalidInputError
 from ..image_utils import load_rgb
 from ..retrieval import GalleryIndex, search_other_cameras
 from ._common import load_model_and_processor, open_gallery_index
@@ -26,7 +27,7 @@ NO_THRESHOLD = "no calibrated threshold"
 UNREADABLE = "{name} is not a readable image (damaged, or not an image): upload a JPEG or PNG."
 
 
-class WebAppError(ValueError):
+class WebAppError(InvalidInputError):
     """A bad input or an unusable index, said in one line for the page (no traceback)."""
 
 

@@ -46,7 +46,13 @@ class FileNameScheme:
 
     def parse(self, path: str | os.PathLike) -> tuple[int, int]:
         """Person id and camera id of the file name of `path`, or `ReIDDataError` naming the file and the pattern."""
-        match = self.pattern.match(os.path.splitext(os.path.basename(path))[0])
+        name = os.path.basename(path)
+        if not name.isprintable():  # a line break in a name would split every message and listing that shows it
+            raise ReIDDataError(
+                f"File name {os.fspath(path)!r} contains a line break or another control character: rename the file "
+                f"as {self.template} (e.g. {self.example})."
+            )
+        match = self.pattern.fullmatch(os.path.splitext(name)[0])
         if match is None:
             raise ReIDDataError(
                 f"File name {path} does not follow the {self.dataset} pattern {self.template} (e.g. {self.example}). "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
+
+from .records import ReIDDataError
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +58,30 @@ def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
+                is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+                if (is_image or recursive) and entry.is_symlink():
+                    _check_link(entry.path)
                 if entry.is_dir():
                     if recursive:
                         pending.append(entry.path)
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                elif is_image:
                     found.append(entry.path)
                 else:
                     skipped += 1
     if skipped:
         logger.debug("Skipped %d non-image files in %s", skipped, folder)
     return sorted(found)
+
+
+def _check_link(path: str) -> None:
+    """Raises `ReIDDataError` naming the symbolic link `path` when it leads to nothing: a loop or a missing target."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            problem = "is a symbolic link loop (it leads back to itself)"
+        else:
+            problem = f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        raise ReIDDataError(
+            f"{path} {problem}: point the link at an image file, or remove the link from the folder."
+        ) from None

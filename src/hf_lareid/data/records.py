@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import InvalidInputError
+
 __all__ = ["QUERY_GALLERY_PAIRS", "ReIDCollection", "ReIDDataError", "ReIDRecord"]
 
 QUERY_GALLERY_PAIRS = {"query": "gallery", "test_query": "test_gallery"}
 """Each query split and the gallery split it is searched against."""
 
 
-class ReIDDataError(ValueError):
+class ReIDDataError(InvalidInputError):
     """A re-ID folder cannot be loaded; the message names the file or folder and says how to fix it."""
 
 

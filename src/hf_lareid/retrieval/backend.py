@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Optional, Union
 import numpy as np
 
 from ..embedding.provenance import Provenance
+from ..errors import InvalidInputError
 from ..evaluation.threshold import ThresholdCalibration, resolve_verification
 from ..file_utils import folder_lock
 from . import retention
@@ -46,7 +47,7 @@ ADDED_AT = "added_at"  # UTC POSIX seconds (float64) of each entry's add; NaN = 
 _RECORDED_PATHS = ("model_reference", "data_dir")  # the fields that may be stored relative to the index folder
 
 
-class FingerprintMismatchError(ValueError):
+class FingerprintMismatchError(InvalidInputError):
     """Query embeddings come from a different model than the gallery embeddings."""
 
 

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Optional, Union
 
+from ..errors import DamagedFileError, LAReIDError
 from ..file_utils import file_sha256, folder_lock, recover_folder
 
 logger = logging.getLogger(__name__)
@@ -45,11 +46,11 @@ BACKENDS: dict[str, type] = {}
 """The index class of each backend name a config records (`"faiss"`, `"qdrant"`), filled by [`register_backend`]."""
 
 
-class CorruptIndexError(ValueError):
+class CorruptIndexError(DamagedFileError, ValueError):
     """A saved gallery index is incomplete, damaged or of an unknown format."""
 
 
-class IndexWriteError(OSError, RuntimeError):
+class IndexWriteError(LAReIDError, OSError):
     """A gallery index could not be written (a full disk, no permission); the index already there is unchanged."""
 
     def __str__(self) -> str:

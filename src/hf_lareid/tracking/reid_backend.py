@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 from ..embedding import BF16Option, ReIDEncoder
+from ..errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
 
-class BoxError(ValueError):
+class BoxError(InvalidInputError):
     """A box that cannot be cropped from its frame (zero area, or wholly outside it)."""
 
 

@@ -358,7 +358,10 @@ def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None) 
     def parse(defaults: dict[str, Any]) -> tuple:
         parser = build_parser(prog)
         parser.set_defaults(**defaults)
-        return parser.parse_args_into_dataclasses(args=argv)
+        *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # exit 2, as argparse does
+        return tuple(parsed)
 
     return _with_defaults(parse, setup)
 

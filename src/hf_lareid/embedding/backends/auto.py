@@ -71,7 +71,8 @@ def choose_runtime(runtime: str, device: torch.device | str = "cpu", bf16: bool 
     missing = [name for name in order if not runtime_available(name)]
     chosen = next(name for name in (*order, "torch") if name not in missing)
     skipped = f" ({', '.join(missing)} not installed)" if missing else ""
-    logger.info(
+    # DEBUG: every search and every evaluation would repeat it (`lareid --debug` shows it).
+    logger.debug(
         "runtime='auto' picked %s for %s %s, preference %s%s", chosen, device_type, precision, "/".join(order), skipped
     )
     return chosen
