@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from transformers import AutoModel
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.convert_original import ConversionError, convert_original_checkpoint, main
+from hf_lareid.convert_original import ConversionError, convert_original_checkpoint
+from hf_lareid_cli import main as lareid
 
 # The original is ViT-B/16 at 224: width 768, MLP 3072, twelve 64-wide heads (which the converter infers from the
 # width), 12 blocks, 14 row classifiers with a 256-wide bottleneck. The test builds exactly those shapes and key
@@ -174,7 +175,9 @@ def test_converted_model_reproduces_the_original(checkpoint, pixel_values, tmp_p
 
 def test_cli_writes_a_loadable_folder_with_original_preprocessing(checkpoint, tmp_path):
     out_dir = tmp_path / "cli"
-    assert main([str(checkpoint), str(out_dir), "--lambda", "4", "--num-labels", str(CLASSES)]) == 0
+    assert (
+        lareid(["convert-original", str(checkpoint), str(out_dir), "--lambda", "4", "--num-labels", str(CLASSES)]) == 0
+    )
     assert sorted(p.name for p in out_dir.iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
     config = json.loads((out_dir / "config.json").read_text())
     assert config["model_type"] == "la-transformer" and config["backbone_config"]["model_type"] == "vit"
@@ -230,14 +233,15 @@ def test_pickle_that_is_not_weights_only_is_refused(tmp_path):
 def test_cli_reports_errors_without_a_traceback(checkpoint, tmp_path, capsys):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(checkpoint), str(tmp_path / "taken")])
-    assert exit_info.value.code == 2
-    assert "exists and is not empty" in capsys.readouterr().err
+    assert lareid(["convert-original", str(checkpoint), str(tmp_path / "taken")]) == 1
+    err = capsys.readouterr().err
+    assert "exists and is not empty" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_converts_again_over_its_own_output(checkpoint, tmp_path):
     out_dir = tmp_path / "converted"
-    assert main([str(checkpoint), str(out_dir)]) == 0
-    assert main([str(checkpoint), str(out_dir), "--lambda", "4"]) == 0  # its own earlier conversion is replaced
+    assert lareid(["convert-original", str(checkpoint), str(out_dir)]) == 0
+    assert (
+        lareid(["convert-original", str(checkpoint), str(out_dir), "--lambda", "4"]) == 0
+    )  # its own earlier conversion is replaced
     assert LATransformerForReID.from_pretrained(out_dir).config.lambda_global == pytest.approx(0.25)

@@ -1,7 +1,7 @@
 """Converts checkpoints of the original public LA-Transformer code (timm ViT-B/16) into this package's format.
 
 ```bash
-python -m hf_lareid.convert_original net_best.pth converted/ [--lambda 8] [--num-labels auto]
+lareid convert-original net_best.pth converted/ [--lambda 8] [--num-labels auto]
 ```
 
 The original code saves `model.state_dict()` of its `LATransformer` module: the timm ViT under `model.` (with
@@ -14,7 +14,6 @@ converted config stores the paper's convention `lambda_global = 1 / lambda`, no 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -278,26 +277,6 @@ def convert_original_checkpoint(
     return model
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m hf_lareid.convert_original IN.pth OUT_DIR [--lambda 8] [--num-labels auto]`."""
-    from .cli.convert import add_arguments  # the flags of `lareid convert-original`, defined once
-
-    parser = argparse.ArgumentParser(
-        prog="python -m hf_lareid.convert_original",
-        description="Convert a checkpoint of the original LA-Transformer code into a from_pretrained folder.",
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        convert_original_checkpoint(
-            args.checkpoint, args.out_dir, lambda_code=args.lambda_code, num_labels=args.num_labels
-        )
-    except (ConversionError, FileNotFoundError, FileExistsError) as error:
-        parser.exit(2, f"error: {error}\n")
-    return 0
-
-
 __all__ = [
     "ConversionError",
     "convert_original_checkpoint",
@@ -306,6 +285,3 @@ __all__ = [
     "original_config",
     "original_image_processor",
 ]
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,7 +11,7 @@ EXAMPLE = "lareid convert-original net_best.pth ./la-transformer-market --lambda
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The converter's arguments (`python -m hf_lareid.convert_original` runs this command too)."""
+    """The converter's arguments."""
     parser.add_argument(
         "checkpoint", help="the .pth state dict saved by the original code (read with weights_only=True)"
     )

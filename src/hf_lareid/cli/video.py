@@ -20,17 +20,14 @@ EXAMPLE = (
 )
 
 
-def main(argv: list[str], prog: str = "lareid video") -> int:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=DESCRIPTION,
-        epilog=f"Example:\n  {EXAMPLE}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`index` and `search`, each with its own arguments (`lareid video index --help`)."""
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add_index_arguments(actions.add_parser("index", help="index the people of videos as tracklets"))
     add_search_arguments(actions.add_parser("search", help="find the tracklets most like a person crop"))
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     return run_index(args) if args.action == "index" else run_search(args)
 
 

@@ -50,7 +50,7 @@ class CorruptIndexError(DamagedFileError, ValueError):
     """A saved gallery index is incomplete, damaged or of an unknown format."""
 
 
-class IndexWriteError(LAReIDError, OSError):
+class IndexWriteError(LAReIDError, OSError, RuntimeError):
     """A gallery index could not be written (a full disk, no permission); the index already there is unchanged."""
 
     def __str__(self) -> str:
