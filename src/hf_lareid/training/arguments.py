@@ -41,8 +41,9 @@ RANDOM_BACKBONE = "random"
 # num_unfreeze_blocks is Algorithm 1's b, the encoder's depth (0 for the from-scratch tiny setup): the backbone
 # decides (see `uses_blockwise_unfreezing`).
 SETUP_NOTES = ("source", "num_train_classes", "train_datasets", "lambda_global", "num_unfreeze_blocks")
-# Schedules named in setups that transformers calls differently: one-cycle = warm-up then cosine annealing.
-SCHEDULER_ALIASES = {"one_cycle": "cosine"}
+AUTO_SCHEDULER = "auto"
+ONE_CYCLE = "one_cycle"
+"""torch's `OneCycleLR` (see [`LATransformerTrainingArguments`]), a schedule transformers does not have."""
 
 
 @dataclass
@@ -53,6 +54,11 @@ class LATransformerTrainingArguments(TrainingArguments):
     Changed defaults: `weight_decay=5e-4` and `max_grad_norm=0` (no gradient clipping), both the original code's;
     `remove_unused_columns=False` (the transforms need the `image` column), `lr_scheduler_type="auto"` (constant when
     a [`BlockwiseUnfreezeCallback`] is on, since its step decay replaces the schedule; linear otherwise).
+
+    `lr_scheduler_type="one_cycle"` is torch's `OneCycleLR`, stepped every batch: `max_lr=learning_rate`,
+    `pct_start` = the warm-up share (`warmup_steps` below 1 is that share; from 1 it is a step count), every other
+    argument torch's default (cosine annealing, `div_factor` 25, `final_div_factor` 1e4, `cycle_momentum` on, which
+    moves Adam's beta1 between 0.95 and 0.85).
 
     `label_smoothing_factor` (the Trainer's own name) is an alias of `label_smoothing`: this Trainer computes its own
     loss, so the Trainer's label smoother would never run; giving both with different values raises `ValueError`.
@@ -68,12 +74,17 @@ class LATransformerTrainingArguments(TrainingArguments):
         default="adam",
         metadata={
             "help": "adam: torch.optim.Adam with L2 weight decay on every parameter, as the paper's code; adamw: "
-            "torch.optim.AdamW (decoupled weight decay, none on biases and norms); hf: the Trainer's own `--optim`.",
+            "torch.optim.AdamW (decoupled weight decay; none on biases and norms unless --decay_biases_and_norms); "
+            "hf: the Trainer's own `--optim`.",
             "choices": list(OPTIMIZERS),
         },
     )
     weight_decay: float = field(
         default=5e-4, metadata={"help": "Weight decay (5e-4 as the original LA-Transformer code)."}
+    )
+    decay_biases_and_norms: bool = field(
+        default=False,
+        metadata={"help": "adamw: decay biases and norm weights too (one group, as a plain torch.optim.AdamW)."},
     )
     max_grad_norm: float = field(
         default=0.0,
@@ -84,8 +95,9 @@ class LATransformerTrainingArguments(TrainingArguments):
     lr_scheduler_type: str = field(
         default="auto",
         metadata={
-            "help": "A transformers scheduler name, or 'auto': constant with blockwise unfreezing (its step decay is "
-            "the schedule), linear otherwise."
+            "help": "A transformers scheduler name; 'one_cycle': torch's OneCycleLR (max lr = --learning_rate, "
+            "pct_start = the --warmup_steps share, torch's other defaults); or 'auto': constant with blockwise "
+            "unfreezing (its step decay is the schedule), linear otherwise."
         },
     )
     remove_unused_columns: bool = field(
@@ -114,6 +126,7 @@ class LATransformerTrainingArguments(TrainingArguments):
         },
     )
     auto_lr_scheduler: bool = field(default=False, init=False, repr=False)
+    one_cycle_lr_scheduler: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
         if self.label_smoothing_factor:
@@ -134,11 +147,22 @@ class LATransformerTrainingArguments(TrainingArguments):
             )
         if self.samples_per_identity < 1:
             raise ValueError(f"samples_per_identity must be >= 1, got {self.samples_per_identity}.")
-        self.auto_lr_scheduler = str(self.lr_scheduler_type) == "auto"
-        if self.auto_lr_scheduler:
-            # TrainingArguments accepts only scheduler names; `resolve_lr_scheduler` decides when the trainer is built.
+        requested = getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
+        self.auto_lr_scheduler = requested == AUTO_SCHEDULER
+        self.one_cycle_lr_scheduler = requested == ONE_CYCLE
+        if self.auto_lr_scheduler or self.one_cycle_lr_scheduler:
+            # TrainingArguments accepts only its own scheduler names; `resolve_lr_scheduler` decides "auto" when the
+            # trainer is built, and the trainer builds the one-cycle schedule itself.
             self.lr_scheduler_type = SchedulerType.LINEAR
         super().__post_init__()
+        if self.one_cycle_lr_scheduler:
+            self.lr_scheduler_type = ONE_CYCLE  # what runs, as saved arguments and model cards show it
+
+    def one_cycle_pct_start(self, num_training_steps: int) -> float:
+        """`OneCycleLR`'s `pct_start` for `num_training_steps`: the warm-up share (`warmup_steps`, a share below 1)."""
+        if self.warmup_steps < 1:
+            return float(self.warmup_steps)
+        return min(1.0, self.warmup_steps / max(1, num_training_steps))
 
 
 def resolve_lr_scheduler(args: TrainingArguments, blockwise: bool) -> None:
@@ -292,7 +316,7 @@ def build_parser(prog: str | None = None) -> HfArgumentParser:
 def setup_defaults(setup_training_args: Mapping[str, Any]) -> dict[str, Any]:
     """
     Argument defaults from a setup's `training_args.json`: known arguments are taken as they are, `warmup_ratio`
-    becomes `warmup_steps` (a fraction means a ratio), `one_cycle` becomes `cosine` and a null backbone means `random`.
+    becomes `warmup_steps` (a fraction means a ratio) and a null backbone means `random`.
     Notes for people (`source`, ...) are skipped.
     """
     known = {f.name for cls in ARGUMENT_CLASSES for f in fields(cls) if f.init}
@@ -304,8 +328,6 @@ def setup_defaults(setup_training_args: Mapping[str, Any]) -> dict[str, Any]:
             defaults["backbone"] = value or RANDOM_BACKBONE
         elif key == "warmup_ratio":
             defaults["warmup_steps"] = float(value)
-        elif key == "lr_scheduler_type":
-            defaults[key] = SCHEDULER_ALIASES.get(value, value)
         elif key in known:
             defaults[key] = value
         else:

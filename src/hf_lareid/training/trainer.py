@@ -139,6 +139,11 @@ class LATransformerTrainer(Trainer):
         self.unfreeze_callback = next((cb for cb in callbacks if isinstance(cb, BlockwiseUnfreezeCallback)), None)
         if args is not None:
             resolve_lr_scheduler(args, blockwise=self.unfreeze_callback is not None)
+            if self.unfreeze_callback is not None and getattr(args, "one_cycle_lr_scheduler", False):
+                raise ValueError(
+                    "lr_scheduler_type one_cycle sets the learning rate of every step itself, so blockwise unfreezing "
+                    "cannot decay it: use lr_scheduler_type auto (constant) or a transformers schedule."
+                )
         if self.unfreeze_callback is not None and args is not None:
             if args.ddp_find_unused_parameters is False:
                 raise ValueError(
@@ -162,7 +167,8 @@ class LATransformerTrainer(Trainer):
           biases and norms included, gets the coupled L2 decay: the original LA-Transformer code's
           `optim.Adam(model.parameters(), weight_decay=5e-4, lr=lr)`.
         - `"adamw"`: `torch.optim.AdamW` with decoupled weight decay and the usual two groups: no decay on biases
-          and norm weights (the Trainer's `get_decay_parameter_names`).
+          and norm weights (the Trainer's `get_decay_parameter_names`); with `args.decay_biases_and_norms` one group,
+          every parameter decayed (a plain `torch.optim.AdamW(model.parameters(), weight_decay=...)`).
         - `"hf"`: the Trainer's own `--optim`.
         """
         name = getattr(self.args, "optimizer", "hf")
@@ -170,7 +176,7 @@ class LATransformerTrainer(Trainer):
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
         named = list(opt_model.named_parameters())
-        if name == "adam":
+        if name == "adam" or getattr(self.args, "decay_biases_and_norms", False):
             groups = [{"params": [p for _, p in named], "weight_decay": self.args.weight_decay}]
         else:
             decay_names = set(self.get_decay_parameter_names(opt_model))
@@ -186,6 +192,25 @@ class LATransformerTrainer(Trainer):
             eps=self.args.adam_epsilon,
         )
         return self.optimizer
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """
+        The Trainer's schedule, or with `lr_scheduler_type="one_cycle"` torch's `OneCycleLR` over `num_training_steps`
+        (stepped every optimizer step): `max_lr=args.learning_rate`, `pct_start=args.one_cycle_pct_start(...)`, torch's
+        other defaults (cosine, `div_factor` 25, `final_div_factor` 1e4, `cycle_momentum` on).
+        """
+        if self.lr_scheduler is not None or not getattr(self.args, "one_cycle_lr_scheduler", False):
+            return super().create_scheduler(num_training_steps, optimizer)
+        self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer if optimizer is None else optimizer,
+            max_lr=self.args.learning_rate,
+            total_steps=num_training_steps,
+            pct_start=self.args.one_cycle_pct_start(num_training_steps),
+        )
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
 
     def _get_train_sampler(self, train_dataset=None):
         """Identity-balanced P x K batches when the triplet loss is on; the Trainer's random sampler otherwise."""
