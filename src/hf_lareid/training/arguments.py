@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 import torch
-from transformers import HfArgumentParser, SchedulerType, TrainingArguments
+from transformers import HfArgumentParser, PreTrainedConfig, SchedulerType, TrainingArguments
 
-from ..configuration_lareid import LATransformerConfig
+from ..configuration_lareid import LATransformerConfig, reid_crop_size
 from ..data import REID_DATASETS
 from ..features import bf16_pays
 from ..hub_configs import load_setup
@@ -179,12 +179,14 @@ def resolve_lr_scheduler(args: TrainingArguments, blockwise: bool) -> None:
 class ModelArguments:
     """Which setup and which backbone to train, and the blockwise fine-tuning options."""
 
-    setup: str = field(
-        default="tiny",
+    setup: str | None = field(
+        default=None,
         metadata={
-            "help": "A shipped setup (baseline, improvement1, improvement2, tiny) or a folder with config.json, "
+            "help": "A shipped setup (baseline, improvement1, improvement2, small, tiny) or a folder with config.json, "
             "preprocessor_config.json and training_args.json. Its training_args.json gives the defaults of the "
-            "training flags (batch size, epochs, learning rate, unfreezing); flags on the command line win."
+            "training flags (batch size, epochs, learning rate, unfreezing); flags on the command line win. "
+            "Default: tiny (from scratch); with a pretrained --backbone, small (the pretrained recipe) at a re-ID "
+            "crop that the backbone's patch divides (256x128, 252x126 at patch 14)."
         },
     )
     backbone: str | None = field(
@@ -360,6 +362,33 @@ def _with_defaults(parse: Callable[[dict[str, Any]], tuple], setup: tuple) -> Tr
     return TrainArguments(model_args, data_args, training_args, setup)
 
 
+FROM_SCRATCH_SETUP = "tiny"
+PRETRAINED_SETUP = "small"
+
+
+def load_run_setup(setup: str | None, backbone: str | None) -> tuple[str, tuple]:
+    """
+    `(setup name, loaded setup)` of a run: `setup` when given; else `tiny` without a backbone or with `random`, and
+    for a pretrained `backbone` the `small` recipe at a re-ID crop its patch divides (`reid_crop_size`: 256x128 at
+    patch 16, 252x126 at patch 14), its config and image processor resized to it.
+    """
+    if setup is not None:
+        return setup, load_setup(setup)
+    if backbone in (None, RANDOM_BACKBONE):
+        return FROM_SCRATCH_SETUP, load_setup(FROM_SCRATCH_SETUP)
+    config, image_processor, training_args = load_setup(PRETRAINED_SETUP)
+    try:
+        patch_size = PreTrainedConfig.get_config_dict(backbone)[0].get("patch_size")
+    except OSError:
+        patch_size = None  # build_model says why the backbone cannot be loaded
+    if patch_size is not None:
+        height, width = reid_crop_size(patch_size)
+        config.backbone_config.image_size = [height, width]
+        config.backbone_config.patch_size = patch_size
+        image_processor.size = {"height": height, "width": width}
+    return PRETRAINED_SETUP, (config, image_processor, training_args)
+
+
 def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None) -> TrainArguments:
     """
     Parses `argv` (default `sys.argv[1:]`) into a [`TrainArguments`] `(model, data, training, setup)`, where `setup`
@@ -371,11 +400,13 @@ def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None) 
     argv = list(sys.argv[1:] if argv is None else argv)
     pre_parser = argparse.ArgumentParser(add_help=False)
     pre_parser.add_argument("--setup", default=ModelArguments.setup)
-    setup = load_setup(pre_parser.parse_known_args(argv)[0].setup)
+    pre_parser.add_argument("--backbone", default=ModelArguments.backbone)
+    known = pre_parser.parse_known_args(argv)[0]
+    name, setup = load_run_setup(known.setup, known.backbone)
 
     def parse(defaults: dict[str, Any]) -> tuple:
         parser = build_parser(prog)
-        parser.set_defaults(**defaults)
+        parser.set_defaults(**defaults, setup=name)
         return parser.parse_args_into_dataclasses(args=argv)
 
     return _with_defaults(parse, setup)
@@ -387,8 +418,10 @@ def build_arguments(values: Mapping[str, Any], setup: tuple | None = None) -> Tr
     e.g. `{"output_dir": "out", "num_train_epochs": 2}`), with the same defaults. `setup` is `values["setup"]`
     already loaded (loaded here when not given).
     """
+    name = values.get("setup")
     if setup is None:
-        setup = load_setup(values.get("setup", ModelArguments.setup))
+        name, setup = load_run_setup(name, values.get("backbone"))
+    values = {**values, "setup": name}
     return _with_defaults(lambda defaults: build_parser().parse_dict({**defaults, **values}), setup)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from ..query_gallery_evaluation import evaluate_model
 from ..runtimes import make_embedder
 from .arguments import resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
+from .learning_check import LearningCheckCallback
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 from .transform_epoch import TransformEpochCallback, epoch_transform_of
 
@@ -83,7 +85,9 @@ class LATransformerTrainer(Trainer):
     - Loss: the model's sum of per-row cross-entropies (label-smoothed when `args.label_smoothing > 0`), plus
       `args.triplet_loss_weight` times a batch-hard triplet loss on the embeddings (on the features before the
       BatchNorm with `embedding="bottleneck"`, see [`triplet_features`]; batches are then P identities x K images,
-      `K = args.samples_per_identity`). Each component is logged (`ce_loss`, `triplet_loss`).
+      `K = args.samples_per_identity`). Each component is logged (`ce_loss`, `triplet_loss`), and `ce_chance_fraction`,
+      the mean per-row cross-entropy over `ln(num_labels)`; a [`LearningCheckCallback`] (added unless `callbacks`
+      holds one) warns once when training does not learn.
     - Optimizer: Adam with L2 weight decay (`args.weight_decay`, 5e-4) on every parameter, biases and norms
       included, as the original code's `optim.Adam(model.parameters(), weight_decay=5e-4)`; `args.optimizer="adamw"`
       for AdamW (decoupled decay, none on biases and norms), `"hf"` for the Trainer's `--optim`. Every parameter is
@@ -133,6 +137,10 @@ class LATransformerTrainer(Trainer):
             # The Trainer refuses an eval_strategy without an eval_dataset; evaluate() uses query/gallery instead.
             kwargs.setdefault("eval_dataset", query_dataset)
         callbacks = kwargs.get("callbacks") or []
+        self.learning_check = next((cb for cb in callbacks if isinstance(cb, LearningCheckCallback)), None)
+        if self.learning_check is None:
+            self.learning_check = LearningCheckCallback()
+            kwargs["callbacks"] = callbacks = [*callbacks, self.learning_check]
         epoch_transform = epoch_transform_of(kwargs.get("train_dataset"))
         if epoch_transform is not None:  # a seeded augmentation follows the epochs (exact resume)
             kwargs["callbacks"] = callbacks = [*callbacks, TransformEpochCallback(epoch_transform, args)]
@@ -253,9 +261,18 @@ class LATransformerTrainer(Trainer):
             components["triplet_loss"] = triplet
             loss = loss + triplet_weight * triplet
         if model.training:
+            num_parts, num_labels = outputs.logits.shape[1:]
+            if num_labels >= 2:  # the cross-entropy per row as a fraction of chance, ln(num_labels)
+                components["ce_chance_fraction"] = ce_loss / (num_parts * math.log(num_labels))
             for name, value in components.items():
                 self._loss_components[name] = self._loss_components.get(name, 0.0) + value.detach().float()
             self._loss_component_steps += 1
+            self.learning_check.record(
+                float(ce_loss) / num_parts,
+                num_labels,
+                float(components["triplet_loss"]) if "triplet_loss" in components else None,
+                self.args.triplet_margin if triplet_weight > 0 else None,
+            )
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
