@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import torch
 from transformers import HfArgumentParser, PreTrainedConfig, SchedulerType, TrainingArguments
+from transformers.image_processing_base import ImageProcessingMixin
 
 from ..configuration_lareid import LATransformerConfig, reid_crop_size
 from ..data import REID_DATASETS
@@ -165,12 +166,12 @@ class LATransformerTrainingArguments(TrainingArguments):
         return min(1.0, self.warmup_steps / max(1, num_training_steps))
 
 
-def resolve_lr_scheduler(args: TrainingArguments, blockwise: bool) -> None:
+def resolve_lr_scheduler(args: LATransformerTrainingArguments, blockwise: bool) -> None:
     """
     The one decision of `lr_scheduler_type="auto"` (see [`LATransformerTrainingArguments`]), made on `args` in place:
     constant with blockwise unfreezing (its step decay is the schedule), linear otherwise. Other schedules stay.
     """
-    if getattr(args, "auto_lr_scheduler", False):
+    if args.auto_lr_scheduler:
         args.lr_scheduler_type = SchedulerType.CONSTANT if blockwise else SchedulerType.LINEAR
         logger.info("lr_scheduler_type auto -> %s", args.lr_scheduler_type.value)
 
@@ -370,7 +371,8 @@ def load_run_setup(setup: str | None, backbone: str | None) -> tuple[str, tuple]
     """
     `(setup name, loaded setup)` of a run: `setup` when given; else `tiny` without a backbone or with `random`, and
     for a pretrained `backbone` the `small` recipe at a re-ID crop its patch divides (`reid_crop_size`: 256x128 at
-    patch 16, 252x126 at patch 14), its config and image processor resized to it.
+    patch 16, 252x126 at patch 14), its config and image processor resized to it, normalising with the backbone's own
+    mean/std where its folder or Hub repository has a `preprocessor_config.json`.
     """
     if setup is not None:
         return setup, load_setup(setup)
@@ -386,6 +388,13 @@ def load_run_setup(setup: str | None, backbone: str | None) -> tuple[str, tuple]
         config.backbone_config.image_size = [height, width]
         config.backbone_config.patch_size = patch_size
         image_processor.size = {"height": height, "width": width}
+    try:
+        normalisation = ImageProcessingMixin.get_image_processor_dict(backbone)[0]
+    except OSError:
+        normalisation = {}  # no preprocessor_config.json: ImageNet's mean/std, the setup's
+    for name in ("image_mean", "image_std"):
+        if normalisation.get(name) is not None:
+            setattr(image_processor, name, list(normalisation[name]))
     return PRETRAINED_SETUP, (config, image_processor, training_args)
 
 

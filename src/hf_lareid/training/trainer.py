@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import math
 import os
@@ -21,7 +23,7 @@ from ..modelcard import write_model_card
 from ..modeling_lareid import backbone_layers
 from ..query_gallery_evaluation import evaluate_model
 from ..runtimes import make_embedder
-from .arguments import resolve_lr_scheduler
+from .arguments import LATransformerTrainingArguments, resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .learning_check import LearningCheckCallback
 from .losses import batch_hard_triplet_loss, part_cross_entropy
@@ -76,6 +78,20 @@ def triplet_features(outputs: Any, embedding: str) -> torch.Tensor:
     if embedding == "bottleneck":
         return F.normalize(outputs.part_features.flatten(1), dim=-1)
     return outputs.embeddings
+
+
+def own_arguments(args: TrainingArguments | None) -> LATransformerTrainingArguments:
+    """
+    The trainer's own copy of `args` (the caller's object is never changed): a shallow copy of
+    [`LATransformerTrainingArguments`]; plain `TrainingArguments` become them with this package's defaults for the
+    fields they lack; `None` gives the defaults with `output_dir="trainer_output"`, as the Trainer's.
+    """
+    if args is None:
+        return LATransformerTrainingArguments(output_dir="trainer_output")
+    if isinstance(args, LATransformerTrainingArguments):
+        return copy.copy(args)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainingArguments) if f.init}
+    return LATransformerTrainingArguments(**values)
 
 
 class LATransformerTrainer(Trainer):
@@ -141,18 +157,18 @@ class LATransformerTrainer(Trainer):
         if self.learning_check is None:
             self.learning_check = LearningCheckCallback()
             kwargs["callbacks"] = callbacks = [*callbacks, self.learning_check]
+        args = own_arguments(args)
         epoch_transform = epoch_transform_of(kwargs.get("train_dataset"))
         if epoch_transform is not None:  # a seeded augmentation follows the epochs (exact resume)
             kwargs["callbacks"] = callbacks = [*callbacks, TransformEpochCallback(epoch_transform, args)]
         self.unfreeze_callback = next((cb for cb in callbacks if isinstance(cb, BlockwiseUnfreezeCallback)), None)
-        if args is not None:
-            resolve_lr_scheduler(args, blockwise=self.unfreeze_callback is not None)
-            if self.unfreeze_callback is not None and getattr(args, "one_cycle_lr_scheduler", False):
+        resolve_lr_scheduler(args, blockwise=self.unfreeze_callback is not None)
+        if self.unfreeze_callback is not None:
+            if args.one_cycle_lr_scheduler:
                 raise ValueError(
                     "lr_scheduler_type one_cycle sets the learning rate of every step itself, so blockwise unfreezing "
                     "cannot decay it: use lr_scheduler_type auto (constant) or a transformers schedule."
                 )
-        if self.unfreeze_callback is not None and args is not None:
             if args.ddp_find_unused_parameters is False:
                 raise ValueError(
                     "BlockwiseUnfreezeCallback needs ddp_find_unused_parameters=True: frozen blocks get no gradient."
@@ -179,12 +195,12 @@ class LATransformerTrainer(Trainer):
           every parameter decayed (a plain `torch.optim.AdamW(model.parameters(), weight_decay=...)`).
         - `"hf"`: the Trainer's own `--optim`.
         """
-        name = getattr(self.args, "optimizer", "hf")
+        name = self.args.optimizer
         if self.optimizer is not None or name == "hf":
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
         named = list(opt_model.named_parameters())
-        if name == "adam" or getattr(self.args, "decay_biases_and_norms", False):
+        if name == "adam" or self.args.decay_biases_and_norms:
             groups = [{"params": [p for _, p in named], "weight_decay": self.args.weight_decay}]
         else:
             decay_names = set(self.get_decay_parameter_names(opt_model))
@@ -209,7 +225,7 @@ class LATransformerTrainer(Trainer):
         (stepped every optimizer step): `max_lr=args.learning_rate`, `pct_start=args.one_cycle_pct_start(...)`, torch's
         other defaults (cosine, `div_factor` 25, `final_div_factor` 1e4, `cycle_momentum` on).
         """
-        if self.lr_scheduler is not None or not getattr(self.args, "one_cycle_lr_scheduler", False):
+        if self.lr_scheduler is not None or not self.args.one_cycle_lr_scheduler:
             return super().create_scheduler(num_training_steps, optimizer)
         self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer if optimizer is None else optimizer,
@@ -222,7 +238,7 @@ class LATransformerTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None):
         """Identity-balanced P x K batches when the triplet loss is on; the Trainer's random sampler otherwise."""
-        if getattr(self.args, "triplet_loss_weight", 0.0) <= 0:
+        if self.args.triplet_loss_weight <= 0:
             return super()._get_train_sampler(train_dataset)
         dataset = self.train_dataset if train_dataset is None else train_dataset
         batch_size, instances = self._train_batch_size, self.args.samples_per_identity
@@ -247,8 +263,7 @@ class LATransformerTrainer(Trainer):
     ):
         """Per-row cross-entropy (+ weighted batch-hard triplet); both are batch means (see `loss_is_scaled_for_ga`)."""
         labels = inputs["labels"]
-        label_smoothing = getattr(self.args, "label_smoothing", 0.0)
-        triplet_weight = getattr(self.args, "triplet_loss_weight", 0.0)
+        label_smoothing, triplet_weight = self.args.label_smoothing, self.args.triplet_loss_weight
         outputs = model(pixel_values=inputs["pixel_values"], labels=labels if label_smoothing == 0 else None)
         ce_loss = outputs.loss if label_smoothing == 0 else part_cross_entropy(outputs.logits, labels, label_smoothing)
         components = {"ce_loss": ce_loss}
@@ -333,7 +348,7 @@ class LATransformerTrainer(Trainer):
             self.gallery_dataset,
             image_processor=self.processing_class,
             batch_size=self.args.per_device_eval_batch_size,
-            flip=getattr(self.args, "eval_flip", False),
+            flip=self.args.eval_flip,
             bf16=bool(self.args.bf16),
             progress=not self.args.disable_tqdm,
             shard="auto" if self.args.world_size > 1 else None,  # DDP: each rank embeds its shard, rank 0 gathers
