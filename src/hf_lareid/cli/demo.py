@@ -123,6 +123,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="the same steps at toy size (under a minute), for tests")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated people and of training")
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="train and evaluate in float32 also where bf16 autocast pays (the numbers of an AVX2-only CPU)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -195,14 +200,21 @@ def write_demo_setup(folder: Path, plan: DemoPlan) -> tuple[Any, Any, dict[str, 
 
 
 def training_values(
-    plan: DemoPlan, stage: str, data_dir: Path, output_dir: Path, seed: int, backbone: str, setup_dir: Path
+    plan: DemoPlan,
+    stage: str,
+    data_dir: Path,
+    output_dir: Path,
+    seed: int,
+    backbone: str,
+    setup_dir: Path,
+    fp32: bool = False,
 ) -> dict[str, Any]:
     """
     The `lareid train` arguments of a stage ("pretraining" or "fine-tuning"), typed, with the demo's setup folder.
 
     Pretraining takes the `tiny` setup's recipe (AdamW, learning rate 1e-3, torch's one-cycle schedule, the summed
     per-row cross-entropy, horizontal flips); fine-tuning sets its own learning rate and blockwise unfreezing, whose
-    step decay is then the schedule. Both evaluate every epoch, log the loss four times
+    step decay is then the schedule. `fp32` turns bf16 autocast off (else on where it pays). Both evaluate every epoch, log the loss four times
     per epoch and save no checkpoints; `StageProgressCallback` shows the progress.
     """
     pretraining = stage == "pretraining"
@@ -224,6 +236,8 @@ def training_values(
         "save_strategy": "no",
         "disable_tqdm": True,
     }
+    if fp32:
+        values["bf16"] = False
     if not pretraining:
         values.update(
             learning_rate=plan.fine_tuning_learning_rate,
@@ -283,22 +297,33 @@ def train_and_save(trainer: LATransformerTrainer) -> None:
 
 # ---------------------------------------------------------------------------------------------------- evaluation
 def evaluate_stage(
-    model: LATransformerForReID, evaluation: datasets.DatasetDict, image_processor: Any
+    model: LATransformerForReID, evaluation: datasets.DatasetDict, image_processor: Any, fp32: bool = False
 ) -> ModelEvaluation:
-    """Rank-k, mAP and mINP of `model` on population 3 (Market-1501 protocol), with progress bars."""
+    """Rank-k, mAP and mINP of `model` on population 3 (Market-1501 protocol), with progress bars; float32 with
+    `fp32`, else bf16 autocast where it pays."""
     from ..query_gallery_evaluation import evaluate_model
 
     return evaluate_model(
-        model, evaluation["query"], evaluation["gallery"], image_processor=image_processor, batch_size=128
+        model,
+        evaluation["query"],
+        evaluation["gallery"],
+        image_processor=image_processor,
+        batch_size=128,
+        bf16=False if fp32 else "auto",
     )
 
 
 def calibrate_and_save(
-    model: LATransformerForReID, populations: Populations, plan: DemoPlan, image_processor: Any, model_dir: Path
+    model: LATransformerForReID,
+    populations: Populations,
+    plan: DemoPlan,
+    image_processor: Any,
+    model_dir: Path,
+    fp32: bool = False,
 ) -> ThresholdCalibration:
     """
     Calibrates the same-person threshold on the held-out people of population 1 (never trained on, not evaluated
-    on), stores the calibration in the model config and saves the model again to `model_dir`.
+    on), stores the calibration in the model config and saves the model again to `model_dir`; float32 with `fp32`.
     """
     import datasets
 
@@ -314,6 +339,7 @@ def calibrate_and_save(
         target_false_match_rate=plan.calibration_false_match_rate,
         image_processor=image_processor,
         batch_size=128,
+        bf16=False if fp32 else "auto",
     )
     model.config.set_verification_calibration(calibration)
     model.save_pretrained(model_dir)
@@ -482,21 +508,35 @@ def run(args: argparse.Namespace) -> int:
     _stage(2, f"Pretraining the {SETUP} ViT from scratch on population 1 (all blocks train)")
     pretraining = prepare_training(
         training_values(
-            plan, "pretraining", populations.pretraining, pretrained_dir, args.seed, RANDOM_BACKBONE, setup_dir
+            plan,
+            "pretraining",
+            populations.pretraining,
+            pretrained_dir,
+            args.seed,
+            RANDOM_BACKBONE,
+            setup_dir,
+            args.fp32,
         ),
         setup,
         None,
         "pretraining",
         "lareid-demo-pretrained",
     )
-    results = {"untrained": evaluate_stage(pretraining.model, evaluation, image_processor)}
+    results = {"untrained": evaluate_stage(pretraining.model, evaluation, image_processor, args.fp32)}
     train_and_save(pretraining)
-    results["pretrained"] = evaluate_stage(pretraining.model, evaluation, image_processor)
+    results["pretrained"] = evaluate_stage(pretraining.model, evaluation, image_processor, args.fp32)
 
     _stage(3, "Fine-tuning on population 2 with blockwise unfreezing (Algorithm 1)")
     fine_tuning = prepare_training(
         training_values(
-            plan, "fine-tuning", populations.target, fine_tuned_dir, args.seed, str(pretrained_dir), setup_dir
+            plan,
+            "fine-tuning",
+            populations.target,
+            fine_tuned_dir,
+            args.seed,
+            str(pretrained_dir),
+            setup_dir,
+            args.fp32,
         ),
         setup,
         functools.partial(with_new_heads, str(pretrained_dir)),
@@ -507,8 +547,8 @@ def run(args: argparse.Namespace) -> int:
     fine_tuned = fine_tuning.model.eval()
 
     _stage(4, "Evaluating the fine-tuned model on population 3, calibrating its threshold on held-out people")
-    results["fine-tuned"] = evaluate_stage(fine_tuned, evaluation, image_processor)
-    calibrate_and_save(fine_tuned, populations, plan, image_processor, fine_tuned_dir)
+    results["fine-tuned"] = evaluate_stage(fine_tuned, evaluation, image_processor, args.fp32)
+    calibrate_and_save(fine_tuned, populations, plan, image_processor, fine_tuned_dir, args.fp32)
     write_json(
         output_dir / METRICS_FILE,
         {
@@ -516,6 +556,7 @@ def run(args: argparse.Namespace) -> int:
             f"{populations.target}), Market-1501 protocol",
             "seed": args.seed,
             "quick": bool(args.quick),
+            "fp32": bool(args.fp32),
             "plan": dataclasses.asdict(plan),
             "stages": {name: result.metrics for name, result in results.items()},
         },
