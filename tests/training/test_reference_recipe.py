@@ -17,6 +17,7 @@ import shutil
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.hub_configs import setup_path
@@ -49,19 +50,17 @@ def reference_loop(config, train, seed: int, num_steps: int) -> tuple[dict, list
     initial = copy.deepcopy(model.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05)
     steps_per_epoch = len(train) // BATCH_SIZE  # the last partial batch is dropped
+    assert steps_per_epoch * EPOCHS > num_steps
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=1e-3, total_steps=EPOCHS * steps_per_epoch, pct_start=0.1
     )
-    torch.manual_seed(seed)  # the head dropout draws from here on
+    torch.manual_seed(seed)  # the head dropout (and each DataLoader's worker seed) draws from here on
     losses: list[float] = []
     for epoch in range(EPOCHS):
         train.set_epoch(epoch)  # the seeded flips of this epoch
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + epoch))
-        for step in range(steps_per_epoch):
-            items = [train[int(index)] for index in order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]]
-            pixel_values = torch.stack([item["pixel_values"] for item in items])
-            labels = torch.tensor([item["label"] for item in items])
-            loss = model(pixel_values=pixel_values, labels=labels).loss
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        for batch in DataLoader(train, batch_size=BATCH_SIZE, sampler=order, drop_last=True):
+            loss = model(pixel_values=batch["pixel_values"], labels=batch["label"]).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

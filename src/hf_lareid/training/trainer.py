@@ -283,9 +283,9 @@ class LATransformerTrainer(Trainer):
                 self._loss_components[name] = self._loss_components.get(name, 0.0) + value.detach().float()
             self._loss_component_steps += 1
             self.learning_check.record(
-                float(ce_loss) / num_parts,
+                float(ce_loss.detach()) / num_parts,
                 num_labels,
-                float(components["triplet_loss"]) if "triplet_loss" in components else None,
+                float(components["triplet_loss"].detach()) if "triplet_loss" in components else None,
                 self.args.triplet_margin if triplet_weight > 0 else None,
             )
         return (loss, outputs) if return_outputs else loss
