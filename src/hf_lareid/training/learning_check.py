@@ -3,7 +3,7 @@
 [`LATransformerTrainer`] adds a [`LearningCheckCallback`] to every run and feeds it each training step's losses
 ([`LearningCheckCallback.record`]); its logs carry `ce_chance_fraction`, the mean per-row cross-entropy as a fraction
 of chance, `ln(num_labels)` (1.0: the row classifiers predict no better than uniform). At the end of every epoch the
-callback logs the epoch's mean fraction and warns once, in one line, when
+callback keeps the epoch's means (`epochs`, logged at DEBUG level) and warns once, in one line, when
 
 - after an epoch the mean per-row cross-entropy is still above `CHANCE_FRACTION_LIMIT` (0.9) of chance, or
 - the triplet loss stayed within `TRIPLET_MARGIN_BAND` (2 %) of its margin for a whole epoch: the embeddings it
@@ -108,7 +108,7 @@ class LearningCheckCallback(TrainerCallback):
         if summary:
             self.epochs.append({"epoch": epoch, **summary})
         if LOG_KEY in summary:
-            logger.info("epoch %d: mean per-row cross-entropy %.3f of chance", epoch, summary[LOG_KEY])
+            logger.debug("epoch %d: mean per-row cross-entropy %.3f of chance", epoch, summary[LOG_KEY])
         warning = self.check(epoch)
         if warning and self.warning is None:
             self.warning = warning

@@ -71,9 +71,12 @@ def _labels_of(dataset: Any) -> list[int]:
 
 def triplet_features(outputs: Any, embedding: str) -> torch.Tensor:
     """
-    What the triplet loss compares: the model's `outputs.embeddings`, except with `embedding="bottleneck"`, where it
-    is the unit-norm `"gelt"` vector before the row heads' BatchNorm (BNNeck: the triplet acts before the norm, the
-    classifiers after it, retrieval uses the normalised features). `(batch, dim)`.
+    What the triplet loss compares, `(batch, rows * hidden)`: every row's globally enhanced token `L_i` (eq. 6, the
+    model's `part_features`, taken before the row heads' bottleneck and BatchNorm), all rows concatenated and the
+    whole vector divided by its norm: the `"gelt"` embedding. It is `outputs.embeddings` for `embedding="gelt"`,
+    also for `"bottleneck"` (BNNeck: the triplet acts before the norm, the classifiers after it, retrieval uses the
+    normalised bottleneck features); `"local"` compares its own embedding (the plain row averages, each row
+    normalised).
     """
     if embedding == "bottleneck":
         return F.normalize(outputs.part_features.flatten(1), dim=-1)
