@@ -383,18 +383,20 @@ def load_run_setup(setup: str | None, backbone: str | None) -> tuple[str, tuple]
         patch_size = PreTrainedConfig.get_config_dict(backbone)[0].get("patch_size")
     except OSError:
         patch_size = None  # build_model says why the backbone cannot be loaded
+    processor_fields = image_processor.to_dict()
     if patch_size is not None:
         height, width = reid_crop_size(patch_size)
         config.backbone_config.image_size = [height, width]
         config.backbone_config.patch_size = patch_size
-        image_processor.size = {"height": height, "width": width}
+        processor_fields["size"] = {"height": height, "width": width}
     try:
         normalisation = ImageProcessingMixin.get_image_processor_dict(backbone)[0]
     except OSError:
         normalisation = {}  # no preprocessor_config.json: ImageNet's mean/std, the setup's
     for name in ("image_mean", "image_std"):
         if normalisation.get(name) is not None:
-            setattr(image_processor, name, list(normalisation[name]))
+            processor_fields[name] = list(normalisation[name])
+    image_processor = type(image_processor).from_dict(processor_fields)
     return PRETRAINED_SETUP, (config, image_processor, training_args)
 
 
