@@ -115,7 +115,9 @@ def test_dinov2_with_registers_backbone_trains_blockwise(tmp_path):
     backbone = tiny_backbone_config("dinov2_with_registers", image_size=64, patch_size=16, num_register_tokens=2)
     Dinov2WithRegistersModel(backbone).save_pretrained(backbone_dir)
     out = tmp_path / "out"
-    metrics = train(out, *flags(backbone=backbone_dir, data_dir=tmp_path / "synthetic"), *BLOCKWISE_TWO_EPOCHS)
+    metrics = train(
+        out, *flags(setup="tiny", backbone=backbone_dir, data_dir=tmp_path / "synthetic"), *BLOCKWISE_TWO_EPOCHS
+    )
     model = AutoModel.from_pretrained(out)
     assert model.config.backbone_type == "dinov2_with_registers" and model.config.num_special_tokens == 3
     assert model.config.image_size == (128, 64)  # the tiny setup's crop, which patch 16 divides
