@@ -1,4 +1,4 @@
-"""The shipped setups: Table 2 of the paper plus `tiny`, loadable from the installed package."""
+"""The shipped setups: Table 2 of the paper plus `small` and `tiny`, loadable from the installed package."""
 
 import json
 from pathlib import Path
@@ -19,11 +19,13 @@ TABLE_2 = {
 
 
 def test_list_setups():
-    assert list_setups() == ["baseline", "improvement1", "improvement2", "tiny"]
+    assert list_setups() == ["baseline", "improvement1", "improvement2", "small", "tiny"]
 
 
 def test_unknown_setup_names_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown setup 'imp3'.*'baseline', 'improvement1', 'improvement2', 'tiny'"):
+    with pytest.raises(
+        ValueError, match=r"unknown setup 'imp3'.*'baseline', 'improvement1', 'improvement2', 'small', 'tiny'"
+    ):
         setup_path("imp3")
     with pytest.raises(ValueError, match="unknown setup"):
         load_setup("imp3")
@@ -66,11 +68,42 @@ def test_tiny_setup_builds_and_runs():
     assert config.backbone_config.num_hidden_layers == 6 and config.hidden_size == 192
     assert config.backbone_config.num_attention_heads == 3 and config.backbone_config.intermediate_size == 768
     assert config.image_size == (128, 64) and config.grid_size == (16, 8) and config.num_parts == 16
-    assert config.backbone_config.layer_norm_eps == 1e-6 and config.embedding == "bottleneck"
+    assert config.backbone_config.layer_norm_eps == 1e-6 and config.embedding == "gelt"
+    assert config.backbone_config.hidden_dropout_prob == 0.0 and config.head_dropout == 0.5
     assert training_args["backbone"] is None and training_args["per_device_train_batch_size"] == 64
+    assert list(image_processor.image_mean) == [0.485, 0.456, 0.406] and image_processor.resample == 3
     model = LATransformerForReID(config).eval()
     with torch.no_grad():
-        assert model.embed(torch.randn(1, 3, 128, 64)).shape == (1, 16 * 256) == (1, config.embedding_dim)
+        assert model.embed(torch.randn(1, 3, 128, 64)).shape == (1, 16 * 192) == (1, config.embedding_dim)
+
+
+def test_tiny_training_defaults_are_the_reference_recipe(tmp_path):
+    from hf_lareid.training.arguments import parse_arguments
+
+    model_args, data_args, args, _ = parse_arguments(["--setup", "tiny", "--output_dir", str(tmp_path)])
+    assert model_args.backbone == "random" and data_args.decode_once
+    assert (args.optimizer, args.learning_rate, args.weight_decay, args.decay_biases_and_norms) == (
+        "adamw",
+        1e-3,
+        0.05,
+        True,
+    )
+    assert (args.adam_beta1, args.adam_beta2, args.max_grad_norm) == (0.9, 0.999, 0.0)
+    assert args.lr_scheduler_type == "one_cycle" and args.one_cycle_pct_start(100) == pytest.approx(0.1)
+    assert (args.num_train_epochs, args.per_device_train_batch_size, args.dataloader_drop_last) == (6, 64, True)
+
+
+def test_small_setup_is_deit_tiny_fine_tuned_blockwise_at_256x128():
+    config, image_processor, training_args = load_setup("small")
+    assert config.backbone_config.num_hidden_layers == 12 and config.hidden_size == 192
+    assert config.backbone_config.num_attention_heads == 3 and config.backbone_config.intermediate_size == 768
+    assert config.image_size == (256, 128) and config.patch_size == (16, 16) and config.num_parts == 16
+    assert (image_processor.size.height, image_processor.size.width) == (256, 128) and image_processor.resample == 3
+    assert list(image_processor.image_mean) == [0.485, 0.456, 0.406]  # DeiT's ImageNet normalisation
+    assert training_args["backbone"] == "facebook/deit-tiny-patch16-224"
+    assert training_args["optimizer"] == "adam" and training_args["learning_rate"] == 3e-4
+    assert training_args["weight_decay"] == 5e-4 and training_args["per_device_train_batch_size"] == 32
+    assert training_args["unfreeze_schedule"] == "original" and training_args["num_unfreeze_blocks"] == 12
 
 
 # name: (hflip, vflip, colour jitter, erasing, label smoothing, triplet weight)
@@ -78,7 +111,8 @@ RECIPES = {
     "baseline": (0.5, 0.0, 0.0, 0.0, 0.0, 0.0),  # the original code: horizontal flips only
     "improvement1": (0.5, 0.5, 0.8, 0.0, 0.0, 0.0),  # the paper's section 3.3 augmentations
     "improvement2": (0.5, 0.5, 0.8, 0.0, 0.0, 0.0),
-    "tiny": (0.5, 0.0, 0.0, 0.5, 0.1, 1.0),  # Bag of Tricks / TransReID
+    "small": (0.5, 0.0, 0.0, 0.0, 0.0, 0.0),  # horizontal flips only
+    "tiny": (0.5, 0.0, 0.0, 0.0, 0.0, 0.0),  # the reference recipe: horizontal flips, plain cross-entropy
 }
 
 
@@ -96,10 +130,10 @@ def test_each_setup_has_its_recipe_and_no_gradient_clipping(name, tmp_path):
         training_args.triplet_loss_weight,
     )
     assert got == RECIPES[name]
-    assert training_args.max_grad_norm == 0.0 and data_args.decode_once == (name == "tiny")
+    assert training_args.max_grad_norm == 0.0 and data_args.decode_once == (name in ("small", "tiny"))
 
 
-@pytest.mark.parametrize("name", ["baseline", "improvement1", "improvement2", "tiny"])
+@pytest.mark.parametrize("name", ["baseline", "improvement1", "improvement2", "small", "tiny"])
 def test_files_hold_model_fields_only(name):
     folder = setup_path(name)
     config = json.loads((folder / "config.json").read_text())

@@ -61,3 +61,48 @@ def test_training_lowers_the_loss_and_lifts_rank1_on_held_out_identities(tmp_pat
     assert losses[-1] < 0.8 * losses[0]
     assert trained["eval_rank1"] >= untrained["eval_rank1"] + 0.25
     assert trained["eval_mAP"] >= 2 * untrained["eval_mAP"]
+
+
+def test_the_triplet_loss_falls_well_below_its_margin_on_generated_identities(tmp_path):
+    """
+    The triplet path learns: with P x K batches the batch-hard triplet loss on the features it compares (see
+    `hf_lareid.training.trainer.triplet_features`) falls far below its margin, which it would stay at if those
+    features collapsed (every distance equal).
+    """
+    height, width = 64, 32
+    data = load_reid_dataset(
+        "synthetic", data_dir=tmp_path / "data", num_ids=32, num_cameras=2, images_per_camera=4, image_size=(64, 32)
+    )
+    processor = ViTImageProcessorPil(size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    config = LATransformerConfig(
+        backbone_config={
+            "model_type": "vit",
+            "image_size": [height, width],
+            "patch_size": 16,
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 128,
+        },
+        num_labels=data["train"].features["label"].num_classes,
+    )
+    torch.manual_seed(0)
+    train = data["train"]
+    train.set_transform(build_train_transform(processor, vflip_p=0.0, color_jitter_p=0.0))
+    margin = 0.3
+    args = tiny_training_arguments(
+        tmp_path / "out",
+        per_device_train_batch_size=16,
+        num_train_epochs=24,
+        optimizer="adamw",
+        weight_decay=0.05,
+        triplet_loss_weight=1.0,
+        triplet_margin=margin,
+        samples_per_identity=4,
+    )
+    trainer = LATransformerTrainer(model=LATransformerForReID(config), args=args, train_dataset=train)
+    trainer.train()
+    triplet = [epoch["triplet_loss"] for epoch in trainer.learning_check.epochs]
+    print(f"\ntriplet loss per epoch: {[round(value, 3) for value in triplet]} (margin {margin})")
+    assert triplet[-1] < 0.5 * margin
+    assert "triplet" not in (trainer.learning_check.warning or "")  # never stuck at its margin for an epoch

@@ -75,7 +75,7 @@ def test_setup_training_args_are_defaults_that_flags_override(tmp_path):
         ["--output_dir", str(tmp_path), "--backbone", "random", "--blockwise_unfreeze", "True"]
     )
     assert uses_blockwise_unfreezing(model_args)  # unless asked for
-    assert training_args.lr_scheduler_type == "cosine" and training_args.warmup_steps == pytest.approx(0.1)
+    assert training_args.lr_scheduler_type == "one_cycle" and training_args.warmup_steps == pytest.approx(0.1)
 
 
 def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
@@ -88,7 +88,9 @@ def test_pretrained_backbone_trains_blockwise_on_merged_datasets(tmp_path):
     )
     out = tmp_path / "out"
     datasets = ["--dataset", "synthetic", "market1501", "--data_dir", tmp_path / "synthetic", market]
-    train(out, "--backbone", backbone_dir, *datasets, "--eval_on", "synthetic", *BLOCKWISE_TWO_EPOCHS)
+    train(
+        out, "--setup", "tiny", "--backbone", backbone_dir, *datasets, "--eval_on", "synthetic", *BLOCKWISE_TWO_EPOCHS
+    )
     model = AutoModel.from_pretrained(out)
     assert model.config.num_labels == 6 + 5  # labels of the two training sets are disjoint
     state = json.loads((out / "trainer_state.json").read_text())
@@ -113,7 +115,9 @@ def test_dinov2_with_registers_backbone_trains_blockwise(tmp_path):
     backbone = tiny_backbone_config("dinov2_with_registers", image_size=64, patch_size=16, num_register_tokens=2)
     Dinov2WithRegistersModel(backbone).save_pretrained(backbone_dir)
     out = tmp_path / "out"
-    metrics = train(out, *flags(backbone=backbone_dir, data_dir=tmp_path / "synthetic"), *BLOCKWISE_TWO_EPOCHS)
+    metrics = train(
+        out, *flags(setup="tiny", backbone=backbone_dir, data_dir=tmp_path / "synthetic"), *BLOCKWISE_TWO_EPOCHS
+    )
     model = AutoModel.from_pretrained(out)
     assert model.config.backbone_type == "dinov2_with_registers" and model.config.num_special_tokens == 3
     assert model.config.image_size == (128, 64)  # the tiny setup's crop, which patch 16 divides

@@ -7,9 +7,11 @@ import torch
 from model_factories import tiny_training_arguments, tiny_training_model
 from torch import nn
 from training_helpers import RandomReIDDataset, retrieval_split
+from transformers import TrainingArguments
 
 from hf_lareid.modelcard import read_model_card_metadata
 from hf_lareid.training import (
+    BlockwiseUnfreezeCallback,
     LATransformerTrainer,
     LATransformerTrainingArguments,
     collate_reid_batch,
@@ -86,8 +88,54 @@ def test_paper_adam_over_all_parameters_with_weight_decay(tmp_path):
     assert decay_of[id(named["vit.layernorm.weight"])] == 0.0
     assert decay_of[id(named["vit.layers.0.mlp.fc1.bias"])] == 0.0
     assert decay_of[id(named["vit.layers.0.mlp.fc1.weight"])] == 5e-4
+    everywhere = LATransformerTrainer(
+        model=tiny_training_model(),
+        args=training_args(tmp_path, optimizer="adamw", decay_biases_and_norms=True, weight_decay=0.05),
+        train_dataset=RandomReIDDataset(8),
+    ).create_optimizer()
+    assert type(everywhere) is torch.optim.AdamW and [g["weight_decay"] for g in everywhere.param_groups] == [0.05]
     with pytest.raises(ValueError, match="optimizer must be one of"):
         training_args(tmp_path, optimizer="sgd")
+
+
+def test_one_cycle_is_torchs_onecycle_lr_over_the_run(tmp_path):
+    args = training_args(
+        tmp_path, optimizer="adamw", lr_scheduler_type="one_cycle", warmup_steps=0.1, learning_rate=1e-3
+    )
+    assert args.lr_scheduler_type == "one_cycle" and args.to_dict()["lr_scheduler_type"] == "one_cycle"
+    trainer = LATransformerTrainer(model=tiny_training_model(), args=args, train_dataset=RandomReIDDataset(8))
+    trainer.create_optimizer()
+    scheduler = trainer.create_scheduler(40)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR) and scheduler.total_steps == 40
+    group = trainer.optimizer.param_groups[0]
+    assert group["lr"] == pytest.approx(1e-3 / 25) and group["betas"][0] == pytest.approx(0.95)  # cycle_momentum
+    for _ in range(3):  # pct_start 0.1 of 40 steps: torch's OneCycleLR peaks at step 0.1 * 40 - 1 = 3
+        trainer.optimizer.step()
+        scheduler.step()
+    assert group["lr"] == pytest.approx(1e-3) and group["betas"][0] == pytest.approx(0.85)
+    with pytest.raises(ValueError, match="one_cycle sets the learning rate of every step itself"):
+        LATransformerTrainer(
+            model=tiny_training_model(),
+            args=args,
+            train_dataset=RandomReIDDataset(8),
+            callbacks=[BlockwiseUnfreezeCallback()],
+        )
+
+
+def test_the_trainer_decides_on_its_own_copy_of_the_arguments(tmp_path):
+    args = training_args(tmp_path)  # lr_scheduler_type "auto"
+    trainer = LATransformerTrainer(
+        model=tiny_training_model(),
+        args=args,
+        train_dataset=RandomReIDDataset(8),
+        callbacks=[BlockwiseUnfreezeCallback()],
+    )
+    assert trainer.args.lr_scheduler_type == "constant" and trainer.args.ddp_find_unused_parameters
+    assert trainer.args is not args and args.auto_lr_scheduler and args.ddp_find_unused_parameters is None
+    plain = TrainingArguments(str(tmp_path), use_cpu=True, report_to="none", learning_rate=2e-3)
+    converted = LATransformerTrainer(model=tiny_training_model(), args=plain, train_dataset=RandomReIDDataset(8)).args
+    assert isinstance(converted, LATransformerTrainingArguments) and converted.learning_rate == 2e-3
+    assert converted.optimizer == "adam" and converted.weight_decay == plain.weight_decay  # the caller's value kept
 
 
 def test_loss_components_are_logged(tmp_path):

@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 EXAMPLE = "lareid train --setup tiny --output_dir ./tiny-reid --max_steps 200"
 DESCRIPTION = (
     "Train an LA-Transformer: --setup gives the architecture and the training defaults, --backbone the ViT to start "
-    "from, --dataset/--data_dir the data (default: a generated set, no download). Evaluates Rank-1/5/10, mAP and "
-    "mINP on the query/gallery splits and saves the model, its image processor and a model card to --output_dir."
+    "from (a pretrained one without --setup: the small recipe, blockwise fine-tuning at a re-ID crop; none: tiny "
+    "from scratch), --dataset/--data_dir the data (default: a generated set, no download). Evaluates Rank-1/5/10, "
+    "mAP and mINP on the query/gallery splits and saves the model, its image processor and a model card to "
+    "--output_dir."
 )
 USAGE = (
     "%(prog)s [--setup NAME] [--backbone NAME|FOLDER|random] [--dataset NAME ...] [--data_dir DIR ...] "

@@ -1,4 +1,4 @@
-"""The published LA-Transformer setups (the paper's Table 2) plus the `tiny` CPU setup, shipped as package data.
+"""The published LA-Transformer setups (the paper's Table 2) plus the CPU setups `small` and `tiny`, as package data.
 
 Each setup is a folder with `config.json` (model fields only), `preprocessor_config.json`, `training_args.json`
 and a README. The folders live inside the installed package; the repository's top-level `hub_configs/` is a
@@ -9,7 +9,7 @@ Example:
 ```python
 >>> from hf_lareid.hub_configs import list_setups, load_setup
 >>> list_setups()
-['baseline', 'improvement1', 'improvement2', 'tiny']
+['baseline', 'improvement1', 'improvement2', 'small', 'tiny']
 >>> config, image_processor, training_args = load_setup("tiny")
 >>> config.num_parts, config.image_size, training_args["per_device_train_batch_size"]
 (16, (128, 64), 64)
@@ -32,7 +32,7 @@ SETUP_FILES = ("config.json", "preprocessor_config.json", "training_args.json")
 
 
 def list_setups() -> list[str]:
-    """Names of the shipped setups, sorted: `['baseline', 'improvement1', 'improvement2', 'tiny']`."""
+    """Names of the shipped setups, sorted: `['baseline', 'improvement1', 'improvement2', 'small', 'tiny']`."""
     return sorted(p.name for p in SETUPS_DIR.iterdir() if (p / "config.json").is_file())
 
 

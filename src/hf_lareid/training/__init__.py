@@ -20,6 +20,7 @@ from .callbacks import (
     original_unfreeze_schedule,
     unfreeze_schedule,
 )
+from .learning_check import LearningCheckCallback
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 from .trainer import LATransformerTrainer, collate_reid_batch
 
@@ -28,6 +29,7 @@ __all__ = [
     "BlockwiseUnfreezeCallback",
     "LATransformerTrainer",
     "LATransformerTrainingArguments",
+    "LearningCheckCallback",
     "StageProgressCallback",
     "UnfreezeStage",
     "batch_hard_triplet_loss",

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 import torch
-from transformers import HfArgumentParser, SchedulerType, TrainingArguments
+from transformers import HfArgumentParser, PreTrainedConfig, SchedulerType, TrainingArguments
+from transformers.image_processing_base import ImageProcessingMixin
 
-from ..configuration_lareid import LATransformerConfig
+from ..configuration_lareid import LATransformerConfig, reid_crop_size
 from ..data import REID_DATASETS
 from ..embedding.precision import bf16_pays
 from ..hub_configs import load_setup
@@ -41,8 +42,9 @@ RANDOM_BACKBONE = "random"
 # num_unfreeze_blocks is Algorithm 1's b, the encoder's depth (0 for the from-scratch tiny setup): the backbone
 # decides (see `uses_blockwise_unfreezing`).
 SETUP_NOTES = ("source", "num_train_classes", "train_datasets", "lambda_global", "num_unfreeze_blocks")
-# Schedules named in setups that transformers calls differently: one-cycle = warm-up then cosine annealing.
-SCHEDULER_ALIASES = {"one_cycle": "cosine"}
+AUTO_SCHEDULER = "auto"
+ONE_CYCLE = "one_cycle"
+"""torch's `OneCycleLR` (see [`LATransformerTrainingArguments`]), a schedule transformers does not have."""
 
 
 @dataclass
@@ -53,6 +55,11 @@ class LATransformerTrainingArguments(TrainingArguments):
     Changed defaults: `weight_decay=5e-4` and `max_grad_norm=0` (no gradient clipping), both the original code's;
     `remove_unused_columns=False` (the transforms need the `image` column), `lr_scheduler_type="auto"` (constant when
     a [`BlockwiseUnfreezeCallback`] is on, since its step decay replaces the schedule; linear otherwise).
+
+    `lr_scheduler_type="one_cycle"` is torch's `OneCycleLR`, stepped every batch: `max_lr=learning_rate`,
+    `pct_start` = the warm-up share (`warmup_steps` below 1 is that share; from 1 it is a step count), every other
+    argument torch's default (cosine annealing, `div_factor` 25, `final_div_factor` 1e4, `cycle_momentum` on, which
+    moves Adam's beta1 between 0.95 and 0.85).
 
     `label_smoothing_factor` (the Trainer's own name) is an alias of `label_smoothing`: this Trainer computes its own
     loss, so the Trainer's label smoother would never run; giving both with different values raises `ValueError`.
@@ -68,12 +75,17 @@ class LATransformerTrainingArguments(TrainingArguments):
         default="adam",
         metadata={
             "help": "adam: torch.optim.Adam with L2 weight decay on every parameter, as the paper's code; adamw: "
-            "torch.optim.AdamW (decoupled weight decay, none on biases and norms); hf: the Trainer's own `--optim`.",
+            "torch.optim.AdamW (decoupled weight decay; none on biases and norms unless --decay_biases_and_norms); "
+            "hf: the Trainer's own `--optim`.",
             "choices": list(OPTIMIZERS),
         },
     )
     weight_decay: float = field(
         default=5e-4, metadata={"help": "Weight decay (5e-4 as the original LA-Transformer code)."}
+    )
+    decay_biases_and_norms: bool = field(
+        default=False,
+        metadata={"help": "adamw: decay biases and norm weights too (one group, as a plain torch.optim.AdamW)."},
     )
     max_grad_norm: float = field(
         default=0.0,
@@ -84,8 +96,9 @@ class LATransformerTrainingArguments(TrainingArguments):
     lr_scheduler_type: str = field(
         default="auto",
         metadata={
-            "help": "A transformers scheduler name, or 'auto': constant with blockwise unfreezing (its step decay is "
-            "the schedule), linear otherwise."
+            "help": "A transformers scheduler name; 'one_cycle': torch's OneCycleLR (max lr = --learning_rate, "
+            "pct_start = the --warmup_steps share, torch's other defaults); or 'auto': constant with blockwise "
+            "unfreezing (its step decay is the schedule), linear otherwise."
         },
     )
     remove_unused_columns: bool = field(
@@ -114,6 +127,7 @@ class LATransformerTrainingArguments(TrainingArguments):
         },
     )
     auto_lr_scheduler: bool = field(default=False, init=False, repr=False)
+    one_cycle_lr_scheduler: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
         if self.label_smoothing_factor:
@@ -134,19 +148,30 @@ class LATransformerTrainingArguments(TrainingArguments):
             )
         if self.samples_per_identity < 1:
             raise ValueError(f"samples_per_identity must be >= 1, got {self.samples_per_identity}.")
-        self.auto_lr_scheduler = str(self.lr_scheduler_type) == "auto"
-        if self.auto_lr_scheduler:
-            # TrainingArguments accepts only scheduler names; `resolve_lr_scheduler` decides when the trainer is built.
+        requested = getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
+        self.auto_lr_scheduler = requested == AUTO_SCHEDULER
+        self.one_cycle_lr_scheduler = requested == ONE_CYCLE
+        if self.auto_lr_scheduler or self.one_cycle_lr_scheduler:
+            # TrainingArguments accepts only its own scheduler names; `resolve_lr_scheduler` decides "auto" when the
+            # trainer is built, and the trainer builds the one-cycle schedule itself.
             self.lr_scheduler_type = SchedulerType.LINEAR
         super().__post_init__()
+        if self.one_cycle_lr_scheduler:
+            self.lr_scheduler_type = ONE_CYCLE  # what runs, as saved arguments and model cards show it
+
+    def one_cycle_pct_start(self, num_training_steps: int) -> float:
+        """`OneCycleLR`'s `pct_start` for `num_training_steps`: the warm-up share (`warmup_steps`, a share below 1)."""
+        if self.warmup_steps < 1:
+            return float(self.warmup_steps)
+        return min(1.0, self.warmup_steps / max(1, num_training_steps))
 
 
-def resolve_lr_scheduler(args: TrainingArguments, blockwise: bool) -> None:
+def resolve_lr_scheduler(args: LATransformerTrainingArguments, blockwise: bool) -> None:
     """
     The one decision of `lr_scheduler_type="auto"` (see [`LATransformerTrainingArguments`]), made on `args` in place:
     constant with blockwise unfreezing (its step decay is the schedule), linear otherwise. Other schedules stay.
     """
-    if getattr(args, "auto_lr_scheduler", False):
+    if args.auto_lr_scheduler:
         args.lr_scheduler_type = SchedulerType.CONSTANT if blockwise else SchedulerType.LINEAR
         logger.info("lr_scheduler_type auto -> %s", args.lr_scheduler_type.value)
 
@@ -155,12 +180,14 @@ def resolve_lr_scheduler(args: TrainingArguments, blockwise: bool) -> None:
 class ModelArguments:
     """Which setup and which backbone to train, and the blockwise fine-tuning options."""
 
-    setup: str = field(
-        default="tiny",
+    setup: str | None = field(
+        default=None,
         metadata={
-            "help": "A shipped setup (baseline, improvement1, improvement2, tiny) or a folder with config.json, "
+            "help": "A shipped setup (baseline, improvement1, improvement2, small, tiny) or a folder with config.json, "
             "preprocessor_config.json and training_args.json. Its training_args.json gives the defaults of the "
-            "training flags (batch size, epochs, learning rate, unfreezing); flags on the command line win."
+            "training flags (batch size, epochs, learning rate, unfreezing); flags on the command line win. "
+            "Default: tiny (from scratch); with a pretrained --backbone, small (the pretrained recipe) at a re-ID "
+            "crop that the backbone's patch divides (256x128, 252x126 at patch 14)."
         },
     )
     backbone: str | None = field(
@@ -292,7 +319,7 @@ def build_parser(prog: str | None = None) -> HfArgumentParser:
 def setup_defaults(setup_training_args: Mapping[str, Any]) -> dict[str, Any]:
     """
     Argument defaults from a setup's `training_args.json`: known arguments are taken as they are, `warmup_ratio`
-    becomes `warmup_steps` (a fraction means a ratio), `one_cycle` becomes `cosine` and a null backbone means `random`.
+    becomes `warmup_steps` (a fraction means a ratio) and a null backbone means `random`.
     Notes for people (`source`, ...) are skipped.
     """
     known = {f.name for cls in ARGUMENT_CLASSES for f in fields(cls) if f.init}
@@ -304,8 +331,6 @@ def setup_defaults(setup_training_args: Mapping[str, Any]) -> dict[str, Any]:
             defaults["backbone"] = value or RANDOM_BACKBONE
         elif key == "warmup_ratio":
             defaults["warmup_steps"] = float(value)
-        elif key == "lr_scheduler_type":
-            defaults[key] = SCHEDULER_ALIASES.get(value, value)
         elif key in known:
             defaults[key] = value
         else:
@@ -338,6 +363,43 @@ def _with_defaults(parse: Callable[[dict[str, Any]], tuple], setup: tuple) -> Tr
     return TrainArguments(model_args, data_args, training_args, setup)
 
 
+FROM_SCRATCH_SETUP = "tiny"
+PRETRAINED_SETUP = "small"
+
+
+def load_run_setup(setup: str | None, backbone: str | None) -> tuple[str, tuple]:
+    """
+    `(setup name, loaded setup)` of a run: `setup` when given; else `tiny` without a backbone or with `random`, and
+    for a pretrained `backbone` the `small` recipe at a re-ID crop its patch divides (`reid_crop_size`: 256x128 at
+    patch 16, 252x126 at patch 14), its config and image processor resized to it, normalising with the backbone's own
+    mean/std where its folder or Hub repository has a `preprocessor_config.json`.
+    """
+    if setup is not None:
+        return setup, load_setup(setup)
+    if backbone in (None, RANDOM_BACKBONE):
+        return FROM_SCRATCH_SETUP, load_setup(FROM_SCRATCH_SETUP)
+    config, image_processor, training_args = load_setup(PRETRAINED_SETUP)
+    try:
+        patch_size = PreTrainedConfig.get_config_dict(backbone)[0].get("patch_size")
+    except OSError:
+        patch_size = None  # build_model says why the backbone cannot be loaded
+    processor_fields = image_processor.to_dict()
+    if patch_size is not None:
+        height, width = reid_crop_size(patch_size)
+        config.backbone_config.image_size = [height, width]
+        config.backbone_config.patch_size = patch_size
+        processor_fields["size"] = {"height": height, "width": width}
+    try:
+        normalisation = ImageProcessingMixin.get_image_processor_dict(backbone)[0]
+    except OSError:
+        normalisation = {}  # no preprocessor_config.json: ImageNet's mean/std, the setup's
+    for name in ("image_mean", "image_std"):
+        if normalisation.get(name) is not None:
+            processor_fields[name] = list(normalisation[name])
+    image_processor = type(image_processor).from_dict(processor_fields)
+    return PRETRAINED_SETUP, (config, image_processor, training_args)
+
+
 def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None) -> TrainArguments:
     """
     Parses `argv` (default `sys.argv[1:]`) into a [`TrainArguments`] `(model, data, training, setup)`, where `setup`
@@ -353,11 +415,13 @@ def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None) 
         build_parser(prog).error("the following arguments are required: --output_dir")
     pre_parser = argparse.ArgumentParser(add_help=False)
     pre_parser.add_argument("--setup", default=ModelArguments.setup)
-    setup = load_setup(pre_parser.parse_known_args(argv)[0].setup)
+    pre_parser.add_argument("--backbone", default=ModelArguments.backbone)
+    known = pre_parser.parse_known_args(argv)[0]
+    name, setup = load_run_setup(known.setup, known.backbone)
 
     def parse(defaults: dict[str, Any]) -> tuple:
         parser = build_parser(prog)
-        parser.set_defaults(**defaults)
+        parser.set_defaults(**defaults, setup=name)
         *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # exit 2, as argparse does
@@ -372,8 +436,10 @@ def build_arguments(values: Mapping[str, Any], setup: tuple | None = None) -> Tr
     e.g. `{"output_dir": "out", "num_train_epochs": 2}`), with the same defaults. `setup` is `values["setup"]`
     already loaded (loaded here when not given).
     """
+    name = values.get("setup")
     if setup is None:
-        setup = load_setup(values.get("setup", ModelArguments.setup))
+        name, setup = load_run_setup(name, values.get("backbone"))
+    values = {**values, "setup": name}
     return _with_defaults(lambda defaults: build_parser().parse_dict({**defaults, **values}), setup)
 
 

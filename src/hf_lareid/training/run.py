@@ -5,7 +5,8 @@
 evaluates Rank-1/5/10, mAP and mINP on the query/gallery splits and saves the model, its image processor and a
 model card to `--output_dir`.
 
-With no `--dataset` it trains the `tiny` setup from scratch on a generated set (no download):
+A pretrained `--backbone` without `--setup` trains the `small` recipe (blockwise fine-tuning at a re-ID crop); with no
+`--backbone` and no `--dataset` it trains the `tiny` setup from scratch on a generated set (no download):
 
 ```bash
 python examples/train.py --output_dir out --max_steps 6 --per_device_train_batch_size 8

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import errno
 import logging
+import math
 import os
 import shutil
 import time
@@ -23,8 +26,9 @@ from ..file_checks import check_trainer_checkpoint
 from ..file_utils import is_disk_full
 from ..modelcard import write_model_card
 from ..query_gallery_evaluation import evaluate_model
-from .arguments import resolve_lr_scheduler
+from .arguments import LATransformerTrainingArguments, resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
+from .learning_check import LearningCheckCallback
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 from .transform_epoch import TransformEpochCallback, epoch_transform_of
 
@@ -65,13 +69,30 @@ def _labels_of(dataset: Any) -> list[int]:
 
 def triplet_features(outputs: Any, embedding: str) -> torch.Tensor:
     """
-    What the triplet loss compares: the model's `outputs.embeddings`, except with `embedding="bottleneck"`, where it
-    is the unit-norm `"gelt"` vector before the row heads' BatchNorm (BNNeck: the triplet acts before the norm, the
-    classifiers after it, retrieval uses the normalised features). `(batch, dim)`.
+    What the triplet loss compares, `(batch, rows * hidden)`: every row's globally enhanced token `L_i` (eq. 6, the
+    model's `part_features`, taken before the row heads' bottleneck and BatchNorm), all rows concatenated and the
+    whole vector divided by its norm: the `"gelt"` embedding. It is `outputs.embeddings` for `embedding="gelt"`,
+    also for `"bottleneck"` (BNNeck: the triplet acts before the norm, the classifiers after it, retrieval uses the
+    normalised bottleneck features); `"local"` compares its own embedding (the plain row averages, each row
+    normalised).
     """
     if embedding == "bottleneck":
         return F.normalize(outputs.part_features.flatten(1), dim=-1)
     return outputs.embeddings
+
+
+def own_arguments(args: TrainingArguments | None) -> LATransformerTrainingArguments:
+    """
+    The trainer's own copy of `args` (the caller's object is never changed): a shallow copy of
+    [`LATransformerTrainingArguments`]; plain `TrainingArguments` become them with this package's defaults for the
+    fields they lack; `None` gives the defaults with `output_dir="trainer_output"`, as the Trainer's.
+    """
+    if args is None:
+        return LATransformerTrainingArguments(output_dir="trainer_output")
+    if isinstance(args, LATransformerTrainingArguments):
+        return copy.copy(args)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainingArguments) if f.init}
+    return LATransformerTrainingArguments(**values)
 
 
 class LATransformerTrainer(Trainer):
@@ -81,7 +102,9 @@ class LATransformerTrainer(Trainer):
     - Loss: the model's sum of per-row cross-entropies (label-smoothed when `args.label_smoothing > 0`), plus
       `args.triplet_loss_weight` times a batch-hard triplet loss on the embeddings (on the features before the
       BatchNorm with `embedding="bottleneck"`, see [`triplet_features`]; batches are then P identities x K images,
-      `K = args.samples_per_identity`). Each component is logged (`ce_loss`, `triplet_loss`).
+      `K = args.samples_per_identity`). Each component is logged (`ce_loss`, `triplet_loss`), and `ce_chance_fraction`,
+      the mean per-row cross-entropy over `ln(num_labels)`; a [`LearningCheckCallback`] (added unless `callbacks`
+      holds one) warns once when training does not learn.
     - Optimizer: Adam with L2 weight decay (`args.weight_decay`, 5e-4) on every parameter, biases and norms
       included, as the original code's `optim.Adam(model.parameters(), weight_decay=5e-4)`; `args.optimizer="adamw"`
       for AdamW (decoupled decay, none on biases and norms), `"hf"` for the Trainer's `--optim`. Every parameter is
@@ -136,13 +159,22 @@ class LATransformerTrainer(Trainer):
             # The Trainer refuses an eval_strategy without an eval_dataset; evaluate() uses query/gallery instead.
             kwargs.setdefault("eval_dataset", query_dataset)
         callbacks = kwargs.get("callbacks") or []
+        self.learning_check = next((cb for cb in callbacks if isinstance(cb, LearningCheckCallback)), None)
+        if self.learning_check is None:
+            self.learning_check = LearningCheckCallback()
+            kwargs["callbacks"] = callbacks = [*callbacks, self.learning_check]
+        args = own_arguments(args)
         epoch_transform = epoch_transform_of(kwargs.get("train_dataset"))
         if epoch_transform is not None:  # a seeded augmentation follows the epochs (exact resume)
             kwargs["callbacks"] = callbacks = [*callbacks, TransformEpochCallback(epoch_transform, args)]
         self.unfreeze_callback = next((cb for cb in callbacks if isinstance(cb, BlockwiseUnfreezeCallback)), None)
-        if args is not None:
-            resolve_lr_scheduler(args, blockwise=self.unfreeze_callback is not None)
-        if self.unfreeze_callback is not None and args is not None:
+        resolve_lr_scheduler(args, blockwise=self.unfreeze_callback is not None)
+        if self.unfreeze_callback is not None:
+            if args.one_cycle_lr_scheduler:
+                raise ValueError(
+                    "lr_scheduler_type one_cycle sets the learning rate of every step itself, so blockwise unfreezing "
+                    "cannot decay it: use lr_scheduler_type auto (constant) or a transformers schedule."
+                )
             if args.ddp_find_unused_parameters is False:
                 raise ValueError(
                     "BlockwiseUnfreezeCallback needs ddp_find_unused_parameters=True: frozen blocks get no gradient."
@@ -166,15 +198,16 @@ class LATransformerTrainer(Trainer):
           biases and norms included, gets the coupled L2 decay: the original LA-Transformer code's
           `optim.Adam(model.parameters(), weight_decay=5e-4, lr=lr)`.
         - `"adamw"`: `torch.optim.AdamW` with decoupled weight decay and the usual two groups: no decay on biases
-          and norm weights (the Trainer's `get_decay_parameter_names`).
+          and norm weights (the Trainer's `get_decay_parameter_names`); with `args.decay_biases_and_norms` one group,
+          every parameter decayed (a plain `torch.optim.AdamW(model.parameters(), weight_decay=...)`).
         - `"hf"`: the Trainer's own `--optim`.
         """
-        name = getattr(self.args, "optimizer", "hf")
+        name = self.args.optimizer
         if self.optimizer is not None or name == "hf":
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
         named = list(opt_model.named_parameters())
-        if name == "adam":
+        if name == "adam" or self.args.decay_biases_and_norms:
             groups = [{"params": [p for _, p in named], "weight_decay": self.args.weight_decay}]
         else:
             decay_names = set(self.get_decay_parameter_names(opt_model))
@@ -191,9 +224,28 @@ class LATransformerTrainer(Trainer):
         )
         return self.optimizer
 
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """
+        The Trainer's schedule, or with `lr_scheduler_type="one_cycle"` torch's `OneCycleLR` over `num_training_steps`
+        (stepped every optimizer step): `max_lr=args.learning_rate`, `pct_start=args.one_cycle_pct_start(...)`, torch's
+        other defaults (cosine, `div_factor` 25, `final_div_factor` 1e4, `cycle_momentum` on).
+        """
+        if self.lr_scheduler is not None or not self.args.one_cycle_lr_scheduler:
+            return super().create_scheduler(num_training_steps, optimizer)
+        self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer if optimizer is None else optimizer,
+            max_lr=self.args.learning_rate,
+            total_steps=num_training_steps,
+            pct_start=self.args.one_cycle_pct_start(num_training_steps),
+        )
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
+
     def _get_train_sampler(self, train_dataset=None):
         """Identity-balanced P x K batches when the triplet loss is on; the Trainer's random sampler otherwise."""
-        if getattr(self.args, "triplet_loss_weight", 0.0) <= 0:
+        if self.args.triplet_loss_weight <= 0:
             return super()._get_train_sampler(train_dataset)
         dataset = self.train_dataset if train_dataset is None else train_dataset
         batch_size, instances = self._train_batch_size, self.args.samples_per_identity
@@ -218,8 +270,7 @@ class LATransformerTrainer(Trainer):
     ):
         """Per-row cross-entropy (+ weighted batch-hard triplet); both are batch means (see `loss_is_scaled_for_ga`)."""
         labels = inputs["labels"]
-        label_smoothing = getattr(self.args, "label_smoothing", 0.0)
-        triplet_weight = getattr(self.args, "triplet_loss_weight", 0.0)
+        label_smoothing, triplet_weight = self.args.label_smoothing, self.args.triplet_loss_weight
         outputs = model(pixel_values=inputs["pixel_values"], labels=labels if label_smoothing == 0 else None)
         ce_loss = outputs.loss if label_smoothing == 0 else part_cross_entropy(outputs.logits, labels, label_smoothing)
         components = {"ce_loss": ce_loss}
@@ -232,9 +283,18 @@ class LATransformerTrainer(Trainer):
             components["triplet_loss"] = triplet
             loss = loss + triplet_weight * triplet
         if model.training:
+            num_parts, num_labels = outputs.logits.shape[1:]
+            if num_labels >= 2:  # the cross-entropy per row as a fraction of chance, ln(num_labels)
+                components["ce_chance_fraction"] = ce_loss / (num_parts * math.log(num_labels))
             for name, value in components.items():
                 self._loss_components[name] = self._loss_components.get(name, 0.0) + value.detach().float()
             self._loss_component_steps += 1
+            self.learning_check.record(
+                float(ce_loss.detach()) / num_parts,
+                num_labels,
+                float(components["triplet_loss"].detach()) if "triplet_loss" in components else None,
+                self.args.triplet_margin if triplet_weight > 0 else None,
+            )
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -335,7 +395,7 @@ class LATransformerTrainer(Trainer):
             self.processing_class,
             runtime=self.eval_runtime,
             bf16=bool(self.args.bf16),
-            flip=getattr(self.args, "eval_flip", False),
+            flip=self.args.eval_flip,
             batch_size=self.args.per_device_eval_batch_size,
             cache=False,
         )
