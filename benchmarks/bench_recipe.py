@@ -48,9 +48,8 @@ from PIL import Image
 from transformers import TrainerCallback
 
 from hf_lareid.data import load_reid_dataset
-from hf_lareid.features import FeatureSet
+from hf_lareid.embedding import FeatureSet
 from hf_lareid.image_utils import load_rgb
-from hf_lareid.modeling_lareid import backbone_layers
 from hf_lareid.query_gallery_evaluation import evaluate_feature_sets, evaluate_model
 from hf_lareid.training.arguments import RANDOM_BACKBONE, parse_arguments
 from hf_lareid.training.learning_check import CHANCE_FRACTION_LIMIT
@@ -150,7 +149,7 @@ def epoch_step_seconds(trainer: Any, num_epochs: int, steps: int = 3) -> list[fl
     callback = trainer.unfreeze_callback
     if callback is None:
         return [seconds_per_step(trainer, 0, steps)] * num_epochs
-    num_blocks = len(backbone_layers(trainer.model.vit))
+    num_blocks = len(trainer.model.backbone_groups().blocks)
     stages = callback.schedule(num_blocks, num_epochs)
     measured: dict[int, float] = {}
     for stage in stages:
@@ -187,7 +186,7 @@ def stage_timings(trainer: Any, num_images: int, steps: int) -> list[dict[str, A
     num_epochs = max(1, math.ceil(trainer.args.num_train_epochs))
     batch = trainer.args.per_device_train_batch_size
     step_seconds = epoch_step_seconds(trainer, num_epochs, steps)
-    num_blocks = len(backbone_layers(trainer.model.vit))
+    num_blocks = len(trainer.model.backbone_groups().blocks)
     callback = trainer.unfreeze_callback
     stages = callback.schedule(num_blocks, num_epochs) if callback is not None else None
     rows = []
@@ -353,7 +352,7 @@ def stage_timings_all_blocks(trainer: Any, num_images: int, steps: int) -> dict[
     batch = trainer.args.per_device_train_batch_size
     return {
         "epoch": None,
-        "trainable_blocks": len(backbone_layers(trainer.model.vit)),
+        "trainable_blocks": len(trainer.model.backbone_groups().blocks),
         "seconds_per_step": seconds,
         "images_per_second": batch / seconds,
         "epoch_minutes": (num_images // batch) * seconds / 60,
