@@ -62,8 +62,9 @@ def quick_demo(folder: Path) -> None:
 PAGE_SETUP = {"README.md": quick_demo}
 
 
-@pytest.mark.parametrize("path", [p for p in DOC_FILES if any(">>>" in b for _, b in code_blocks(p, "python"))],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in DOC_FILES if any(">>>" in b for _, b in code_blocks(p, "python"))], ids=lambda p: p.name
+)
 def test_markdown_examples_run(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     if path.name in PAGE_SETUP:
