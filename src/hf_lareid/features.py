@@ -33,8 +33,8 @@ def bf16_pays(device: torch.device | str = "cpu") -> bool:
     """
     Whether bf16 autocast speeds this device up.
 
-    On a GPU: when it supports bf16. On a CPU: only with AVX-512 bf16 instructions; on an AVX2-only CPU bf16
-    autocast was 6x slower than fp32 for inference (see DEVELOPERS.md).
+    On a GPU: when it supports bf16. On a CPU: only with AVX-512 bf16 instructions; without them bf16 autocast is
+    several times slower than fp32 (see docs/original-code.md).
     """
     device = torch.device(device)
     if device.type == "cuda":

@@ -41,7 +41,8 @@ RuntimeOption = Union[Literal["auto", "torch", "onnxruntime", "openvino"], "Embe
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 
 # The one preference order of runtime="auto": (device type, precision) -> runtimes, the first installed one wins.
-# CPU fp32 from benchmarks/bench_runtimes.py (2 AVX2 cores): OpenVINO ahead of ONNX Runtime, both ahead of eager.
+# CPU fp32 from benchmarks/bench_runtimes.py: OpenVINO ahead of ONNX Runtime, both ahead of eager PyTorch; bf16
+# autocast exists in PyTorch only.
 AUTO_PREFERENCE: dict[tuple[str, str], tuple[RuntimeName, ...]] = {
     ("cpu", "fp32"): ("openvino", "onnxruntime", "torch"),
     ("cpu", "bf16"): ("torch",),
@@ -55,8 +56,8 @@ RUNTIME_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
     "openvino": (("onnx", "onnx"), ("onnxscript", "onnx"), ("openvino", "openvino")),
 }
 ONNX_OPSET = 18
-# The TorchScript exporter: ~10x faster to export than the torch.export-based one (tiny at patch 16: 3.9 s vs 41.8 s
-# on a loaded 2-core AVX2 machine), and its graph runs as fast or faster in onnxruntime and OpenVINO.
+# The TorchScript exporter: much faster to export than the torch.export-based one, and its graph runs as fast in
+# onnxruntime and OpenVINO, which matters for an export made on the fly (a Trainer's evaluation, a first query).
 ONNX_EXPORTER = "torchscript"
 CACHE_ENV = "HF_LAREID_CACHE"
 MANIFEST_NAME = "manifest.json"
@@ -228,9 +229,8 @@ class OnnxRuntimeEmbedder(Embedder):
         onnxruntime = require_extra("onnxruntime", "onnx", "runtime='onnxruntime'")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        # ONNX Runtime's workers busy-wait after each run by default: on a small machine that spinning took the
-        # cores from whatever ran next (an OpenVINO run after it took 14.5 ms instead of 8.3 ms, tiny batch 1 on 2
-        # cores), i.e. from this process's own preprocessing, training steps or web requests.
+        # ONNX Runtime's workers busy-wait after each run by default: on a machine with few cores that spinning takes
+        # the cores from whatever runs next in this process: its preprocessing, training steps or web requests.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(os.fspath(onnx_path), options, providers=["CPUExecutionProvider"])
 

@@ -321,7 +321,7 @@ def run_defaults(setup_training_args: Mapping[str, Any]) -> dict[str, Any]:
     """
     defaults: dict[str, Any] = {"logging_steps": 10, "disable_tqdm": False}
     if not torch.cuda.is_available():
-        # bf16 autocast on a CPU needs use_cpu; it pays only with AVX-512 bf16 (6x slower on AVX2-only CPUs).
+        # bf16 autocast on a CPU needs use_cpu; it pays only with AVX-512 bf16 (it is slower than fp32 without).
         defaults.update(use_cpu=True, bf16=bf16_pays("cpu"))
     defaults.update(setup_defaults(setup_training_args))
     return defaults

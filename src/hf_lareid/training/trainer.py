@@ -29,9 +29,8 @@ logger = logging.getLogger(__name__)
 
 RETRIEVAL_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 # From this many query + gallery images the Trainer's evaluation exports its current weights for the fastest ONNX
-# runtime: `python benchmarks/bench_runtimes.py --fresh_weights` (2 AVX2 cores, idle) put the break-even (export
-# included) at 278 images for `tiny` (patch 8; larger models pay sooner); the demo's patch-16 model, 33 tokens, runs
-# nearly as fast in eager PyTorch and breaks even only at ~3,000 (0.3 s lost on its 1,600-image evaluation).
+# runtime: below it, the export costs more than the faster runtime saves. `python benchmarks/bench_runtimes.py
+# --fresh_weights` measures the break-even per model (larger models reach it sooner).
 EVAL_EXPORT_MIN_IMAGES = 500
 
 
