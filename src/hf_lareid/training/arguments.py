@@ -9,8 +9,10 @@ Example:
 ```python
 >>> from hf_lareid.training.arguments import build_arguments, parse_arguments
 >>> arguments = parse_arguments(["--output_dir", "out", "--max_steps", "6"])
->>> arguments.training.max_steps, arguments.model.backbone  # -> (6, 'random'): the tiny setup, from scratch
->>> build_arguments({"output_dir": "out", "max_steps": 6}).training.max_steps  # -> 6
+>>> arguments.training.max_steps, arguments.model.backbone  # the tiny setup, from scratch
+(6, 'random')
+>>> build_arguments({"output_dir": "out", "max_steps": 6}).training.max_steps
+6
 ```
 """
 
@@ -61,6 +63,8 @@ class LATransformerTrainingArguments(TrainingArguments):
 
     ```python
     >>> args = LATransformerTrainingArguments("out", optimizer="adam", triplet_loss_weight=1.0, label_smoothing=0.1)
+    >>> args.optimizer, args.label_smoothing, args.max_grad_norm  # no gradient clipping, as the original code
+    ('adam', 0.1, 0.0)
     ```
     """
 
