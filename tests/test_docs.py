@@ -11,6 +11,7 @@ import importlib
 import pkgutil
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,7 +156,7 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch):
 def _defining_module(test: doctest.DocTest):
     """The module a doctest's docstring was written in (re-exported names are tested where they are defined)."""
     filename = test.filename or ""
-    for module in list(importlib.sys.modules.values()):
+    for module in list(sys.modules.values()):
         if getattr(module, "__file__", None) == filename:
             return module
     return None
