@@ -130,8 +130,9 @@ def hit_label(
     Example:
 
     ```python
-    >>> hit_label(1, None, 7, score=0.9123, same_person=True)
-    '#1  0.912\nsame person'
+    >>> print(hit_label(1, None, 7, score=0.9123, same_person=True))
+    #1  0.912
+    same person
     ```
     """
     first = f"#{rank}" + (f"  {score:.3f}" if score is not None else "")
