@@ -116,7 +116,7 @@ class LATransformerTrainer(Trainer):
     ...     "model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
     ...     "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}))
     >>> args = LATransformerTrainingArguments("out", max_steps=2, per_device_train_batch_size=4, use_cpu=True,
-    ...                                       report_to="none", save_strategy="no")
+    ...                                       report_to="none", save_strategy="no", disable_tqdm=False)
     >>> trainer = LATransformerTrainer(model=model, args=args,
     ...                                train_dataset=data["train"].with_transform(build_train_transform(processor)),
     ...                                query_dataset=data["query"], gallery_dataset=data["gallery"],
