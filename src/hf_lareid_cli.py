@@ -3,7 +3,7 @@
 Why this module lives outside the `hf_lareid` package: Python runs a package's `__init__` before any of its
 modules, and `hf_lareid/__init__.py` imports torch and transformers to register the model with `AutoConfig` /
 `AutoModel` (what `import hf_lareid; AutoModel.from_pretrained(folder)` relies on). An entry point inside the
-package would pay those seconds (7-10 s) before printing `--help` or a usage error. So the console script
+package would pay those seconds before printing `--help` or a usage error. So the console script
 `lareid = hf_lareid_cli:main` is this small top-level module of the same distribution: it imports only the standard
 library, lists the subcommands from [`SUBCOMMANDS`], and imports a subcommand's module only once that subcommand is
 chosen. Even then `hf_lareid/__init__` (torch) runs only after the subcommand's arguments parse: `lareid NAME --help`

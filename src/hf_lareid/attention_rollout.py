@@ -27,7 +27,12 @@ def attention_rollout(model: torch.nn.Module, pixel_values: torch.Tensor) -> tor
     Example:
 
     ```python
-    >>> attention_rollout(model, pixel_values).shape  # -> torch.Size([4, 16, 8]) at 256x128, patch 16
+    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
+    >>> model = LATransformerForReID(LATransformerConfig(backbone_config={
+    ...     "model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+    ...     "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64})).eval()
+    >>> attention_rollout(model, torch.rand(3, 3, 64, 32)).shape  # a 4 x 2 patch grid
+    torch.Size([3, 4, 2])
     ```
     """
     was_training = model.training

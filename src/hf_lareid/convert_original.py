@@ -9,7 +9,7 @@ its unused ImageNet `model.head`), the aliases `cls_token` / `pos_embed` of `mod
 and per row `classifier{i}.add_block.0` (Linear), `classifier{i}.add_block.1` (BatchNorm1d) and
 `classifier{i}.classifier.0` (Linear). Its blend is `(G + lambda * Q_i) / (1 + lambda)` with `lambda = 8`: the
 converted config stores the paper's convention `lambda_global = 1 / lambda`, no head activation and the
-`"local"` test embedding the original evaluation used (see DEVELOPERS.md).
+`"local"` test embedding the original evaluation used (see docs/original-code.md).
 """
 
 from __future__ import annotations

@@ -26,7 +26,12 @@ def require_extra(module: str, extra: str, purpose: str) -> ModuleType:
     Example:
 
     ```python
-    >>> require_extra("matplotlib", "plots", "the pictures")  # -> <module 'matplotlib' ...>
+    >>> require_extra("json", "core", "Reading JSON").__name__
+    'json'
+    >>> require_extra("no_such_module", "plots", "The pictures")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hf_lareid.extras.MissingExtraError: The pictures need no_such_module, which is not installed: install hf-lareid's 'plots' extra ...
     ```
     """
     try:

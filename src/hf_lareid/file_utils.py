@@ -26,9 +26,12 @@ Example:
 
 ```python
 >>> from hf_lareid.file_utils import atomic_write_text, atomic_folder
->>> atomic_write_text("out/notes.txt", "hello\\n")  # -> Path('out/notes.txt'), mode 0644
+>>> atomic_write_text("out/notes.txt", "hello\\n").name  # mode 0644 under umask 022
+'notes.txt'
 >>> with atomic_folder("out/export", replace_existing=True) as folder:
-...     (folder / "a.txt").write_text("written whole or not at all")
+...     _ = (folder / "a.txt").write_text("written whole or not at all")
+>>> sorted(path.name for path in Path("out").iterdir())  # the temporary folder is gone
+['export', 'notes.txt']
 ```
 """
 

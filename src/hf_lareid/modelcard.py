@@ -266,8 +266,10 @@ def write_model_card(output_dir: str | os.PathLike, **card_fields: Any) -> Path:
     Example:
 
     ```python
-    >>> write_model_card("out", metrics={"eval_rank1": 0.93, "eval_mAP": 0.89}, setup="tiny",
-    ...                  datasets=["synthetic"], eval_dataset="synthetic")  # -> Path('out/README.md')
+    >>> path = write_model_card("out", metrics={"eval_rank1": 0.93, "eval_mAP": 0.89}, setup="tiny",
+    ...                         datasets=["synthetic"], eval_dataset="synthetic")
+    >>> path.name, check_model_card(path)["library_name"]
+    ('README.md', 'hf-lareid')
     ```
     """
     output_dir = Path(output_dir)

@@ -213,7 +213,7 @@ class LATransformerPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
-    # The loss is a per-batch mean: let the Trainer divide it by the accumulation steps (see DEVELOPERS.md).
+    # The loss is a per-batch mean: let the Trainer divide it by the accumulation steps (see docs/original-code.md).
     accepts_loss_kwargs = False
 
     @classmethod

@@ -90,7 +90,8 @@ def framed(image: ImageLike | np.ndarray, color: tuple[int, int, int], width: in
     Example:
 
     ```python
-    >>> framed(np.zeros((128, 64, 3), np.uint8), RIGHT_COLOR).shape  # -> (136, 72, 3)
+    >>> framed(np.zeros((128, 64, 3), np.uint8), RIGHT_COLOR, width=4).shape
+    (136, 72, 3)
     ```
     """
     array = np.asarray(image if isinstance(image, np.ndarray) else load_rgb(image), dtype=np.uint8)
@@ -129,8 +130,9 @@ def hit_label(
     Example:
 
     ```python
-    >>> hit_label(1, None, 7, score=0.9123, same_person=True)
-    '#1  0.912\nsame person'
+    >>> print(hit_label(1, None, 7, score=0.9123, same_person=True))
+    #1  0.912
+    same person
     ```
     """
     first = f"#{rank}" + (f"  {score:.3f}" if score is not None else "")
@@ -194,8 +196,11 @@ def plot_ranked_lists(
     Example:
 
     ```python
-    >>> plot_ranked_lists(query_paths, query_ids, gallery_paths, gallery_ids, hits.indices, "ranks.png",
-    ...                   scores=hits.scores, same_person=hits.same_person)
+    >>> from PIL import Image
+    >>> people = [Image.new("RGB", (32, 64), color) for color in ("red", "blue", "red")]
+    >>> plot_ranked_lists(people[:1], [1], people, [1, 2, 1], [[2, 0, 1]], "ranks.png", top_k=3,
+    ...                   scores=[[0.9, 0.8, 0.1]]).name
+    'ranks.png'
     ```
     """
     _check_lengths(query_images=query_images, query_ids=query_ids)
@@ -282,7 +287,9 @@ def plot_cmc_curves(results: Mapping[str, Mapping[str, Any]], path: str | os.Pat
     Example:
 
     ```python
-    >>> plot_cmc_curves({"untrained": untrained_results, "fine-tuned": tuned_results}, "cmc.png")
+    >>> untrained, tuned = {"cmc": np.linspace(0.1, 0.6, 10)}, {"cmc": np.linspace(0.5, 1.0, 10)}
+    >>> plot_cmc_curves({"untrained": untrained, "fine-tuned": tuned}, "cmc.png", max_rank=10).name
+    'cmc.png'
     ```
     """
     if not results:
@@ -329,7 +336,11 @@ def plot_attention_rollout(
     Example:
 
     ```python
-    >>> plot_attention_rollout(["a.jpg", "b.jpg"], attention_rollout(model, pixel_values), (256, 128), "attention.png")
+    >>> from PIL import Image
+    >>> images = [Image.new("RGB", (32, 64), "gray")] * 2
+    >>> rollout = np.random.default_rng(0).random((2, 4, 2))  # e.g. attention_rollout(model, pixel_values)
+    >>> plot_attention_rollout(images, rollout, (64, 32), "attention.png").name
+    'attention.png'
     ```
     """
     if not len(images):
@@ -383,7 +394,10 @@ def plot_training_curves(
     Example:
 
     ```python
-    >>> plot_training_curves(trainer.state.log_history, "training.png", unfreeze_epochs=[0, 2, 4])
+    >>> log_history = [{"epoch": 1.0, "loss": 3.2}, {"epoch": 1.0, "eval_rank1": 0.4, "eval_mAP": 0.3},
+    ...                {"epoch": 2.0, "loss": 2.1}, {"epoch": 2.0, "eval_rank1": 0.6, "eval_mAP": 0.5}]
+    >>> plot_training_curves(log_history, "training.png", unfreeze_epochs=[0, 1]).name  # or trainer.state.log_history
+    'training.png'
     ```
     """
     if not log_history:

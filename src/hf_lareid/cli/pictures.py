@@ -26,7 +26,15 @@ def plot_attention(
     Example:
 
     ```python
-    >>> plot_attention(model, ["a.jpg", "b.jpg"], image_processor, "attention.png")
+    >>> from PIL import Image
+    >>> from transformers import ViTImageProcessorPil
+    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
+    >>> model = LATransformerForReID(LATransformerConfig(backbone_config={
+    ...     "model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+    ...     "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64})).eval()
+    >>> processor = ViTImageProcessorPil(size={"height": 64, "width": 32})
+    >>> plot_attention(model, [Image.new("RGB", (32, 64), "gray")], processor, "attention.png").name
+    'attention.png'
     ```
     """
     if not len(images):
@@ -47,7 +55,9 @@ def plot_training_curves(
     Example:
 
     ```python
-    >>> plot_training_curves(trainer.state.log_history, "training.png")
+    >>> log_history = [{"epoch": 1.0, "loss": 3.2}, {"epoch": 1.0, "eval_rank1": 0.4, "eval_mAP": 0.3}]
+    >>> plot_training_curves(log_history, "training.png").name  # trainer.state.log_history after training
+    'training.png'
     ```
     """
     if unfreeze_epochs is None:

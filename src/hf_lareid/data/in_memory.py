@@ -1,10 +1,9 @@
 """A training split decoded and resized once into memory, so that each step only augments.
 
 Reading a training image the usual way (`set_transform`) decodes the file, converts it, resizes it with the image
-processor and then augments it, at every epoch. For small crops on a CPU that costs as much as a training step of a
-small ViT (about 7 ms per 128x64 crop on 2 AVX2 cores, against 5 ms of compute per image at patch 16).
-[`InMemoryReIDDataset`] does the decoding and resizing once, keeps the resized images as uint8 (7,200 crops of
-128x64 take 177 MB) and leaves the augmentations of the [`ReIDTransform`] to every access.
+processor and then augments it, at every epoch. For small crops on a CPU that costs about as much as a training
+step of a small ViT (`benchmarks/bench_train.py` measures both). [`InMemoryReIDDataset`] does the decoding and
+resizing once, keeps the resized images as uint8 (`height * width * 3` bytes per crop) and leaves the augmentations of the [`ReIDTransform`] to every access.
 
 Example:
     >>> from hf_lareid.data.in_memory import InMemoryReIDDataset

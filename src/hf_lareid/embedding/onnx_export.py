@@ -241,8 +241,8 @@ def export_onnx(
             stored in the file's metadata (`metadata_props`) for ONNX users.
         check_batch_sizes: batch sizes of the check.
         exporter: `"auto"` (torch.export-based from opset 18, falling back to TorchScript), `"dynamo"` (the same)
-            or `"torchscript"` (the TorchScript exporter only: about 10x faster to export a small model, and the
-            graph runs as fast in onnxruntime and OpenVINO; what the runtime cache uses).
+            or `"torchscript"` (the TorchScript exporter only: much faster to export, and the graph runs as fast
+            in onnxruntime and OpenVINO; what the runtime cache uses).
 
     Returns:
         A report: `path`, `opset`, `exporter`, `input_name`, `output_name`, `image_size`, `embedding_dim`,

@@ -39,7 +39,11 @@ def load_reid_metric(**load_options: Any) -> Any:
 
     ```python
     >>> metric = load_reid_metric()
-    >>> metric.compute(embeddings=e, person_ids=ids, camera_ids=cams, is_query=q)["mAP"]  # -> 0.71
+    >>> embeddings = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]  # two queries, then their two matches
+    >>> results = metric.compute(embeddings=embeddings, person_ids=[1, 2, 1, 2], camera_ids=[1, 1, 2, 2],
+    ...                          is_query=[True, True, False, False])
+    >>> float(results["mAP"])
+    1.0
     ```
     """
     from ..extras import require_extra

@@ -122,9 +122,11 @@ def evaluate_reid(
     Example:
         ```python
         >>> from hf_lareid.evaluation import evaluate_reid
-        >>> results = evaluate_reid(query_features, gallery_features, query_ids, gallery_ids, query_cams, gallery_cams)
-        >>> results["rank1"], results["mAP"], results["cmc"].shape
-        (0.93, 0.82, (50,))
+        >>> query = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> gallery = np.array([[0.6, 0.8], [1.0, 0.0], [0.0, 1.0]])  # person 2's match ranks second for person 1
+        >>> results = evaluate_reid(query, gallery, [1, 2], [2, 1, 2], [1, 1], [2, 2, 2], max_rank=3)
+        >>> float(results["rank1"]), float(results["mAP"]), results["cmc"].shape
+        (1.0, 1.0, (3,))
         ```
     """
     check_choice(metric, "metric", METRICS)
@@ -190,9 +192,10 @@ def evaluate_distance_matrix(
 
     Example:
         ```python
-        >>> distances = re_rank(query_features, gallery_features)
-        >>> evaluate_distance_matrix(distances, query_ids, gallery_ids, query_cams, gallery_cams)["mAP"]
-        0.87
+        >>> distances = np.array([[0.1, 0.9, 0.5], [0.8, 0.2, 0.7]])  # e.g. from `re_rank`
+        >>> results = evaluate_distance_matrix(distances, [1, 2], [1, 2, 3], [1, 1], [2, 2, 2], max_rank=3)
+        >>> float(results["rank1"]), float(results["mAP"])
+        (1.0, 1.0)
         ```
     """
     check_max_rank(max_rank)

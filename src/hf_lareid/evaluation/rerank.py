@@ -104,7 +104,10 @@ def re_rank(
     Example:
         ```python
         >>> from hf_lareid.evaluation import re_rank
-        >>> distances = re_rank(query_features, gallery_features)  # -> (num_query, num_gallery)
+        >>> rng = np.random.default_rng(0)
+        >>> query, gallery = rng.normal(size=(4, 8)), rng.normal(size=(10, 8))
+        >>> re_rank(query, gallery, k1=3, k2=2, show_progress=False).shape  # (num_query, num_gallery)
+        (4, 10)
         ```
     """
     query = check_features(query_features, "query_features")

@@ -226,9 +226,12 @@ def calibrate_threshold(
 
     Example:
         ```python
-        >>> calibration = calibrate_threshold(val_features, val_ids, target_false_match_rate=1e-3)
-        >>> calibration.threshold, calibration.true_match_rate
-        (0.62, 0.91)
+        >>> features = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0], [0.14, 0.99], [-1.0, 0.0]])
+        >>> calibration = calibrate_threshold(features, [1, 1, 2, 2, 3], target_false_match_rate=0.25)
+        >>> calibration.num_genuine_pairs, calibration.num_impostor_pairs, calibration.true_match_rate
+        (2, 8, 1.0)
+        >>> 0.14 <= calibration.threshold < 0.98
+        True
         ```
     """
     _check_target(target_false_match_rate)

@@ -69,9 +69,12 @@ def search_other_cameras(
 
     Example:
         ```python
-        >>> hits = search_other_cameras(index, query.embeddings, 10, query.camera_ids, query.person_ids)
-        >>> (hits.camera_ids[0] != query.camera_ids[0]).all() or hits.person_ids[0] != query.person_ids[0]
-        True
+        >>> import numpy as np
+        >>> index = GalleryIndex(2)
+        >>> index.add(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), person_ids=[7, 7, 8], camera_ids=[1, 2, 1])
+        >>> hits = search_other_cameras(index, np.array([[1.0, 0.0]]), 2, query_camera_ids=[1], query_person_ids=[7])
+        >>> hits.person_ids[0].tolist(), hits.camera_ids[0].tolist()  # person 7's camera-1 image is left out
+        ([7, 8], [2, 1])
         ```
     """
     person_ids = [None] * len(query_camera_ids) if query_person_ids is None else list(query_person_ids)

@@ -3,9 +3,15 @@
 Example:
 
 ```python
+>>> from hf_lareid import LATransformerConfig, LATransformerForReID
 >>> from hf_lareid.training import BlockwiseUnfreezeCallback, LATransformerTrainer, LATransformerTrainingArguments
->>> trainer = LATransformerTrainer(model=model, args=LATransformerTrainingArguments("out"), train_dataset=train,
-...                                query_dataset=query, gallery_dataset=gallery, callbacks=[BlockwiseUnfreezeCallback()])
+>>> model = LATransformerForReID(LATransformerConfig(backbone_config={
+...     "model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+...     "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}))
+>>> args = LATransformerTrainingArguments("out", use_cpu=True, report_to="none")
+>>> trainer = LATransformerTrainer(model=model, args=args, callbacks=[BlockwiseUnfreezeCallback(t=2)])
+>>> trainer.args.optimizer  # and train_dataset=..., query_dataset=..., gallery_dataset=... to train and evaluate
+'adam'
 ```
 """
 

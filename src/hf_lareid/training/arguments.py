@@ -9,8 +9,10 @@ Example:
 ```python
 >>> from hf_lareid.training.arguments import build_arguments, parse_arguments
 >>> arguments = parse_arguments(["--output_dir", "out", "--max_steps", "6"])
->>> arguments.training.max_steps, arguments.model.backbone  # -> (6, 'random'): the tiny setup, from scratch
->>> build_arguments({"output_dir": "out", "max_steps": 6}).training.max_steps  # -> 6
+>>> arguments.training.max_steps, arguments.model.backbone  # the tiny setup, from scratch
+(6, 'random')
+>>> build_arguments({"output_dir": "out", "max_steps": 6}).training.max_steps
+6
 ```
 """
 
@@ -68,6 +70,8 @@ class LATransformerTrainingArguments(TrainingArguments):
 
     ```python
     >>> args = LATransformerTrainingArguments("out", optimizer="adam", triplet_loss_weight=1.0, label_smoothing=0.1)
+    >>> args.optimizer, args.label_smoothing, args.max_grad_norm  # no gradient clipping, as the original code
+    ('adam', 0.1, 0.0)
     ```
     """
 
@@ -346,7 +350,7 @@ def run_defaults(setup_training_args: Mapping[str, Any]) -> dict[str, Any]:
     """
     defaults: dict[str, Any] = {"logging_steps": 10, "disable_tqdm": False}
     if not torch.cuda.is_available():
-        # bf16 autocast on a CPU needs use_cpu; it pays only with AVX-512 bf16 (6x slower on AVX2-only CPUs).
+        # bf16 autocast on a CPU needs use_cpu; it pays only with AVX-512 bf16 (it is slower than fp32 without).
         defaults.update(use_cpu=True, bf16=bf16_pays("cpu"))
     defaults.update(setup_defaults(setup_training_args))
     return defaults

@@ -161,8 +161,9 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
     Example:
 
     ```python
-    >>> trainer = LATransformerTrainer(model=model, args=args, train_dataset=train,
-    ...                                callbacks=[BlockwiseUnfreezeCallback(t=2, lr_decay=0.8)])
+    >>> callback = BlockwiseUnfreezeCallback(t=2, lr_decay=0.8)  # LATransformerTrainer(..., callbacks=[callback])
+    >>> callback.t, callback.lr_decay
+    (2, 0.8)
     ```
     """
 

@@ -131,10 +131,27 @@ class LATransformerTrainer(Trainer):
     Example:
 
     ```python
-    >>> trainer = LATransformerTrainer(model=model, args=LATransformerTrainingArguments("out", eval_strategy="epoch"),
-    ...                                train_dataset=data["train"], query_dataset=data["query"],
-    ...                                gallery_dataset=data["gallery"], processing_class=image_processor)
-    >>> trainer.train(); trainer.evaluate()["eval_rank1"]  # -> 0.93
+    >>> from transformers import ProgressCallback, ViTImageProcessorPil
+    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
+    >>> from hf_lareid.data import build_train_transform, generate_synthetic_reid, load_reid_dataset
+    >>> from hf_lareid.training import LATransformerTrainingArguments
+    >>> folder = generate_synthetic_reid("people", num_ids=8, num_cameras=2, images_per_camera=2, image_size=(64, 32))
+    >>> data = load_reid_dataset("market1501", data_dir=folder, cache_dir="cache")
+    >>> processor = ViTImageProcessorPil(size={"height": 64, "width": 32}, resample=3)
+    >>> model = LATransformerForReID(LATransformerConfig(num_labels=4, backbone_config={
+    ...     "model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+    ...     "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}))
+    >>> args = LATransformerTrainingArguments("out", max_steps=2, per_device_train_batch_size=4, use_cpu=True,
+    ...                                       report_to="none", save_strategy="no", disable_tqdm=False)
+    >>> trainer = LATransformerTrainer(model=model, args=args,
+    ...                                train_dataset=data["train"].with_transform(build_train_transform(processor)),
+    ...                                query_dataset=data["query"], gallery_dataset=data["gallery"],
+    ...                                processing_class=processor)
+    >>> trainer.remove_callback(ProgressCallback)  # quiet: no progress bars or printed logs in this example
+    >>> _ = trainer.train()
+    >>> metrics = trainer.evaluate()
+    >>> sorted(name for name in metrics if name.startswith("eval_rank"))
+    ['eval_rank1', 'eval_rank10', 'eval_rank5']
     ```
     """
 
