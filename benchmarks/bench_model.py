@@ -24,7 +24,7 @@ import torch
 from _common import add_results_dir_argument, median_and_spread, print_cpu_info, time_throughput, write_results
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.hub_configs import list_setups, load_setup
+from hf_lareid.hub.setups import list_setups, load_setup
 from hf_lareid.modeling_lareid import embed_parts
 
 OVERHEAD_GOAL = 0.03
@@ -59,7 +59,7 @@ def main() -> None:
         "--setup",
         default="tiny",
         choices=list_setups(),
-        help="model config from hf_lareid.hub_configs (default: tiny, the benchmarks' setup; baseline is ViT-B/16 224)",
+        help="model config from hf_lareid.hub.setups (default: tiny, the benchmarks' setup; baseline is ViT-B/16 224)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)

@@ -44,8 +44,8 @@ from hf_lareid import LATransformerForReID, ReIDEncoder
 from hf_lareid.embedding.backends import Embedder, OnnxRuntimeEmbedder, OpenVINOEmbedder
 from hf_lareid.embedding.backends.graph_cache import ONNX_EXPORTER, ONNX_OPSET
 from hf_lareid.embedding.onnx_export import export_onnx
-from hf_lareid.extras import MissingExtraError
-from hf_lareid.hub_configs import load_setup
+from hf_lareid.hub.setups import load_setup
+from hf_lareid.utils.extras import MissingExtraError
 
 GOAL = 0.95
 EAGER, ORT, OPENVINO, DEFAULT = "torch eager", "onnxruntime", "openvino", "default path"

@@ -25,7 +25,7 @@ from PIL import Image
 
 import hf_lareid
 from hf_lareid import LATransformerForReID, extract_features
-from hf_lareid.hub_configs import load_setup
+from hf_lareid.hub.setups import load_setup
 from hf_lareid.tracking import ReIDBackend
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tracking.csv"

@@ -29,7 +29,7 @@ import torch
 from _common import add_results_dir_argument, print_cpu_info, write_results  # benchmarks/_common.py
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.hub_configs import load_setup
+from hf_lareid.hub.setups import load_setup
 from hf_lareid.training import BlockwiseUnfreezeCallback
 from hf_lareid.training.run import main as train_main
 

@@ -10,7 +10,7 @@ chosen. Even then `hf_lareid/__init__` (torch) runs only after the subcommand's 
 and usage errors need nothing but the subcommand's module, which imports only the standard library at module level
 and in `add_arguments` (the names it offers as choices come from `hf_lareid/cli/_choices.py`).
 
-Errors: an `hf_lareid.errors.LAReIDError` and the other problems a user can fix ([`is_user_error`]) are printed as
+Errors: an `hf_lareid.utils.errors.LAReIDError` and the other problems a user can fix ([`is_user_error`]) are printed as
 one line (exit 1); anything else is a bug, printed with its traceback and [`BUG_HINT`]; `--debug` raises everything.
 
 Adding a subcommand: write `hf_lareid/cli/NAME.py` with `EXAMPLE` (one command line), `add_arguments(parser)` and
@@ -230,12 +230,12 @@ def is_user_error(error: BaseException) -> bool:
     """
     Whether `error` is about the user's input, files or installation (shown as one line) rather than a bug.
 
-    That is: an `hf_lareid.errors.LAReIDError`; an `OSError` of the kinds in [`USER_ERRNOS`], or one raised with a
+    That is: an `hf_lareid.utils.errors.LAReIDError`; an `OSError` of the kinds in [`USER_ERRNOS`], or one raised with a
     message only (how the package, transformers and the Hub report a missing or unusable model); a `ValueError`
     raised by the package's own code (its argument checks). A `ValueError` from a library underneath, a `TypeError`,
     `KeyError`, `AttributeError`... is a bug.
     """
-    errors_module = sys.modules.get("hf_lareid.errors")  # imported by the subcommand when it could raise one
+    errors_module = sys.modules.get("hf_lareid.utils.errors")  # imported by the subcommand when it could raise one
     if errors_module is not None and isinstance(error, errors_module.LAReIDError):
         return True
     if isinstance(error, OSError):

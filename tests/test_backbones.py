@@ -215,7 +215,7 @@ def test_reid_crop_size():
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_attention_rollout_on_the_patch_grid(model_type):
-    from hf_lareid.attention_rollout import attention_rollout
+    from hf_lareid.analysis.attention_rollout import attention_rollout
 
     model = tiny_model_of_type(model_type)
     rollout = attention_rollout(model, pixels(model, batch_size=3))

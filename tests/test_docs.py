@@ -121,7 +121,7 @@ NOT_YET_DOCTESTS = {
     "hf_lareid.modeling_lareid",
     "hf_lareid.onnx_export",
     "hf_lareid.pipeline_lareid",
-    "hf_lareid.query_gallery_evaluation",
+    "hf_lareid.tasks.evaluate",
     "hf_lareid.retrieval.index",
     "hf_lareid.retrieval.qdrant_store",
     "hf_lareid.runtimes",

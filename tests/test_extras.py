@@ -43,7 +43,7 @@ def test_the_core_works_without_the_extras(tiny_model_dir):
 
 
 def test_missing_matplotlib_names_the_plots_extra():
-    result = run_without(["matplotlib"], "import hf_lareid.visualization\n")
+    result = run_without(["matplotlib"], "import hf_lareid.analysis.pictures\n")
     message = result.stderr.strip().splitlines()[-1]
     assert "MissingExtraError" in message and "'plots' extra" in message and 'pip install ".[plots]"' in message
 

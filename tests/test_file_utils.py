@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from hf_lareid.file_utils import (
+from hf_lareid.utils.io import (
     FAULT_ENV,
     FolderBusyError,
     atomic_folder,
@@ -102,7 +102,7 @@ def test_recover_folder_after_a_kill_between_the_renames(tmp_path):
     with atomic_folder(target) as folder:
         (folder / "v").write_text("1")
     script = textwrap.dedent(f"""
-        from hf_lareid.file_utils import atomic_folder
+        from hf_lareid.utils.io import atomic_folder
         with atomic_folder({str(target)!r}, replace_existing=True) as folder:
             (folder / "v").write_text("2")
     """)
@@ -141,7 +141,7 @@ def test_staged_replace_puts_config_last_and_keeps_other_files(tmp_path, monkeyp
 
 LOCK_HOLDER = """
 import sys
-from hf_lareid.file_utils import folder_lock
+from hf_lareid.utils.io import folder_lock
 with folder_lock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.readline()

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor
 
 from hf_lareid import LATransformerConfig, LATransformerForReID
-from hf_lareid.hub_configs import SETUPS_DIR, list_setups, load_setup, setup_path
+from hf_lareid.hub.setups import SETUPS_DIR, list_setups, load_setup, setup_path
 
 # name: (blocks, width, image size, parts, classes, batch, epochs, lr, t, lr decay, backbone)
 TABLE_2 = {

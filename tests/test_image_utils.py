@@ -9,7 +9,7 @@ from transformers import pipeline
 import hf_lareid
 from hf_lareid.data import build_eval_transform, build_train_transform, load_reid_dataset
 from hf_lareid.embedding import extract_features
-from hf_lareid.image_utils import ImageReadError, load_rgb
+from hf_lareid.utils.images import ImageReadError, load_rgb
 
 
 @pytest.fixture(scope="module")

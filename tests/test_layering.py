@@ -1,6 +1,6 @@
-"""Layering: the array-level packages (evaluation/, retrieval/) know no model, training or CLI; the model module
-imports only its config and the package's generic file helpers; data/ is a leaf (itself and the file and image
-helpers below every package); no import cycle anywhere in the package."""
+"""Layering (docs/architecture.md): the array-level packages (evaluation/, retrieval/) know no model, training or
+CLI; the model module imports only its config, the backbone table and utils/; data/ and utils/ are leaves; nothing
+imports the CLI; no import cycle anywhere in the package."""
 
 import ast
 from pathlib import Path
@@ -19,7 +19,7 @@ MODEL_TRAINING_CLI = (
     "hf_lareid.embedding.pipeline",
     "hf_lareid.embedding.onnx_export",
     "hf_lareid.embedding.loading",
-    "hf_lareid.query_gallery_evaluation",
+    "hf_lareid.tasks.evaluate",
     "hf_lareid.convert_original",
     "hf_lareid.training",
     "hf_lareid.cli",
@@ -29,12 +29,12 @@ MODEL_TRAINING_CLI = (
 MODEL_ALLOWED = (
     "hf_lareid.backbones",
     "hf_lareid.configuration_lareid",
-    "hf_lareid.file_checks",
-    "hf_lareid.file_utils",
-    "hf_lareid.extras",
+    "hf_lareid.utils.integrity",
+    "hf_lareid.utils.io",
+    "hf_lareid.utils.extras",
 )
 # What data/ may import from the package: itself, the file writer and the image reader (standard library, PIL, numpy).
-DATA_ALLOWED = ("hf_lareid.data", "hf_lareid.errors", "hf_lareid.file_utils", "hf_lareid.image_utils")
+DATA_ALLOWED = ("hf_lareid.data", "hf_lareid.utils.errors", "hf_lareid.utils.io", "hf_lareid.utils.images")
 
 
 def module_name(path: Path) -> str:
@@ -107,3 +107,19 @@ def test_the_package_has_no_import_cycle():
 
     for module in sorted(graph):
         visit(module, [])
+
+
+def test_utils_import_nothing_of_the_package_but_utils():
+    for path in sorted((PACKAGE_ROOT / "utils").rglob("*.py")):
+        for name in package_imports(path):
+            assert is_under(name, ("hf_lareid.utils",)), f"{path.relative_to(PACKAGE_ROOT)} imports {name}"
+
+
+def test_nothing_outside_the_cli_imports_it():
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        if is_under(module_name(path), ("hf_lareid.cli",)):
+            continue
+        for name in package_imports(path):
+            assert not is_under(name, ("hf_lareid.cli", "hf_lareid_cli")), (
+                f"{path.relative_to(PACKAGE_ROOT)} imports {name}"
+            )

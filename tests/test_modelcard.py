@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_lareid.modelcard import (
+from hf_lareid.hub.modelcard import (
     DEFAULT_LICENSE,
     TEMPLATE_PATH,
     check_model_card,

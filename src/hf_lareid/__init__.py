@@ -14,7 +14,8 @@ from transformers import AutoConfig, AutoModel
 from .configuration_lareid import LATransformerConfig
 from .embedding import FeatureSet, Provenance, ReIDEncoder, extract_features, iter_features, model_fingerprint
 from .embedding.pipeline import LAReIDEmbeddingPipeline, register_pipeline
-from .modeling_lareid import LATransformerForReID, LATransformerOutput, ModelWeightsMismatchError, verify_model_weights
+from .modeling_lareid import LATransformerForReID, LATransformerOutput
+from .utils.integrity import ModelWeightsMismatchError, verify_model_weights
 
 __version__ = "0.1.0"
 
@@ -48,13 +49,13 @@ _LAZY_EXPORTS = {
         "load_reid_metric",
         "re_rank",
     ),
-    ".cli.results_table": ("format_results_table",),
+    ".evaluation.results_table": ("format_results_table",),
     ".embedding.sharding": ("gather_features",),
     ".tracking": ("ReIDBackend",),
     ".video": ("VideoInputError", "VideoJob", "index_videos", "search_tracklets"),
-    ".errors": ("DamagedFileError", "InvalidInputError", "LAReIDError", "MissingExtraError"),
-    ".image_utils": ("ImageReadError", "load_rgb"),
-    ".query_gallery_evaluation": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
+    ".utils.errors": ("DamagedFileError", "InvalidInputError", "LAReIDError", "MissingExtraError"),
+    ".utils.images": ("ImageReadError", "load_rgb"),
+    ".tasks.evaluate": ("ModelEvaluation", "calibrate_model", "evaluate_model"),
     ".retrieval": (
         "CorruptIndexError",
         "EmbeddingSettingsMismatchError",
@@ -66,11 +67,11 @@ _LAZY_EXPORTS = {
         "search_other_cameras",
     ),
     ".training": ("BlockwiseUnfreezeCallback", "LATransformerTrainer", "LATransformerTrainingArguments"),
-    ".hub_configs": ("list_setups", "load_setup", "setup_path"),
+    ".hub.setups": ("list_setups", "load_setup", "setup_path"),
     ".convert_original": ("ConversionError", "convert_original_checkpoint"),
     ".embedding.onnx_export": ("check_onnx", "export_onnx"),
     ".embedding.backends": ("AUTO_PREFERENCE", "Embedder", "make_embedder", "onnx_cache_dir"),
-    ".modelcard": ("check_model_card", "render_model_card", "write_model_card"),
+    ".hub.modelcard": ("check_model_card", "render_model_card", "write_model_card"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY_EXPORTS.items() for name in names}
 

@@ -26,11 +26,11 @@ from transformers import ViTConfig, ViTImageProcessorPil
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
 from .configuration_lareid import LATransformerConfig
-from .errors import InvalidInputError
-from .file_checks import DamagedFileError, check_torch_file
-from .file_utils import atomic_folder
 from .modeling_lareid import LATransformerForReID
-from .output_guard import claim_outputs
+from .utils.errors import InvalidInputError
+from .utils.integrity import DamagedFileError, check_torch_file
+from .utils.io import atomic_folder
+from .utils.output_guard import claim_outputs
 
 logger = logging.getLogger(__name__)
 

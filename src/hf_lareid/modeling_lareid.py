@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +35,14 @@ from .configuration_lareid import (
     reid_crop_size,
     to_pair,
 )
-from .file_checks import WEIGHTS_FIX, DamagedFileError, check_loading_info, check_safetensors, explain_model_load_error
-from .file_utils import file_sha256, staged_replace
-
-CONFIG_NAME = "config.json"
-# config.json records {weights file name: SHA-256} under this key; `verify_model_weights` checks it.
-WEIGHTS_SHA256_KEY = "weights_sha256"
-# The weight files transformers writes: model.safetensors, its shards and their index.
-_WEIGHTS_FILE = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?")
+from .utils.integrity import (
+    CONFIG_NAME,
+    check_loading_info,
+    explain_model_load_error,
+    record_weights_checksums,
+    remove_stale_weights,
+)
+from .utils.io import staged_replace
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +219,11 @@ class LATransformerPreTrainedModel(PreTrainedModel):
         """
         `PreTrainedModel.from_pretrained`, loading the model whole or not at all: weights that the config needs but
         the file lacks (a lost encoder block), or weights the model has no place for, raise
-        [`hf_lareid.file_checks.IncompleteModelError`] naming the file and the keys, never random weights in their
+        [`hf_lareid.utils.integrity.IncompleteModelError`] naming the file and the keys, never random weights in their
         place. Classifier heads of another size are swapped only when asked (`num_labels=N,
         ignore_mismatched_sizes=True`). A damaged weights file, weights of other shapes, a `config.json` that
         describes no LA-Transformer, or a model name that is no local folder while the Hub cannot be reached give
-        one clear error (see `hf_lareid.file_checks`).
+        one clear error (see `hf_lareid.utils.integrity`).
         """
         wants_info = kwargs.pop("output_loading_info", False)
         try:
@@ -287,18 +285,8 @@ class LATransformerPreTrainedModel(PreTrainedModel):
             raise FileExistsError(f"cannot save a model to {directory}: it is a file, not a folder.")
         with staged_replace(directory, last=(CONFIG_NAME,)) as staging:
             result = super().save_pretrained(staging, **kwargs)
-            weights = {
-                entry.name: file_sha256(entry)
-                for entry in sorted(staging.iterdir())
-                if _WEIGHTS_FILE.fullmatch(entry.name)
-            }
-            config_path = staging / CONFIG_NAME
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            config[WEIGHTS_SHA256_KEY] = weights
-            config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        for entry in directory.iterdir():  # weights of an earlier save under other names (e.g. shards)
-            if _WEIGHTS_FILE.fullmatch(entry.name) and entry.name not in weights and entry.is_file():
-                entry.unlink()
+            weights = record_weights_checksums(staging)
+        remove_stale_weights(directory, keep=weights)
         return result
 
 
@@ -553,57 +541,11 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         return model
 
 
-class ModelWeightsMismatchError(DamagedFileError):
-    """A weights file of a saved model is missing or differs from the SHA-256 its config.json records."""
-
-
-def verify_model_weights(model_dir: str | os.PathLike) -> bool:
-    """
-    Checks the weights files of a model folder against the SHA-256 that `save_pretrained` recorded in config.json.
-
-    Returns `True` when every recorded file matches, `False` when config.json records nothing (a model saved by
-    another tool or an older hf_lareid). Raises [`ModelWeightsMismatchError`] naming the file that is missing or
-    differs. Used by `lareid index`, `search`, `evaluate` and `serve` before loading their own files.
-
-    Example:
-
-    ```python
-    >>> verify_model_weights("./my-model")  # -> True
-    ```
-    """
-    directory = Path(model_dir)
-    config_path = directory / CONFIG_NAME
-    try:
-        recorded = json.loads(config_path.read_text(encoding="utf-8")).get(WEIGHTS_SHA256_KEY)
-    except (OSError, ValueError, AttributeError):
-        return False  # no readable config: from_pretrained reports that itself
-    if not recorded:
-        return False
-    if not isinstance(recorded, dict):
-        raise ModelWeightsMismatchError(
-            f"{config_path}: {WEIGHTS_SHA256_KEY!r} must map file names to SHA-256 digests."
-        )
-    for name, expected in sorted(recorded.items()):
-        path = directory / name
-        if not path.is_file():
-            raise ModelWeightsMismatchError(f"{path} is missing, but {config_path} records it. {WEIGHTS_FIX}")
-        if file_sha256(path) != expected:
-            if path.suffix == ".safetensors":
-                check_safetensors(path)  # a truncated or unreadable file: say how it is damaged
-            raise ModelWeightsMismatchError(
-                f"{path} is damaged or comes from another save: it does not match the SHA-256 recorded in "
-                f"{config_path}. {WEIGHTS_FIX}"
-            )
-    return True
-
-
 __all__ = [
-    "ModelWeightsMismatchError",
     "LATransformerForReID",
     "LATransformerOutput",
     "LATransformerPartClassifier",
     "LATransformerPreTrainedModel",
     "LATransformerRowPooling",
     "embed_parts",
-    "verify_model_weights",
 ]

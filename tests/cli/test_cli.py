@@ -27,9 +27,9 @@ from cli_helpers import (
 from PIL import Image
 
 from hf_lareid import LATransformerForReID
+from hf_lareid.analysis.pictures import OTHER_PERSON_COLOR, RIGHT_COLOR, SAME_PERSON_COLOR, TILE_SIZE, WRONG_COLOR
 from hf_lareid.embedding import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
-from hf_lareid.visualization import OTHER_PERSON_COLOR, RIGHT_COLOR, SAME_PERSON_COLOR, TILE_SIZE, WRONG_COLOR
 from hf_lareid_cli import build_subcommand_parser, main
 
 
@@ -261,7 +261,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_search_draws_known_identities_green(tiny_model_dir, market_dir, tmp_path, capsys):
     """The picture frames a hit green exactly when its person id (from the index) equals the query's file-name id."""
-    from hf_lareid.visualization import BORDER_WIDTH, RIGHT_COLOR
+    from hf_lareid.analysis.pictures import BORDER_WIDTH, RIGHT_COLOR
 
     index_dir = tmp_path / "index"
     assert run_index(tiny_model_dir, market_dir, index_dir, capsys=capsys)[0] == 0
@@ -296,7 +296,7 @@ def test_threshold_from_the_model_config_flags_same_person_hits(tiny_model_dir, 
 
 def test_search_picture_of_an_unknown_person_shows_the_threshold_verdict(tiny_model_dir, market_dir, tmp_path, capsys):
     """A query without a Market-style name: hits framed by the index threshold's verdict, "wrote" said once."""
-    from hf_lareid.visualization import BORDER_WIDTH
+    from hf_lareid.analysis.pictures import BORDER_WIDTH
 
     model_dir = save_with_threshold(tiny_model_dir, tmp_path / "with-threshold", 0.9)
     index_dir, picture, hits_json = tmp_path / "index", tmp_path / "ranks.png", tmp_path / "hits.json"

@@ -62,7 +62,7 @@ def test_evaluate_index_and_search_picture(name, market_dir, tiny_model_dir, tmp
 def test_search_reads_query_identities_with_the_indexed_sets_file_names(market_dir, tiny_model_dir, tmp_path, capsys):
     """A DukeMTMC-reID index: the query's id comes from Duke's name scheme (Market's would not parse it), so the
     picture frames its own gallery image as the right identity."""
-    from hf_lareid.visualization import BORDER_WIDTH, RIGHT_COLOR
+    from hf_lareid.analysis.pictures import BORDER_WIDTH, RIGHT_COLOR
 
     data_dir, index_dir, picture = (
         _renamed_copy(market_dir, tmp_path / "duke", "dukemtmcreid"),
@@ -83,7 +83,7 @@ def test_search_reads_query_identities_with_the_indexed_sets_file_names(market_d
 
 
 def test_search_on_a_set_whose_names_carry_no_identity_says_so_once(market_dir, tiny_model_dir, tmp_path, capsys):
-    from hf_lareid.visualization import RIGHT_COLOR, WRONG_COLOR
+    from hf_lareid.analysis.pictures import RIGHT_COLOR, WRONG_COLOR
 
     people = tmp_path / "people"
     for path in sorted(market_dir.rglob("*.jpg")):

@@ -92,16 +92,16 @@ def test_train_with_an_unknown_flag_is_a_usage_error(tmp_path, capsys):
     ("name", "kind", "standard_base"),
     [
         ("hf_lareid.data.ReIDDataError", errors.InvalidInputError, ValueError),
-        ("hf_lareid.image_utils.ImageReadError", errors.InvalidInputError, ValueError),
+        ("hf_lareid.utils.images.ImageReadError", errors.InvalidInputError, ValueError),
         ("hf_lareid.convert_original.ConversionError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.FingerprintMismatchError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.EmbeddingSettingsMismatchError", errors.InvalidInputError, ValueError),
         ("hf_lareid.cli.web_service.WebAppError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.CorruptIndexError", errors.DamagedFileError, ValueError),
-        ("hf_lareid.file_checks.DamagedFileError", errors.DamagedFileError, OSError),
-        ("hf_lareid.modeling_lareid.ModelWeightsMismatchError", errors.DamagedFileError, OSError),
-        ("hf_lareid.extras.MissingExtraError", errors.MissingExtraError, ImportError),
-        ("hf_lareid.file_utils.FolderBusyError", errors.LAReIDError, OSError),
+        ("hf_lareid.utils.integrity.DamagedFileError", errors.DamagedFileError, OSError),
+        ("hf_lareid.utils.integrity.ModelWeightsMismatchError", errors.DamagedFileError, OSError),
+        ("hf_lareid.utils.extras.MissingExtraError", errors.MissingExtraError, ImportError),
+        ("hf_lareid.utils.io.FolderBusyError", errors.LAReIDError, OSError),
     ],
 )
 def test_every_exception_of_the_package_has_the_one_base(name, kind, standard_base):

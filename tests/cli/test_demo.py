@@ -20,8 +20,8 @@ from hf_lareid.cli.demo import (
     STAGES,
 )
 from hf_lareid.embedding import model_fingerprint
-from hf_lareid.output_guard import check_outputs
 from hf_lareid.retrieval import GalleryIndex
+from hf_lareid.utils.output_guard import check_outputs
 from hf_lareid_cli import main
 
 

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from transformers import ViTImageProcessorPil
 
 from hf_lareid.data import build_eval_transform, build_train_transform, load_reid_dataset
-from hf_lareid.image_utils import load_rgb
+from hf_lareid.utils.images import load_rgb
 
 OFF = {"hflip_p": 0.0, "vflip_p": 0.0, "color_jitter_p": 0.0, "erasing_p": 0.0}
 
@@ -139,7 +139,7 @@ def test_bicubic_pil_processor_is_silent(processor, caplog):
 def test_shipped_setups_and_auto_pil_processor_pass_silently(caplog):
     from transformers import AutoImageProcessor
 
-    from hf_lareid.hub_configs import list_setups, load_setup, setup_path
+    from hf_lareid.hub.setups import list_setups, load_setup, setup_path
 
     with caplog.at_level(logging.WARNING, logger="hf_lareid.data"):
         for name in list_setups():

@@ -26,8 +26,8 @@ from hf_lareid.embedding.backends import (
     onnx_cache_key,
     runtime_available,
 )
-from hf_lareid.extras import MissingExtraError
 from hf_lareid.retrieval import GalleryIndex
+from hf_lareid.utils.extras import MissingExtraError
 
 ONNX_RUNTIMES = ["onnxruntime", "openvino"]
 ATOL = 1e-4

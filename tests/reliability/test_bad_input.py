@@ -30,8 +30,8 @@ from transformers import pipeline
 from hf_lareid import LATransformerForReID
 from hf_lareid.convert_original import ConversionError, convert_original_checkpoint
 from hf_lareid.data import ReIDDataError, load_reid_dataset
-from hf_lareid.file_checks import DamagedFileError, check_trainer_checkpoint, resolve_resume_checkpoint
-from hf_lareid.image_utils import ImageReadError, load_rgb
+from hf_lareid.utils.images import ImageReadError, load_rgb
+from hf_lareid.utils.integrity import DamagedFileError, check_trainer_checkpoint, resolve_resume_checkpoint
 
 
 # ------------------------------------------------------------------ helpers

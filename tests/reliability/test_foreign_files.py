@@ -1,5 +1,5 @@
 """Your files are safe: every writing command, run over a folder holding a user's own files, refuses before any work
-and leaves each file byte-identical; a command's own earlier output is accepted again (`hf_lareid.output_guard`)."""
+and leaves each file byte-identical; a command's own earlier output is accepted again (`hf_lareid.utils.output_guard`)."""
 
 import shutil
 
@@ -8,8 +8,8 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli, run_evaluate, run_index, run_search, snapshot
 from PIL import Image
 
-from hf_lareid.output_guard import MANIFEST_NAME, ForeignFileError, check_outputs, claim_outputs
 from hf_lareid.retrieval import GalleryIndex
+from hf_lareid.utils.output_guard import MANIFEST_NAME, ForeignFileError, check_outputs, claim_outputs
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
 
-from hf_lareid.file_utils import FAULT_ENV
 from hf_lareid.retrieval import CorruptIndexError, EmbeddingSettingsMismatchError, GalleryIndex
+from hf_lareid.utils.io import FAULT_ENV
 
 
 def unit_vectors(num, dim=16, seed=0):
@@ -176,7 +176,7 @@ def test_a_second_writer_exits_with_one_line(tiny_model_dir, market_dir, tmp_pat
         [
             sys.executable,
             "-c",
-            "import sys; from hf_lareid.file_utils import folder_lock\n"
+            "import sys; from hf_lareid.utils.io import folder_lock\n"
             "with folder_lock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.readline()",
             str(index_dir),
         ],

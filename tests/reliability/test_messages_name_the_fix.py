@@ -10,7 +10,7 @@ import pytest
 from cli_helpers import QUICK_TRAINING, assert_one_line_error, flags, run_evaluate, run_train, small_tmpfs, snapshot
 
 from hf_lareid.data import ReIDDataError, load_reid_dataset
-from hf_lareid.file_utils import FAULT_ENV
+from hf_lareid.utils.io import FAULT_ENV
 
 FAST = [*QUICK_TRAINING, *flags(per_device_train_batch_size=4, report_to="none")]
 
@@ -64,7 +64,7 @@ def test_a_person_id_too_large_names_the_file_and_the_limit(market_dir, tmp_path
 UNREADABLE_SCRIPT = """
 import os, sys
 from PIL import Image
-from hf_lareid.image_utils import ImageReadError, read_image
+from hf_lareid.utils.images import ImageReadError, read_image
 Image.init()  # every image plugin imported while the library files are readable
 os.setgid(65534); os.setuid(65534)  # nobody: the file's mode applies, as for any user but root
 try:
@@ -97,7 +97,7 @@ def test_an_unreadable_image_is_a_permission_problem_not_a_corrupt_file(tmp_path
             pytest.skip(f"the unprivileged user cannot import the package here: {result.stderr.splitlines()[-1]}")
         message = result.stdout
     else:
-        from hf_lareid.image_utils import ImageReadError, read_image
+        from hf_lareid.utils.images import ImageReadError, read_image
 
         with pytest.raises(ImageReadError) as error:
             read_image(image)

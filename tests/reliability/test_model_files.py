@@ -9,7 +9,7 @@ import torch
 from cli_helpers import assert_one_line_error, run_cli, run_evaluate, run_index, run_search, small_tmpfs, snapshot
 
 from hf_lareid import LATransformerForReID, ModelWeightsMismatchError, verify_model_weights
-from hf_lareid.file_utils import FAULT_ENV
+from hf_lareid.utils.io import FAULT_ENV
 
 
 def changed_copy(model_dir):
@@ -128,7 +128,7 @@ def test_a_sharded_save_then_a_single_file_save_leaves_no_stale_shards(tiny_mode
 
 
 def test_push_refuses_damaged_weights(tiny_model_dir, capsys):
-    from hf_lareid.modelcard import write_model_card
+    from hf_lareid.hub.modelcard import write_model_card
 
     write_model_card(tiny_model_dir, setup="tiny", datasets=["synthetic"], eval_dataset="synthetic")
     assert run_cli("push", tiny_model_dir, "me/lareid-tiny", "--dry_run", capsys=capsys)[0] == 0

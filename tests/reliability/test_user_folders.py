@@ -91,8 +91,8 @@ def test_cards_and_pictures_get_the_users_normal_mode(tmp_path):
     import os
     import stat
 
-    from hf_lareid.modelcard import write_model_card
-    from hf_lareid.visualization import plot_cmc_curves
+    from hf_lareid.analysis.pictures import plot_cmc_curves
+    from hf_lareid.hub.modelcard import write_model_card
 
     previous = os.umask(0o022)
     try:

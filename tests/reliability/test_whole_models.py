@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.configuration_lareid import check_parameter_memory
-from hf_lareid.file_checks import IncompleteModelError
+from hf_lareid.utils.integrity import IncompleteModelError
 
 
 def drop_second_block(model_dir, keep_checksum):
@@ -22,7 +22,7 @@ def drop_second_block(model_dir, keep_checksum):
     config_path = model_dir / "config.json"
     config = json.loads(config_path.read_text())
     if keep_checksum:
-        from hf_lareid.file_utils import file_sha256
+        from hf_lareid.utils.io import file_sha256
 
         config["weights_sha256"] = {"model.safetensors": file_sha256(weights)}
     else:

@@ -12,9 +12,9 @@ pytest.importorskip("qdrant_client")
 
 from fake_clock import START, FakeClock
 
-from hf_lareid.extras import MissingExtraError
 from hf_lareid.retrieval import GalleryIndex, search_other_cameras
 from hf_lareid.retrieval.qdrant_index import QdrantGalleryIndex
+from hf_lareid.utils.extras import MissingExtraError
 
 NUM, DIM = 300, 16
 

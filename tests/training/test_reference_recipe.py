@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.hub_configs import setup_path
+from hf_lareid.hub.setups import setup_path
 from hf_lareid.training.arguments import parse_arguments
 from hf_lareid.training.run import prepare_trainer
 

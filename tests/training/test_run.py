@@ -18,7 +18,7 @@ from transformers import AutoModel, BertConfig, Dinov2WithRegistersModel, ViTMod
 
 import hf_lareid  # noqa: F401  (registers the model with AutoModel)
 from hf_lareid.data import generate_synthetic_reid
-from hf_lareid.modelcard import check_model_card, read_model_card_metadata
+from hf_lareid.hub.modelcard import check_model_card, read_model_card_metadata
 from hf_lareid.training.arguments import parse_arguments, uses_blockwise_unfreezing
 from hf_lareid.training.run import main
 

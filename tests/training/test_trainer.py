@@ -9,7 +9,7 @@ from torch import nn
 from training_helpers import RandomReIDDataset, retrieval_split
 from transformers import TrainingArguments
 
-from hf_lareid.modelcard import read_model_card_metadata
+from hf_lareid.hub.modelcard import read_model_card_metadata
 from hf_lareid.training import (
     BlockwiseUnfreezeCallback,
     LATransformerTrainer,

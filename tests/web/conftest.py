@@ -59,7 +59,7 @@ def gallery(tmp_path_factory):
     """An untrained model of the `tiny` setup and a gallery index of generated people, calibrated on the query split."""
     from hf_lareid import LATransformerForReID
     from hf_lareid.data import generate_synthetic_reid
-    from hf_lareid.hub_configs import load_setup
+    from hf_lareid.hub.setups import load_setup
     from hf_lareid.retrieval import GalleryIndex
     from hf_lareid_cli import main
 

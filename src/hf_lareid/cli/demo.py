@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from ..embedding import FeatureSet, ReIDEncoder
     from ..evaluation import ThresholdCalibration
     from ..modeling_lareid import LATransformerForReID
-    from ..query_gallery_evaluation import ModelEvaluation
     from ..retrieval import GalleryIndex
+    from ..tasks.evaluate import ModelEvaluation
     from ..training import LATransformerTrainer
     from ..training.run import ModelBuilder
 
@@ -184,8 +184,8 @@ def write_demo_setup(folder: Path, plan: DemoPlan) -> tuple[Any, Any, dict[str, 
     The `tiny` setup with the demo's patch size, written to `folder` (config, image processor, training arguments):
     the `--setup` of both training stages, which their model cards name. Returns it as `load_setup` does.
     """
-    from ..file_utils import staged_replace
-    from ..hub_configs import load_setup
+    from ..hub.setups import load_setup
+    from ..utils.io import staged_replace
 
     config, image_processor, training_args = load_setup(SETUP)
     config.backbone_config.patch_size = plan.patch_size
@@ -297,7 +297,7 @@ def demo_encoder(model: LATransformerForReID, image_processor: Any) -> ReIDEncod
 
 def evaluate_stage(encoder: ReIDEncoder, evaluation: datasets.DatasetDict) -> ModelEvaluation:
     """Rank-k, mAP and mINP of the encoder's model on population 3 (Market-1501 protocol), with progress bars."""
-    from ..query_gallery_evaluation import evaluate_model
+    from ..tasks.evaluate import evaluate_model
 
     return evaluate_model(encoder, evaluation["query"], evaluation["gallery"])
 
@@ -312,7 +312,7 @@ def calibrate_and_save(
     import datasets
 
     from ..data import load_reid_dataset
-    from ..query_gallery_evaluation import calibrate_model
+    from ..tasks.evaluate import calibrate_model
 
     with quiet_dataset_builds():
         held_out = load_reid_dataset("market1501", data_dir=populations.pretraining, splits=["query", "gallery"])
@@ -411,7 +411,7 @@ def draw_pictures(
     log_histories: dict[str, list[dict[str, Any]]],
 ) -> None:
     """The ranked lists, CMC curves, attention rollout (of the query images) and training curves (see `PICTURES`)."""
-    from ..visualization import plot_cmc_curves, plot_ranked_lists
+    from ..analysis.pictures import plot_cmc_curves, plot_ranked_lists
     from .pictures import plot_attention, plot_training_curves
 
     gallery_paths = [index.resolve_path(path) for path in index.paths]
@@ -462,8 +462,8 @@ def run(args: argparse.Namespace) -> int:
     Runs the demo into `args.output_dir` (`QUICK` sizes with `args.quick`, else `FULL`); returns 0. Every entry of
     [`OUTPUTS`] is claimed first: one that exists and was not written by hf_lareid stops the demo before any work.
     """
-    from ..extras import require_extra
-    from ..output_guard import claim_outputs
+    from ..utils.extras import require_extra
+    from ..utils.output_guard import claim_outputs
 
     require_extra("matplotlib", "plots", "The pictures of lareid demo")  # before minutes of training, not after
 
@@ -475,8 +475,8 @@ def run(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace, output_dir: Path) -> int:
     """The six steps of the demo into `output_dir`, whose outputs [`run`] claimed; returns 0."""
     from ..data import load_reid_dataset
+    from ..evaluation.results_table import format_results_table
     from ..training.arguments import RANDOM_BACKBONE
-    from .results_table import format_results_table
 
     plan = QUICK if args.quick else FULL
     pretrained_dir, fine_tuned_dir = output_dir / PRETRAINED_DIR, output_dir / FINE_TUNED_DIR

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
 
     from ..embedding.sharding import init_from_launcher, is_main_process
-    from ..output_guard import claim_outputs
+    from ..utils.output_guard import claim_outputs
 
     if len(args.dataset) != len(args.data_dir):
         raise ValueError(
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, distributed: bool) -> int:
     from ..data import load_reid_dataset
     from ..embedding.sharding import is_main_process, launcher_device, main_process_first
-    from ..query_gallery_evaluation import evaluate_model
-    from .results_table import format_results_table
+    from ..evaluation.results_table import format_results_table
+    from ..tasks.evaluate import evaluate_model
 
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
     encoder = encoder_from_arguments(model, image_processor, args)  # one encoder (one export) for every dataset

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..embedding.onnx_export import export_onnx
-    from ..output_guard import claim_outputs
+    from ..utils.output_guard import claim_outputs
 
     with claim_outputs([args.output], fix="give another .onnx file name"):  # before the model loads
         model, image_processor = load_model_and_processor(args.model)

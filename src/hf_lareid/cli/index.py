@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
 
     from ..embedding.sharding import init_from_launcher, resolve_shard
-    from ..file_utils import folder_lock
     from ..retrieval import check_index_target
+    from ..utils.io import folder_lock
 
     criteria = {name: getattr(args, name) for name in ("person_ids", "paths", "camera_ids", "older_than")}
     if any(value is not None for value in criteria.values()) and not args.remove:
@@ -250,7 +250,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
 def _index_calibration(args: argparse.Namespace, encoder, data):
     """The calibration to store: `--calibrate_on SPLIT` computes one; else the model config's, unless `--threshold`."""
     from ..evaluation import ThresholdCalibration
-    from ..query_gallery_evaluation import calibrate_model
+    from ..tasks.evaluate import calibrate_model
 
     if args.calibrate_on is None:
         recorded = encoder.model.config.verification_calibration

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..embedding import FeatureSet, ReIDEncoder
 from ..embedding.sharding import broadcast_object, gather_objects, shard_bounds
-from ..file_utils import atomic_path, fault_point
+from ..utils.io import atomic_path, fault_point
 
 logger = logging.getLogger(__name__)
 

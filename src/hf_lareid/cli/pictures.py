@@ -1,6 +1,6 @@
 """The pictures of `lareid demo`, `lareid search` and `lareid serve` that need a model or a Trainer log: the rollout
-computed by the model analysis (`hf_lareid.attention_rollout`), the unfreezing epochs read from the log, both drawn by
-`hf_lareid.visualization` (the `plots` extra)."""
+computed by the model analysis (`hf_lareid.analysis.attention_rollout`), the unfreezing epochs read from the log, both drawn by
+`hf_lareid.analysis.pictures` (the `plots` extra)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from .. import visualization
-from ..attention_rollout import attention_rollout
-from ..image_utils import ImageLike, load_rgb
+from ..analysis import pictures as visualization
+from ..analysis.attention_rollout import attention_rollout
 from ..training.callbacks import unfreeze_epochs as logged_unfreeze_epochs
+from ..utils.images import ImageLike, load_rgb
 
 
 def plot_attention(

@@ -37,8 +37,8 @@ def files_to_upload(model_dir: str | Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..modelcard import check_model_card
-    from ..modeling_lareid import verify_model_weights
+    from ..hub.modelcard import check_model_card
+    from ..utils.integrity import verify_model_weights
 
     files = files_to_upload(args.model_dir)
     verify_model_weights(args.model_dir)  # never publish weights that differ from what was saved

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..utils.errors import InvalidInputError
 from ._common import (
     add_runtime_argument,
     load_model_and_processor,
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..output_guard import check_outputs, claim_outputs
+    from ..utils.output_guard import check_outputs, claim_outputs
 
     for flag, path in (("--picture", args.picture), ("--output_json", args.output_json)):
         if path is not None and Path(path).is_dir():
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise FileNotFoundError(f"query image {missing[0]!r} does not exist: pass image files to search with.")
     if args.picture:  # before the model loads: the plots extra and an index that can show its images
-        from .. import visualization  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
+        from ..analysis import pictures  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
 
         if index.paths is None or index.person_ids is None:
             raise ValueError(
@@ -135,7 +135,7 @@ def _draw_ranked_lists(images: list[str], index, hits, path: str, top_k: int) ->
     (see `_query_identities`): its hits are framed by identity. Otherwise they are framed by the index threshold's
     verdict.
     """
-    from ..visualization import plot_ranked_lists
+    from ..analysis.pictures import plot_ranked_lists
 
     query_ids, titles = _query_identities(images, index)
     gallery_paths = [index.resolve_path(gallery_path) for gallery_path in index.paths]

@@ -103,8 +103,8 @@ def _videos(paths: list[str]) -> list[str]:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from ..file_utils import folder_lock
     from ..retrieval import check_index_target
+    from ..utils.io import folder_lock
 
     if (args.camera_ids or args.older_than) and not args.remove:
         raise ValueError("--camera_ids / --older_than select tracklets to remove: add --remove.")

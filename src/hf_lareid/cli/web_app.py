@@ -22,7 +22,7 @@ CSS = "#hits .caption-label { white-space: normal; text-overflow: clip; }"  # wh
 
 def import_gradio():
     """`gradio`, imported with its analytics and version check off; `MissingExtraError` naming `serve` if missing."""
-    from ..extras import require_extra
+    from ..utils.extras import require_extra
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # Gradio reads it when a Blocks is built and when it launches
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"

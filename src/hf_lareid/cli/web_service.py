@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..embedding import ReIDEncoder, bf16_option
-from ..errors import InvalidInputError
-from ..image_utils import load_rgb
 from ..retrieval import GalleryIndex, search_other_cameras
+from ..utils.errors import InvalidInputError
+from ..utils.images import load_rgb
 from ._common import load_model_and_processor, open_gallery_index
 
 UNKNOWN = -1  # a camera or person id the caller does not know

@@ -24,7 +24,7 @@ import datasets
 from datasets.exceptions import DatasetGenerationError
 from PIL import Image
 
-from ..image_utils import ImageReadError, load_rgb, needs_load_rgb, read_image
+from ..utils.images import ImageReadError, load_rgb, needs_load_rgb, read_image
 from .folders import relative_path
 from .records import ReIDCollection, ReIDDataError, ReIDRecord
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..image_utils import load_rgb
+from ..utils.images import load_rgb
 from .transforms import ReIDTransform, augmentation_keys
 
 __all__ = ["InMemoryReIDDataset"]

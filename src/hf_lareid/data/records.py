@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..utils.errors import InvalidInputError
 
 __all__ = ["QUERY_GALLERY_PAIRS", "ReIDCollection", "ReIDDataError", "ReIDRecord"]
 

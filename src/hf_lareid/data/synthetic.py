@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
-from ..file_utils import atomic_write_text
+from ..utils.io import atomic_write_text
 from .market1501 import MARKET1501_FOLDERS
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..file_utils import atomic_write_text
+from ..utils.io import atomic_write_text
 from .synthetic import _draw_image, _make_camera, _make_identity
 
 SYNTHETIC_VIDEO_MANIFEST = "synthetic_video.json"

@@ -6,7 +6,7 @@ rescaled image in [0, 1], applies the augmentations (horizontal flip, vertical f
 optional random erasing, each with its own probability; 0 turns it off) and normalises with the processor's mean/std
 (random erasing after it). Flips and erasing are plain tensor ops on each image, drawn from the image's own generator,
 so the seeded per-image augmentation of a training batch costs milliseconds, not a tenth of a training step.
-Every image goes through `hf_lareid.image_utils.load_rgb` first (16-bit, float, grayscale, RGBA, CMYK and palette
+Every image goes through `hf_lareid.utils.images.load_rgb` first (16-bit, float, grayscale, RGBA, CMYK and palette
 images all work).
 
 The processor must use the PIL backend: in transformers 5 `ViTImageProcessor` / `AutoImageProcessor` give the
@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..image_utils import load_rgb
+from ..utils.images import load_rgb
 
 __all__ = [
     "BICUBIC",

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..image_utils import load_rgb
+from ..utils.images import load_rgb
 
 
 def is_one_image(data: Any) -> bool:

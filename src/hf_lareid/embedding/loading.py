@@ -22,7 +22,8 @@ def load_model_and_processor(model_ref: str | os.PathLike, device: Optional[str]
     """
     from transformers import AutoImageProcessor
 
-    from ..modeling_lareid import LATransformerForReID, verify_model_weights
+    from ..modeling_lareid import LATransformerForReID
+    from ..utils.integrity import verify_model_weights
 
     ref = str(model_ref)
     if looks_local(ref) and not Path(ref).expanduser().is_dir():

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..extras import require_extra
-from ..file_utils import atomic_path
+from ..utils.extras import require_extra
+from ..utils.io import atomic_path
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from ..image_utils import load_rgb
+from ..utils.images import load_rgb
 from .backends.auto import RuntimeOption
 from .encoder import ReIDEncoder
 from .precision import BF16Option

@@ -46,7 +46,7 @@ def load_reid_metric(**load_options: Any) -> Any:
     1.0
     ```
     """
-    from ..extras import require_extra
+    from ..utils.extras import require_extra
 
     evaluate = require_extra("evaluate", "evaluate", "The re-ID `evaluate` metric (load_reid_metric)")
     return evaluate.load(REID_METRIC_PATH, **load_options)

@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Optional, Union
 import numpy as np
 
 from ..embedding.provenance import Provenance
-from ..errors import InvalidInputError
 from ..evaluation.threshold import ThresholdCalibration, resolve_verification
-from ..file_utils import folder_lock
+from ..utils.errors import InvalidInputError
+from ..utils.io import folder_lock
 from . import retention
 from .retention import OlderThan
 from .storage import (

@@ -8,7 +8,7 @@ with the Qdrant backend (`backend.py`).
 On disk (`save(directory)`, format in `storage.py`): `gallery_config.json` (settings, counts, SHA-256 of the other
 files and of the config itself), `index.faiss` (`faiss.write_index`) and `metadata.npz` (plain arrays, loaded
 without pickle). A save never replaces a path that is not a gallery index, holds the folder's write lock
-(`.NAME.lock` beside it), and the next open repairs what a crash during a save left (see `hf_lareid.file_utils`).
+(`.NAME.lock` beside it), and the next open repairs what a crash during a save left (see `hf_lareid.utils.io`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..evaluation.threshold import check_rate
-from ..file_utils import atomic_folder, fault_point, folder_lock
+from ..utils.io import atomic_folder, fault_point, folder_lock
 from .backend import ADDED_AT, METADATA_FIELDS, GalleryBackend, SearchResult, parse_batch, select
 from .retention import OlderThan, matching_entries, removal_criteria
 from .storage import (
@@ -547,7 +547,7 @@ class GalleryIndex(GalleryBackend):
         Raises:
             `FileExistsError`: `directory` exists and is not a gallery index (a file, a model or photo folder):
                 it is never replaced.
-            [`hf_lareid.file_utils.FolderBusyError`]: another process is writing this index.
+            [`hf_lareid.utils.io.FolderBusyError`]: another process is writing this index.
         """
         if self._index is None:
             raise ValueError("Nothing to save: the index has not been trained or filled yet.")

@@ -25,8 +25,8 @@ from typing import Any, Optional, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..extras import require_extra
-from ..file_utils import atomic_write_text, folder_lock
+from ..utils.extras import require_extra
+from ..utils.io import atomic_write_text, folder_lock
 from .backend import ADDED_AT, GalleryBackend, SearchResult, parse_batch, select
 from .retention import OlderThan, parse_older_than, removal_criteria
 from .storage import (

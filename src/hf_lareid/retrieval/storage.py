@@ -4,7 +4,7 @@ A saved index is a folder holding `gallery_config.json` and what its backend kee
 `metadata.npz` (FAISS), or `qdrant_storage/` (an embedded Qdrant collection). The config records its own SHA-256
 (of the canonical JSON of every other field) and those of the data files; a save never replaces a path that is not a
 gallery index, and a read (`load_index`) takes no lock and writes nothing unless a crash during a save left
-something to repair (see `hf_lareid.file_utils`).
+something to repair (see `hf_lareid.utils.io`).
 
 Paths an index records (its model, its data folder) are stored relative to the index folder when they lie in the
 same tree (under the index folder's parent), so a moved or copied folder that holds the model, the data and the
@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Optional, Union
 
-from ..errors import DamagedFileError, LAReIDError
-from ..file_utils import file_sha256, folder_lock, recover_folder
+from ..utils.errors import DamagedFileError, LAReIDError
+from ..utils.io import file_sha256, folder_lock, recover_folder
 
 logger = logging.getLogger(__name__)
 

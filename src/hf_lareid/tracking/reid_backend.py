@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..embedding import BF16Option, ReIDEncoder
-from ..errors import InvalidInputError
+from ..utils.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,8 @@ def _load_model(reference: Union[str, os.PathLike]) -> tuple[torch.nn.Module, An
 
     from transformers import AutoImageProcessor
 
-    from ..modeling_lareid import LATransformerForReID, verify_model_weights
+    from ..modeling_lareid import LATransformerForReID
+    from ..utils.integrity import verify_model_weights
 
     if Path(reference).is_dir():
         verify_model_weights(reference)

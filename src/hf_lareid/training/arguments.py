@@ -32,8 +32,8 @@ from transformers.image_processing_base import ImageProcessingMixin
 from ..configuration_lareid import LATransformerConfig, reid_crop_size
 from ..data import REID_DATASETS
 from ..embedding.precision import bf16_pays
-from ..hub_configs import load_setup
-from ..modelcard import DEFAULT_LICENSE
+from ..hub.modelcard import DEFAULT_LICENSE
+from ..hub.setups import load_setup
 from .callbacks import UNFREEZE_SCHEDULES
 
 logger = logging.getLogger(__name__)

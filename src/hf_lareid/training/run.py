@@ -35,10 +35,10 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..data import default_cache_dir, load_reid_dataset, merge_training_sets
 from ..data.in_memory import InMemoryReIDDataset
 from ..data.transforms import build_train_transform
-from ..file_checks import resolve_resume_checkpoint, wants_resume
-from ..file_utils import is_disk_full
 from ..modeling_lareid import LATransformerForReID
-from ..output_guard import claim_outputs
+from ..utils.integrity import resolve_resume_checkpoint, wants_resume
+from ..utils.io import is_disk_full
+from ..utils.output_guard import claim_outputs
 from .arguments import (
     RANDOM_BACKBONE,
     DataArguments,

@@ -22,10 +22,10 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 from ..data import PKSampler
 from ..embedding.backends.auto import RuntimeOption
 from ..embedding.encoder import ReIDEncoder
-from ..file_checks import check_trainer_checkpoint
-from ..file_utils import is_disk_full
-from ..modelcard import write_model_card
-from ..query_gallery_evaluation import evaluate_model
+from ..hub.modelcard import write_model_card
+from ..tasks.evaluate import evaluate_model
+from ..utils.integrity import check_trainer_checkpoint
+from ..utils.io import is_disk_full
 from .arguments import LATransformerTrainingArguments, resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .learning_check import LearningCheckCallback

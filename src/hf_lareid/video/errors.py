@@ -1,6 +1,6 @@
 """The one error of bad video input: a missing or unreadable video, a corrupt frame, a bad detection row."""
 
-from ..errors import InvalidInputError
+from ..utils.errors import InvalidInputError
 
 
 class VideoInputError(InvalidInputError):

@@ -16,8 +16,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..extras import require_extra
-from ..image_utils import ImageReadError, load_rgb
+from ..utils.extras import require_extra
+from ..utils.images import ImageReadError, load_rgb
 from .errors import VideoInputError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})

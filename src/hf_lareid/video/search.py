@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 
 from PIL import Image, ImageDraw
 
-from ..image_utils import load_rgb
+from ..utils.images import load_rgb
 from .errors import VideoInputError
 from .indexing import VIDEO_INDEX_DATASET
 from .reader import open_video

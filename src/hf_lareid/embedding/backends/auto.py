@@ -14,7 +14,7 @@ from typing import Literal, Optional, Union
 
 import torch
 
-from ...extras import require_extra
+from ...utils.extras import require_extra
 from ..precision import BF16Option, resolve_bf16
 from .base import Embedder
 from .graph_cache import cached_onnx, exported_once

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from ...file_utils import atomic_write_text, file_sha256, folder_lock
+from ...utils.io import atomic_write_text, file_sha256, folder_lock
 from ..fingerprint import model_fingerprint, model_forward_config
 from ..provenance import Provenance
 from .base import Embedder

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ...extras import require_extra
+from ...utils.extras import require_extra
 from .base import Embedder
 
 

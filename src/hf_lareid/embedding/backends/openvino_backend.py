@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from ...extras import require_extra
+from ...utils.extras import require_extra
 from .base import Embedder
 
 

@@ -7,7 +7,7 @@ symlink to them (one source of truth).
 Example:
 
 ```python
->>> from hf_lareid.hub_configs import list_setups, load_setup
+>>> from hf_lareid.hub.setups import list_setups, load_setup
 >>> list_setups()
 ['baseline', 'improvement1', 'improvement2', 'small', 'tiny']
 >>> config, image_processor, training_args = load_setup("tiny")
@@ -25,7 +25,7 @@ from typing import Any
 
 from transformers import ViTImageProcessorPil
 
-from ..configuration_lareid import LATransformerConfig
+from ...configuration_lareid import LATransformerConfig
 
 SETUPS_DIR = Path(__file__).resolve().parent
 SETUP_FILES = ("config.json", "preprocessor_config.json", "training_args.json")

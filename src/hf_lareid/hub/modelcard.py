@@ -19,7 +19,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .file_utils import atomic_write_text
+from ..utils.io import atomic_write_text
 
 MODEL_CARD_NAME = "README.md"
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from hf_lareid.cli.results_table import format_results_table
 from hf_lareid.evaluation import evaluate_reid
+from hf_lareid.evaluation.results_table import format_results_table
 
 
 def test_one_row_per_split_in_percent():

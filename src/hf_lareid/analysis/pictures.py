@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .extras import require_extra
-from .file_utils import atomic_path
-from .image_utils import ImageLike, load_rgb
+from ..utils.extras import require_extra
+from ..utils.images import ImageLike, load_rgb
+from ..utils.io import atomic_path
 
 require_extra("matplotlib", "plots", "The pictures (lareid demo, lareid search --picture)")
 from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
@@ -329,7 +329,7 @@ def plot_attention_rollout(
 
     Args:
         images: PIL images or paths (a handful: one column each).
-        rollout: `(batch, rows, cols)` in [0, 1], one per image (`hf_lareid.attention_rollout.attention_rollout`).
+        rollout: `(batch, rows, cols)` in [0, 1], one per image (`hf_lareid.analysis.attention_rollout.attention_rollout`).
         image_size: `(height, width)` the images are shown at (the model's input size).
         path: the PNG to write.
 

@@ -25,7 +25,7 @@ folder aside and renaming the new one in) and `index:checkpoint` (after each che
 Example:
 
 ```python
->>> from hf_lareid.file_utils import atomic_write_text, atomic_folder
+>>> from hf_lareid.utils.io import atomic_write_text, atomic_folder
 >>> atomic_write_text("out/notes.txt", "hello\\n").name  # mode 0644 under umask 022
 'notes.txt'
 >>> with atomic_folder("out/export", replace_existing=True) as folder:

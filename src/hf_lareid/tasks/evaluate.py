@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from .embedding.backends.auto import RuntimeOption
-from .embedding.encoder import ReIDEncoder
-from .embedding.feature_set import FeatureSet
-from .embedding.precision import BF16Option
-from .embedding.sharding import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
-from .evaluation import ThresholdCalibration, calibrate_threshold, evaluate_reid
+from ..embedding.backends.auto import RuntimeOption
+from ..embedding.encoder import ReIDEncoder
+from ..embedding.feature_set import FeatureSet
+from ..embedding.precision import BF16Option
+from ..embedding.sharding import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
+from ..evaluation import ThresholdCalibration, calibrate_threshold, evaluate_reid
 
 
 def _encoder(

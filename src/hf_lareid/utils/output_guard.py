@@ -14,7 +14,7 @@ empty folder holds nothing to lose and may always be claimed.
 Example:
 
 ```python
->>> from hf_lareid.output_guard import claim_outputs
+>>> from hf_lareid.utils.output_guard import claim_outputs
 >>> with claim_outputs(["out/metrics.json", "out/cmc.png"], fix="choose another --output_dir"):
 ...     ...  # write out/metrics.json and out/cmc.png
 >>> # a second run over out/ is accepted; a folder holding the user's own metrics.json is refused, one line
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Union
 
 from .errors import LAReIDError
-from .file_utils import atomic_write_text, file_sha256
+from .io import atomic_write_text, file_sha256
 
 logger = logging.getLogger(__name__)
 

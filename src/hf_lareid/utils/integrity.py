@@ -23,10 +23,90 @@ import zipfile
 from pathlib import Path
 
 from .errors import DamagedFileError
+from .io import file_sha256
 
 logger = logging.getLogger(__name__)
 
+
+CONFIG_NAME = "config.json"
+# config.json records {weights file name: SHA-256} under this key; `verify_model_weights` checks it.
+WEIGHTS_SHA256_KEY = "weights_sha256"
+# The weight files transformers writes: model.safetensors, its shards and their index.
+_WEIGHTS_FILE = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?")
+
+
+def record_weights_checksums(model_dir: str | os.PathLike) -> dict[str, str]:
+    """Writes the SHA-256 of each weights file of a freshly saved model folder into its config.json (under
+    `weights_sha256`) and returns them, `{file name: digest}`: what [`verify_model_weights`] checks later."""
+    directory = Path(model_dir)
+    weights = {
+        entry.name: file_sha256(entry) for entry in sorted(directory.iterdir()) if _WEIGHTS_FILE.fullmatch(entry.name)
+    }
+    config_path = directory / CONFIG_NAME
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config[WEIGHTS_SHA256_KEY] = weights
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return weights
+
+
+def remove_stale_weights(model_dir: str | os.PathLike, keep: dict[str, str]) -> None:
+    """Deletes weights files of an earlier save under other names (e.g. shards) that `keep` does not list."""
+    for entry in Path(model_dir).iterdir():
+        if _WEIGHTS_FILE.fullmatch(entry.name) and entry.name not in keep and entry.is_file():
+            entry.unlink()
+
+
+class ModelWeightsMismatchError(DamagedFileError):
+    """A weights file of a saved model is missing or differs from the SHA-256 its config.json records."""
+
+
+def verify_model_weights(model_dir: str | os.PathLike) -> bool:
+    """
+    Checks the weights files of a model folder against the SHA-256 that `save_pretrained` recorded in config.json.
+
+    Returns `True` when every recorded file matches, `False` when config.json records nothing (a model saved by
+    another tool or an older hf_lareid). Raises [`ModelWeightsMismatchError`] naming the file that is missing or
+    differs. Used by `lareid index`, `search`, `evaluate` and `serve` before loading their own files.
+
+    Example:
+
+    ```python
+    >>> verify_model_weights("./my-model")  # -> True
+    ```
+    """
+    directory = Path(model_dir)
+    config_path = directory / CONFIG_NAME
+    try:
+        recorded = json.loads(config_path.read_text(encoding="utf-8")).get(WEIGHTS_SHA256_KEY)
+    except (OSError, ValueError, AttributeError):
+        return False  # no readable config: from_pretrained reports that itself
+    if not recorded:
+        return False
+    if not isinstance(recorded, dict):
+        raise ModelWeightsMismatchError(
+            f"{config_path}: {WEIGHTS_SHA256_KEY!r} must map file names to SHA-256 digests."
+        )
+    for name, expected in sorted(recorded.items()):
+        path = directory / name
+        if not path.is_file():
+            raise ModelWeightsMismatchError(f"{path} is missing, but {config_path} records it. {WEIGHTS_FIX}")
+        if file_sha256(path) != expected:
+            if path.suffix == ".safetensors":
+                check_safetensors(path)  # a truncated or unreadable file: say how it is damaged
+            raise ModelWeightsMismatchError(
+                f"{path} is damaged or comes from another save: it does not match the SHA-256 recorded in "
+                f"{config_path}. {WEIGHTS_FIX}"
+            )
+    return True
+
+
 __all__ = [
+    "CONFIG_NAME",
+    "ModelWeightsMismatchError",
+    "WEIGHTS_SHA256_KEY",
+    "record_weights_checksums",
+    "remove_stale_weights",
+    "verify_model_weights",
     "DamagedFileError",
     "IncompleteModelError",
     "check_loading_info",

@@ -16,7 +16,7 @@ The three user-facing kinds also keep the standard base a caller may already cat
 Example:
 
 ```python
->>> from hf_lareid.errors import InvalidInputError, LAReIDError
+>>> from hf_lareid.utils.errors import InvalidInputError, LAReIDError
 >>> try:
 ...     raise InvalidInputError("--threshold nan is not a number: give a value between -1 and 1.")
 ... except LAReIDError as error:

@@ -2,7 +2,7 @@
 
 | extra | installs | needed by |
 |---|---|---|
-| `plots` | matplotlib | `hf_lareid.visualization`: `lareid demo`, `lareid search --picture` |
+| `plots` | matplotlib | `hf_lareid.analysis.pictures`: `lareid demo`, `lareid search --picture` |
 | `evaluate` | evaluate | `hf_lareid.evaluation.load_reid_metric` (the `evaluate` metric module) |
 | `onnx` | onnx, onnxscript, onnxruntime | `lareid export-onnx` (see `hf_lareid.embedding.onnx_export`), `runtime="onnxruntime"` |
 | `openvino` | openvino | `runtime="openvino"` (with the `onnx` extra; see `hf_lareid.embedding.backends`) |
@@ -31,7 +31,7 @@ def require_extra(module: str, extra: str, purpose: str) -> ModuleType:
     >>> require_extra("no_such_module", "plots", "The pictures")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    hf_lareid.extras.MissingExtraError: The pictures need no_such_module, which is not installed: install hf-lareid's 'plots' extra ...
+    hf_lareid.utils.extras.MissingExtraError: The pictures need no_such_module, which is not installed: install hf-lareid's 'plots' extra ...
     ```
     """
     try:
