@@ -179,11 +179,10 @@ def _edit_index(args: argparse.Namespace, criteria: dict) -> int:
 
 
 def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
-    import numpy as np
-
     from ..data import data_root, load_reid_dataset
     from ..embedding.sharding import launcher_device, main_process_first
     from ..retrieval import GalleryIndex, QdrantGalleryIndex
+    from ..tasks.index import index_split
     from .index_shards import build_from_shards, shard_store
 
     model, image_processor = load_model_and_processor(args.model, device=launcher_device())
@@ -236,11 +235,11 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
         if rank != 0:
             return 0
     else:
-        if len(index):  # resume: embed only the images the index does not hold yet (by path)
-            split = split.select(np.flatnonzero(index.unindexed(split["path"])).tolist())
-            print(f"resuming {args.index_dir}: {len(index)} images indexed, {len(split)} to go")
-        batches = encoder.iter_encode(split)
-        added = index.add_batches(batches, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every)
+        if len(index):
+            print(f"resuming {args.index_dir}: {len(index)} images indexed")
+        added = index_split(
+            index, encoder, split, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every
+        )
     if len(index) == 0:
         raise ValueError(f"the {args.split!r} split of {args.data_dir} has no images: nothing to index.")
     print(f"indexed {added} new images; {args.index_dir} holds {len(index)} ({index.index_type}, dim {index.dim})")
