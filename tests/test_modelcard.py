@@ -97,10 +97,10 @@ def test_the_install_line_installs_from_the_repository():
 
 
 def test_the_template_is_shipped_in_the_package():
-    assert TEMPLATE_PATH.is_file() and TEMPLATE_PATH.parent.name == "hf_lareid"
+    assert TEMPLATE_PATH.is_file() and TEMPLATE_PATH.parent.name == "hub"
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")
-    assert TEMPLATE_PATH.name in setup["options.package_data"]["hf_lareid"].split()
+    assert f"hub/{TEMPLATE_PATH.name}" in setup["options.package_data"]["hf_lareid"].split()
     assert "{{ card_data }}" in TEMPLATE_PATH.read_text()
 
 

@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
 import hf_lareid
-from hf_lareid import errors
+from hf_lareid.utils import errors
 from hf_lareid.cli import _choices
 from hf_lareid.cli.train import final_report
 from hf_lareid_cli import BUG_HINT, SUBCOMMANDS, configure_logging, is_user_error, main

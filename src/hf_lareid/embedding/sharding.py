@@ -17,6 +17,7 @@ from typing import Any, Literal, Optional, Union
 import torch
 import torch.distributed as dist
 
+from ..utils.errors import LAReIDError
 from .feature_set import FeatureSet
 from .inputs import is_dataset, is_one_image
 
@@ -119,6 +120,10 @@ def main_process_first() -> Iterator[None]:
         dist.barrier()
 
 
+class LaunchError(LAReIDError, RuntimeError):
+    """The processes a launcher started do not match what was asked for; the message names the launch to use."""
+
+
 def check_launch(environ: Optional[dict[str, str]] = None) -> None:
     """
     Refuses (one line) a launch whose world size differs from the number of processes asked for, where that can be
@@ -129,12 +134,12 @@ def check_launch(environ: Optional[dict[str, str]] = None) -> None:
     world_size = int(env.get("WORLD_SIZE", 1))
     asked = env.get("ACCELERATE_NUM_PROCESSES")
     if asked is not None and int(asked) != world_size:
-        raise RuntimeError(
+        raise LaunchError(
             f"{asked} processes were asked for (ACCELERATE_NUM_PROCESSES) but {world_size} started (WORLD_SIZE): "
             "launch with `torchrun --nproc_per_node N` or `accelerate launch --multi_gpu --num_processes N`."
         )
     if "ACCELERATE_USE_CPU" in env and "MASTER_ADDR" in env and "WORLD_SIZE" not in env:
-        raise RuntimeError(
+        raise LaunchError(
             "`accelerate launch --cpu --num_processes N` starts ONE process: use `accelerate launch --multi_gpu "
             "--num_processes N` (also on CPUs) or `torchrun --nproc_per_node N`."
         )
@@ -156,7 +161,7 @@ def init_from_launcher() -> bool:
         if use_cuda:
             local_rank = int(os.environ.get("LOCAL_RANK", 0))
             if local_rank >= torch.cuda.device_count():
-                raise RuntimeError(
+                raise LaunchError(
                     f"local rank {local_rank} has no GPU (this machine has {torch.cuda.device_count()}): start at most "
                     "that many processes per machine, or run on CPUs with CUDA_VISIBLE_DEVICES=''."
                 )
@@ -175,6 +180,7 @@ def launcher_device() -> Optional[str]:
 
 
 __all__ = [
+    "LaunchError",
     "ShardOption",
     "broadcast_object",
     "check_launch",

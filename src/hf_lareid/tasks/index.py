@@ -41,14 +41,12 @@ def index_split(
     Embeds the images of `split` (a `load_reid_dataset` split) that `index` does not hold yet, by path, with
     `encoder` (a [`ReIDEncoder`]) and adds them with their person ids, cameras and paths; returns how many were added.
 
-    With `checkpoint_dir`, the index is saved there every `checkpoint_every` images, so an interrupted run resumes
-    where it stopped (`GalleryIndex.add_batches`).
+    With `checkpoint_dir`, the index is saved there every `checkpoint_every` images and at the end, so an interrupted
+    run resumes where it stopped (`GalleryIndex.add_batches`).
     """
     if len(index):
         split = split.select(np.flatnonzero(index.unindexed(split["path"])).tolist())
-    if len(split) == 0:
-        return 0
-    return index.add_batches(
+    return index.add_batches(  # saves at its end even when nothing is new: a changed threshold is kept
         encoder.iter_encode(split), checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every
     )
 
