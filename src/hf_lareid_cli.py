@@ -157,6 +157,9 @@ def _parse_before_package_init(command: str, rest: list[str]) -> argparse.Namesp
     except Exception:
         return None
     if hasattr(module, "main"):
+        answer_early = getattr(module, "answer_early", None)  # --help and usage errors of a module that parses its own
+        if answer_early is not None:
+            answer_early(rest, f"lareid {command}")
         return None
     return build_subcommand_parser(command, module).parse_args(rest)
 

@@ -13,12 +13,12 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
 import hf_lareid
-from hf_lareid.utils import errors
 from hf_lareid.cli import _choices
 from hf_lareid.cli.train import final_report
+from hf_lareid.utils import errors
 from hf_lareid_cli import BUG_HINT, SUBCOMMANDS, configure_logging, is_user_error, main
 
-LIGHT_SUBCOMMANDS = sorted(name for name in SUBCOMMANDS if name != "train")
+LIGHT_SUBCOMMANDS = sorted(SUBCOMMANDS)
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -52,6 +52,28 @@ def test_help_and_usage_errors_of_every_subcommand_import_no_torch():
         assert status == 0 and f"usage: lareid {name}" in text and "Example:" in text, text
         status, text = report["statuses"][f"{name} --bogus"]
         assert status == 2 and f"lareid {name}: error:" in text and "Traceback" not in text, text
+
+
+def test_the_stored_train_flags_are_the_live_parsers(monkeypatch):
+    """`lareid train --help`, `--help-all` and its usage errors come from train_flags.json (no torch import): it must
+    say what the live HfArgumentParser says (regenerate with `hf_lareid.cli.train.write_flags_manifest()`)."""
+    from hf_lareid.cli import train
+
+    monkeypatch.setenv("COLUMNS", str(train.MANIFEST_COLUMNS))
+    assert json.loads(train.FLAGS_MANIFEST.read_text(encoding="utf-8")) == train.flags_manifest()
+
+
+def test_train_usage_errors_name_the_flag_and_accept_every_real_one(capsys):
+    from hf_lareid.cli.train import answer_early
+
+    answer_early(["--output_dir", "out", "--num_train_epochs", "2", "--output=x", "--setup=tiny"])  # returns: a run
+    for argv, message in (
+        (["--output_dir", "out", "--no_such_flag", "1"], "unrecognized arguments: --no_such_flag"),
+        (["--max_steps", "2"], "required: --output_dir"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            answer_early(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_a_subcommand_still_runs_after_the_fast_parse(tmp_path):

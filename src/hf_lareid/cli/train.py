@@ -1,15 +1,19 @@
 """`lareid train`: the training entry point of `examples/train.py` (`HfArgumentParser` over `TrainingArguments`).
 
 `--help` shows this package's own flags, the most used training flags and an example; `--help-all` lists every
-`TrainingArguments` flag (all of them are accepted either way).
+`TrainingArguments` flag (all of them are accepted either way). Both, and unknown flags, are answered from
+`train_flags.json` without importing torch (`answer_early`); tests/cli/test_cli_manners.py checks that file against
+the live parsers (regenerate it with `write_flags_manifest()`).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 EXAMPLE = "lareid train --setup tiny --output_dir ./tiny-reid --max_steps 200"
 DESCRIPTION = (
@@ -78,6 +82,56 @@ def short_help_parser(prog: str = "lareid train") -> argparse.ArgumentParser:
                 shown.help = "Turn the training and evaluation progress bars off (they are on by default)."
             group._add_action(shown)
     return parser
+
+
+FLAGS_MANIFEST = Path(__file__).with_name("train_flags.json")
+MANIFEST_COLUMNS = 100  # the terminal width the stored help texts are formatted for
+
+
+def flags_manifest(prog: str = "lareid train") -> dict:
+    """The help texts and option strings of the train parsers (imports transformers): what `train_flags.json` holds.
+    Format with the environment's `COLUMNS` set to `MANIFEST_COLUMNS`."""
+    from ..training.arguments import build_parser
+
+    full = build_parser(prog)
+    options = {option for action in full._actions for option in action.option_strings} | {"--help-all"}
+    return {"help": short_help_parser(prog).format_help(), "help_all": full.format_help(), "options": sorted(options)}
+
+
+def write_flags_manifest() -> None:
+    """Regenerates `train_flags.json` from the live parsers (after a change of the training arguments)."""
+    import os
+
+    os.environ["COLUMNS"] = str(MANIFEST_COLUMNS)
+    FLAGS_MANIFEST.write_text(json.dumps(flags_manifest(), indent=1) + "\n", encoding="utf-8")
+
+
+def answer_early(argv: Sequence[str], prog: str = "lareid train") -> None:
+    """
+    `--help`, `--help-all` and unknown flags, answered from `train_flags.json` before torch is imported: prints the
+    help and exits 0, or prints a usage error and exits 2 (as argparse does, prefixes of a flag included); returns
+    when the arguments are for a run.
+    """
+    import sys
+
+    manifest = json.loads(FLAGS_MANIFEST.read_text(encoding="utf-8"))
+    if "--help-all" in argv or "-h" in argv or "--help" in argv:
+        print(manifest["help_all" if "--help-all" in argv else "help"], end="")
+        raise SystemExit(0)
+    usage = manifest["help"].split("\n\n", 1)[0]
+    if not any(arg.split("=", 1)[0] in ("--output_dir", "--output-dir") for arg in argv):
+        print(f"{usage}\n{prog}: error: the following arguments are required: --output_dir", file=sys.stderr)
+        raise SystemExit(2)
+    options = manifest["options"]
+    unknown, in_unknown = [], False  # an unknown flag with the values after it, as argparse reports them
+    for arg in argv:
+        if arg.startswith("--"):
+            in_unknown = not any(option.startswith(arg.split("=", 1)[0]) for option in options)
+        if in_unknown:
+            unknown.append(arg)
+    if unknown:
+        print(f"{usage}\n{prog}: error: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def main(argv: Sequence[str], prog: str = "lareid train") -> int:
