@@ -90,7 +90,8 @@ def cached_onnx(model: torch.nn.Module, key: Optional[str] = None) -> Path:
             "torch": torch.__version__,
         }
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
-        logger.info("Exported the model to %s for the ONNX runtimes (once per model).", path)
+        # DEBUG: a cache detail; the demo and every evaluation of a new model would print it (`--debug` shows it).
+        logger.debug("Exported the model to %s for the ONNX runtimes (once per model).", path)
     return path
 
 
