@@ -272,7 +272,7 @@ class LATransformerPreTrainedModel(PreTrainedModel):
         [`PreTrainedModel.save_pretrained`], safe for a folder that already holds a model.
 
         The files are written to a staging folder beside their targets and then replace them one at a time, weights
-        before `config.json` (see `file_utils.staged_replace`): a full disk or a crash while writing leaves the
+        before `config.json` (see `utils.io.staged_replace`): a full disk or a crash while writing leaves the
         previous model loadable and unchanged. `config.json` records the SHA-256 of each weights file
         (`weights_sha256`), so [`verify_model_weights`] detects a damaged file or new weights beside an old config.
         Other files of the folder (`checkpoint-*`, a model card) stay. With `push_to_hub` or on a non-main process
