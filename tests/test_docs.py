@@ -121,9 +121,7 @@ NOT_YET_DOCTESTS = {
     "hf_lareid.embedding.onnx_export",
     "hf_lareid.embedding.pipeline",
     "hf_lareid.modeling_lareid",
-    "hf_lareid.retrieval.faiss_index",
     "hf_lareid.retrieval.qdrant_index",
-    "hf_lareid.tasks.evaluate",
     "hf_lareid.training.run",
 }
 
