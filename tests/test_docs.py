@@ -119,7 +119,6 @@ def import_or_skip(name: str):
 NOT_YET_DOCTESTS = {
     "hf_lareid.convert_original",
     "hf_lareid.embedding.onnx_export",
-    "hf_lareid.retrieval.qdrant_index",
     "hf_lareid.training.run",
 }
 
