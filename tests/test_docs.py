@@ -6,6 +6,7 @@ A markdown block preceded by `<!-- no-test -->` is skipped: only for examples th
 
 from __future__ import annotations
 
+import argparse
 import doctest
 import importlib
 import pkgutil
@@ -117,15 +118,6 @@ def import_or_skip(name: str):
 # Strict: converting one makes its test pass, which fails here until the module leaves this list.
 NOT_YET_DOCTESTS = {
     "hf_lareid.convert_original",
-    "hf_lareid.features",
-    "hf_lareid.modeling_lareid",
-    "hf_lareid.onnx_export",
-    "hf_lareid.pipeline_lareid",
-    "hf_lareid.tasks.evaluate",
-    "hf_lareid.retrieval.index",
-    "hf_lareid.retrieval.qdrant_store",
-    "hf_lareid.runtimes",
-    "hf_lareid.training.run",
 }
 
 
@@ -187,7 +179,18 @@ def subcommand_flags(name: str) -> set[str]:
         parser = build_parser(prog="lareid train")
     else:
         parser = build_subcommand_parser(name, importlib.import_module(SUBCOMMANDS[name].module))
-    return {option for action in parser._actions for option in action.option_strings}
+    return parser_flags(parser)
+
+
+def parser_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings of `parser` and of its own subcommands (`lareid video index ...`)."""
+    flags = set()
+    for action in parser._actions:
+        flags.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                flags.update(parser_flags(subparser))
+    return flags
 
 
 def test_shell_examples_use_real_subcommands_and_flags():
@@ -199,6 +202,8 @@ def test_shell_examples_use_real_subcommands_and_flags():
     problems = []
     for file_name, line, arguments in commands:
         arguments = [a for a in arguments if a != "--debug"]
+        if arguments in (["--help"], ["-h"]):
+            continue
         if not arguments or arguments[0] not in SUBCOMMANDS:
             problems.append(f"{file_name}:{line}: no subcommand {arguments[:1]}")
             continue
@@ -208,3 +213,70 @@ def test_shell_examples_use_real_subcommands_and_flags():
             if flag.startswith("--") and flag not in known:
                 problems.append(f"{file_name}:{line}: lareid {arguments[0]} has no flag {flag}")
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------- links and anchors
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def without_code(text: str) -> str:
+    """`text` with its fenced blocks and inline code spans blanked out (links there are examples, not links)."""
+    text = FENCE.sub(lambda match: "\n" * match.group(0).count("\n"), text)
+    return re.sub(r"`[^`\n]*`", "``", text)
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives the headings of `path`: lower case, punctuation dropped, spaces to hyphens, and a
+    `-1`, `-2`... suffix on repeats."""
+    anchors: set[str] = set()
+    for line in FENCE.sub("", path.read_text()).splitlines():
+        match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if not match:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).lower()).replace(" ", "-")
+        anchor, repeat = slug, 0
+        while anchor in anchors:
+            repeat += 1
+            anchor = f"{slug}-{repeat}"
+        anchors.add(anchor)
+    return anchors
+
+
+def broken_links(path: Path, root: Path = REPO_ROOT) -> list[str]:
+    """`file:line: target` for each relative link of `path` whose file, or whose `#anchor` in that file, is missing."""
+    text = without_code(path.read_text())
+    problems = []
+    for match in LINK.finditer(text):
+        target = match.group(1)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ...
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (path.parent / file_part).resolve() if file_part else path
+        where = f"{path.relative_to(root)}:{text.count(chr(10), 0, match.start()) + 1}: {target}"
+        if not linked.exists():
+            problems.append(f"{where} (no such file)")
+        elif anchor and (linked.suffix != ".md" or anchor not in heading_anchors(linked)):
+            problems.append(f"{where} (no such heading)")
+    return problems
+
+
+def test_heading_anchors_follow_github():
+    page = REPO_ROOT / "docs" / "inference.md"
+    anchors = heading_anchors(page)
+    assert "the-lareid-embedding-pipeline" in anchors
+    assert "provenance-what-a-vector-depends-on" in anchors
+
+
+@pytest.mark.parametrize("path", [*DOC_FILES, REPO_ROOT / "CHANGELOG.md"], ids=lambda p: p.name)
+def test_relative_links_and_anchors_resolve(path):
+    problems = broken_links(path)
+    assert not problems, "\n".join(problems)
+
+
+def test_broken_links_are_found(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\n[ok](#title) [gone](#nothing) [file](missing.md) `[code](x.md)`\n")
+    assert [problem.split(": ", 1)[1] for problem in broken_links(page, tmp_path)] == [
+        "#nothing (no such heading)",
+        "missing.md (no such file)",
+    ]

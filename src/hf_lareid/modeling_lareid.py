@@ -272,7 +272,7 @@ class LATransformerPreTrainedModel(PreTrainedModel):
         [`PreTrainedModel.save_pretrained`], safe for a folder that already holds a model.
 
         The files are written to a staging folder beside their targets and then replace them one at a time, weights
-        before `config.json` (see `file_utils.staged_replace`): a full disk or a crash while writing leaves the
+        before `config.json` (see `utils.io.staged_replace`): a full disk or a crash while writing leaves the
         previous model loadable and unchanged. `config.json` records the SHA-256 of each weights file
         (`weights_sha256`), so [`verify_model_weights`] detects a damaged file or new weights beside an old config.
         Other files of the folder (`checkpoint-*`, a model card) stay. With `push_to_hub` or on a non-main process
@@ -342,7 +342,13 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         Example:
 
         ```python
+        >>> from hf_lareid import LATransformerConfig, LATransformerForReID
+        >>> backbone = {"model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+        ...             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+        >>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone, num_labels=10))
         >>> model.activation_checkpointing_enable()  # or TrainingArguments(activation_checkpointing=True)
+        >>> model.is_activation_checkpointing
+        True
         ```
         """
         super().activation_checkpointing_enable(
@@ -498,10 +504,19 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         Example:
 
         ```python
-        >>> model = LATransformerForReID.from_backbone("google/vit-base-patch16-224", num_labels=751,
-        ...                                            image_size=(256, 128))
-        >>> model.config.num_parts  # -> 16
-        >>> LATransformerForReID.from_backbone("facebook/dinov2-small", num_labels=751).config.image_size
+        With a Hub id (`"google/vit-base-patch16-224"`, `"facebook/dinov2-small"`) or, as here, a saved folder (a
+        small random ViT and DINOv2, so that the example runs offline):
+
+        >>> import tempfile
+        >>> from transformers import Dinov2Config, Dinov2Model, ViTConfig, ViTModel
+        >>> sizes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+        >>> vit_dir, dinov2_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
+        >>> ViTModel(ViTConfig(image_size=224, patch_size=16, **sizes), add_pooling_layer=False).save_pretrained(vit_dir)
+        >>> model = LATransformerForReID.from_backbone(vit_dir, num_labels=751, image_size=(256, 128))
+        >>> model.config.num_parts  # 256 / 16 rows of patches
+        16
+        >>> Dinov2Model(Dinov2Config(image_size=518, patch_size=14, **sizes)).save_pretrained(dinov2_dir)
+        >>> LATransformerForReID.from_backbone(dinov2_dir, num_labels=751).config.image_size
         (252, 126)
         ```
         """

@@ -130,7 +130,7 @@ def open_gallery_index(
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> Path:
-    """Writes JSON atomically (`file_utils.atomic_write_text`) and returns the path."""
+    """Writes JSON atomically (`utils.io.atomic_write_text`) and returns the path."""
     from ..utils.io import atomic_write_text
 
     atomic_write_text(path, json.dumps(payload, indent=2, default=_to_builtin) + "\n")

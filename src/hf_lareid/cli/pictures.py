@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..analysis import pictures as visualization
+from ..analysis import pictures as drawing
 from ..analysis.attention_rollout import attention_rollout
 from ..training.callbacks import unfreeze_epochs as logged_unfreeze_epochs
 from ..utils.images import ImageLike, load_rgb
@@ -42,14 +42,14 @@ def plot_attention(
     pictures = [load_rgb(image) for image in images]
     pixel_values = image_processor(pictures, return_tensors="pt")["pixel_values"]
     rollout = attention_rollout(model, pixel_values)  # (batch, rows, cols)
-    return visualization.plot_attention_rollout(pictures, rollout, model.config.image_size, path)
+    return drawing.plot_attention_rollout(pictures, rollout, model.config.image_size, path)
 
 
 def plot_training_curves(
     log_history: Sequence[Mapping[str, Any]], path: str | os.PathLike, unfreeze_epochs: Sequence[float] | None = None
 ) -> Path:
     """
-    [`visualization.plot_training_curves`] of a Trainer's `state.log_history`; the unfreezing epochs default to those
+    [`drawing.plot_training_curves`] of a Trainer's `state.log_history`; the unfreezing epochs default to those
     `BlockwiseUnfreezeCallback` logged.
 
     Example:
@@ -62,7 +62,7 @@ def plot_training_curves(
     """
     if unfreeze_epochs is None:
         unfreeze_epochs = logged_unfreeze_epochs(list(log_history))
-    return visualization.plot_training_curves(log_history, path, unfreeze_epochs)
+    return drawing.plot_training_curves(log_history, path, unfreeze_epochs)
 
 
 __all__ = ["plot_attention", "plot_training_curves"]

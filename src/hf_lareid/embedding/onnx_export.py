@@ -177,7 +177,14 @@ def check_onnx(
     Example:
 
     ```python
-    >>> check_onnx(model, "lareid.onnx", batch_sizes=(1, 4))  # -> {1: 1.2e-07, 4: 1.8e-07}
+    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
+    >>> backbone = {"model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+    ...             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    >>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone)).eval()  # or from_pretrained(folder)
+    >>> _ = export_onnx(model, "lareid.onnx", exporter="torchscript", check=False)
+    >>> differences = check_onnx(model, "lareid.onnx", batch_sizes=(1, 4))  # {batch size: max abs difference}
+    >>> sorted(differences), all(difference < 1e-4 for difference in differences.values())
+    ([1, 4], True)
     ```
     """
     try:
@@ -252,11 +259,13 @@ def export_onnx(
     Example:
 
     ```python
-    >>> from hf_lareid import LATransformerForReID
-    >>> from hf_lareid.embedding.onnx_export import export_onnx
-    >>> model = LATransformerForReID.from_pretrained("path/to/model")
-    >>> report = export_onnx(model, "lareid.onnx")
-    >>> report["max_abs_diff"], report["exporter"]  # -> (1.4e-07, 'dynamo')
+    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
+    >>> backbone = {"model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+    ...             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    >>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone)).eval()  # or from_pretrained(folder)
+    >>> report = export_onnx(model, "lareid.onnx", exporter="torchscript")  # checked with onnxruntime
+    >>> report["embedding_dim"], report["max_abs_diff"] < 1e-4, report["exporter"]
+    (128, True, 'torchscript')
     ```
     """
     onnx, _ = _import_onnx(check)

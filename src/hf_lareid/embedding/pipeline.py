@@ -33,11 +33,21 @@ class LAReIDEmbeddingPipeline(Pipeline):
     Example:
 
     ```python
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from transformers import ViTImageProcessorPil, pipeline
     >>> import hf_lareid  # registers the task
-    >>> from transformers import pipeline
-    >>> embedder = pipeline("lareid-embedding", model="path/to/model")
-    >>> vectors = embedder(["person1.jpg", "person2.jpg"], return_tensors="np")
-    >>> vectors[0].shape  # -> (10752,)
+    >>> backbone = {"model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+    ...             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    >>> model_dir = tempfile.mkdtemp()  # a model folder: a small random model here, a trained one in practice
+    >>> hf_lareid.LATransformerForReID(hf_lareid.LATransformerConfig(backbone_config=backbone)).save_pretrained(model_dir)
+    >>> processor = ViTImageProcessorPil(size={"height": 64, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    >>> _ = processor.save_pretrained(model_dir)
+    >>> embedder = pipeline("lareid-embedding", model=model_dir, runtime="torch")
+    >>> crops = [np.zeros((128, 64, 3), dtype=np.uint8), np.full((128, 64, 3), 200, dtype=np.uint8)]  # or paths
+    >>> vectors = embedder(crops, return_tensors="np")
+    >>> vectors[0].shape  # num_parts * hidden_size
+    (128,)
     ```
     """
 

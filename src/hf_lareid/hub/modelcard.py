@@ -260,7 +260,7 @@ def render_model_card(
 
 def write_model_card(output_dir: str | os.PathLike, **card_fields: Any) -> Path:
     """
-    Writes `output_dir/README.md` atomically (`file_utils.atomic_write_text`); `card_fields` as in
+    Writes `output_dir/README.md` atomically (`utils.io.atomic_write_text`); `card_fields` as in
     [`render_model_card`]. `model_name` defaults to the folder's name. Returns the path written.
 
     Example:

@@ -204,6 +204,7 @@ class GalleryBackend(abc.ABC):
 
         Example:
             ```python
+            >>> from hf_lareid.retrieval import GalleryIndex
             >>> GalleryIndex(8, data_dir="/data/Market").resolve_path("bounding_box_test/0001_c1s1_001051_00.jpg")
             '/data/Market/bounding_box_test/0001_c1s1_001051_00.jpg'
             ```

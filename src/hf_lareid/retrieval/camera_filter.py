@@ -70,6 +70,7 @@ def search_other_cameras(
     Example:
         ```python
         >>> import numpy as np
+        >>> from hf_lareid.retrieval import GalleryIndex
         >>> index = GalleryIndex(2)
         >>> index.add(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), person_ids=[7, 7, 8], camera_ids=[1, 2, 1])
         >>> hits = search_other_cameras(index, np.array([[1.0, 0.0]]), 2, query_camera_ids=[1], query_person_ids=[7])

@@ -103,12 +103,19 @@ class GalleryIndex(GalleryBackend):
 
     Example:
         ```python
-        >>> index = GalleryIndex(768, model_reference="user/lareid-market", model_fingerprint=fingerprint)
-        >>> index.add(gallery_embeddings, person_ids=ids, camera_ids=cams, paths=paths)
-        >>> hits = index.search(query_embeddings, k=5)
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> gallery = rng.normal(size=(20, 16)).astype(np.float32)
+        >>> gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)  # (20, 16), unit norm
+        >>> paths = [f"gallery/{i:04d}_c{i % 2 + 1}s1_001051_00.jpg" for i in range(20)]
+        >>> index = GalleryIndex(16, model_reference="user/lareid-market", model_fingerprint="abc123")
+        >>> index.add(gallery, person_ids=np.arange(20) // 2, camera_ids=np.arange(20) % 2 + 1, paths=paths)
+        >>> hits = index.search(gallery[:2], k=5)
         >>> hits.scores.shape, hits.paths[0][0]
-        ((2, 5), 'gallery/0001_c1s1_001051_00.jpg')
-        >>> index.save("gallery_index"); index = GalleryIndex.load("gallery_index")
+        ((2, 5), 'gallery/0000_c1s1_001051_00.jpg')
+        >>> index.save("gallery_index")
+        >>> len(GalleryIndex.load("gallery_index"))
+        20
         ```
     """
 
@@ -368,9 +375,18 @@ class GalleryIndex(GalleryBackend):
 
         Example:
             ```python
-            >>> index = GalleryIndex.load_or_create("gallery_index", dim=768, model_fingerprint=fingerprint)
-            >>> index.add_batches(iter_features(model, dataset), checkpoint_dir="gallery_index")
+            >>> import numpy as np
+            >>> vectors = np.eye(8, dtype=np.float32)  # 8 unit-norm embeddings of width 8
+            >>> batches = [{"embeddings": vectors[i : i + 4], "paths": [f"{j}.jpg" for j in range(i, i + 4)]} for i in (0, 4)]
+            >>> index = GalleryIndex.load_or_create("stream_index", dim=8, model_fingerprint="abc123")
+            >>> index.add_batches(batches, checkpoint_dir="stream_index", show_progress=False)
+            8
+            >>> resumed = GalleryIndex.load_or_create("stream_index", dim=8, model_fingerprint="abc123")
+            >>> resumed.add_batches(batches, checkpoint_dir="stream_index", show_progress=False)  # all indexed already
+            0
             ```
+
+            With a model, the batches are `ReIDEncoder(model).iter_encode(dataset)`.
         """
         held_before = len(self)  # a non-empty index means a resumed stream
         added = added_since_checkpoint = 0
@@ -464,9 +480,11 @@ class GalleryIndex(GalleryBackend):
 
         Example:
             ```python
-            >>> index = GalleryIndex.load("gallery_index")
-            >>> index.remove(person_ids=[42]), index.remove(older_than="30d")
-            (12, 310)
+            >>> import numpy as np
+            >>> index = GalleryIndex(4)
+            >>> index.add(np.eye(4, dtype=np.float32), person_ids=[42, 42, 7, 8])
+            >>> index.remove(person_ids=[42]), index.remove(older_than="30d"), len(index)
+            (2, 0, 2)
             >>> index.save("gallery_index")
             ```
         """

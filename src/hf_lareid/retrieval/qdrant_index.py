@@ -72,9 +72,17 @@ class QdrantGalleryIndex(GalleryBackend):
 
     Example:
         ```python
-        >>> index = QdrantGalleryIndex(768, url="http://qdrant:6333", collection_name="market")
-        >>> index.add(embeddings, person_ids=ids, camera_ids=cams, paths=paths); index.save("market-index")
-        >>> GalleryIndex.load("market-index").search(queries, k=5, query_camera_ids=[1, 3]).paths[0][0]
+        >>> import numpy as np
+        >>> from hf_lareid.retrieval import GalleryIndex
+        >>> index = QdrantGalleryIndex(2, path="qdrant_storage", collection_name="market")  # or url="http://qdrant:6333"
+        >>> embeddings = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # (3, 2), unit norm
+        >>> index.add(embeddings, person_ids=[7, 7, 8], camera_ids=[1, 2, 1], paths=["a.jpg", "b.jpg", "c.jpg"])
+        >>> index.save("market-index")
+        >>> loaded = GalleryIndex.load("market-index")  # reads the backend the folder records
+        >>> type(loaded).__name__
+        'QdrantGalleryIndex'
+        >>> loaded.search(embeddings[:1], k=2, query_camera_ids=[1]).paths[0]  # camera 1's own images left out
+        ['b.jpg']
         ```
     """
 

@@ -14,7 +14,8 @@ Example:
 ```python
 >>> check = LearningCheckCallback()
 >>> check.record(ce_per_row=4.5, num_labels=100)  # one step: 4.5 nats per row, ln(100) = 4.61 -> 0.98 of chance
->>> check.epoch_summary()  # -> {'ce_per_row': 4.5, 'ce_chance_fraction': 0.9772}
+>>> check.epoch_summary()
+{'ce_per_row': 4.5, 'ce_chance_fraction': 0.9772}
 ```
 """
 

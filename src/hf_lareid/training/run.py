@@ -281,9 +281,18 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str
     Example:
 
     ```python
+    With no data set named, `tiny` from scratch on generated people (no download); the run prints its metrics table:
+
+    >>> import contextlib, io
+    >>> from pathlib import Path
     >>> from hf_lareid.training.run import main
-    >>> metrics = main(["--output_dir", "out", "--max_steps", "6", "--per_device_train_batch_size", "8"])
-    >>> sorted(k for k in metrics if k.startswith("eval_r"))  # -> ['eval_rank1', 'eval_rank10', 'eval_rank5']
+    >>> arguments = ["--output_dir", "out", "--max_steps", "6", "--per_device_train_batch_size", "8", "--disable_tqdm", "true"]
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # the printed tables and the final line
+    ...     metrics = main(arguments)
+    >>> sorted(key for key in metrics if key.startswith(("eval_rank", "eval_mAP")))
+    ['eval_mAP', 'eval_rank1', 'eval_rank10', 'eval_rank5']
+    >>> all((Path("out") / name).is_file() for name in ("model.safetensors", "config.json", "README.md"))
+    True
     ```
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)

@@ -71,7 +71,17 @@ def verify_model_weights(model_dir: str | os.PathLike) -> bool:
     Example:
 
     ```python
-    >>> verify_model_weights("./my-model")  # -> True
+    >>> import tempfile
+    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
+    >>> config = LATransformerConfig(
+    ...     backbone_config={"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+    ...                      "intermediate_size": 64, "image_size": [32, 16], "patch_size": 8},
+    ...     num_labels=4,
+    ... )
+    >>> model_dir = tempfile.mkdtemp()
+    >>> LATransformerForReID(config).save_pretrained(model_dir)
+    >>> verify_model_weights(model_dir)
+    True
     ```
     """
     directory = Path(model_dir)

@@ -14,10 +14,20 @@ empty folder holds nothing to lose and may always be claimed.
 Example:
 
 ```python
+>>> from pathlib import Path
 >>> from hf_lareid.utils.output_guard import claim_outputs
->>> with claim_outputs(["out/metrics.json", "out/cmc.png"], fix="choose another --output_dir"):
-...     ...  # write out/metrics.json and out/cmc.png
->>> # a second run over out/ is accepted; a folder holding the user's own metrics.json is refused, one line
+>>> def write_metrics(folder):
+...     with claim_outputs([f"{folder}/metrics.json"], fix="choose another --output_dir"):
+...         Path(folder).mkdir(exist_ok=True)
+...         Path(folder, "metrics.json").write_text("{}")
+>>> write_metrics("out")
+>>> write_metrics("out")  # a second run over its own output is accepted
+>>> Path("mine").mkdir()
+>>> _ = Path("mine/metrics.json").write_text("the user's own")
+>>> write_metrics("mine")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+hf_lareid.utils.output_guard.ForeignFileError: .../mine/metrics.json exists and is not a file hf-lareid wrote: ...
 ```
 """
 
