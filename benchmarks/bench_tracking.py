@@ -5,30 +5,23 @@ in the same run). The difference is the cost of clipping and cropping the boxes 
     python benchmarks/bench_tracking.py                       # the tiny setup, random weights, 3 rounds
     python benchmarks/bench_tracking.py --model ./my-model --rounds 5
 
-Appends one row per boxes-per-frame to benchmarks/results/tracking.csv (CPU, versions, date, commit in each row).
+Appends two rows per boxes-per-frame (the baseline and embed_boxes) to benchmarks/results/tracking.csv (CPU, versions,
+date, commit in each row).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
-from _common import median_and_spread, print_cpu_info, time_throughput
+from _common import add_results_dir_argument, median_and_spread, print_cpu_info, time_throughput, write_results
 from PIL import Image
 
-import hf_lareid
 from hf_lareid import LATransformerForReID, extract_features
 from hf_lareid.hub.setups import load_setup
 from hf_lareid.tracking import ReIDBackend
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tracking.csv"
 BOXES_PER_FRAME = (1, 8, 32)
 
 
@@ -39,13 +32,6 @@ def frame_and_boxes(num_boxes: int, size=(720, 1280), seed: int = 0) -> tuple[np
     heights = rng.uniform(80, 300, num_boxes)
     x1, y1 = rng.uniform(0, size[1] - 160, num_boxes), rng.uniform(0, size[0] - 300, num_boxes)
     return frame, np.stack([x1, y1, x1 + heights / 2, y1 + heights], axis=1)
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def measure(backend: ReIDBackend, num_boxes: int, rounds: int) -> dict:
@@ -73,9 +59,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--model", help="a saved model folder (default: the tiny setup with random weights)")
     parser.add_argument("--runtime", default="torch", help="auto, torch, onnxruntime, openvino (default: torch)")
     parser.add_argument("--rounds", type=int, default=3, help="timed calls per measurement")
-    parser.add_argument("--out", default=str(RESULTS), help="the CSV to append to")
+    add_results_dir_argument(parser)
     args = parser.parse_args(argv)
-    info = print_cpu_info()
+    print_cpu_info()
     if args.model:
         backend = ReIDBackend(args.model, runtime=args.runtime)
         setup = args.model
@@ -84,22 +70,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         config, processor, _ = load_setup("tiny")
         backend = ReIDBackend(LATransformerForReID(config), processor, runtime=args.runtime)
         setup = "tiny (random weights)"
-    common = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "cpu": info["model"],
-        "cores": info["cores"],
-        "torch_threads": info["torch_threads"],
-        "load_average": info["load_average"],
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "hf_lareid": hf_lareid.__version__,
-        "setup": setup,
-        "runtime": backend.embedder.name,
-        "rounds": args.rounds,
-    }
-    rows = [{**common, **measure(backend, n, args.rounds)} for n in BOXES_PER_FRAME]
+    rows = [measure(backend, n, args.rounds) for n in BOXES_PER_FRAME]
     print("| boxes/frame | embed_boxes (boxes/s) | crops in memory (boxes/s) | ratio |")
     print("|---|---|---|---|")
     for row in rows:
@@ -107,15 +78,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"| {row['boxes_per_frame']} | {row['embed_boxes_per_s']} ± {row['embed_boxes_spread']} | "
             f"{row['crops_in_memory_per_s']} ± {row['crops_in_memory_spread']} | {row['ratio']} |"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.is_file()
-    with out.open("a", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-    print(f"appended {len(rows)} rows to {out}")
+    common = {"setup": setup, "runtime": backend.embedder.name, "rounds": args.rounds}
+    table = [
+        {
+            **common,
+            "boxes_per_frame": row["boxes_per_frame"],
+            "method": method,
+            "boxes_per_s": row[f"{key}_per_s"],
+            "spread": row[f"{key}_spread"],
+            "vs_baseline": 1.0 if baseline else row["ratio"],
+            "baseline": baseline,
+        }
+        for row in rows
+        for method, key, baseline in (
+            ("extract_features on crops in memory", "crops_in_memory", True),
+            ("embed_boxes on the frame", "embed_boxes", False),
+        )
+    ]
+    print(f"wrote {write_results('tracking', table, args.results_dir)}")
     return rows
 
 

@@ -82,8 +82,8 @@ def render_table(path: Path) -> str:
     flags = f"{run['cpu_flags']}, " if run["cpu_flags"] else ""
     lines += [
         "",
-        f"`{run['command']}` on {run['date']}, commit `{run['commit']}`; {run['cpu']} ({flags}{run['cores']} cores, "
-        f"load average {run['load_average']}); Python {run['python']}, torch {run['torch']}, transformers "
+        f"`{run['command']}` on {run['date']}, commit `{run['commit']}`; {run['cpu']} ({flags}{run['cores']} cores); "
+        f"Python {run['python']}, torch {run['torch']}, transformers "
         f"{run['transformers']}, onnxruntime {run['onnxruntime']}, faiss {run['faiss']}.",
     ]
     return "\n".join(lines)
