@@ -7,7 +7,7 @@
 >>> from hf_lareid.tasks import index_split
 >>> from transformers import ViTImageProcessorPil
 >>> folder = tempfile.mkdtemp()
->>> people = generate_synthetic_reid(folder, num_ids=3, num_cameras=2, images_per_camera=1, image_size=(32, 16))
+>>> people = generate_synthetic_reid(folder, num_ids=3, num_cameras=2, images_per_camera=2, image_size=(32, 16))
 >>> gallery = load_reid_dataset("market1501", data_dir=people)["gallery"]
 >>> config = LATransformerConfig(backbone_config={"model_type": "vit", "image_size": [32, 16], "patch_size": 8,
 ...     "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}, num_labels=3)
