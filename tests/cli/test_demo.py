@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.cli.demo import (
+from hf_lareid.embedding import model_fingerprint
+from hf_lareid.retrieval import GalleryIndex
+from hf_lareid.tasks.demo import (
     FINE_TUNED_DIR,
     INDEX_DIR,
     METRICS_FILE,
@@ -19,8 +21,6 @@ from hf_lareid.cli.demo import (
     QUICK,
     STAGES,
 )
-from hf_lareid.embedding import model_fingerprint
-from hf_lareid.retrieval import GalleryIndex
 from hf_lareid.utils.output_guard import check_outputs
 from hf_lareid_cli import main
 

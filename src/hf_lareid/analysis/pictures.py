@@ -1,6 +1,6 @@
 """Pictures from arrays: ranked lists, CMC curves, attention rollout overlays, training curves (the `plots` extra).
 
-They know no model and no Trainer (`hf_lareid.cli.pictures` feeds them from one). Every function draws with
+They know no model and no Trainer (`hf_lareid.analysis.model_pictures` feeds them from one). Every function draws with
 matplotlib's object API on the Agg canvas (no pyplot, no global backend switch), writes one PNG atomically
 (temporary file, then rename; missing folders are created) and returns its path.
 """

@@ -167,7 +167,7 @@ class ReIDService:
 
     def attention(self, image: Any) -> str:
         """A PNG (path) of the image above its attention rollout, with the row parts marked (as `lareid demo`)."""
-        from .pictures import plot_attention
+        from ..analysis.model_pictures import plot_attention
 
         picture = _read_image(image, "query image")
         handle, path = tempfile.mkstemp(prefix="lareid-attention-", suffix=".png")

@@ -4,7 +4,7 @@
 >>> import tempfile
 >>> from hf_lareid import GalleryIndex, LATransformerConfig, LATransformerForReID, ReIDEncoder, generate_synthetic_reid
 >>> from hf_lareid import load_reid_dataset
->>> from hf_lareid.tasks import index_split
+>>> from hf_lareid.tasks.index import index_split
 >>> from transformers import ViTImageProcessorPil
 >>> folder = tempfile.mkdtemp()
 >>> people = generate_synthetic_reid(folder, num_ids=3, num_cameras=2, images_per_camera=2, image_size=(32, 16))

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from hf_lareid.analysis.attention_rollout import attention_rollout
+from hf_lareid.analysis.model_pictures import plot_attention, plot_training_curves
 from hf_lareid.analysis.pictures import (
     BORDER_WIDTH,
     OTHER_PERSON_COLOR,
@@ -19,7 +20,6 @@ from hf_lareid.analysis.pictures import (
     plot_cmc_curves,
     plot_ranked_lists,
 )
-from hf_lareid.cli.pictures import plot_attention, plot_training_curves
 
 FRAME_PIXELS = (TILE_SIZE[0] + 2 * BORDER_WIDTH) * (TILE_SIZE[1] + 2 * BORDER_WIDTH) - TILE_SIZE[0] * TILE_SIZE[1]
 

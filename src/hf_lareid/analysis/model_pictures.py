@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from ..analysis import pictures as drawing
-from ..analysis.attention_rollout import attention_rollout
 from ..training.callbacks import unfreeze_epochs as logged_unfreeze_epochs
 from ..utils.images import ImageLike, load_rgb
+from . import pictures as drawing
+from .attention_rollout import attention_rollout
 
 
 def plot_attention(
