@@ -71,6 +71,11 @@ def _eval_and_quiet(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+def _io_names(opset: int) -> dict[str, Any]:
+    """What both exporters are given alike: the opset and the graph's input and output names."""
+    return {"opset_version": opset, "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+
+
 def _export_dynamo(wrapper: nn.Module, example: torch.Tensor, path: str, opset: int) -> None:
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
@@ -81,9 +86,7 @@ def _export_dynamo(wrapper: nn.Module, example: torch.Tensor, path: str, opset: 
             (example,),
             path,
             dynamo=True,
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            **_io_names(opset),
             dynamic_shapes={INPUT_NAME: {0: batch}},
             external_data=False,
             verbose=False,
@@ -100,9 +103,7 @@ def _export_torchscript(wrapper: nn.Module, example: torch.Tensor, path: str, op
             (example,),
             path,
             dynamo=False,
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            **_io_names(opset),
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
 

@@ -27,7 +27,6 @@ from ..evaluation.threshold import ThresholdCalibration, resolve_verification
 from ..utils.errors import InvalidInputError
 from ..utils.io import folder_lock
 from . import retention
-from .retention import OlderThan
 from .storage import (
     CONFIG_NAME,
     FORMAT_VERSION,
@@ -139,14 +138,9 @@ class GalleryBackend(abc.ABC):
         """The set of image paths already in the index (empty without paths)."""
 
     @abc.abstractmethod
-    def add(
-        self,
-        embeddings: Any,
-        person_ids: Optional[Sequence[int]] = None,
-        camera_ids: Optional[Sequence[int]] = None,
-        paths: Optional[Sequence[str]] = None,
-    ) -> None:
-        """Adds unit-norm embeddings `(n, dim)` with optional per-image metadata (each of length n)."""
+    def add(self, embeddings: Any, **metadata: Any) -> None:
+        """Adds unit-norm embeddings `(n, dim)` with optional per-image metadata of length n (`person_ids`,
+        `camera_ids`, `paths`)."""
 
     @abc.abstractmethod
     def add_batches(self, batches: Iterable[Any], **options) -> int:
@@ -157,15 +151,9 @@ class GalleryBackend(abc.ABC):
         """The `k` most similar gallery images of each query `(num_queries, dim)`."""
 
     @abc.abstractmethod
-    def remove(
-        self,
-        *,
-        person_ids: Optional[Sequence[int]] = None,
-        paths: Optional[Sequence[str]] = None,
-        camera_ids: Optional[Sequence[int]] = None,
-        older_than: OlderThan = None,
-    ) -> int:
-        """Removes the entries matching every given criterion; returns how many."""
+    def remove(self, **criteria: Any) -> int:
+        """Removes the entries matching every given criterion (`person_ids`, `paths`, `camera_ids`, `older_than`);
+        returns how many."""
 
     @abc.abstractmethod
     def save(self, directory: Union[str, os.PathLike]) -> None:

@@ -2,6 +2,38 @@
 threshold on a labelled split (`ReIDEncoder.encode` then `calibrate_threshold`), in one place.
 
 Used by the Trainer's evaluation, `lareid evaluate`, `lareid index --calibrate_on` and `lareid demo`.
+
+Example (a tiny random model and random crops of 3 people filmed by 2 cameras):
+
+```python
+>>> import datasets, numpy as np, torch
+>>> from PIL import Image
+>>> from transformers import ViTImageProcessorPil
+>>> from hf_lareid import LATransformerConfig, LATransformerForReID
+>>> _ = torch.manual_seed(0)
+>>> backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+...             "intermediate_size": 64, "image_size": [32, 16], "patch_size": 8}
+>>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone, num_labels=4)).eval()
+>>> processor = ViTImageProcessorPil(size={"height": 32, "width": 16}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+>>> rng = np.random.default_rng(0)
+>>> def split(n):  # n random crops of 3 people filmed by 2 cameras
+...     images = [Image.fromarray(rng.integers(0, 255, (32, 16, 3), dtype=np.uint8)) for _ in range(n)]
+...     return datasets.Dataset.from_dict(
+...         {"image": images, "person_id": [i % 3 + 1 for i in range(n)], "camera_id": [i % 2 + 1 for i in range(n)]}
+...     )
+>>> result = evaluate_model(model, split(6), split(12), image_processor=processor, runtime="torch", progress=False)
+>>> result.gallery.embeddings.shape  # (gallery images, num_parts * hidden_size)
+(12, 128)
+>>> sorted(key for key in result.metrics if key.startswith(("rank", "m")))
+['mAP', 'mINP', 'rank1', 'rank10', 'rank5']
+>>> calibration = calibrate_model(model, split(12), "generated crops", target_false_match_rate=0.1,
+...                               image_processor=processor, runtime="torch", progress=False)
+>>> -1.0 <= calibration.threshold <= 1.0, calibration.false_match_rate <= 0.1
+(True, True)
+>>> calibration.calibrated_on
+'generated crops: 12 images of 3 people'
+
+```
 """
 
 from __future__ import annotations
@@ -82,30 +114,7 @@ def evaluate_model(
             contiguous shard of both sets, rank 0 gathers them and computes the metrics, every rank gets them.
         evaluate_options: passed to [`evaluate_reid`]: `rerank`, `metric`, `max_rank`, ...
 
-    Example:
-
-    ```python
-    >>> import datasets, numpy as np, torch
-    >>> from PIL import Image
-    >>> from transformers import ViTImageProcessorPil
-    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
-    >>> _ = torch.manual_seed(0)
-    >>> backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-    ...             "intermediate_size": 64, "image_size": [32, 16], "patch_size": 8}
-    >>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone, num_labels=4)).eval()
-    >>> processor = ViTImageProcessorPil(size={"height": 32, "width": 16}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    >>> rng = np.random.default_rng(0)
-    >>> def split(n):  # n random crops of 3 people filmed by 2 cameras
-    ...     images = [Image.fromarray(rng.integers(0, 255, (32, 16, 3), dtype=np.uint8)) for _ in range(n)]
-    ...     return datasets.Dataset.from_dict(
-    ...         {"image": images, "person_id": [i % 3 + 1 for i in range(n)], "camera_id": [i % 2 + 1 for i in range(n)]}
-    ...     )
-    >>> result = evaluate_model(model, split(6), split(12), image_processor=processor, runtime="torch", progress=False)
-    >>> result.gallery.embeddings.shape  # (gallery images, num_parts * hidden_size)
-    (12, 128)
-    >>> sorted(key for key in result.metrics if key.startswith(("rank", "m")))
-    ['mAP', 'mINP', 'rank1', 'rank10', 'rank5']
-    ```
+    See the module docstring for an example.
     """
     rank, world_size = resolve_shard(shard)
     if world_size > 1 and not is_distributed():
@@ -178,31 +187,7 @@ def calibrate_model(
     `"{data_description}: N images of P people"` as the data it came from; store it with
     `model.config.set_verification_calibration(...)` or `GalleryIndex(..., verification_calibration=...)`.
 
-    Example:
-
-    ```python
-    >>> import datasets, numpy as np, torch
-    >>> from PIL import Image
-    >>> from transformers import ViTImageProcessorPil
-    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
-    >>> _ = torch.manual_seed(0)
-    >>> backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-    ...             "intermediate_size": 64, "image_size": [32, 16], "patch_size": 8}
-    >>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone, num_labels=4)).eval()
-    >>> processor = ViTImageProcessorPil(size={"height": 32, "width": 16}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    >>> rng = np.random.default_rng(0)
-    >>> def split(n):  # n random crops of 3 people filmed by 2 cameras
-    ...     images = [Image.fromarray(rng.integers(0, 255, (32, 16, 3), dtype=np.uint8)) for _ in range(n)]
-    ...     return datasets.Dataset.from_dict(
-    ...         {"image": images, "person_id": [i % 3 + 1 for i in range(n)], "camera_id": [i % 2 + 1 for i in range(n)]}
-    ...     )
-    >>> calibration = calibrate_model(model, split(12), "generated crops", target_false_match_rate=0.1,
-    ...                               image_processor=processor, runtime="torch", progress=False)
-    >>> -1.0 <= calibration.threshold <= 1.0, calibration.false_match_rate <= 0.1
-    (True, True)
-    >>> calibration.calibrated_on
-    'generated crops: 12 images of 3 people'
-    ```
+    See the module docstring for an example.
     """
     encoder = _encoder(model, image_processor, runtime, bf16, flip, batch_size)
     features = encoder.encode(data, progress=progress, description="Calibration features")
