@@ -3,6 +3,21 @@
 The exported graph takes `pixel_values` `(batch, 3, height, width)` (already preprocessed, as the model's image
 processor makes them) and returns `embeddings` `(batch, num_parts * hidden_size)`, unit norm; the batch axis is
 dynamic. Needs the optional `onnx` extra (`pip install ".[onnx]"` in the source folder).
+
+Example:
+
+```python
+>>> from hf_lareid import LATransformerConfig, LATransformerForReID
+>>> backbone = {"model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
+...             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+>>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone)).eval()  # or from_pretrained(folder)
+>>> report = export_onnx(model, "lareid.onnx", exporter="torchscript")  # checked with onnxruntime
+>>> report["embedding_dim"], report["max_abs_diff"] < 1e-4, report["exporter"]
+(128, True, 'torchscript')
+>>> differences = check_onnx(model, "lareid.onnx", batch_sizes=(1, 4))  # {batch size: max abs difference}
+>>> sorted(differences), all(difference < 1e-4 for difference in differences.values())
+([1, 4], True)
+```
 """
 
 from __future__ import annotations
@@ -175,18 +190,7 @@ def check_onnx(
 
     Returns `{batch_size: max_abs_diff}`; raises ValueError when a difference exceeds `atol`.
 
-    Example:
-
-    ```python
-    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
-    >>> backbone = {"model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
-    ...             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-    >>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone)).eval()  # or from_pretrained(folder)
-    >>> _ = export_onnx(model, "lareid.onnx", exporter="torchscript", check=False)
-    >>> differences = check_onnx(model, "lareid.onnx", batch_sizes=(1, 4))  # {batch size: max abs difference}
-    >>> sorted(differences), all(difference < 1e-4 for difference in differences.values())
-    ([1, 4], True)
-    ```
+    See the module docstring for an example.
     """
     try:
         return _compare_with_pytorch(model, onnx_path, batch_sizes, atol, image_processor)
@@ -257,17 +261,7 @@ def export_onnx(
         `file_size_bytes`, `max_abs_diff` (the largest difference of the check, `None` when `check=False`) and
         `max_abs_diff_per_batch_size` (`{batch_size: difference}`, empty when `check=False`).
 
-    Example:
-
-    ```python
-    >>> from hf_lareid import LATransformerConfig, LATransformerForReID
-    >>> backbone = {"model_type": "vit", "image_size": [64, 32], "patch_size": 16, "hidden_size": 32,
-    ...             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-    >>> model = LATransformerForReID(LATransformerConfig(backbone_config=backbone)).eval()  # or from_pretrained(folder)
-    >>> report = export_onnx(model, "lareid.onnx", exporter="torchscript")  # checked with onnxruntime
-    >>> report["embedding_dim"], report["max_abs_diff"] < 1e-4, report["exporter"]
-    (128, True, 'torchscript')
-    ```
+    See the module docstring for an example.
     """
     onnx, _ = _import_onnx(check)
     output_path = Path(output_path)
