@@ -92,9 +92,9 @@ class LearningCheckCallback(TrainerCallback):
         summary = self.epoch_summary()
         if summary.get(LOG_KEY, 0.0) > CHANCE_FRACTION_LIMIT:
             return (
-                f"not learning: after epoch {epoch} the mean per-row cross-entropy is still "
-                f"{summary[LOG_KEY]:.2f} of chance (ln num_labels); check the learning rate, the schedule, the "
-                "labels and the augmentations."
+                f"little learning so far: after epoch {epoch} the mean per-row cross-entropy is still "
+                f"{summary[LOG_KEY]:.2f} of chance (ln num_labels); if later epochs stay there, check the learning "
+                "rate, the schedule, the labels and the augmentations."
             )
         if self._triplet_losses and self._triplet_at_margin == len(self._triplet_losses):
             return (
