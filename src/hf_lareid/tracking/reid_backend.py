@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from ..embedding import BF16Option, ReIDEncoder
+from ..embedding.loading import load_model_and_processor
 from ..utils.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class ReIDBackend:
         bf16: BF16Option = "auto",
     ):
         if isinstance(model, (str, os.PathLike)):
-            model, saved_processor = _load_model(model)
+            model, saved_processor = load_model_and_processor(model)
             image_processor = image_processor or saved_processor
         if image_processor is None:
             raise ValueError("ReIDBackend needs the model's image processor: pass image_processor=...")
@@ -149,21 +150,6 @@ class ReIDBackend:
         return self.embed_crops(crop_boxes(frame, boxes, bgr=bgr))
 
     __call__ = embed_boxes
-
-
-def _load_model(reference: Union[str, os.PathLike]) -> tuple[torch.nn.Module, Any]:
-    """A saved `LATransformerForReID` (weights checked against their recorded SHA-256) and its image processor."""
-    from pathlib import Path
-
-    from transformers import AutoImageProcessor
-
-    from ..modeling_lareid import LATransformerForReID
-    from ..utils.integrity import verify_model_weights
-
-    if Path(reference).is_dir():
-        verify_model_weights(reference)
-    model = LATransformerForReID.from_pretrained(reference)
-    return model, AutoImageProcessor.from_pretrained(reference, backend="pil")
 
 
 __all__ = ["BoxError", "ReIDBackend", "clip_boxes", "crop_boxes"]
