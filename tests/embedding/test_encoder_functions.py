@@ -4,7 +4,7 @@ import torch
 from datasets import Dataset, Features, Value
 from datasets import Image as ImageFeature
 
-from hf_lareid import FeatureSet, extract_features, gather_features, model_fingerprint
+from hf_lareid import FeatureSet, ReIDEncoder, extract_features, gather_features, model_fingerprint
 from hf_lareid.embedding import iter_features
 from hf_lareid.embedding.backends import embed_pixels
 from hf_lareid.embedding.precision import bf16_pays, resolve_bf16
@@ -72,15 +72,31 @@ def test_shards_are_contiguous_and_join_in_the_original_order(tiny_model, tiny_i
     joined = FeatureSet.concatenate(shards, embedding_dim=tiny_model.config.embedding_dim)
     np.testing.assert_allclose(joined.embeddings, whole.embeddings, atol=1e-6)
     assert joined.paths == whole.paths
-    streamed = list(
-        iter_features(
-            tiny_model, random_images, batch_size=2, image_processor=tiny_image_processor, bf16=False, shard=(2, 3)
-        )
-    )
+    encoder = ReIDEncoder(tiny_model, tiny_image_processor, bf16=False, batch_size=2)
+    streamed = list(encoder.iter_encode(random_images, shard=(2, 3)))
     np.testing.assert_allclose(np.concatenate([s.embeddings for s in streamed]), shards[2].embeddings, atol=1e-6)
     # Without a process group, "auto" is the whole input and gathering returns the part itself.
     alone = gather_features(extract_features(tiny_model, random_images, shard="auto", **options))
     np.testing.assert_allclose(alone.embeddings, whole.embeddings, atol=1e-6)
+
+
+def test_iter_features_is_a_deprecated_alias_of_iter_encode(tiny_model, tiny_image_processor, random_images):
+    encoder = ReIDEncoder(tiny_model, tiny_image_processor, bf16=False, batch_size=2)
+    expected = list(encoder.iter_encode(random_images, shard=(0, 2)))
+    with pytest.warns(FutureWarning, match="iter_encode") as record:
+        streamed = list(
+            iter_features(
+                tiny_model, random_images, image_processor=tiny_image_processor, bf16=False, batch_size=2, shard=(0, 2)
+            )
+        )
+    message = str(record[0].message)
+    assert "ReIDEncoder(model, ...).iter_encode(data)" in message and "removed in hf-lareid 0.2" in message
+    assert [len(part) for part in streamed] == [len(part) for part in expected] == [2, 1]
+    np.testing.assert_allclose(
+        np.concatenate([part.embeddings for part in streamed]),
+        np.concatenate([part.embeddings for part in expected]),
+        atol=1e-6,
+    )
 
 
 def test_shard_bounds_and_bad_shards():

@@ -2,7 +2,7 @@
 
 | module | concern |
 |---|---|
-| `encoder` | `ReIDEncoder` (`encode`, `iter_encode`, `provenance`), `extract_features` / `iter_features` |
+| `encoder` | `ReIDEncoder` (`encode`, `iter_encode`, `provenance`), `extract_features` (`iter_features`: deprecated) |
 | `feature_set` | `FeatureSet`: embeddings with person ids, camera ids and paths |
 | `precision` | the bf16 policy (`"auto"` / `True` / `False`) and the autocast context |
 | `provenance` | `Provenance`: what decides a vector, recorded by indexes and compared in one place |

@@ -3,7 +3,7 @@
 Built once from a model, its image processor and the settings that change a vector (runtime, precision, flip,
 device), it embeds images, datasets or preprocessed batches, shards them across processes, keeps its runtime's
 exported graph loaded, and describes itself with a [`Provenance`] that a gallery index records and checks.
-`extract_features` / `iter_features` are thin wrappers for one-off calls.
+`extract_features` is a thin wrapper for one-off calls (`iter_features`, its streaming twin, is deprecated).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -230,22 +231,20 @@ class ReIDEncoder:
         )
 
 
-def iter_features(
-    model: torch.nn.Module,
-    data: Any,
-    batch_size: int = 32,
-    flip: bool = False,
-    bf16: BF16Option = "auto",
-    image_processor: Any = None,
-    shard: ShardOption = None,
-    runtime: RuntimeOption = "auto",
-) -> Iterator[FeatureSet]:
+def iter_features(model: torch.nn.Module, data: Any, *, shard: ShardOption = None, **settings: Any) -> Iterator[FeatureSet]:
     """
-    Streams embeddings batch by batch: `ReIDEncoder(model, image_processor, runtime=..., bf16=..., flip=...)
-    .iter_encode(data, batch_size=..., shard=...)`; see [`extract_features`].
+    Deprecated: use `ReIDEncoder(model, ...).iter_encode(data)`; removed in hf-lareid 0.2.
+
+    `settings` are [`ReIDEncoder`]'s (`image_processor`, `runtime`, `bf16`, `flip`, `batch_size`, ...); `data` and
+    `shard` as in [`ReIDEncoder.encode`]. Yields one [`FeatureSet`] per batch.
     """
-    encoder = ReIDEncoder(model, image_processor, runtime=runtime, bf16=bf16, flip=flip, batch_size=batch_size)
-    return encoder.iter_encode(data, shard=shard)
+    warnings.warn(
+        "iter_features is deprecated and will be removed in hf-lareid 0.2: use "
+        "ReIDEncoder(model, ...).iter_encode(data) instead.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return ReIDEncoder(model, **settings).iter_encode(data, shard=shard)
 
 
 def extract_features(
