@@ -153,12 +153,12 @@ def test_an_index_refuses_queries_of_another_provenance(tmp_path, random_images,
     assert index.provenance == built_with.provenance
 
     same = ReIDEncoder(model, processor(), runtime="torch", bf16=False)
-    hits = index.search(same.encode(random_images[:1]).embeddings, k=1, **same.provenance.index_fields())
+    hits = index.search(same.encode(random_images[:1]).embeddings, k=1, provenance=same.provenance)
     assert hits.indices[0, 0] == 0
 
     flipped = ReIDEncoder(model, processor(), runtime="torch", bf16=False, flip=True)
     with pytest.raises(EmbeddingSettingsMismatchError, match="flip: False \\(index\\) vs True \\(query\\)"):
-        index.search(gallery.embeddings[:1], k=1, **flipped.provenance.index_fields())
+        index.search(gallery.embeddings[:1], k=1, provenance=flipped.provenance)
     with pytest.raises(EmbeddingSettingsMismatchError, match="processor_image_mean"):
         index.check_provenance(ReIDEncoder(model, processor(image_mean=[0.4] * 3), runtime="torch").provenance)
     switched = copy.deepcopy(model)

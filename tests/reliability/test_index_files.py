@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, run_cli, small_tmpfs, snapshot
 
+from hf_lareid import Provenance
 from hf_lareid.retrieval import CorruptIndexError, EmbeddingSettingsMismatchError, GalleryIndex
 from hf_lareid.utils.io import FAULT_ENV
 
@@ -124,9 +125,12 @@ def test_image_processor_settings_are_refused_and_runtime_only_warns(caplog):
     index.add(unit_vectors(4))
     with pytest.raises(EmbeddingSettingsMismatchError, match="processor_size"):
         index.search(
-            unit_vectors(1), embedding_settings={"flip": False, "processor_size": {"height": 128, "width": 64}}
+            unit_vectors(1),
+            provenance=Provenance(embedding={"flip": False, "processor_size": {"height": 128, "width": 64}}),
         )
-    result = index.search(unit_vectors(1), k=2, runtime_settings={"bf16": True, "torch": "2.13.0", "device": "cpu"})
+    result = index.search(
+        unit_vectors(1), k=2, provenance=Provenance(runtime={"bf16": True, "torch": "2.13.0", "device": "cpu"})
+    )
     assert result.indices.shape == (1, 2) and "bf16" in caplog.text
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from hf_lareid import Provenance
 from hf_lareid.retrieval import CorruptIndexError, FingerprintMismatchError, GalleryIndex
 from hf_lareid.retrieval.storage import config_digest as _config_digest
 
@@ -185,7 +186,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="same fields"):
         index.add(vectors[:3])
     with pytest.raises(FingerprintMismatchError, match="fp-2"):
-        index.search(vectors[:1], model_fingerprint="fp-2")
+        index.search(vectors[:1], provenance=Provenance(model_fingerprint="fp-2"))
     index.check_fingerprint("fp-1")
     with pytest.raises(ValueError, match="empty"):
         GalleryIndex(16).search(vectors[:1])

@@ -12,6 +12,7 @@ pytest.importorskip("qdrant_client")
 
 from fake_clock import START, FakeClock
 
+from hf_lareid import Provenance
 from hf_lareid.retrieval import GalleryIndex, search_other_cameras
 from hf_lareid.retrieval.qdrant_index import QdrantGalleryIndex
 from hf_lareid.utils.extras import MissingExtraError
@@ -148,7 +149,7 @@ def test_save_load_round_trip_keeps_settings_and_never_writes_the_api_key(tmp_pa
     np.testing.assert_array_equal(loaded.person_ids, metadata(30)["person_ids"])
     assert loaded.search(vectors[:2], k=3).same_person.shape == (2, 3)
     with pytest.raises(ValueError, match="fingerprint"):
-        loaded.search(vectors[:1], model_fingerprint="other")
+        loaded.search(vectors[:1], provenance=Provenance(model_fingerprint="other"))
     resumed = QdrantGalleryIndex.load_or_create(tmp_path / "index", DIM, model_fingerprint="fp")
     assert resumed.add_batches([(vectors, metadata(30))], show_progress=False) == 0  # every path already indexed
     config["size"] = 31  # an edited config is refused

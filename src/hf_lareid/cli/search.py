@@ -95,7 +95,7 @@ def _search(args: argparse.Namespace, index, model_ref: str, cameras: list) -> i
         queries.embeddings,
         args.top_k,
         cameras * (len(args.images) // len(cameras)),
-        **provenance.index_fields(),
+        provenance=provenance,
     )
     results = []
     for row, image in enumerate(args.images):

@@ -117,7 +117,7 @@ class ReIDService:
             top_k,
             [query_camera],
             [query_person],
-            **self.encoder.provenance.index_fields(),
+            provenance=self.encoder.provenance,
         )
         rows = []
         for rank, gallery_row in enumerate(hits.indices[0]):

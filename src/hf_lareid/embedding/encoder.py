@@ -231,7 +231,9 @@ class ReIDEncoder:
         )
 
 
-def iter_features(model: torch.nn.Module, data: Any, *, shard: ShardOption = None, **settings: Any) -> Iterator[FeatureSet]:
+def iter_features(
+    model: torch.nn.Module, data: Any, *, shard: ShardOption = None, **settings: Any
+) -> Iterator[FeatureSet]:
     """
     Deprecated: use `ReIDEncoder(model, ...).iter_encode(data)`; removed in hf-lareid 0.2.
 

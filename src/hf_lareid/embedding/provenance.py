@@ -121,7 +121,8 @@ class Provenance:
     def index_fields(self) -> dict[str, Any]:
         """
         The keyword arguments a `GalleryIndex` takes and records (`model_fingerprint`, `embedding_settings`,
-        `runtime_settings`), also accepted by its `search`: `GalleryIndex(dim, **encoder.provenance.index_fields())`.
+        `runtime_settings`): `GalleryIndex(dim, **encoder.provenance.index_fields())`. Its `search` takes the
+        provenance itself: `index.search(queries, provenance=encoder.provenance)`.
         """
         embedding = None
         if self.embedding is not None or self.model_config is not None:

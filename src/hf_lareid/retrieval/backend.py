@@ -320,16 +320,10 @@ class GalleryBackend(abc.ABC):
         """
         self.check_provenance(Provenance.from_index_fields(None, embedding_settings, runtime_settings))
 
-    def _checked_queries(
-        self,
-        queries: Any,
-        k: int,
-        model_fingerprint: Optional[str],
-        embedding_settings: Optional[dict],
-        runtime_settings: Optional[dict],
-    ) -> np.ndarray:
-        """`(num_queries, dim)` float32 queries, after the fingerprint, settings, non-empty index and `k` checks."""
-        self.check_provenance(Provenance.from_index_fields(model_fingerprint, embedding_settings, runtime_settings))
+    def _checked_queries(self, queries: Any, k: int, provenance: Optional[Provenance]) -> np.ndarray:
+        """`(num_queries, dim)` float32 queries, after the provenance (when given), non-empty index and `k` checks."""
+        if provenance is not None:
+            self.check_provenance(provenance)
         if len(self) == 0:
             raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:

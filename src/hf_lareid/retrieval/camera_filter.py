@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..embedding.provenance import Provenance
 from .backend import GalleryBackend, SearchResult
 
 __all__ = ["same_camera_mask", "search_other_cameras"]
@@ -47,9 +48,7 @@ def search_other_cameras(
     query_camera_ids: Sequence[Optional[int]],
     query_person_ids: Optional[Sequence[Optional[int]]] = None,
     *,
-    model_fingerprint: Optional[str] = None,
-    embedding_settings: Optional[dict] = None,
-    runtime_settings: Optional[dict] = None,
+    provenance: Optional[Provenance] = None,
 ) -> SearchResult:
     """[`GalleryIndex.search`] without the hits that [`same_camera_mask`] leaves out.
 
@@ -62,7 +61,8 @@ def search_other_cameras(
         k: hits per query.
         query_camera_ids: one camera id per query (`None` or -1: unknown, nothing left out).
         query_person_ids: one person id per query (`None` or -1: unknown, the whole camera is left out).
-        model_fingerprint, embedding_settings, runtime_settings: checked against the index's, as in `search`.
+        provenance ([`Provenance`], *optional*): how the queries were embedded, checked against the index's record,
+            as in `search`.
 
     Returns:
         [`SearchResult`] of shape `(num_queries, width)`, `width <= k`.
@@ -83,23 +83,11 @@ def search_other_cameras(
         raise ValueError(f"{len(query_camera_ids)} query camera ids but {len(person_ids)} query person ids.")
     if index.filters_in_database:  # a Qdrant gallery applies the same rule as a database filter
         return index.search(
-            queries,
-            k,
-            model_fingerprint=model_fingerprint,
-            embedding_settings=embedding_settings,
-            runtime_settings=runtime_settings,
-            query_camera_ids=query_camera_ids,
-            query_person_ids=person_ids,
+            queries, k, provenance=provenance, query_camera_ids=query_camera_ids, query_person_ids=person_ids
         )
     masks = [same_camera_mask(index, camera, person) for camera, person in zip(query_camera_ids, person_ids)]
     depth = min(len(index), k + max((int(mask.sum()) for mask in masks), default=0)) if len(index) else k
-    hits = index.search(
-        queries,
-        k=depth,
-        model_fingerprint=model_fingerprint,
-        embedding_settings=embedding_settings,
-        runtime_settings=runtime_settings,
-    )
+    hits = index.search(queries, k=depth, provenance=provenance)
     if len(masks) != len(hits.indices):
         raise ValueError(f"{len(hits.indices)} queries but {len(masks)} query camera ids: give one per query.")
     kept = [

@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..embedding.provenance import Provenance
 from ..evaluation.threshold import check_rate
 from ..utils.io import atomic_folder, fault_point, folder_lock
 from .backend import ADDED_AT, METADATA_FIELDS, GalleryBackend, SearchResult, parse_batch, select
@@ -513,28 +514,20 @@ class GalleryIndex(GalleryBackend):
         """The set of image paths already in the index (empty without paths)."""
         return set(self._path_set)
 
-    def search(
-        self,
-        queries: Any,
-        k: int = 10,
-        *,
-        model_fingerprint: Optional[str] = None,
-        embedding_settings: Optional[dict] = None,
-        runtime_settings: Optional[dict] = None,
-    ) -> SearchResult:
+    def search(self, queries: Any, k: int = 10, *, provenance: Optional[Provenance] = None) -> SearchResult:
         """The `k` most similar gallery images of each query.
 
         Args:
             queries (`np.ndarray` or `torch.Tensor` of shape `(num_queries, dim)` or `(dim,)`): unit-norm embeddings.
             k (`int`, *optional*, defaults to 10): hits per query (at most the index size).
-            model_fingerprint (`str`, *optional*): fingerprint of the query model, checked against the index's.
-            embedding_settings, runtime_settings (`dict`, *optional*): how the queries were embedded, checked by
-                [`check_embedding_settings`].
+            provenance ([`Provenance`], *optional*): how the queries were embedded (`ReIDEncoder.provenance`),
+                checked against the index's record by [`check_provenance`]: another model or other embedding
+                settings raise, another runtime logs a warning. `None`: not checked.
 
         Returns:
             [`SearchResult`] with arrays of shape `(num_queries, min(k, len(self)))`.
         """
-        array = self._checked_queries(queries, k, model_fingerprint, embedding_settings, runtime_settings)
+        array = self._checked_queries(queries, k, provenance)
         scores, indices = self._index.search(array, min(int(k), len(self)))
         indices = indices.astype(np.int64)
         found = indices >= 0  # approximate indexes may return fewer hits

@@ -25,6 +25,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..embedding.provenance import Provenance
 from ..utils.extras import require_extra
 from ..utils.io import atomic_write_text, folder_lock
 from .backend import ADDED_AT, GalleryBackend, SearchResult, parse_batch, select
@@ -351,9 +352,7 @@ class QdrantGalleryIndex(GalleryBackend):
         queries: Any,
         k: int = 10,
         *,
-        model_fingerprint: Optional[str] = None,
-        embedding_settings: Optional[dict] = None,
-        runtime_settings: Optional[dict] = None,
+        provenance: Optional[Provenance] = None,
         query_camera_ids: Optional[Sequence[Optional[int]]] = None,
         query_person_ids: Optional[Sequence[Optional[int]]] = None,
         added_after: Union[None, str, datetime] = None,
@@ -361,7 +360,7 @@ class QdrantGalleryIndex(GalleryBackend):
         """The `k` most similar gallery images of each query, filtered in Qdrant.
 
         Args:
-            queries, k, model_fingerprint, embedding_settings, runtime_settings: as in [`GalleryIndex.search`].
+            queries, k, provenance: as in [`GalleryIndex.search`].
             query_camera_ids, query_person_ids (one per query, *optional*): leave out the same-camera images, as
                 [`search_other_cameras`] does (rows are cut to the shortest row, so arrays stay rectangular).
             added_after (ISO 8601 `str` or `datetime`, *optional*): only entries added at or after this UTC time.
@@ -370,7 +369,7 @@ class QdrantGalleryIndex(GalleryBackend):
             [`SearchResult`] of shape `(num_queries, width)`, `width <= k`; `indices` are positions in point-id order.
         """
         models = _qdrant().models
-        array = self._checked_queries(queries, k, model_fingerprint, embedding_settings, runtime_settings)
+        array = self._checked_queries(queries, k, provenance)
         size = len(self)
         cameras = [None] * len(array) if query_camera_ids is None else list(query_camera_ids)
         people = [None] * len(array) if query_person_ids is None else list(query_person_ids)

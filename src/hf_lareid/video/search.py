@@ -55,8 +55,7 @@ def search_tracklets(
     from ..retrieval.camera_filter import search_other_cameras
 
     embedding = backend.embed_crops([load_rgb(query)])
-    provenance = backend.provenance()
-    result = search_other_cameras(index, embedding, top_k, [query_camera], None, **provenance)
+    result = search_other_cameras(index, embedding, top_k, [query_camera], None, provenance=backend.encoder.provenance)
     hits = []
     for rank, position in enumerate(result.indices[0]):
         if position < 0:
