@@ -78,11 +78,21 @@ def test_low_opset_uses_torchscript_exporter_and_restores_model(tmp_path, tiny_m
         check_onnx(tiny_model, path)
 
 
+def replace_dynamo_exporter(monkeypatch, dynamo_export):
+    """Makes the dynamo exporter call `dynamo_export` instead; the TorchScript exporter runs as usual."""
+    run_exporter = onnx_export._run_exporter
+
+    def patched(name, *args, **kwargs):
+        return dynamo_export(*args, **kwargs) if name == "dynamo" else run_exporter(name, *args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "_run_exporter", patched)
+
+
 def test_dynamo_failure_falls_back_to_torchscript(tmp_path, tiny_model, monkeypatch):
     def failing_export(*args, **kwargs):
         raise RuntimeError("unsupported operator")
 
-    monkeypatch.setattr(onnx_export, "_export_dynamo", failing_export)
+    replace_dynamo_exporter(monkeypatch, failing_export)
     path = tmp_path / "model.onnx"
     report = export_onnx(tiny_model, path, opset=18)
     assert report["exporter"] == "torchscript" and _opset(path) == 18
@@ -93,7 +103,7 @@ def test_torchscript_exporter_at_the_default_opset_never_calls_torch_export(tmp_
     def dynamo_export(*args, **kwargs):
         raise AssertionError("exporter='torchscript' must not use the torch.export-based exporter")
 
-    monkeypatch.setattr(onnx_export, "_export_dynamo", dynamo_export)
+    replace_dynamo_exporter(monkeypatch, dynamo_export)
     path = tmp_path / "model.onnx"
     report = export_onnx(tiny_model, path, exporter="torchscript")
     assert report["exporter"] == "torchscript" and _opset(path) == onnx_export.DEFAULT_OPSET

@@ -28,6 +28,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,40 +87,51 @@ def _eval_and_quiet(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _io_names(opset: int) -> dict[str, Any]:
-    """What both exporters are given alike: the opset and the graph's input and output names."""
-    return {"opset_version": opset, "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+@dataclass(frozen=True)
+class _Exporter:
+    """One of torch's ONNX exporters: its `dynamo` switch, its own `torch.onnx.export` keywords (each spells the
+    dynamic batch axis its own way) and the warning categories it raises that are not the user's concern."""
+
+    dynamo: bool
+    options: dict[str, Any]
+    quiet: tuple[type[Warning], ...]
 
 
-def _export_dynamo(wrapper: nn.Module, example: torch.Tensor, path: str, opset: int) -> None:
-    batch = torch.export.Dim("batch", min=1)
+_EXPORTERS = {
+    # torch.export warns about its own internal deprecations.
+    "dynamo": _Exporter(
+        dynamo=True,
+        options={
+            "dynamic_shapes": {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}},
+            "external_data": False,
+            "verbose": False,
+        },
+        quiet=(FutureWarning,),
+    ),
+    # Shape checks in the model become constants in the trace, which is right for fixed-size images.
+    "torchscript": _Exporter(
+        dynamo=False,
+        options={"dynamic_axes": {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}},
+        quiet=(torch.jit.TracerWarning, DeprecationWarning),
+    ),
+}
+
+
+def _run_exporter(name: str, wrapper: nn.Module, example: torch.Tensor, path: str, opset: int) -> None:
+    """Writes the graph of `wrapper` traced on `example` to `path` with the exporter `name` of `_EXPORTERS`."""
+    exporter = _EXPORTERS[name]
     with warnings.catch_warnings():
-        # torch.export's own internal deprecation notices, not the user's concern.
-        warnings.simplefilter("ignore", category=FutureWarning)
+        for category in exporter.quiet:
+            warnings.simplefilter("ignore", category=category)
         torch.onnx.export(
             wrapper,
             (example,),
             path,
-            dynamo=True,
-            **_io_names(opset),
-            dynamic_shapes={INPUT_NAME: {0: batch}},
-            external_data=False,
-            verbose=False,
-        )
-
-
-def _export_torchscript(wrapper: nn.Module, example: torch.Tensor, path: str, opset: int) -> None:
-    with warnings.catch_warnings():
-        # Shape checks in the model become constants in the trace, which is right for fixed-size images.
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        torch.onnx.export(
-            wrapper,
-            (example,),
-            path,
-            dynamo=False,
-            **_io_names(opset),
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamo=exporter.dynamo,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            **exporter.options,
         )
 
 
@@ -127,12 +139,12 @@ def _export(wrapper: nn.Module, example: torch.Tensor, path: str, opset: int, ex
     """Writes the graph to `path`; returns the exporter used, `"dynamo"` or `"torchscript"`."""
     if exporter == "dynamo" or (exporter == "auto" and opset >= MIN_DYNAMO_OPSET):
         try:
-            _export_dynamo(wrapper, example, path, opset)
+            _run_exporter("dynamo", wrapper, example, path, opset)
             return "dynamo"
         except Exception as error:  # the exporter raises many types; the TorchScript exporter is the fallback
             logger.warning("The torch.export-based ONNX exporter failed (%s); trying the TorchScript exporter.", error)
     try:
-        _export_torchscript(wrapper, example, path, opset)
+        _run_exporter("torchscript", wrapper, example, path, opset)
     except Exception as error:
         raise RuntimeError(f"ONNX export at opset {opset} failed: {type(error).__name__}: {error}") from error
     return "torchscript"
