@@ -126,6 +126,16 @@ def test_criteria_combine_and_older_than_uses_the_injected_clock(tmp_path):
         index.remove(older_than="last tuesday")
 
 
+def test_unknown_criteria_are_refused():
+    index = GalleryIndex(4)
+    index.add(np.eye(4, dtype=np.float32), person_ids=[1, 1, 2, 3])
+    with pytest.raises(TypeError, match="person"):
+        index.remove(person=[1])
+    with pytest.raises(TypeError, match="older"):
+        index.matching(older="30d")
+    assert len(index) == 4
+
+
 def test_parse_older_than_forms():
     now = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
     assert parse_older_than("30d", now) == now - timedelta(days=30)

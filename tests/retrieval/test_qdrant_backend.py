@@ -94,6 +94,12 @@ def test_every_selector_removes_and_the_removed_are_never_returned_also_after_lo
     assert removed == {"person_ids": 6, "paths": 2, "camera_ids": 74}
     clock.now = START + timedelta(days=75)
     assert index.remove(older_than="60d") == 150 - 6 - 36  # the first add, less what was already removed
+    size = len(index)
+    with pytest.raises(TypeError, match="camera"):
+        index.remove(camera=[3])
+    with pytest.raises(TypeError, match="person"):
+        index.matching(person=[0])
+    assert len(index) == size
     index.save(tmp_path / "index")
     loaded = GalleryIndex.load(tmp_path / "index")
     assert isinstance(loaded, QdrantGalleryIndex)

@@ -138,9 +138,12 @@ class GalleryBackend(abc.ABC):
         """The set of image paths already in the index (empty without paths)."""
 
     @abc.abstractmethod
-    def add(self, embeddings: Any, **metadata: Any) -> None:
-        """Adds unit-norm embeddings `(n, dim)` with optional per-image metadata of length n (`person_ids`,
-        `camera_ids`, `paths`)."""
+    def _append(
+        self, embeddings: np.ndarray, fields: tuple[str, ...], columns: dict[str, np.ndarray], added_at: float
+    ) -> None:
+        """Stores checked unit-norm `embeddings` `(n, dim)` float32 (n may be 0) with their metadata `columns`
+        (`{name: (n,) column}` of the `fields` given, as `_metadata_columns` returns them) and the UTC timestamp
+        `added_at`. The first add fixes the index's metadata fields to `fields`; a failed call changes nothing."""
 
     @abc.abstractmethod
     def add_batches(self, batches: Iterable[Any], **options) -> int:
@@ -245,6 +248,23 @@ class GalleryBackend(abc.ABC):
                 "`x / np.linalg.norm(x, axis=1, keepdims=True)`."
             )
         return array
+
+    def add(
+        self,
+        embeddings: Any,
+        person_ids: Optional[Sequence[int]] = None,
+        camera_ids: Optional[Sequence[int]] = None,
+        paths: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Adds unit-norm embeddings `(n, dim)` with optional per-image metadata (each of length n), recorded as added
+        now (by the index's `clock`).
+
+        Every call must give the same metadata fields as the first one; a call that fails changes nothing. An
+        untrained FAISS `"ivf"`/`"ivfpq"` index is first trained on these embeddings.
+        """
+        array = self._check_embeddings(embeddings, "embeddings")
+        fields, columns = self._metadata_columns(len(array), person_ids, camera_ids, paths)
+        self._append(array, fields, columns, self._now().timestamp())
 
     def _metadata_columns(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -27,7 +27,7 @@ from ..embedding.provenance import Provenance
 from ..evaluation.threshold import check_rate
 from ..utils.io import atomic_folder, fault_point, folder_lock
 from .backend import ADDED_AT, METADATA_FIELDS, GalleryBackend, SearchResult, parse_batch, select
-from .retention import OlderThan, matching_entries, removal_criteria
+from .retention import matching_entries, removal_criteria
 from .storage import (
     CONFIG_NAME,
     FAISS_FILES,
@@ -313,30 +313,20 @@ class GalleryIndex(GalleryBackend):
                 target,
             )
 
-    def add(
-        self,
-        embeddings: Any,
-        person_ids: Optional[Sequence[int]] = None,
-        camera_ids: Optional[Sequence[int]] = None,
-        paths: Optional[Sequence[str]] = None,
+    def _append(
+        self, embeddings: np.ndarray, fields: tuple[str, ...], columns: dict[str, np.ndarray], added_at: float
     ) -> None:
-        """Adds unit-norm embeddings `(n, dim)` with optional per-image metadata (each of length n).
-
-        Every call must give the same metadata fields as the first one. An untrained `"ivf"`/`"ivfpq"` index is
-        first trained on these embeddings.
-        """
-        array = self._check_embeddings(embeddings, "embeddings")
-        given, columns = self._metadata_columns(len(array), person_ids, camera_ids, paths)
+        """See [`GalleryBackend._append`]; trains an untrained index on `embeddings` first."""
         self._check_writable()
-        columns[ADDED_AT] = np.full(len(array), self._now().timestamp(), dtype=np.float64)
+        columns = {**columns, ADDED_AT: np.full(len(embeddings), added_at, dtype=np.float64)}
         # Everything is checked: only now does the index change (a failed call leaves it as it was).
-        if len(array) and not self.is_trained:
-            self.train(array)
+        if len(embeddings) and not self.is_trained:
+            self.train(embeddings)
         if self._metadata_fields is None:  # the first add fixes the fields
-            self._metadata_fields = given
-        if len(array) == 0:
+            self._metadata_fields = fields
+        if len(embeddings) == 0:
             return
-        self._index.add(array)
+        self._index.add(embeddings)
         for name, column in columns.items():
             self._metadata[name].append(column)
         if "paths" in columns:
@@ -443,31 +433,8 @@ class GalleryIndex(GalleryBackend):
                 "This index was loaded with mmap=True and is read-only: load it without mmap to add or remove entries."
             )
 
-    def matching(
-        self,
-        *,
-        person_ids: Optional[Sequence[int]] = None,
-        paths: Optional[Sequence[str]] = None,
-        camera_ids: Optional[Sequence[int]] = None,
-        older_than: OlderThan = None,
-    ) -> np.ndarray:
-        """`(len(self),)` bool: the entries matching every given criterion (see [`remove`])."""
-        criteria = removal_criteria(person_ids, paths, camera_ids, older_than)
-        return matching_entries(criteria, self._field, self.added_at, self._now())
-
-    def remove(
-        self,
-        *,
-        person_ids: Optional[Sequence[int]] = None,
-        paths: Optional[Sequence[str]] = None,
-        camera_ids: Optional[Sequence[int]] = None,
-        older_than: OlderThan = None,
-    ) -> int:
-        """Removes the entries matching every given criterion from the vectors and the metadata together.
-
-        The index changes in memory (positions after a removed entry shift down, as if it had never been added);
-        [`save`] writes it atomically with new checksums. Every index type removes: `"flat"` and the inverted-list
-        types drop the codes, `"hnsw"` (no removal in FAISS) is rebuilt from its stored vectors.
+    def matching(self, **criteria: Any) -> np.ndarray:
+        """`(len(self),)` bool: the entries matching every given criterion (at least one must be given).
 
         Args:
             person_ids, camera_ids (sequence of `int`, *optional*): entries of these people / cameras.
@@ -475,6 +442,23 @@ class GalleryIndex(GalleryBackend):
             older_than (`str`, `datetime` or `timedelta`, *optional*): entries added before this UTC time: an ISO 8601
                 date-time (`"2026-01-31T00:00:00Z"`; no zone = UTC), a duration before now (`"30d"`, `"12h"`, `"90m"`,
                 `"2w"`) or a `timedelta`.
+
+        Raises:
+            `ValueError`: no criterion given, or one on a field this index does not store. `TypeError`: an unknown
+                criterion.
+        """
+        return matching_entries(removal_criteria(criteria), self._field, self.added_at, self._now())
+
+    def remove(self, **criteria: Any) -> int:
+        """Removes the entries matching every given criterion from the vectors and the metadata together.
+
+        The index changes in memory (positions after a removed entry shift down, as if it had never been added);
+        [`save`] writes it atomically with new checksums. Every index type removes: `"flat"` and the inverted-list
+        types drop the codes, `"hnsw"` (no removal in FAISS) is rebuilt from its stored vectors.
+
+        Args:
+            criteria: `person_ids`, `paths`, `camera_ids` and/or `older_than`, as in [`matching`] (which raises for
+                an unknown or missing criterion).
 
         Returns:
             `int`: the number of entries removed.
@@ -489,7 +473,7 @@ class GalleryIndex(GalleryBackend):
             >>> index.save("gallery_index")
             ```
         """
-        selected = self.matching(person_ids=person_ids, paths=paths, camera_ids=camera_ids, older_than=older_than)
+        selected = self.matching(**criteria)
         self._check_writable()
         removed = np.flatnonzero(selected).astype(np.int64)
         if len(removed) == 0:

@@ -29,7 +29,7 @@ from ..embedding.provenance import Provenance
 from ..utils.extras import require_extra
 from ..utils.io import atomic_write_text, folder_lock
 from .backend import ADDED_AT, GalleryBackend, SearchResult, parse_batch, select
-from .retention import OlderThan, parse_older_than, removal_criteria
+from .retention import parse_older_than, removal_criteria
 from .storage import (
     CONFIG_NAME,
     QDRANT_STORAGE_NAME,
@@ -207,27 +207,20 @@ class QdrantGalleryIndex(GalleryBackend):
     # Adding
     # ---------------------------------------------------------------------------------------------------------------
 
-    def add(
-        self,
-        embeddings: Any,
-        person_ids: Optional[Sequence[int]] = None,
-        camera_ids: Optional[Sequence[int]] = None,
-        paths: Optional[Sequence[str]] = None,
+    def _append(
+        self, embeddings: np.ndarray, fields: tuple[str, ...], columns: dict[str, np.ndarray], added_at: float
     ) -> None:
-        """Adds unit-norm embeddings `(n, dim)` as Qdrant points with their metadata in the payloads."""
+        """See [`GalleryBackend._append`]: upserts Qdrant points with the metadata and `added_at` in their payloads."""
         models = _qdrant().models
-        array = self._check_embeddings(embeddings, "embeddings")
-        given, columns = self._metadata_columns(len(array), person_ids, camera_ids, paths)
-        added_at = self._now().timestamp()
         if self._metadata_fields is None:
-            self._metadata_fields = given
-        if len(array) == 0:
+            self._metadata_fields = fields
+        if len(embeddings) == 0:
             return
         if self._next_id is None:
             ids = self._rows()[0]
             self._next_id = int(ids[-1]) + 1 if len(ids) else 0
-        for start in range(0, len(array), _UPSERT_CHUNK):
-            stop = min(start + _UPSERT_CHUNK, len(array))
+        for start in range(0, len(embeddings), _UPSERT_CHUNK):
+            stop = min(start + _UPSERT_CHUNK, len(embeddings))
             payloads = [
                 {ADDED_AT: added_at, **{_PAYLOAD_KEYS[name]: column[row].item() for name, column in columns.items()}}
                 for row in range(start, stop)
@@ -237,11 +230,11 @@ class QdrantGalleryIndex(GalleryBackend):
                 wait=True,
                 points=models.Batch(
                     ids=list(range(self._next_id + start, self._next_id + stop)),
-                    vectors=array[start:stop].tolist(),
+                    vectors=embeddings[start:stop].tolist(),
                     payloads=payloads,
                 ),
             )
-        self._next_id += len(array)
+        self._next_id += len(embeddings)
         self._rows_cache = None
 
     def add_batches(
@@ -280,16 +273,10 @@ class QdrantGalleryIndex(GalleryBackend):
     # Filters, erasure and search
     # ---------------------------------------------------------------------------------------------------------------
 
-    def _selection_filter(
-        self,
-        person_ids: Optional[Sequence[int]],
-        paths: Optional[Sequence[str]],
-        camera_ids: Optional[Sequence[int]],
-        older_than: OlderThan,
-    ):
-        """The Qdrant filter of the entries matching every given criterion (see [`GalleryIndex.remove`])."""
+    def _selection_filter(self, criteria: dict[str, Any]):
+        """The Qdrant filter of the entries matching every given criterion (those of [`GalleryIndex.matching`])."""
         models = _qdrant().models
-        criteria = removal_criteria(person_ids, paths, camera_ids, older_than)
+        criteria = removal_criteria(criteria)
         conditions = []
         for name in ("person_ids", "camera_ids", "paths"):
             values = criteria.get(name)
@@ -299,14 +286,15 @@ class QdrantGalleryIndex(GalleryBackend):
                 raise ValueError(f"This index stores no {name}: it cannot select entries by them.")
             wanted = [str(v) for v in values] if name == "paths" else [int(v) for v in values]
             conditions.append(models.FieldCondition(key=_PAYLOAD_KEYS[name], match=models.MatchAny(any=wanted)))
-        if older_than is not None:
-            cutoff = parse_older_than(older_than, self._now()).timestamp()
+        if "older_than" in criteria:
+            cutoff = parse_older_than(criteria["older_than"], self._now()).timestamp()
             conditions.append(models.FieldCondition(key=ADDED_AT, range=models.Range(lt=cutoff)))
         return models.Filter(must=conditions)
 
-    def matching(self, *, person_ids=None, paths=None, camera_ids=None, older_than=None) -> np.ndarray:
-        """`(len(self),)` bool: the entries matching every given criterion, selected by a Qdrant filter."""
-        selection = self._selection_filter(person_ids, paths, camera_ids, older_than)
+    def matching(self, **criteria: Any) -> np.ndarray:
+        """`(len(self),)` bool: the entries matching every given criterion (those of [`GalleryIndex.matching`]),
+        selected by a Qdrant filter."""
+        selection = self._selection_filter(criteria)
         selected, offset = [], None
         while True:
             batch, offset = self.client.scroll(
@@ -317,10 +305,10 @@ class QdrantGalleryIndex(GalleryBackend):
                 break
         return np.isin(self._rows()[0], np.asarray(selected, dtype=np.int64))
 
-    def remove(self, *, person_ids=None, paths=None, camera_ids=None, older_than=None) -> int:
+    def remove(self, **criteria: Any) -> int:
         """Deletes the points matching every given criterion (a Qdrant filter; see [`GalleryIndex.remove`])."""
         models = _qdrant().models
-        selection = self._selection_filter(person_ids, paths, camera_ids, older_than)
+        selection = self._selection_filter(criteria)
         count = int(self.client.count(self.collection_name, count_filter=selection, exact=True).count)
         if count:
             self.client.delete(self.collection_name, points_selector=models.FilterSelector(filter=selection), wait=True)

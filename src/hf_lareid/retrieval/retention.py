@@ -8,13 +8,15 @@ into a database filter.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 OlderThan = Union[None, str, datetime, timedelta]
+# What a removal (`matching`, `remove`) selects entries by: each backend documents them on its `matching`.
+CRITERIA = ("person_ids", "paths", "camera_ids", "older_than")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -45,14 +47,17 @@ def parse_older_than(value: Union[str, datetime, timedelta], now: datetime) -> d
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def removal_criteria(
-    person_ids: Optional[Sequence[int]],
-    paths: Optional[Sequence[str]],
-    camera_ids: Optional[Sequence[int]],
-    older_than: OlderThan,
-) -> dict:
-    """The criteria given, by name; a `ValueError` when none is (a removal must say what it removes)."""
-    criteria = {"person_ids": person_ids, "paths": paths, "camera_ids": camera_ids, "older_than": older_than}
+def removal_criteria(criteria: Mapping[str, Any]) -> dict[str, Any]:
+    """The criteria given (not `None`), by name, out of `CRITERIA`.
+
+    Raises:
+        `TypeError`: a name that is not a criterion. `ValueError`: none given (a removal must say what it removes).
+    """
+    unknown = sorted(set(criteria) - set(CRITERIA))
+    if unknown:
+        raise TypeError(
+            f"Unknown removal criteria {unknown}: select entries by person_ids, paths, camera_ids and/or older_than."
+        )
     given = {name: value for name, value in criteria.items() if value is not None}
     if not given:
         raise ValueError("Say what to remove: person_ids, paths, camera_ids and/or older_than.")
