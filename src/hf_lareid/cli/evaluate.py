@@ -69,7 +69,7 @@ def _evaluate(args: argparse.Namespace, distributed: bool) -> int:
             data["query"],
             data["gallery"],
             protocol=args.protocol,
-            rerank=args.rerank,
+            evaluate_options={"rerank": args.rerank},
             shard="auto" if distributed else None,
         )
         rows.append({"name": f"{name} ({Path(data_dir).name})", "data_dir": str(data_dir), **result.metrics})

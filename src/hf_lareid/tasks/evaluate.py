@@ -38,31 +38,28 @@ Example (a tiny random model and random crops of 3 people filmed by 2 cameras):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
-from ..embedding.backends.auto import RuntimeOption
 from ..embedding.encoder import ReIDEncoder
 from ..embedding.feature_set import FeatureSet
-from ..embedding.precision import BF16Option
 from ..embedding.sharding import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
 from ..evaluation import ThresholdCalibration, calibrate_threshold, evaluate_reid
 
 
-def _encoder(
-    model: torch.nn.Module | ReIDEncoder,
-    image_processor: Any,
-    runtime: RuntimeOption,
-    bf16: BF16Option,
-    flip: bool,
-    batch_size: int,
-) -> ReIDEncoder:
-    """`model` itself when it is an encoder, else one built from these settings."""
-    if isinstance(model, ReIDEncoder):
-        return model
-    return ReIDEncoder(model, image_processor, runtime=runtime, bf16=bf16, flip=flip, batch_size=batch_size)
+def _encoder(model: torch.nn.Module | ReIDEncoder, encoder_settings: dict[str, Any]) -> ReIDEncoder:
+    """`model` itself when it is an encoder (then no settings may be given), else `ReIDEncoder(model, **settings)`."""
+    if not isinstance(model, ReIDEncoder):
+        return ReIDEncoder(model, **encoder_settings)
+    if encoder_settings:
+        raise TypeError(
+            f"{', '.join(sorted(encoder_settings))} given with a ReIDEncoder, which has its own settings: build the "
+            "encoder with them, or pass the model instead."
+        )
+    return model
 
 
 @dataclass
@@ -88,31 +85,33 @@ def evaluate_model(
     query_data: Any,
     gallery_data: Any,
     *,
-    image_processor: Any = None,
-    batch_size: int = 64,
-    flip: bool = False,
-    bf16: BF16Option = "auto",
-    progress: bool = True,
     protocol: str = "auto",
+    progress: bool = True,
     shard: ShardOption = None,
-    runtime: RuntimeOption = "auto",
-    **evaluate_options: Any,
+    evaluate_options: Optional[Mapping[str, Any]] = None,
+    **encoder_settings: Any,
 ) -> ModelEvaluation:
     """
-    Embeds the query and gallery sets and computes Rank-k, mAP and mINP.
+    Embeds the query and gallery sets with one [`ReIDEncoder`] and computes Rank-k, mAP and mINP.
 
     Args:
-        model: an [`LATransformerForReID`], or a [`ReIDEncoder`] (whose settings then replace `image_processor`,
-            `batch_size`, `flip`, `bf16` and `runtime`).
-        query_data / gallery_data: `datasets.Dataset` splits with `person_id` and `camera_id` (see
-            [`extract_features`] for what else is accepted).
-        image_processor: prepares raw images (not needed when the datasets have a `pixel_values` transform).
-        batch_size, flip, bf16, runtime: as in [`ReIDEncoder`] (one encoder serves both sets).
+        model: a [`ReIDEncoder`] (used as it is), or an [`LATransformerForReID`] (or a model folder / Hub id) that
+            `ReIDEncoder(model, **encoder_settings)` wraps.
+        query_data / gallery_data: `datasets.Dataset` splits with `person_id` and `camera_id` (or whatever
+            [`ReIDEncoder.encode`] accepts).
         protocol: `"market1501"`, `"cuhk03"` or `"no-camera"` (see [`evaluate_reid`]); `"auto"` picks
             `"market1501"` when both sets have camera ids, else `"no-camera"` (folder-per-person sets).
+        progress: progress bars (on rank 0 only when sharded).
         shard: `"auto"` under torchrun / DDP (or `(rank, world_size)` with a process group): each rank embeds its
             contiguous shard of both sets, rank 0 gathers them and computes the metrics, every rank gets them.
         evaluate_options: passed to [`evaluate_reid`]: `rerank`, `metric`, `max_rank`, ...
+        encoder_settings: [`ReIDEncoder`]'s settings when `model` is not an encoder: `image_processor` (prepares
+            raw images; not needed when the datasets have a `pixel_values` transform), `runtime`, `bf16`, `flip`,
+            `device`, `batch_size`. Given together with an encoder they raise a `TypeError`.
+
+    Returns:
+        [`ModelEvaluation`]: the metrics with the query `(num_query, embedding_dim)` and gallery
+        `(num_gallery, embedding_dim)` [`FeatureSet`]s.
 
     See the module docstring for an example.
     """
@@ -121,7 +120,8 @@ def evaluate_model(
         raise ValueError(
             f"shard={shard!r} needs the metrics of all shards: run under torchrun (a torch.distributed process group)."
         )
-    encoder = _encoder(model, image_processor, runtime, bf16, flip, batch_size)
+    encoder = _encoder(model, encoder_settings)
+    evaluate_options = dict(evaluate_options or {})
     options = {"progress": progress and rank == 0, "shard": (rank, world_size)}
     query = encoder.encode(query_data, description="Query features", **options)
     gallery = encoder.encode(gallery_data, description="Gallery features", **options)
@@ -173,23 +173,33 @@ def calibrate_model(
     data_description: str,
     *,
     target_false_match_rate: float = 1e-3,
-    image_processor: Any = None,
-    batch_size: int = 64,
-    flip: bool = False,
-    bf16: BF16Option = "auto",
     progress: bool = True,
-    runtime: RuntimeOption = "auto",
+    **encoder_settings: Any,
 ) -> ThresholdCalibration:
     """
-    Embeds a labelled split and calibrates the same-person threshold at `target_false_match_rate` on all its pairs.
+    Embeds a labelled split with a [`ReIDEncoder`] and calibrates the same-person threshold at
+    `target_false_match_rate` on all its pairs.
 
     Junk (person id -1) and distractor (0) images are left out: they are nobody's pair. The result records
     `"{data_description}: N images of P people"` as the data it came from; store it with
     `model.config.set_verification_calibration(...)` or `GalleryIndex(..., verification_calibration=...)`.
 
+    Args:
+        model: a [`ReIDEncoder`], or a model that `ReIDEncoder(model, **encoder_settings)` wraps (as in
+            [`evaluate_model`]).
+        data: a labelled split (`person_id` column; what [`ReIDEncoder.encode`] accepts) of `num_images` images.
+        data_description: names the data in the result's `calibrated_on`.
+        target_false_match_rate: the false-match rate the threshold is chosen for.
+        progress: a progress bar.
+        encoder_settings: [`ReIDEncoder`]'s settings (`image_processor`, `runtime`, `bf16`, `flip`, `device`,
+            `batch_size`) when `model` is not an encoder; a `TypeError` with an encoder.
+
+    Returns:
+        [`ThresholdCalibration`] computed on the `(num_known, embedding_dim)` embeddings of the known people.
+
     See the module docstring for an example.
     """
-    encoder = _encoder(model, image_processor, runtime, bf16, flip, batch_size)
+    encoder = _encoder(model, encoder_settings)
     features = encoder.encode(data, progress=progress, description="Calibration features")
     known = features.person_ids > 0
     ids = features.person_ids[known]
