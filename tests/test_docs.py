@@ -114,22 +114,7 @@ def import_or_skip(name: str):
         raise
 
 
-# Modules whose docstring examples are not runnable doctests yet (they name a model or data set they do not build).
-# Strict: converting one makes its test pass, which fails here until the module leaves this list.
-NOT_YET_DOCTESTS = {
-    "hf_lareid.convert_original",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="examples not yet runnable doctests"))
-        if name in NOT_YET_DOCTESTS
-        else name
-        for name in package_modules()
-    ],
-)
+@pytest.mark.parametrize("name", package_modules())
 def test_docstring_examples_run(name, tmp_path, monkeypatch):
     module = import_or_skip(name)
     monkeypatch.chdir(tmp_path)

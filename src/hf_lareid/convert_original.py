@@ -248,11 +248,37 @@ def convert_original_checkpoint(
     earlier conversion (anything else is refused, `output_guard.ForeignFileError`); it is written through a temporary
     folder, so an interrupted conversion leaves nothing half-written.
 
-    Example:
+    Example (a tiny original checkpoint of random weights: one block, one 64-wide head, 32x32 images in 16-pixel
+    patches, so 2 rows of patches and 2 row classifiers; the real one is ViT-B/16 at 224, with 14):
 
     ```python
-    >>> model = convert_original_checkpoint("net_best.pth", "la-transformer-market")
-    >>> model.config.num_parts, model.config.lambda_global  # -> (14, 0.125)
+    >>> import torch
+    >>> from hf_lareid import LATransformerForReID
+    >>> width, patch, grid, bottleneck, classes = 64, 16, 2, 16, 3
+    >>> shapes = {"model.cls_token": (1, 1, width), "model.pos_embed": (1, 1 + grid * grid, width),
+    ...           "model.patch_embed.proj.weight": (width, 3, patch, patch), "model.patch_embed.proj.bias": (width,),
+    ...           "model.norm.weight": (width,), "model.norm.bias": (width,)}
+    >>> block = {"norm1": (width,), "attn.qkv": (3 * width, width), "attn.proj": (width, width), "norm2": (width,),
+    ...          "mlp.fc1": (2 * width, width), "mlp.fc2": (width, 2 * width)}
+    >>> row_head = {"add_block.0": (bottleneck, width), "add_block.1": (bottleneck,), "classifier.0": (classes, bottleneck)}
+    >>> for prefix, layers in [("model.blocks.0.", block)] + [(f"classifier{row}.", row_head) for row in range(grid)]:
+    ...     for name, shape in layers.items():  # a Linear or LayerNorm / BatchNorm: weight and bias
+    ...         shapes |= {f"{prefix}{name}.weight": shape, f"{prefix}{name}.bias": shape[:1]}
+    ...     if prefix.startswith("classifier"):  # the BatchNorm's statistics
+    ...         shapes |= {f"{prefix}add_block.1.running_mean": (bottleneck,), f"{prefix}add_block.1.running_var":
+    ...                    (bottleneck,), f"{prefix}add_block.1.num_batches_tracked": ()}
+    >>> torch.save({name: torch.rand(shape) + 0.5 for name, shape in shapes.items()}, "net_best.pth")
+    >>> model = convert_original_checkpoint("net_best.pth", "la-transformer-tiny")
+    >>> model.config.num_parts, model.config.lambda_global, model.config.embedding
+    (2, 0.125, 'local')
+    >>> reloaded = LATransformerForReID.from_pretrained("la-transformer-tiny")  # as any transformers model folder
+    >>> pixel_values = torch.randn(1, 3, 32, 32)  # (batch, 3, height, width), as the saved image processor makes
+    >>> with torch.no_grad():
+    ...     embeddings = reloaded.embed(pixel_values)
+    >>> embeddings.shape  # (batch, num_parts * width)
+    torch.Size([1, 128])
+    >>> bool(torch.allclose(embeddings, model.embed(pixel_values)))
+    True
     ```
     """
     out_dir = Path(out_dir)

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from calibration_record import calibration_record
 
 from hf_lareid import Provenance
 from hf_lareid.retrieval import CorruptIndexError, FingerprintMismatchError, GalleryIndex
@@ -266,15 +267,7 @@ def test_load_or_create_checks_fingerprint(tmp_path):
 
 
 def test_the_whole_calibration_is_saved_with_the_index(tmp_path):
-    calibration = {
-        "threshold": 0.7,
-        "target_false_match_rate": 0.01,
-        "false_match_rate": 0.008,
-        "true_match_rate": 0.9,
-        "num_genuine_pairs": 5,
-        "num_impostor_pairs": 500,
-        "calibrated_on": "x",
-    }
+    calibration = calibration_record(0.7)
     index, _ = filled_index(verification_calibration=calibration)
     assert index.verification_threshold == 0.7
     index.save(tmp_path / "index")

@@ -7,21 +7,14 @@ import shutil
 
 import numpy as np
 import pytest
+from calibration_record import calibration_record
 
 from hf_lareid import LATransformerConfig
 from hf_lareid.evaluation import ThresholdCalibration
 from hf_lareid.retrieval import CorruptIndexError, GalleryIndex, IndexWriteError
 from hf_lareid.retrieval.storage import CONFIG_NAME, config_text
 
-CALIBRATION = {
-    "threshold": 0.6,
-    "target_false_match_rate": 0.01,
-    "false_match_rate": 0.008,
-    "true_match_rate": 0.9,
-    "num_genuine_pairs": 5,
-    "num_impostor_pairs": 500,
-    "calibrated_on": "x",
-}
+CALIBRATION = calibration_record(0.6)
 
 
 def unit_vectors(num, dim=8, seed=0):

@@ -9,6 +9,28 @@ from hf_lareid.data import build_train_transform, load_reid_dataset
 from hf_lareid.training import LATransformerTrainer
 
 
+def crop_processor(height: int, width: int) -> ViTImageProcessorPil:
+    """Resizes crops to `(height, width)` and scales pixels to [-1, 1]."""
+    return ViTImageProcessorPil(size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+
+
+def scratch_vit_config(
+    height: int, width: int, train, *, patch_size: int, hidden_size: int, num_layers: int, num_heads: int, **options
+) -> LATransformerConfig:
+    """An LA-Transformer on a randomly initialised ViT for `(height, width)` crops (MLP width 2 x hidden), with one
+    label per person of the `train` split."""
+    backbone = {
+        "model_type": "vit",
+        "image_size": [height, width],
+        "patch_size": patch_size,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_heads,
+        "intermediate_size": 2 * hidden_size,
+    }
+    return LATransformerConfig(backbone_config=backbone, num_labels=train.features["label"].num_classes, **options)
+
+
 def test_training_lowers_the_loss_and_lifts_rank1_on_held_out_identities(tmp_path):
     height, width = 64, 32
     # 20 training identities; the query/gallery splits hold 20 other identities the model never saw.
@@ -21,19 +43,9 @@ def test_training_lowers_the_loss_and_lifts_rank1_on_held_out_identities(tmp_pat
         image_size=(height, width),
         seed=0,
     )
-    processor = ViTImageProcessorPil(size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    config = LATransformerConfig(
-        backbone_config={
-            "model_type": "vit",
-            "image_size": [height, width],
-            "patch_size": 8,
-            "hidden_size": 96,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 4,
-            "intermediate_size": 192,
-        },
-        num_labels=data["train"].features["label"].num_classes,
-        head_dropout=0.1,
+    processor = crop_processor(height, width)
+    config = scratch_vit_config(
+        height, width, data["train"], patch_size=8, hidden_size=96, num_layers=4, num_heads=4, head_dropout=0.1
     )
     torch.manual_seed(0)
     train = data["train"]
@@ -73,19 +85,8 @@ def test_the_triplet_loss_falls_well_below_its_margin_on_generated_identities(tm
     data = load_reid_dataset(
         "synthetic", data_dir=tmp_path / "data", num_ids=32, num_cameras=2, images_per_camera=4, image_size=(64, 32)
     )
-    processor = ViTImageProcessorPil(size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    config = LATransformerConfig(
-        backbone_config={
-            "model_type": "vit",
-            "image_size": [height, width],
-            "patch_size": 16,
-            "hidden_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 128,
-        },
-        num_labels=data["train"].features["label"].num_classes,
-    )
+    processor = crop_processor(height, width)
+    config = scratch_vit_config(height, width, data["train"], patch_size=16, hidden_size=64, num_layers=2, num_heads=2)
     torch.manual_seed(0)
     train = data["train"]
     train.set_transform(build_train_transform(processor, vflip_p=0.0, color_jitter_p=0.0))

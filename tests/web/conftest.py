@@ -5,6 +5,7 @@ Without Chromium (or playwright / gradio) the tests are skipped, except under CI
 installs them (`.ci/run`).
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -125,22 +127,24 @@ def server(web_requirements, gallery, tmp_path_factory):
     """`lareid serve` on 127.0.0.1:<free port>; stopped (its whole process group) whatever happens."""
     logs = tmp_path_factory.mktemp("server")
     log, network_log = logs / "serve.log", logs / "network.log"
-    port = free_port()
     environment = dict(os.environ, HF_LAREID_NETWORK_LOG=str(network_log), PYTHONUNBUFFERED="1")
     audit = str(Path(__file__).parent / "network_audit")
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [audit, environment.get("PYTHONPATH")]))
     environment.pop("GRADIO_ANALYTICS_ENABLED", None)  # the app itself must turn analytics off
     environment.pop("CI", None)  # OpenVINO's telemetry stays quiet under CI=true; a user's machine has no CI
-    command = [
-        *lareid_command(),
-        "serve",
-        "--index_dir",
-        str(gallery["index_dir"]),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    with serving(gallery["index_dir"], log, environment) as (url, process):
+        yield {"url": url, "process": process, "log": log, "network_log": network_log, **gallery}
+
+
+@contextlib.contextmanager
+def serving(
+    index_dir: Path, log: Path, environment: dict[str, str], *flags: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`lareid serve --index_dir INDEX_DIR FLAGS` on 127.0.0.1:<free port>, its output in `log`: yields `(url,
+    process)` once it answers; stopped (its whole process group) whatever happens."""
+    port = free_port()
+    command = [*lareid_command(), "serve", "--index_dir", str(index_dir), *flags]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, env=environment, start_new_session=True
@@ -148,7 +152,7 @@ def server(web_requirements, gallery, tmp_path_factory):
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_until_serving(url, process, log)
-        yield {"url": url, "process": process, "log": log, "network_log": network_log, **gallery}
+        yield url, process
     finally:
         stop(process)
 

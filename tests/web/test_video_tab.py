@@ -2,11 +2,10 @@
 the web tests' tiny model; a person crop upload lists tracklets with camera, time range and thumbnails."""
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
-from conftest import TIMEOUT_S, free_port, lareid_command, stop, wait_until_serving
+from conftest import TIMEOUT_S, serving
 from PIL import Image
 
 
@@ -38,31 +37,10 @@ def video_server(web_requirements, gallery, tmp_path_factory):
     first_box = (videos / "cam1" / "gt" / "gt.txt").read_text().splitlines()[0].split(",")
     x, y, w, h = (int(float(v)) for v in first_box[2:6])
     Image.fromarray(frame[y : y + h, x : x + w]).save(root / "crop.png")
-    port = free_port()
-    log = root / "serve.log"
-    command = [
-        *lareid_command(),
-        "serve",
-        "--index_dir",
-        str(gallery["index_dir"]),
-        "--video_index_dir",
-        str(index_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
     environment = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=environment, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_until_serving(url, process, log)
+    flags = ("--video_index_dir", str(index_dir))
+    with serving(gallery["index_dir"], root / "serve.log", environment, *flags) as (url, _):
         yield {"url": url, "crop": root / "crop.png"}
-    finally:
-        stop(process)
 
 
 def test_the_video_tab_lists_tracklets_of_other_cameras_with_times_and_thumbnails(browser, video_server):
