@@ -169,7 +169,7 @@ def test_a_user_error_is_one_line_and_a_bug_a_traceback(tmp_path, capsys, monkey
     status, _, err = run_cli("search", "--index_dir", index_dir, query, capsys=capsys)
     assert_one_line_error(status, err, "gallery_config.json")  # CorruptIndexError: a damaged file
 
-    import hf_lareid.cli.push as push
+    import hf_lareid.hub.push as push
 
     def broken(model_dir):
         return None + 1  # an injected bug

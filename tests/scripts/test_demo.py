@@ -11,7 +11,7 @@ from PIL import Image
 from hf_lareid import LATransformerForReID
 from hf_lareid.embedding import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
-from hf_lareid.tasks.demo import (
+from hf_lareid.scripts.demo import (
     FINE_TUNED_DIR,
     INDEX_DIR,
     METRICS_FILE,
