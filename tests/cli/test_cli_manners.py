@@ -118,7 +118,7 @@ def test_train_with_an_unknown_flag_is_a_usage_error(tmp_path, capsys):
         ("hf_lareid.convert_original.ConversionError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.FingerprintMismatchError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.EmbeddingSettingsMismatchError", errors.InvalidInputError, ValueError),
-        ("hf_lareid.cli.web_service.WebAppError", errors.InvalidInputError, ValueError),
+        ("hf_lareid.web.service.WebAppError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.CorruptIndexError", errors.DamagedFileError, ValueError),
         ("hf_lareid.utils.integrity.DamagedFileError", errors.DamagedFileError, OSError),
         ("hf_lareid.utils.integrity.ModelWeightsMismatchError", errors.DamagedFileError, OSError),

@@ -72,8 +72,8 @@ def test_demo_saves_loadable_models_and_a_matching_index(demo_run):
 def test_demo_index_records_how_it_embedded_and_serve_checks_it(demo_run):
     """The demo's index records its encoder's provenance like `lareid index`: a query embedded otherwise is refused."""
     from hf_lareid import ReIDEncoder
-    from hf_lareid.cli.web_service import ReIDService
     from hf_lareid.retrieval import EmbeddingSettingsMismatchError
+    from hf_lareid.web.service import ReIDService
 
     output_dir, _, _ = demo_run
     index = GalleryIndex.load(output_dir / INDEX_DIR)
