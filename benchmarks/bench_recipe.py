@@ -49,10 +49,9 @@ from transformers import TrainerCallback
 
 from hf_lareid.data import load_reid_dataset
 from hf_lareid.embedding import FeatureSet
+from hf_lareid.scripts.train import RANDOM_BACKBONE, parse_arguments, prepare_trainer
 from hf_lareid.tasks.evaluate import evaluate_feature_sets, evaluate_model
-from hf_lareid.training.arguments import RANDOM_BACKBONE, parse_arguments
 from hf_lareid.training.learning_check import CHANCE_FRACTION_LIMIT
-from hf_lareid.training.run import prepare_trainer
 from hf_lareid.utils.images import load_rgb
 
 EMBEDDINGS = ("gelt", "local", "bottleneck")

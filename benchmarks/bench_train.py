@@ -30,8 +30,8 @@ from _common import add_results_dir_argument, print_cpu_info, write_results  # b
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.hub.setups import load_setup
+from hf_lareid.scripts.train import main as train_main
 from hf_lareid.training import BlockwiseUnfreezeCallback
-from hf_lareid.training.run import main as train_main
 
 
 def steps_per_second(model: LATransformerForReID, epoch: int, batch_size: int, steps: int, bf16: bool) -> float:

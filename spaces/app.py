@@ -14,8 +14,8 @@ Run locally: `LAREID_INDEX_DIR=./lareid-demo/gallery_index python spaces/app.py`
 import os
 from pathlib import Path
 
-from hf_lareid.cli.web_app import launch_app
-from hf_lareid.cli.web_service import ReIDService
+from hf_lareid.web.app import launch_app
+from hf_lareid.web.service import ReIDService
 
 
 def index_folder() -> Path:

@@ -159,7 +159,7 @@ def subcommand_flags(name: str) -> set[str]:
     from hf_lareid_cli import SUBCOMMANDS, build_subcommand_parser
 
     if name == "train":  # HfArgumentParser over the training dataclasses
-        from hf_lareid.training.arguments import build_parser
+        from hf_lareid.scripts.train import build_parser
 
         parser = build_parser(prog="lareid train")
     else:

@@ -78,7 +78,7 @@ def test_tiny_setup_builds_and_runs():
 
 
 def test_tiny_training_defaults_are_the_reference_recipe(tmp_path):
-    from hf_lareid.training.arguments import parse_arguments
+    from hf_lareid.scripts.train import parse_arguments
 
     model_args, data_args, args, _ = parse_arguments(["--setup", "tiny", "--output_dir", str(tmp_path)])
     assert model_args.backbone == "random" and data_args.decode_once
@@ -118,7 +118,7 @@ RECIPES = {
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_each_setup_has_its_recipe_and_no_gradient_clipping(name, tmp_path):
-    from hf_lareid.training.arguments import parse_arguments
+    from hf_lareid.scripts.train import parse_arguments
 
     _, data_args, training_args, _ = parse_arguments(["--setup", name, "--output_dir", str(tmp_path)])
     got = (

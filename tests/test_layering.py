@@ -1,6 +1,6 @@
 """Layering (docs/architecture.md): the array-level packages (evaluation/, retrieval/) know no model, training or
 CLI; the model module imports only its config, the backbone table and utils/; data/ and utils/ are leaves; nothing
-imports the CLI; no import cycle anywhere in the package."""
+imports the CLI, and only the CLI imports the scripts; no import cycle anywhere in the package."""
 
 import ast
 from pathlib import Path
@@ -22,6 +22,7 @@ MODEL_TRAINING_CLI = (
     "hf_lareid.tasks.evaluate",
     "hf_lareid.convert_original",
     "hf_lareid.training",
+    "hf_lareid.scripts",
     "hf_lareid.cli",
     "hf_lareid_cli",
 )
@@ -123,3 +124,11 @@ def test_nothing_outside_the_cli_imports_it():
             assert not is_under(name, ("hf_lareid.cli", "hf_lareid_cli")), (
                 f"{path.relative_to(PACKAGE_ROOT)} imports {name}"
             )
+
+
+def test_the_library_imports_no_script():
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        if is_under(module_name(path), ("hf_lareid.cli", "hf_lareid.scripts")):
+            continue
+        for name in package_imports(path):
+            assert not is_under(name, ("hf_lareid.scripts",)), f"{path.relative_to(PACKAGE_ROOT)} imports {name}"

@@ -15,7 +15,7 @@ from hf_lareid.hub.modelcard import (
     render_model_card,
     write_model_card,
 )
-from hf_lareid.training.arguments import parse_arguments
+from hf_lareid.scripts.train import parse_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = {

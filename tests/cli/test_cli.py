@@ -206,7 +206,7 @@ def test_convert_original_cli_writes_a_loadable_model(tmp_path, capsys):
 
 
 def test_push_dry_run_lists_the_files_and_checks_the_card(tmp_path, capsys):
-    from hf_lareid.training.run import main as train_main
+    from hf_lareid.scripts.train import main as train_main
 
     model_dir = tmp_path / "trained"
     train_main(

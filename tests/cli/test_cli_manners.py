@@ -118,7 +118,7 @@ def test_train_with_an_unknown_flag_is_a_usage_error(tmp_path, capsys):
         ("hf_lareid.convert_original.ConversionError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.FingerprintMismatchError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.EmbeddingSettingsMismatchError", errors.InvalidInputError, ValueError),
-        ("hf_lareid.cli.web_service.WebAppError", errors.InvalidInputError, ValueError),
+        ("hf_lareid.web.service.WebAppError", errors.InvalidInputError, ValueError),
         ("hf_lareid.retrieval.CorruptIndexError", errors.DamagedFileError, ValueError),
         ("hf_lareid.utils.integrity.DamagedFileError", errors.DamagedFileError, OSError),
         ("hf_lareid.utils.integrity.ModelWeightsMismatchError", errors.DamagedFileError, OSError),
@@ -169,7 +169,7 @@ def test_a_user_error_is_one_line_and_a_bug_a_traceback(tmp_path, capsys, monkey
     status, _, err = run_cli("search", "--index_dir", index_dir, query, capsys=capsys)
     assert_one_line_error(status, err, "gallery_config.json")  # CorruptIndexError: a damaged file
 
-    import hf_lareid.cli.push as push
+    import hf_lareid.hub.push as push
 
     def broken(model_dir):
         return None + 1  # an injected bug

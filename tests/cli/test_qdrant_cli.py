@@ -10,8 +10,8 @@ pytest.importorskip("qdrant_client")
 
 from cli_helpers import assert_one_line_error, run_cli, run_index, run_search, tiny_market
 
-from hf_lareid.cli.web_service import ReIDService
 from hf_lareid.retrieval import GalleryIndex, QdrantGalleryIndex
+from hf_lareid.web.service import ReIDService
 
 
 def test_qdrant_index_search_remove_and_serve(tiny_model_dir, tmp_path, capsys):

@@ -173,7 +173,7 @@ def test_reading_an_index_leaves_no_lock_files(tiny_model_dir, data_template, tm
         status, _, err = run_search(not_an_index, query, capsys=capsys)
         assert_one_line_error(status, err, "No gallery index", str(not_an_index))
     pytest.importorskip("gradio")
-    from hf_lareid.cli.web_service import ReIDService
+    from hf_lareid.web.service import ReIDService
 
     assert len(ReIDService.load(index_dir).index) == len(GalleryIndex.load(index_dir))  # what `lareid serve` opens
     assert tree(tmp_path) == before

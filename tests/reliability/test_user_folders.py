@@ -6,8 +6,7 @@ from cli_helpers import assert_one_line_error, run_cli, snapshot
 
 from hf_lareid.data import clear_reid_cache, generate_synthetic_reid, load_reid_dataset
 from hf_lareid.evaluation import evaluate_reid
-from hf_lareid.training.arguments import parse_arguments
-from hf_lareid.training.run import check_output_dir
+from hf_lareid.scripts.train import check_output_dir, parse_arguments
 
 SMALL = dict(num_ids=4, num_cameras=2, images_per_camera=2, image_size=(32, 16))
 

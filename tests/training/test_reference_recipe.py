@@ -21,8 +21,7 @@ from torch.utils.data import DataLoader
 
 from hf_lareid import LATransformerForReID
 from hf_lareid.hub.setups import setup_path
-from hf_lareid.training.arguments import parse_arguments
-from hf_lareid.training.run import prepare_trainer
+from hf_lareid.scripts.train import parse_arguments, prepare_trainer
 
 SEED = 0
 COMPARED_STEPS = 20

@@ -3,7 +3,7 @@
 import pytest
 from PIL import Image
 
-from hf_lareid.cli.web_service import NO_THRESHOLD, SAME_PERSON, UNREADABLE
+from hf_lareid.web.service import NO_THRESHOLD, SAME_PERSON, UNREADABLE
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from conftest import LOCAL_HOSTS, save_screenshot
 
-from hf_lareid.cli.web_service import UNREADABLE
+from hf_lareid.web.service import UNREADABLE
 
 
 def gallery_image(server, row: int) -> tuple[str, int, int]:
@@ -76,7 +76,7 @@ def gallery_pick_row(server, position: int) -> int:
     """The gallery row the picker shows at `position` (an even spread of the index, first row first)."""
     import numpy as np
 
-    from hf_lareid.cli.web_app import PICKER_SIZE
+    from hf_lareid.web.app import PICKER_SIZE
 
     size = len(server["index"])
     rows = sorted(set(np.linspace(0, size - 1, num=min(PICKER_SIZE, size)).round().astype(int).tolist()))

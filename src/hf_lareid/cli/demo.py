@@ -1,7 +1,7 @@
 """`lareid demo`: the paper's recipe at small scale on generated people, with no download.
 
 The recipe (populations, the two training stages, evaluation, calibration, index, queries, pictures) is
-`hf_lareid.tasks.demo`; this module claims the output folder, runs the stages in order, prints their progress and
+`hf_lareid.scripts.demo`; this module claims the output folder, runs the stages in order, prints their progress and
 writes `metrics.json`.
 """
 
@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from ..tasks.demo import (
+from ..scripts.demo import (
     DATA_DIR,
     FINE_TUNED_DIR,
     FULL,
@@ -103,7 +103,7 @@ def run_demo(args: argparse.Namespace, output_dir: Path) -> int:
     """The six steps of the demo into `output_dir`, whose outputs [`run`] claimed; returns 0."""
     from ..data import load_reid_dataset
     from ..evaluation.results_table import format_results_table
-    from ..training.arguments import RANDOM_BACKBONE
+    from ..scripts.train import RANDOM_BACKBONE
 
     plan = QUICK if args.quick else FULL
     pretrained_dir, fine_tuned_dir = output_dir / PRETRAINED_DIR, output_dir / FINE_TUNED_DIR

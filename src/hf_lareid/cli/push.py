@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-REQUIRED_FILES = ("model.safetensors", "config.json", "preprocessor_config.json", "README.md")
-OPTIONAL_FILES = ("training_args.json", "metrics.json")
 DESCRIPTION = "Upload a trained model folder to the Hugging Face Hub (weights, config, image processor, model card)."
 EXAMPLE = "lareid push ./tiny-reid my-user/la-transformer-tiny --dry_run"
 
@@ -23,45 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def files_to_upload(model_dir: str | Path) -> list[Path]:
-    """The files `lareid push` uploads, in a fixed order; a clear error names any missing required file."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model folder {str(model_dir)!r} does not exist.")
-    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{str(model_dir)!r} lacks {missing}: train with `lareid train --output_dir {model_dir}` (it writes all of them)."
-        )
-    return [model_dir / name for name in REQUIRED_FILES + OPTIONAL_FILES if (model_dir / name).is_file()]
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..hub.modelcard import check_model_card
-    from ..utils.integrity import verify_model_weights
+    from ..hub.push import plan_push, push_model_folder
 
-    files = files_to_upload(args.model_dir)
-    verify_model_weights(args.model_dir)  # never publish weights that differ from what was saved
-    metadata = check_model_card(Path(args.model_dir) / "README.md")
+    plan = plan_push(args.model_dir, args.repo_id)  # never publish weights that differ from what was saved
     print(
         f"{'would upload' if args.dry_run else 'uploading'} to {args.repo_id} ({'private' if args.private else 'public'}):"
     )
-    for path in files:
+    for path in plan.files:
         print(f"  {path.name}  ({path.stat().st_size:,} bytes)")
     print(
-        f"model card: library_name={metadata['library_name']}, pipeline_tag={metadata['pipeline_tag']}, tags={metadata['tags']}"
+        f"model card: library_name={plan.card['library_name']}, pipeline_tag={plan.card['pipeline_tag']}, "
+        f"tags={plan.card['tags']}"
     )
     if args.dry_run:
         return 0
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(args.repo_id, private=args.private, exist_ok=True)
-    api.upload_folder(
-        repo_id=args.repo_id,
-        folder_path=args.model_dir,
-        allow_patterns=[path.name for path in files],
-        commit_message="Upload LA-Transformer model (hf-lareid)",
-    )
-    print(f"done: https://huggingface.co/{args.repo_id}")
+    print(f"done: {push_model_folder(plan, private=args.private)}")
     return 0

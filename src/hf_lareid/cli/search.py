@@ -9,7 +9,6 @@ from ..utils.errors import InvalidInputError
 from ._common import (
     add_runtime_argument,
     load_model_and_processor,
-    open_gallery_index,
     positive_int_argument,
     write_json,
 )
@@ -50,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..tasks.search import open_gallery_index
     from ..utils.output_guard import check_outputs, claim_outputs
 
     for flag, path in (("--picture", args.picture), ("--output_json", args.output_json)):

@@ -73,8 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Loads the index and its model, then serves the page until interrupted (Ctrl+C)."""
-    from .web_app import import_gradio, launch_app
-    from .web_service import ReIDService
+    from ..web.app import import_gradio, launch_app
+    from ..web.service import ReIDService
 
     import_gradio()  # the missing-extra message before the model loads
     check_port_free(args.host, args.port)
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     )
     video_service = None
     if args.video_index_dir:
-        from .video_web import VideoSearchService
+        from ..web.video_tab import VideoSearchService
 
         video_service = VideoSearchService(args.video_index_dir, runtime=args.runtime)
     launch_app(service, host=args.host, port=args.port, video_service=video_service)

@@ -60,7 +60,7 @@ def short_help_parser(prog: str = "lareid train") -> argparse.ArgumentParser:
     """The parser behind `lareid train --help`: the package's flags, then [`COMMON_TRAINING_FLAGS`], then an example."""
     from transformers import HfArgumentParser
 
-    from ..training.arguments import DataArguments, ModelArguments, build_parser
+    from ..scripts.train import DataArguments, ModelArguments, build_parser
 
     parser = HfArgumentParser(
         (ModelArguments, DataArguments),
@@ -91,7 +91,7 @@ MANIFEST_COLUMNS = 100  # the terminal width the stored help texts are formatted
 def flags_manifest(prog: str = "lareid train") -> dict:
     """The help texts and option strings of the train parsers (imports transformers): what `train_flags.json` holds.
     Format with the environment's `COLUMNS` set to `MANIFEST_COLUMNS`."""
-    from ..training.arguments import build_parser
+    from ..scripts.train import build_parser
 
     full = build_parser(prog)
     options = {option for action in full._actions for option in action.option_strings} | {"--help-all"}
@@ -135,9 +135,9 @@ def answer_early(argv: Sequence[str], prog: str = "lareid train") -> None:
 
 
 def main(argv: Sequence[str], prog: str = "lareid train") -> int:
-    """`--help`: the short help; `--help-all`: every flag; else trains with `hf_lareid.training.run.main`."""
-    from ..training.arguments import build_parser
-    from ..training.run import main as train
+    """`--help`: the short help; `--help-all`: every flag; else trains with `hf_lareid.scripts.train.main`."""
+    from ..scripts.train import build_parser
+    from ..scripts.train import main as train
 
     argv = list(argv)
     if "--help-all" in argv:

@@ -1,4 +1,4 @@
-"""Training LA-Transformer: the Trainer, blockwise fine-tuning (Algorithm 1), losses and the train entry point.
+"""Training LA-Transformer: the Trainer, its arguments, blockwise fine-tuning (Algorithm 1), losses and learning checks.
 
 Example:
 
@@ -15,7 +15,6 @@ Example:
 ```
 """
 
-from .arguments import LATransformerTrainingArguments
 from .callbacks import (
     UNFREEZE_SCHEDULES,
     BlockwiseUnfreezeCallback,
@@ -29,6 +28,7 @@ from .callbacks import (
 from .learning_check import LearningCheckCallback
 from .losses import batch_hard_triplet_loss, part_cross_entropy
 from .trainer import LATransformerTrainer, collate_reid_batch
+from .training_args import LATransformerTrainingArguments
 
 __all__ = [
     "UNFREEZE_SCHEDULES",

@@ -26,10 +26,10 @@ from ..hub.modelcard import write_model_card
 from ..tasks.evaluate import evaluate_model
 from ..utils.integrity import check_trainer_checkpoint
 from ..utils.io import is_disk_full
-from .arguments import LATransformerTrainingArguments, resolve_lr_scheduler
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
 from .learning_check import LearningCheckCallback
 from .losses import batch_hard_triplet_loss, part_cross_entropy
+from .training_args import LATransformerTrainingArguments, resolve_lr_scheduler
 from .transform_epoch import TransformEpochCallback, epoch_transform_of
 
 logger = logging.getLogger(__name__)

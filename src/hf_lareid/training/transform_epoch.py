@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
 __all__ = ["TransformEpochCallback", "epoch_transform_of"]
 
@@ -27,10 +27,8 @@ def epoch_transform_of(dataset: Any) -> Any:
 class TransformEpochCallback(TrainerCallback):
     """Calls `transform.set_epoch(epoch)` at every epoch begin, also the one a resumed run starts in the middle of."""
 
-    def __init__(self, transform: Any, args: Any = None):
-        persistent = getattr(args, "dataloader_persistent_workers", False) and getattr(
-            args, "dataloader_num_workers", 0
-        )
+    def __init__(self, transform: Any, args: TrainingArguments | None = None):
+        persistent = args is not None and args.dataloader_persistent_workers and args.dataloader_num_workers > 0
         if persistent and transform.seed is not None:
             raise ValueError(
                 "a seeded training transform needs each epoch's number, which persistent DataLoader workers never "

@@ -6,7 +6,7 @@
 | `evaluate` | evaluate | `hf_lareid.evaluation.load_reid_metric` (the `evaluate` metric module) |
 | `onnx` | onnx, onnxscript, onnxruntime | `lareid export-onnx` (see `hf_lareid.embedding.onnx_export`), `runtime="onnxruntime"` |
 | `openvino` | openvino | `runtime="openvino"` (with the `onnx` extra; see `hf_lareid.embedding.backends`) |
-| `serve` | gradio | `lareid serve` and `spaces/app.py` (see `hf_lareid.cli.web_app`) |
+| `serve` | gradio | `lareid serve` and `spaces/app.py` (see `hf_lareid.web.app`) |
 | `qdrant` | qdrant-client | `hf_lareid.retrieval.qdrant_index` (`lareid index --backend qdrant`) |
 | `video` | av (PyAV) | `hf_lareid.video`: reading video files (`lareid video index`) |
 """

@@ -15,8 +15,8 @@ same cameras (each camera has its own viewpoint, background, colour cast and blu
    evaluates on them after each epoch, for the training curves (nothing is selected on them).
 
 Then the gallery of population 3 goes into a FAISS index (embedded by the fine-tuned model), a few queries are run,
-and the pictures are drawn. Both training stages are `lareid train` runs (`hf_lareid.training.run`) whose arguments
-are built typed (`hf_lareid.training.arguments.build_arguments`). `--quick` runs the same path with smaller
+and the pictures are drawn. Both training stages are `lareid train` runs (`hf_lareid.scripts.train`) whose arguments
+are built typed (`hf_lareid.scripts.train.build_arguments`). `--quick` runs the same path with smaller
 populations and fewer epochs.
 
 The populations share the cameras because a from-scratch model of this size does not transfer to other cameras in
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from ..evaluation import ThresholdCalibration
     from ..modeling_lareid import LATransformerForReID
     from ..retrieval import GalleryIndex
+    from ..tasks.evaluate import ModelEvaluation
     from ..training import LATransformerTrainer
-    from ..training.run import ModelBuilder
-    from .evaluate import ModelEvaluation
+    from .train import ModelBuilder
 
 
 SETUP = "tiny"
@@ -268,9 +268,8 @@ def prepare_training(
     """
     from transformers import PrinterCallback
 
-    from ..training.arguments import build_arguments
     from ..training.callbacks import StageProgressCallback
-    from ..training.run import prepare_trainer
+    from .train import build_arguments, prepare_trainer
 
     with quiet_dataset_builds():
         trainer = prepare_trainer(
@@ -304,7 +303,7 @@ def demo_encoder(model: LATransformerForReID, image_processor: Any) -> ReIDEncod
 
 def evaluate_stage(encoder: ReIDEncoder, evaluation: datasets.DatasetDict) -> ModelEvaluation:
     """Rank-k, mAP and mINP of the encoder's model on population 3 (Market-1501 protocol), with progress bars."""
-    from .evaluate import evaluate_model
+    from ..tasks.evaluate import evaluate_model
 
     return evaluate_model(encoder, evaluation["query"], evaluation["gallery"])
 
@@ -319,7 +318,7 @@ def calibrate_and_save(
     import datasets
 
     from ..data import load_reid_dataset
-    from .evaluate import calibrate_model
+    from ..tasks.evaluate import calibrate_model
 
     with quiet_dataset_builds():
         held_out = load_reid_dataset("market1501", data_dir=populations.pretraining, splits=["query", "gallery"])

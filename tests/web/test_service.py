@@ -3,10 +3,10 @@
 import pytest
 
 from hf_lareid import LATransformerForReID
-from hf_lareid.cli.web_app import describe_threshold, hit_caption, render_hits, render_verdict
-from hf_lareid.cli.web_service import DIFFERENT_PEOPLE, NO_THRESHOLD, SAME_PERSON, ReIDService, WebAppError
 from hf_lareid.embedding import extract_features, model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
+from hf_lareid.web.app import describe_threshold, hit_caption, render_hits, render_verdict
+from hf_lareid.web.service import DIFFERENT_PEOPLE, NO_THRESHOLD, SAME_PERSON, ReIDService, WebAppError
 
 
 @pytest.fixture

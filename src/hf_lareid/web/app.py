@@ -1,7 +1,7 @@
 """The web app of `lareid serve` (and `spaces/app.py`): a Gradio page over a [`ReIDService`].
 
 Two tabs, Search and Compare; every action is also a Gradio API endpoint that returns the JSON of
-`web_service.py` (`/search`, `/compare`, `/attention`, `/gallery_image`), so the page is a view of those answers:
+`web/service.py` (`/search`, `/compare`, `/attention`, `/gallery_image`), so the page is a view of those answers:
 a button calls the endpoint into a JSON component, and a private step draws the grid or the verdict from it.
 
 Nothing leaves the machine: Gradio's analytics and version check are off, the theme's fonts are the ones Gradio
@@ -12,7 +12,7 @@ import functools
 import os
 from typing import Any
 
-from .web_service import DIFFERENT_PEOPLE, NO_THRESHOLD, SAME_PERSON, UNKNOWN, ReIDService, WebAppError
+from .service import DIFFERENT_PEOPLE, NO_THRESHOLD, SAME_PERSON, UNKNOWN, ReIDService, WebAppError
 
 PICKER_SIZE = 48  # gallery thumbnails offered as queries
 MAX_TOP_K = 50
@@ -109,7 +109,7 @@ def _id_box(gr, what: str, info: str):
 
 def build_app(service: ReIDService, video_service=None):
     """The Gradio Blocks of the web app over `service` (not launched); a Video tab over `video_service` if given (a
-    [`hf_lareid.cli.video_web.VideoSearchService`])."""
+    [`hf_lareid.web.video_tab.VideoSearchService`])."""
     gr = import_gradio()
     summary = service.summary()
     picker_rows = service.gallery_sample(PICKER_SIZE)
@@ -178,7 +178,7 @@ def build_app(service: ReIDService, video_service=None):
             with gr.Accordion("API answer (/compare)", open=False):
                 compare_answer = gr.JSON(show_label=False, elem_id="compare-json")
         if video_service is not None:
-            from .video_web import add_video_tab
+            from .video_tab import add_video_tab
 
             add_video_tab(gr, video_service, _answering)
 

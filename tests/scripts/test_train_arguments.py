@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hf_lareid.training.arguments import build_arguments, parse_arguments
+from hf_lareid.scripts.train import build_arguments, parse_arguments
 
 PRETRAINED = "google/vit-base-patch16-224"  # only named: parsing loads no backbone
 

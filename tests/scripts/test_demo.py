@@ -11,7 +11,7 @@ from PIL import Image
 from hf_lareid import LATransformerForReID
 from hf_lareid.embedding import model_fingerprint
 from hf_lareid.retrieval import GalleryIndex
-from hf_lareid.tasks.demo import (
+from hf_lareid.scripts.demo import (
     FINE_TUNED_DIR,
     INDEX_DIR,
     METRICS_FILE,
@@ -72,8 +72,8 @@ def test_demo_saves_loadable_models_and_a_matching_index(demo_run):
 def test_demo_index_records_how_it_embedded_and_serve_checks_it(demo_run):
     """The demo's index records its encoder's provenance like `lareid index`: a query embedded otherwise is refused."""
     from hf_lareid import ReIDEncoder
-    from hf_lareid.cli.web_service import ReIDService
     from hf_lareid.retrieval import EmbeddingSettingsMismatchError
+    from hf_lareid.web.service import ReIDService
 
     output_dir, _, _ = demo_run
     index = GalleryIndex.load(output_dir / INDEX_DIR)

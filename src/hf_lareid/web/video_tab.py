@@ -21,10 +21,10 @@ class VideoSearchService:
     """
 
     def __init__(self, index_dir: str | os.PathLike, model: Optional[str] = None, runtime: str = "auto"):
+        from ..embedding.loading import load_model_and_processor
         from ..retrieval import GalleryIndex
         from ..tracking import ReIDBackend
         from ..video.search import check_video_index
-        from ._common import load_model_and_processor
 
         self.index_dir = Path(index_dir)
         self.index = GalleryIndex.load(index_dir)

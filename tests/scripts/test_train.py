@@ -19,8 +19,7 @@ from transformers import AutoModel, BertConfig, Dinov2WithRegistersModel, ViTMod
 import hf_lareid  # noqa: F401  (registers the model with AutoModel)
 from hf_lareid.data import generate_synthetic_reid
 from hf_lareid.hub.modelcard import check_model_card, read_model_card_metadata
-from hf_lareid.training.arguments import parse_arguments, uses_blockwise_unfreezing
-from hf_lareid.training.run import main
+from hf_lareid.scripts.train import main, parse_arguments, uses_blockwise_unfreezing
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = [*QUICK_TRAINING, "--save_strategy", "no"]
@@ -163,8 +162,7 @@ def test_course_options_give_the_papers_improvement1_class_count(tmp_path):
     """--course_num_train_ids 74 --course_num_val_ids 0 is how Improvement1 reached 825 classes; here at small scale."""
     from PIL import Image
 
-    from hf_lareid.training.arguments import DataArguments
-    from hf_lareid.training.run import load_data
+    from hf_lareid.scripts.train import DataArguments, load_data
 
     course = tmp_path / "course"
     for person in range(1, 9):  # 8 people, 2 cameras x 2 angles

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from ..embedding import ReIDEncoder, bf16_option
+from ..embedding.loading import load_model_and_processor
 from ..retrieval import GalleryIndex, search_other_cameras
+from ..tasks.search import open_gallery_index
 from ..utils.errors import InvalidInputError
 from ..utils.images import load_rgb
-from ._common import load_model_and_processor, open_gallery_index
 
 UNKNOWN = -1  # a camera or person id the caller does not know
 SAME_PERSON, DIFFERENT_PEOPLE = "same person", "different people"
