@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from conftest import LOCAL_HOSTS, save_screenshot
+from web_helpers import LOCAL_HOSTS, save_screenshot
 
 from hf_lareid.web.service import UNREADABLE
 

@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TIMEOUT_S, serving
 from PIL import Image
+from web_helpers import TIMEOUT_S, serving
 
 
 @pytest.fixture(scope="module")
