@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..utils.errors import InvalidInputError
 from .file_names import FileNameScheme
 from .folders import list_image_files, require_folder
 from .records import ReIDCollection, ReIDDataError, ReIDRecord
@@ -112,7 +113,7 @@ def collect_msmt17(
     unknown = sorted(set(splits) - set(known))
     if unknown:
         extra = " (val is its own split only with separate_val=True)" if "val" in unknown else ""
-        raise ValueError(f"Unknown MSMT17 split(s) {unknown}; choose from {known}{extra}.")
+        raise InvalidInputError(f"Unknown MSMT17 split(s) {unknown}; choose from {known}{extra}.")
     folders, images = {}, {}
     records: dict[str, list[ReIDRecord]] = {}
     sources = []

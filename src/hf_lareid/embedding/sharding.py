@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional, Union
 import torch
 import torch.distributed as dist
 
-from ..utils.errors import LAReIDError
+from ..utils.errors import InvalidInputError, LAReIDError
 from .feature_set import FeatureSet
 from .inputs import is_dataset, is_one_image
 
@@ -45,9 +45,9 @@ def resolve_shard(shard: ShardOption) -> tuple[int, int]:
     try:
         rank, world_size = (int(value) for value in shard)
     except (TypeError, ValueError):
-        raise ValueError(f"shard must be None, 'auto' or a pair (rank, world_size), got {shard!r}.") from None
+        raise InvalidInputError(f"shard must be None, 'auto' or a pair (rank, world_size), got {shard!r}.") from None
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"shard=(rank, world_size) needs 0 <= rank < world_size, got {shard!r}.")
+        raise InvalidInputError(f"shard=(rank, world_size) needs 0 <= rank < world_size, got {shard!r}.")
     return rank, world_size
 
 
@@ -90,7 +90,7 @@ def shard_data(data: Any, shard: ShardOption) -> Any:
     if is_one_image(data):
         data = [data]
     if not hasattr(data, "__len__"):
-        raise ValueError(
+        raise InvalidInputError(
             "sharding needs data with a length (a dataset, list or array), not a generator: pass list(data)."
         )
     start, stop = shard_bounds(len(data), rank, world_size)

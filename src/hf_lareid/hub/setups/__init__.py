@@ -26,6 +26,7 @@ from typing import Any
 from transformers import ViTImageProcessorPil
 
 from ...configuration_lareid import LATransformerConfig
+from ...utils.errors import InvalidInputError
 
 SETUPS_DIR = Path(__file__).resolve().parent
 SETUP_FILES = ("config.json", "preprocessor_config.json", "training_args.json")
@@ -44,7 +45,7 @@ def setup_path(name: str) -> Path:
     """
     path = SETUPS_DIR / name
     if os.sep in name or "/" in name or not (path / "config.json").is_file():
-        raise ValueError(
+        raise InvalidInputError(
             f"unknown setup {name!r}: choose one of {list_setups()} or pass a folder holding {SETUP_FILES}."
         )
     return path
