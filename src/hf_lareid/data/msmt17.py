@@ -81,8 +81,14 @@ def _read_list(list_file: Path, image_folder: Path, images: set[str]) -> list[Re
             f"MSMT17 list file {list_file} does not exist. {_LAYOUT}; restore it, or leave the split out with "
             "splits=[...]."
         )
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ReIDDataError(
+            f"MSMT17 list file {list_file} is not UTF-8 text ({error}): restore the file of the dataset's release."
+        ) from None
     records = []
-    for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         fields = line.split()

@@ -235,7 +235,12 @@ def setup_defaults(setup_training_args: Mapping[str, Any]) -> dict[str, Any]:
         if key == "backbone":
             defaults["backbone"] = value or RANDOM_BACKBONE
         elif key == "warmup_ratio":
-            defaults["warmup_steps"] = float(value)
+            try:
+                defaults["warmup_steps"] = float(value)
+            except (TypeError, ValueError):
+                raise InvalidInputError(
+                    f"warmup_ratio {value!r} of the setup's training_args.json is not a number: give a fraction such as 0.1."
+                ) from None
         elif key in known:
             defaults[key] = value
         else:
