@@ -229,7 +229,7 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
     def _set_learning_rate(lr_factor: float, optimizer, lr_scheduler) -> None:
         base_lrs = getattr(lr_scheduler, "base_lrs", None)
         if base_lrs is None:
-            raise TypeError(
+            raise InvalidInputError(
                 f"BlockwiseUnfreezeCallback scales the scheduler's base_lrs; {type(lr_scheduler).__name__} has none. "
                 "Use a LambdaLR-based lr_scheduler_type such as 'constant'."
             )
