@@ -29,7 +29,6 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -233,28 +232,17 @@ def is_user_error(error: BaseException) -> bool:
     """
     Whether `error` is about the user's input, files or installation (shown as one line) rather than a bug.
 
-    That is: an `hf_lareid.utils.errors.LAReIDError`; an `OSError` of the kinds in [`USER_ERRNOS`], or one raised with a
-    message only (how the package, transformers and the Hub report a missing or unusable model); a `ValueError`
-    raised by the package's own code (its argument checks). A `ValueError` from a library underneath, a `TypeError`,
-    `KeyError`, `AttributeError`... is a bug.
+    That is: an `hf_lareid.utils.errors.LAReIDError` (the package reports every problem with the user's input as
+    one, e.g. an `InvalidInputError`); an `OSError` of the kinds in [`USER_ERRNOS`], or one raised with a message only
+    (how the package, transformers and the Hub report a missing or unusable model). Anything else, a plain
+    `ValueError` included (wherever it was raised), a `TypeError`, `KeyError`, `AttributeError`..., is a bug.
     """
     errors_module = sys.modules.get("hf_lareid.utils.errors")  # imported by the subcommand when it could raise one
     if errors_module is not None and isinstance(error, errors_module.LAReIDError):
         return True
     if isinstance(error, OSError):
         return error.errno is None or error.errno in USER_ERRNOS
-    return isinstance(error, ValueError) and _raised_in_package(error)
-
-
-def _raised_in_package(error: BaseException) -> bool:
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return False
-    package = sys.modules.get("hf_lareid")
-    where = Path(tb.tb_frame.f_code.co_filename).resolve()
-    return package is not None and Path(package.__file__).resolve().parent in where.parents
+    return False
 
 
 def _first_line(error: BaseException) -> str:

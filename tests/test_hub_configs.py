@@ -153,3 +153,19 @@ def test_load_setup_from_a_folder(tmp_path):
     (tmp_path / "training_args.json").unlink()
     with pytest.raises(FileNotFoundError, match="lacks \\['training_args.json'\\]"):
         load_setup(tmp_path)
+
+
+def test_a_setup_folder_whose_training_args_are_not_json_is_named(tmp_path):
+    import shutil
+
+    from hf_lareid.utils.errors import InvalidInputError
+
+    folder = tmp_path / "my-setup"
+    shutil.copytree(setup_path("tiny"), folder)
+    args_file = folder / "training_args.json"
+    args_file.write_text("{ not json")
+    with pytest.raises(InvalidInputError, match=r"my-setup/training_args\.json is not valid JSON .*: fix it"):
+        load_setup(folder)
+    args_file.write_text("[1, 2]")
+    with pytest.raises(InvalidInputError, match=r"training_args\.json must hold a JSON object"):
+        load_setup(folder)

@@ -26,10 +26,11 @@ MODEL_TRAINING_CLI = (
     "hf_lareid.cli",
     "hf_lareid_cli",
 )
-# What the model module may import from the package: its config and the generic file and extras helpers.
+# What the model module may import from the package: its config and the generic error, file and extras helpers.
 MODEL_ALLOWED = (
     "hf_lareid.backbones",
     "hf_lareid.configuration_lareid",
+    "hf_lareid.utils.errors",
     "hf_lareid.utils.integrity",
     "hf_lareid.utils.io",
     "hf_lareid.utils.extras",

@@ -36,6 +36,8 @@ from transformers import (
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers import Dinov2WithRegistersEmbeddings
 
+from .utils.errors import InvalidInputError
+
 
 class _PositionsAtTheirGrid:
     """
@@ -48,7 +50,7 @@ class _PositionsAtTheirGrid:
         patch_h, patch_w = self.patch_embeddings.patch_size
         num_patches = (height // patch_h) * (width // patch_w)
         if num_patches != self.position_embeddings.shape[1] - 1:
-            raise ValueError(
+            raise InvalidInputError(
                 f"a {height}x{width} input has {num_patches} patches, the position embeddings "
                 f"{self.position_embeddings.shape[1] - 1}: resize inputs with this model's image processor."
             )
@@ -172,7 +174,7 @@ BACKBONE_EXAMPLES = "e.g. google/vit-base-patch16-224, facebook/deit-tiny-patch1
 def backbone_spec(model_type: str | None) -> BackboneSpec:
     """The spec of `model_type`; `ValueError` naming the supported types when there is none."""
     if model_type not in BACKBONES:
-        raise ValueError(
+        raise InvalidInputError(
             f"LA-Transformer has no backbone of model_type={model_type!r}: use one of "
             f"{', '.join(map(repr, BACKBONES))} ({BACKBONE_EXAMPLES})."
         )

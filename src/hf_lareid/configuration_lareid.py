@@ -11,6 +11,7 @@ from transformers.configuration_utils import PreTrainedConfig
 
 from .backbones import BACKBONES
 from .evaluation.threshold import resolve_verification
+from .utils.errors import InvalidInputError
 
 BACKBONE_CONFIG_CLASSES = tuple(spec.config_class for spec in BACKBONES.values())
 EMBEDDING_TYPES = ("gelt", "local", "bottleneck")
@@ -41,7 +42,7 @@ def patch_grid(
 def check_embedding(embedding: str) -> None:
     """A `ValueError` unless `embedding` is one of `EMBEDDING_TYPES` (which test-time embedding a model returns)."""
     if embedding not in EMBEDDING_TYPES:
-        raise ValueError(f"embedding must be one of {EMBEDDING_TYPES}, got {embedding!r}.")
+        raise InvalidInputError(f"embedding must be one of {EMBEDDING_TYPES}, got {embedding!r}.")
 
 
 def reid_crop_size(patch_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -60,7 +61,7 @@ def backbone_config_from_dict(backbone: dict) -> PreTrainedConfig:
     backbone = dict(backbone)
     model_type = backbone.pop("model_type", "vit")
     if model_type not in BACKBONES:
-        raise ValueError(
+        raise InvalidInputError(
             f"LATransformerConfig has no backbone of model_type={model_type!r}: use one of "
             f"{', '.join(map(repr, BACKBONES))}."
         )
@@ -168,7 +169,7 @@ class LATransformerConfig(PreTrainedConfig):
         elif self.backbone_config is None:
             self.backbone_config = ViTConfig()
         elif type(self.backbone_config) not in BACKBONE_CONFIG_CLASSES:
-            raise ValueError(
+            raise InvalidInputError(
                 f"backbone_config must be a dict or one of {', '.join(c.__name__ for c in BACKBONE_CONFIG_CLASSES)}, "
                 f"got {type(self.backbone_config).__name__}."
             )
@@ -190,33 +191,33 @@ class LATransformerConfig(PreTrainedConfig):
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
         model_type = config_dict.get("model_type")
         if model_type is not None and model_type != cls.model_type:
-            raise ValueError(_not_an_lareid_checkpoint_message(str(pretrained_model_name_or_path), model_type))
+            raise InvalidInputError(_not_an_lareid_checkpoint_message(str(pretrained_model_name_or_path), model_type))
         return config_dict, kwargs
 
     def validate_layout(self) -> None:
         """Checks every field and that the image size splits into whole patches; raises `ValueError` if not."""
         (height, width), (patch_h, patch_w) = self.image_size, self.patch_size
         if height % patch_h or width % patch_w:
-            raise ValueError(
+            raise InvalidInputError(
                 f"image_size (height, width) = {(height, width)} is not divisible by patch_size {(patch_h, patch_w)}: "
                 f"use a multiple of the patch size, e.g. {(max(1, height // patch_h) * patch_h, max(1, width // patch_w) * patch_w)}."
             )
         check_embedding(self.embedding)
         if self.global_token not in GLOBAL_TOKENS:
-            raise ValueError(f"global_token must be one of {GLOBAL_TOKENS}, got {self.global_token!r}.")
+            raise InvalidInputError(f"global_token must be one of {GLOBAL_TOKENS}, got {self.global_token!r}.")
         if self.global_token != "cls" and self.backbone_type != "deit":
-            raise ValueError(
+            raise InvalidInputError(
                 f"global_token={self.global_token!r} needs a DeiT backbone (a distillation token); a "
                 f"{self.backbone_type!r} backbone has only 'cls'."
             )
         if self.head_activation not in HEAD_ACTIVATIONS:
-            raise ValueError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {self.head_activation!r}.")
+            raise InvalidInputError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {self.head_activation!r}.")
         if not (isinstance(self.lambda_global, (int, float)) and self.lambda_global >= 0):
-            raise ValueError(f"lambda_global must be a number >= 0, got {self.lambda_global!r}.")
+            raise InvalidInputError(f"lambda_global must be a number >= 0, got {self.lambda_global!r}.")
         if not (isinstance(self.bottleneck_dim, int) and self.bottleneck_dim > 0):
-            raise ValueError(f"bottleneck_dim must be a positive integer, got {self.bottleneck_dim!r}.")
+            raise InvalidInputError(f"bottleneck_dim must be a positive integer, got {self.bottleneck_dim!r}.")
         if not (0.0 <= self.head_dropout < 1.0):
-            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}.")
+            raise InvalidInputError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}.")
         resolve_verification(self.verification_threshold, self.verification_calibration)
 
     @property
@@ -306,7 +307,7 @@ def check_parameter_memory(
     else:
         field = f"hidden_size = {hidden:,} and num_hidden_layers = {layers:,} of backbone_config"
         hint = "check the backbone_config sizes (ViT-B/16: 768 and 12)"
-    raise ValueError(
+    raise InvalidInputError(
         f"the config's {field} gives a model of {(encoder + heads) / 1e9:.1f} billion parameters "
         f"({needed / 2**30:.0f} GiB in float32), more than this machine's {memory_bytes / 2**30:.0f} GiB of memory: "
         f"{hint}; fix config.json."

@@ -35,6 +35,7 @@ from .configuration_lareid import (
     reid_crop_size,
     to_pair,
 )
+from .utils.errors import InvalidInputError
 from .utils.integrity import (
     CONFIG_NAME,
     check_loading_info,
@@ -105,7 +106,7 @@ class LATransformerRowPooling(nn.Module):
         num_special = self.config.num_special_tokens
         batch_size, num_tokens, hidden_size = sequence_output.shape
         if num_tokens != num_special + rows * cols:
-            raise ValueError(
+            raise InvalidInputError(
                 f"expected {num_special + rows * cols} tokens ({num_special} special + {rows}x{cols} patches), got "
                 f"{num_tokens}: the input image size does not match config.image_size {self.config.image_size}."
             )
@@ -370,7 +371,7 @@ class LATransformerForReID(LATransformerPreTrainedModel):
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         expected = (self.config.backbone_config.num_channels, *self.config.image_size)
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
-            raise ValueError(
+            raise InvalidInputError(
                 f"expected pixel_values of shape (batch, {', '.join(map(str, expected))}), got "
                 f"{tuple(pixel_values.shape)}: resize inputs with this model's image processor."
             )
@@ -524,12 +525,12 @@ class LATransformerForReID(LATransformerPreTrainedModel):
         config_dict, _ = PreTrainedConfig.get_config_dict(backbone_name_or_path)
         model_type = config_dict.get("model_type")
         if model_type == cls.config_class.model_type:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{backbone_name_or_path} is already an LA-Transformer: load it with "
                 f"LATransformerForReID.from_pretrained({str(backbone_name_or_path)!r})."
             )
         if model_type not in BACKBONES:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{backbone_name_or_path} holds a {model_type!r} model: LA-Transformer backbones are "
                 f"{', '.join(map(repr, BACKBONES))} ({BACKBONE_EXAMPLES})."
             )

@@ -3,11 +3,13 @@ traceback for a bug, one error base for the package, no library progress bars, l
 
 from __future__ import annotations
 
+import ast
 import errno
 import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
@@ -154,6 +156,7 @@ def test_the_error_classes_are_public():
         (TypeError("unsupported operand"), False),
         (KeyError("rank1"), False),
         (ValueError("operands could not be broadcast"), False),  # not raised by the package's code
+        (errors.InvalidInputError("--threshold 2 is not in [-1, 1]"), True),  # how the package's checks report
     ],
 )
 def test_user_errors_and_bugs_are_told_apart(error, user):
@@ -188,6 +191,70 @@ def test_a_value_error_the_package_raises_is_one_line(tiny_model_dir, market_dir
         "evaluate", tiny_model_dir, "--dataset", "market1501", "market1501", "--data_dir", market_dir, capsys=capsys
     )
     assert status == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_plain_value_error_in_package_code_is_a_bug(tmp_path, capsys, monkeypatch):
+    """A wrong unpacking in the package's own code raises a plain ValueError: a bug, shown with its traceback."""
+    import hf_lareid.hub.push as push
+
+    namespace: dict = {}
+    # Compiled under push.py's file name, so the ValueError is raised from a frame in the package.
+    exec(compile("def broken(model_dir):\n    first, second = [model_dir]\n", push.__file__, "exec"), namespace)
+    monkeypatch.setattr(push, "files_to_upload", namespace["broken"])
+    status, out, err = run_cli("push", tmp_path, "me/model", "--dry_run", capsys=capsys)
+    assert status == 1 and out == ""
+    assert "Traceback (most recent call last)" in err and "ValueError: not enough values to unpack" in err, err
+    assert err.strip().splitlines()[-1] == f"lareid push: internal error: {BUG_HINT}"
+
+
+# The `raise ValueError(...)` left in the package: internal invariants, a bug when they fire. A check of what a user
+# or caller gives raises `InvalidInputError` (also a ValueError) instead, so that `lareid` prints it as one line.
+INTERNAL_VALUE_ERRORS = {
+    ("hf_lareid/modeling_lareid.py", "the 'bottleneck' embedding needs the row heads' bottleneck features."),
+    ("hf_lareid/embedding/onnx_export.py", "onnxruntime returned shape "),
+}
+
+
+def raised_value_errors(paths, base):
+    """`(path relative to base, the message's first literal text)` of each `raise ValueError(...)` in `paths`."""
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Raise) and node.exc is not None):
+                continue
+            call = node.exc
+            name = call.func if isinstance(call, ast.Call) else call
+            if isinstance(name, ast.Name) and name.id == "ValueError":
+                first = call.args[0] if isinstance(call, ast.Call) and call.args else None
+                if isinstance(first, ast.JoinedStr):
+                    first = next((part for part in first.values if isinstance(part, ast.Constant)), None)
+                text = first.value if isinstance(first, ast.Constant) else ""
+                found.add((path.relative_to(base).as_posix(), text))
+    return found
+
+
+def test_every_plain_value_error_of_the_package_is_an_internal_invariant():
+    """The package and the console script: a new `raise ValueError` is either a user's error (`InvalidInputError`) or
+    an invariant added to `INTERNAL_VALUE_ERRORS` in review."""
+    package = Path(hf_lareid.__file__).parent
+    paths = [*sorted(package.rglob("*.py")), Path(sys.modules["hf_lareid_cli"].__file__)]
+    assert raised_value_errors(paths, package.parent) == INTERNAL_VALUE_ERRORS
+
+
+def test_the_value_error_scan_finds_raises(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "checks.py").write_text(
+        "def check(x):\n"
+        "    if x:\n"
+        "        raise ValueError(f'bad {x}: fix it')\n"
+        "    raise InvalidInputError('fine')\n"
+        "def other():\n"
+        "    raise ValueError\n"
+    )
+    assert raised_value_errors([tmp_path / "pkg" / "checks.py"], tmp_path) == {
+        ("pkg/checks.py", "bad "),
+        ("pkg/checks.py", ""),
+    }
 
 
 # ------------------------------------------------------------------ noise

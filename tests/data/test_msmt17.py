@@ -72,3 +72,9 @@ def test_parse_msmt17_camera():
     assert parse_msmt17_camera("x/1040_042_15_0113noon_0999_2.jpg") == 15
     with pytest.raises(ReIDDataError, match=r"holiday\.jpg .*MSMT17 pattern"):
         parse_msmt17_camera("holiday.jpg")
+
+
+def test_a_list_file_that_is_not_text_is_named(msmt17_dir, cache_dir):
+    (msmt17_dir / "list_query.txt").write_bytes(b"\xff\xfe\x00junk")
+    with pytest.raises(ReIDDataError, match=r"list_query\.txt is not UTF-8 text .*: restore the file"):
+        load_reid_dataset("msmt17", data_dir=msmt17_dir, cache_dir=cache_dir)

@@ -124,3 +124,18 @@ def test_identities_share_clothing_colours(tmp_path, monkeypatch):
     # ...while the identities themselves still differ.
     looks = {(tuple(i.top), tuple(i.bottom), i.top_pattern, i.bottom_pattern, i.item) for i in drawn}
     assert len(looks) > len(drawn) // 2
+
+
+def test_a_damaged_synthetic_video_manifest_is_named(tmp_path):
+    from hf_lareid.data.synthetic_video import SYNTHETIC_VIDEO_MANIFEST, generate_synthetic_video
+    from hf_lareid.utils.errors import DamagedFileError
+
+    out_dir = tmp_path / "videos"
+    out_dir.mkdir()
+    (out_dir / SYNTHETIC_VIDEO_MANIFEST).write_text("{ truncated")
+    with pytest.raises(DamagedFileError, match=r"is damaged .*: delete .*videos and run again"):
+        generate_synthetic_video(out_dir, videos=False)
+    (out_dir / SYNTHETIC_VIDEO_MANIFEST).write_text("[]")
+    with pytest.raises(DamagedFileError, match=r"is damaged: delete"):
+        generate_synthetic_video(out_dir, videos=False)
+    assert sorted(path.name for path in out_dir.iterdir()) == [SYNTHETIC_VIDEO_MANIFEST]  # nothing written

@@ -158,3 +158,19 @@ def test_fingerprint_tracks_backbone_weights_and_embedding_config(tiny_model):
     with torch.no_grad():
         tiny_model.vit.layernorm.weight.add_(1e-3)
     assert model_fingerprint(tiny_model) != before
+
+
+def test_launcher_variables_that_are_not_numbers_are_named(monkeypatch):
+    from hf_lareid.embedding.sharding import check_launch
+    from hf_lareid.utils.errors import LAReIDError
+
+    monkeypatch.setenv("RANK", "first")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(LAReIDError, match=r"RANK='first' is not a whole number: unset it"):
+        resolve_shard("auto")
+    monkeypatch.setenv("RANK", "1")
+    assert resolve_shard("auto") == (1, 2)
+    with pytest.raises(LAReIDError, match=r"WORLD_SIZE='two' is not a whole number"):
+        check_launch({"WORLD_SIZE": "two"})
+    with pytest.raises(LAReIDError, match=r"ACCELERATE_NUM_PROCESSES='2x' is not a whole number"):
+        check_launch({"ACCELERATE_NUM_PROCESSES": "2x", "WORLD_SIZE": "2"})

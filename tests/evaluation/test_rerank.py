@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hf_lareid.evaluation import evaluate_distance_matrix, evaluate_reid, re_rank
+from hf_lareid.utils.errors import InvalidInputError
 
 
 def dense_re_ranking(query_features, gallery_features, k1=20, k2=6, lambda_value=0.3):
@@ -140,4 +141,4 @@ def test_bad_features(make_inputs, message):
     query, gallery = make_inputs(*clustered_features(0, 3, 5))
     with pytest.raises(ValueError, match=message) as raised:
         re_rank(query, gallery, show_progress=False)
-    assert raised.type is ValueError  # one clear error, not a numpy/torch failure further down
+    assert raised.type is InvalidInputError  # one clear error of the check, not a numpy/torch failure further down

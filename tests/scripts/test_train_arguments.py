@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hf_lareid.scripts.train import build_arguments, parse_arguments
+import pytest
+
+from hf_lareid.scripts.train import build_arguments, parse_arguments, setup_defaults
+from hf_lareid.utils.errors import InvalidInputError
 
 PRETRAINED = "google/vit-base-patch16-224"  # only named: parsing loads no backbone
 
@@ -77,3 +80,11 @@ def test_the_backbones_own_normalisation_wins_over_the_small_setups(tmp_path):
     _, image_processor, _ = parse_arguments(["--output_dir", str(tmp_path), "--backbone", str(folder)]).setup
     assert list(image_processor.image_mean) == [0.5] * 3 and list(image_processor.image_std) == [0.5] * 3
     assert (image_processor.size.height, image_processor.size.width) == (256, 128)
+
+
+def test_a_setup_warmup_ratio_that_is_not_a_number_is_named():
+    assert setup_defaults({"warmup_ratio": 0.1})["warmup_steps"] == 0.1
+    with pytest.raises(
+        InvalidInputError, match=r"warmup_ratio 'ten' of the setup's training_args\.json is not a number"
+    ):
+        setup_defaults({"warmup_ratio": "ten"})

@@ -93,6 +93,16 @@ def test_invalid_options_are_rejected():
         BlockwiseUnfreezeCallback().apply(0, torch.nn.Linear(2, 2))
 
 
+def test_a_scheduler_without_base_lrs_is_named_as_a_flag_to_change():
+    """`--lr_scheduler_type reduce_lr_on_plateau` with blockwise unfreezing: one line naming the flag, not a bug."""
+    from hf_lareid.utils.errors import InvalidInputError
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    with pytest.raises(InvalidInputError, match="ReduceLROnPlateau has none. Use a LambdaLR-based lr_scheduler_type"):
+        BlockwiseUnfreezeCallback._set_learning_rate(0.5, optimizer, plateau)
+
+
 def trainable(module: torch.nn.Module) -> bool:
     return all(p.requires_grad for p in module.parameters())
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..training.callbacks import unfreeze_epochs as logged_unfreeze_epochs
+from ..utils.errors import InvalidInputError
 from ..utils.images import ImageLike, load_rgb
 from . import pictures as drawing
 from .attention_rollout import attention_rollout
@@ -38,7 +39,7 @@ def plot_attention(
     ```
     """
     if not len(images):
-        raise ValueError("images is empty: pass at least one image.")
+        raise InvalidInputError("images is empty: pass at least one image.")
     pictures = [load_rgb(image) for image in images]
     pixel_values = image_processor(pictures, return_tensors="pt")["pixel_values"]
     rollout = attention_rollout(model, pixel_values)  # (batch, rows, cols)

@@ -26,6 +26,8 @@ from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 
+from ..utils.errors import InvalidInputError  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 # Frames of ranked gallery images. Identity colours only where the query's identity is known; otherwise the
@@ -96,9 +98,9 @@ def framed(image: ImageLike | np.ndarray, color: tuple[int, int, int], width: in
     """
     array = np.asarray(image if isinstance(image, np.ndarray) else load_rgb(image), dtype=np.uint8)
     if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"framed expects an RGB image of shape (height, width, 3), got {array.shape}.")
+        raise InvalidInputError(f"framed expects an RGB image of shape (height, width, 3), got {array.shape}.")
     if width < 0:
-        raise ValueError(f"border width must be >= 0, got {width}.")
+        raise InvalidInputError(f"border width must be >= 0, got {width}.")
     out = np.empty((array.shape[0] + 2 * width, array.shape[1] + 2 * width, 3), dtype=np.uint8)
     out[:] = np.asarray(color, dtype=np.uint8)
     out[width : width + array.shape[0], width : width + array.shape[1]] = array
@@ -115,9 +117,9 @@ def _check_lengths(**sequences: Sequence[Any]) -> None:
     """Raises ValueError naming the arguments when the given sequences are empty or of different lengths."""
     lengths = {name: len(values) for name, values in sequences.items()}
     if len(set(lengths.values())) != 1:
-        raise ValueError(f"these arguments must have the same length, got {lengths}.")
+        raise InvalidInputError(f"these arguments must have the same length, got {lengths}.")
     if not next(iter(lengths.values())):
-        raise ValueError(f"{' and '.join(lengths)} are empty: pass at least one item.")
+        raise InvalidInputError(f"{' and '.join(lengths)} are empty: pass at least one item.")
 
 
 def hit_label(
@@ -207,19 +209,21 @@ def plot_ranked_lists(
     _check_lengths(gallery_images=gallery_images, gallery_ids=gallery_ids)
     ranked = np.asarray(ranked_indices)
     if ranked.ndim != 2 or ranked.shape[0] != len(query_ids) or ranked.shape[1] == 0:
-        raise ValueError(f"ranked_indices must have shape (num_queries={len(query_ids)}, >= 1), got {ranked.shape}.")
+        raise InvalidInputError(
+            f"ranked_indices must have shape (num_queries={len(query_ids)}, >= 1), got {ranked.shape}."
+        )
     if not np.issubdtype(ranked.dtype, np.integer) or ranked.min() < 0 or ranked.max() >= len(gallery_ids):
-        raise ValueError(f"ranked_indices must be integer indices into the {len(gallery_ids)} gallery images.")
+        raise InvalidInputError(f"ranked_indices must be integer indices into the {len(gallery_ids)} gallery images.")
     if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}.")
+        raise InvalidInputError(f"top_k must be >= 1, got {top_k}.")
     if query_titles is not None and len(query_titles) != len(query_ids):
-        raise ValueError(f"query_titles has {len(query_titles)} entries for {len(query_ids)} queries.")
+        raise InvalidInputError(f"query_titles has {len(query_titles)} entries for {len(query_ids)} queries.")
     ranked = ranked[:, :top_k]
     top_k = ranked.shape[1]
     for name, values in (("scores", scores), ("same_person", same_person)):
         shape = np.shape(values)
         if values is not None and (len(shape) != 2 or shape[0] != len(query_ids) or shape[1] < top_k):
-            raise ValueError(f"{name} must have shape (num_queries={len(query_ids)}, >= {top_k}), got {shape}.")
+            raise InvalidInputError(f"{name} must have shape (num_queries={len(query_ids)}, >= {top_k}), got {shape}.")
 
     renderer, font = RendererAgg(1, 1, _DPI), FontProperties(size=LABEL_FONT_SIZE)
     cell_height, cell_width = TILE_SIZE[0] + 2 * BORDER_WIDTH, TILE_SIZE[1] + 2 * BORDER_WIDTH
@@ -293,14 +297,14 @@ def plot_cmc_curves(results: Mapping[str, Mapping[str, Any]], path: str | os.Pat
     ```
     """
     if not results:
-        raise ValueError("results is empty: pass {model_name: evaluate_reid(...) result}.")
+        raise InvalidInputError("results is empty: pass {model_name: evaluate_reid(...) result}.")
     if max_rank < 1:
-        raise ValueError(f"max_rank must be >= 1, got {max_rank}.")
+        raise InvalidInputError(f"max_rank must be >= 1, got {max_rank}.")
     figure = Figure(figsize=(6, 4.5), dpi=_DPI, layout="constrained")
     axes = figure.add_subplot()
     for name, result in results.items():
         if "cmc" not in result or not len(result["cmc"]):
-            raise ValueError(f"the result of {name!r} has no 'cmc' curve: pass what evaluate_reid returns.")
+            raise InvalidInputError(f"the result of {name!r} has no 'cmc' curve: pass what evaluate_reid returns.")
         cmc = np.asarray(result["cmc"], dtype=np.float64)
         rank1 = float(result.get("rank1", cmc[0]))
         scale = _percent_scale(cmc, rank1, result.get("mAP", 0.0))
@@ -344,7 +348,7 @@ def plot_attention_rollout(
     ```
     """
     if not len(images):
-        raise ValueError("images is empty: pass at least one image.")
+        raise InvalidInputError("images is empty: pass at least one image.")
     pictures = [load_rgb(image) for image in images]
     height, width = image_size
     rollout = torch.as_tensor(rollout, dtype=torch.float32)
@@ -401,14 +405,14 @@ def plot_training_curves(
     ```
     """
     if not log_history:
-        raise ValueError("log_history is empty: pass trainer.state.log_history after training.")
+        raise InvalidInputError("log_history is empty: pass trainer.state.log_history after training.")
     losses = [(entry["epoch"], entry["loss"]) for entry in log_history if "loss" in entry and "epoch" in entry]
     metrics = {
         label: [(entry["epoch"], entry[key]) for entry in log_history if key in entry and "epoch" in entry]
         for key, label in (("eval_rank1", "Rank-1"), ("eval_mAP", "mAP"))
     }
     if not losses and not any(metrics.values()):
-        raise ValueError(
+        raise InvalidInputError(
             "log_history has no 'loss' or 'eval_rank1'/'eval_mAP' entries with an 'epoch': nothing to plot."
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..utils.errors import InvalidInputError
 from ._choices import PROTOCOLS
 from ._common import add_dataset_arguments, encoder_from_arguments, load_model_and_processor, write_json
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.output_guard import claim_outputs
 
     if len(args.dataset) != len(args.data_dir):
-        raise ValueError(
+        raise InvalidInputError(
             f"got {len(args.dataset)} --dataset names but {len(args.data_dir)} --data_dir folders: give one folder per dataset."
         )
     distributed = init_from_launcher()  # under torchrun: each rank embeds its shard, rank 0 computes the metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..utils.errors import InvalidInputError
 from ._choices import INDEX_TYPES
 from ._common import (
     add_dataset_arguments,
@@ -140,9 +141,13 @@ def run(args: argparse.Namespace) -> int:
 
     criteria = {name: getattr(args, name) for name in ("person_ids", "paths", "camera_ids", "older_than")}
     if any(value is not None for value in criteria.values()) and not args.remove:
-        raise ValueError("--person_ids / --paths / --camera_ids / --older_than select entries to remove: add --remove.")
+        raise InvalidInputError(
+            "--person_ids / --paths / --camera_ids / --older_than select entries to remove: add --remove."
+        )
     if not (args.remove or args.verify) and not (args.model and args.dataset and args.data_dir):
-        raise ValueError("building an index needs a model, --dataset and --data_dir (or use --remove / --verify).")
+        raise InvalidInputError(
+            "building an index needs a model, --dataset and --data_dir (or use --remove / --verify)."
+        )
     if args.remove or args.verify:
         check_index_target(args.index_dir)
         with folder_lock(args.index_dir):
@@ -189,7 +194,9 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
     with main_process_first():  # rank 0 builds the dataset cache, the others read it
         data = load_reid_dataset(args.dataset, data_dir=args.data_dir)
     if args.split not in data:
-        raise ValueError(f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split.")
+        raise InvalidInputError(
+            f"{args.data_dir} has no {args.split!r} split (it has {sorted(data)}): pick one with --split."
+        )
     split = data[args.split]
     encoder = encoder_from_arguments(model, image_processor, args)
     index = None
@@ -241,7 +248,7 @@ def _build_index(args: argparse.Namespace, rank: int, world_size: int) -> int:
             index, encoder, split, checkpoint_dir=args.index_dir, checkpoint_every=args.checkpoint_every
         )
     if len(index) == 0:
-        raise ValueError(f"the {args.split!r} split of {args.data_dir} has no images: nothing to index.")
+        raise InvalidInputError(f"the {args.split!r} split of {args.data_dir} has no images: nothing to index.")
     print(f"indexed {added} new images; {args.index_dir} holds {len(index)} ({index.index_type}, dim {index.dim})")
     return 0
 
@@ -255,9 +262,9 @@ def _index_calibration(args: argparse.Namespace, encoder, data):
         recorded = encoder.model.config.verification_calibration
         return ThresholdCalibration.from_dict(recorded) if recorded and args.threshold is None else None
     if args.threshold is not None:
-        raise ValueError("give either --threshold (set by hand) or --calibrate_on SPLIT (calibrated), not both.")
+        raise InvalidInputError("give either --threshold (set by hand) or --calibrate_on SPLIT (calibrated), not both.")
     if args.calibrate_on not in data:
-        raise ValueError(
+        raise InvalidInputError(
             f"{args.data_dir} has no {args.calibrate_on!r} split to calibrate on (it has {sorted(data)}): pick one "
             "with --calibrate_on."
         )

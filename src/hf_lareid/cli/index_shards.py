@@ -22,6 +22,7 @@ import numpy as np
 
 from ..embedding import FeatureSet, ReIDEncoder
 from ..embedding.sharding import broadcast_object, gather_objects, shard_bounds
+from ..utils.errors import InvalidInputError
 from ..utils.io import atomic_path, fault_point
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def read_shard_store(store: Path, fingerprint: str, settings: dict[str, Any], em
     for chunk in sorted(store.glob(_CHUNK_GLOB)):
         with np.load(chunk, allow_pickle=False) as arrays:
             if str(arrays["fingerprint"]) != fingerprint or json.loads(str(arrays["settings"])) != settings:
-                raise ValueError(
+                raise InvalidInputError(
                     f"{chunk} was embedded by another model or with other settings: rerun with the same model and "
                     f"options, or delete {store} to start the build over."
                 )

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     index, model_ref = open_gallery_index(args.index_dir, args.model, args.data_dir, need_images=bool(args.picture))
     cameras = args.query_camera or [None]
     if len(cameras) not in (1, len(args.images)):
-        raise ValueError(f"give one --query_camera, or one per image ({len(args.images)}), not {len(cameras)}.")
+        raise InvalidInputError(f"give one --query_camera, or one per image ({len(args.images)}), not {len(cameras)}.")
     missing = [image for image in args.images if not Path(image).is_file()]
     if missing and Path(missing[0]).is_dir():
         raise InvalidInputError(
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         from ..analysis import pictures  # noqa: F401  (raises naming the 'plots' extra when matplotlib is missing)
 
         if index.paths is None or index.person_ids is None:
-            raise ValueError(
+            raise InvalidInputError(
                 f"the index in {args.index_dir} stores no image paths or person ids: --picture cannot draw it."
             )
     with claim_outputs(outputs, fix=fix):

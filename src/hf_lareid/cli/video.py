@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..utils.errors import InvalidInputError
 from ._common import add_runtime_argument, threshold_argument
 
 DESCRIPTION = (
@@ -107,7 +108,7 @@ def run_index(args: argparse.Namespace) -> int:
     from ..utils.io import folder_lock
 
     if (args.camera_ids or args.older_than) and not args.remove:
-        raise ValueError("--camera_ids / --older_than select tracklets to remove: add --remove.")
+        raise InvalidInputError("--camera_ids / --older_than select tracklets to remove: add --remove.")
     check_index_target(args.index_dir)
     with folder_lock(args.index_dir):
         if args.remove or args.verify:
@@ -137,7 +138,7 @@ def _edit(args: argparse.Namespace) -> int:
             print(f"no tracklets of {' '.join(args.videos)} in {args.index_dir}")
             return 0
     if not any(value is not None for value in criteria.values()):
-        raise ValueError("say what to remove: --videos, --camera_ids and/or --older_than.")
+        raise InvalidInputError("say what to remove: --videos, --camera_ids and/or --older_than.")
     removed = index.remove(**{k: v for k, v in criteria.items() if v is not None})
     if removed:
         index.save(args.index_dir)
@@ -153,11 +154,11 @@ def _build(args: argparse.Namespace) -> int:
     from ._common import load_model_and_processor
 
     if not args.model or not args.videos:
-        raise ValueError("indexing needs a model and --videos (or use --remove / --verify).")
+        raise InvalidInputError("indexing needs a model and --videos (or use --remove / --verify).")
     videos = _videos(args.videos)
     for name, values in (("--detections", args.detections), ("--cameras", args.cameras)):
         if values is not None and len(values) != len(videos):
-            raise ValueError(f"{name} gives {len(values)} values for {len(videos)} videos: give one per video.")
+            raise InvalidInputError(f"{name} gives {len(values)} values for {len(videos)} videos: give one per video.")
     jobs = [
         VideoJob(
             video,
@@ -216,7 +217,7 @@ def run_search(args: argparse.Namespace) -> int:
     check_video_index(index, args.index_dir)
     model_ref = args.model or index.model_reference
     if not model_ref:
-        raise ValueError(f"{args.index_dir} records no model: give --model.")
+        raise InvalidInputError(f"{args.index_dir} records no model: give --model.")
     model, image_processor = load_model_and_processor(model_ref)
     flip = bool((index.embedding_settings or {}).get("flip", False))
     backend = ReIDBackend(model, image_processor, runtime=args.runtime, flip=flip)

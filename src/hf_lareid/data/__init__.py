@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import datasets
 import numpy as np
 
+from ..utils.errors import InvalidInputError
 from .builder import build_dataset_dict, clear_reid_cache, default_cache_dir, folder_digest
 from .course import collect_course
 from .cuhk03_np import CUHK03_NP_SCHEME, collect_cuhk03_np
@@ -88,7 +89,7 @@ _FILE_NAME_SCHEMES: dict[str, FileNameScheme | None] = {
 
 def _check_dataset_name(name: str) -> None:
     if name not in REID_DATASETS:
-        raise ValueError(f"Unknown re-ID dataset {name!r}; choose one of {sorted(REID_DATASETS)}.")
+        raise InvalidInputError(f"Unknown re-ID dataset {name!r}; choose one of {sorted(REID_DATASETS)}.")
 
 
 def file_name_scheme(name: str) -> FileNameScheme | None:
@@ -202,7 +203,7 @@ def load_reid_dataset(
     """
     _check_dataset_name(name)
     if data_dir is None:
-        raise ValueError(f"load_reid_dataset({name!r}) needs data_dir= pointing at the dataset folder.")
+        raise InvalidInputError(f"load_reid_dataset({name!r}) needs data_dir= pointing at the dataset folder.")
     try:
         collection = REID_DATASETS[name](data_dir, splits=splits, **options)
     except TypeError as error:
@@ -243,22 +244,22 @@ def merge_training_sets(
         813
     """
     if not training_sets:
-        raise ValueError("merge_training_sets needs at least one dataset.")
+        raise InvalidInputError("merge_training_sets needs at least one dataset.")
     names = list(names) if names is not None else [f"set{i}" for i in range(len(training_sets))]
     if len(names) != len(training_sets):
-        raise ValueError(f"Got {len(names)} names for {len(training_sets)} training sets.")
+        raise InvalidInputError(f"Got {len(names)} names for {len(training_sets)} training sets.")
     merged_names: list[str] = []
     shifted = []
     for prefix, dataset in zip(names, training_sets):
         feature = dataset.features.get("label")
         if not isinstance(feature, datasets.ClassLabel):
-            raise ValueError(
+            raise InvalidInputError(
                 f"Training set {prefix!r} has no ClassLabel column 'label'; pass the 'train' split of "
                 "load_reid_dataset."
             )
         labels = np.asarray(dataset["label"], dtype=np.int64)
         if (labels < 0).any():
-            raise ValueError(
+            raise InvalidInputError(
                 f"Training set {prefix!r} has {int((labels < 0).sum())} rows with label -1 (an evaluation split); "
                 "pass the 'train' split of load_reid_dataset."
             )

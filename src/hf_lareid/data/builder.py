@@ -24,6 +24,7 @@ import datasets
 from datasets.exceptions import DatasetGenerationError
 from PIL import Image
 
+from ..utils.errors import InvalidInputError
 from ..utils.images import ImageReadError, load_rgb, needs_load_rgb, read_image
 from .folders import relative_path
 from .records import ReIDCollection, ReIDDataError, ReIDRecord
@@ -95,7 +96,7 @@ def clear_reid_cache(cache_dir: str | os.PathLike | None = None) -> list[Path]:
     entries = sorted(folder.iterdir())
     ours = [entry for entry in entries if _written_by_this_package(entry)]
     if entries and not ours:
-        raise ValueError(
+        raise InvalidInputError(
             f"{folder} is not a re-ID dataset cache written by hf_lareid (no <dataset>/<dataset>-<hash> build "
             "folders): nothing was removed. Pass the cache_dir given to load_reid_dataset."
         )
@@ -154,7 +155,7 @@ class ReIDBuilderConfig(datasets.BuilderConfig):
     def __post_init__(self):
         super().__post_init__()
         if not self.source or not self.fingerprint:
-            raise ValueError("ReIDBuilderConfig needs a non-empty `source` and `fingerprint`.")
+            raise InvalidInputError("ReIDBuilderConfig needs a non-empty `source` and `fingerprint`.")
 
 
 class ReIDBuilder(datasets.GeneratorBasedBuilder):

@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..utils.errors import InvalidInputError
 from .file_names import FileNameScheme
 from .folders import require_folder
 from .market_layout import BOUNDING_BOX_FOLDERS, collect_bounding_box_folders
@@ -44,10 +45,10 @@ CUHK03_NP_SCHEME = FileNameScheme(
 def _variant_folder(root: Path, variant: str | None) -> Path:
     """The folder holding ``bounding_box_train/`` etc. for `variant`, searched in `root`, `root/cuhk03-np`."""
     if variant is not None and variant not in CUHK03_NP_VARIANTS:
-        raise ValueError(f"variant={variant!r} is not one of {CUHK03_NP_VARIANTS}.")
+        raise InvalidInputError(f"variant={variant!r} is not one of {CUHK03_NP_VARIANTS}.")
     if any((root / folder).is_dir() for folder in BOUNDING_BOX_FOLDERS.values()):  # a variant folder itself
         if variant is not None and root.name != variant:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{root} is one CUHK03-np variant folder ({root.name!r}), but variant={variant!r} was asked for: pass "
                 f"its parent folder, or leave variant out."
             )

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.errors import InvalidInputError
 from .file_names import parse_camera_id
 from .folders import list_image_files, require_folder
 from .records import ReIDCollection, ReIDDataError, ReIDRecord
@@ -145,7 +146,7 @@ def split_query_gallery(
 ) -> tuple[list[ReIDRecord], list[ReIDRecord]]:
     """Split one person's `records` into disjoint (query, gallery) lists by `rule` (see the module docstring)."""
     if rule not in QUERY_RULES:
-        raise ValueError(f"query_rule={rule!r} is not one of {QUERY_RULES}.")
+        raise InvalidInputError(f"query_rule={rule!r} is not one of {QUERY_RULES}.")
     records = sorted(records, key=lambda record: record.path)
     if len(records) == 1:
         logger.warning(
@@ -197,13 +198,13 @@ def collect_grouped_folders(
     """
     root = require_folder(data_dir, what, "Pass data_dir= pointing at the folder with one sub-folder per person.")
     if query_rule not in QUERY_RULES:
-        raise ValueError(f"query_rule={query_rule!r} is not one of {QUERY_RULES}.")
+        raise InvalidInputError(f"query_rule={query_rule!r} is not one of {QUERY_RULES}.")
     images_of, names = read_person_folders(root)
     groups = assign_ids(list(images_of), counts, explicit, seed)
     known = [split for names_ in group_splits.values() for split in names_]
     unknown = sorted(set(splits or ()) - set(known))
     if unknown:
-        raise ValueError(f"Unknown split(s) {unknown} for {what}; choose from {known}.")
+        raise InvalidInputError(f"Unknown split(s) {unknown} for {what}; choose from {known}.")
     records: dict[str, list[ReIDRecord]] = {}
     for group, split_names in group_splits.items():
         ids = groups[group]
@@ -248,7 +249,7 @@ def collect_identity_folders(
         query_rule: ``"auto"``, ``"camera"`` or ``"alternate"`` (module docstring).
     """
     if not 0.0 <= train_fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in [0, 1], got {train_fraction}.")
+        raise InvalidInputError(f"train_fraction must be in [0, 1], got {train_fraction}.")
     return collect_grouped_folders(
         data_dir,
         "Identity folder",

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from ..utils.errors import InvalidInputError
 from ..utils.images import load_rgb
 from .transforms import ReIDTransform, augmentation_keys
 
@@ -49,7 +50,7 @@ class InMemoryReIDDataset(Dataset):
     def __init__(self, dataset: Any, transform: ReIDTransform):
         for column in ("image", "label"):
             if column not in dataset.column_names:
-                raise ValueError(f"InMemoryReIDDataset needs the {column!r} column, got {dataset.column_names}.")
+                raise InvalidInputError(f"InMemoryReIDDataset needs the {column!r} column, got {dataset.column_names}.")
         self.transform = transform
         self.rescale_factor = float(transform.image_processor.rescale_factor)
         self.labels = [int(label) for label in dataset["label"]]

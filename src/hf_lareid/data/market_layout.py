@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..utils.errors import InvalidInputError
 from .file_names import FileNameScheme
 from .folders import list_image_files, require_folder
 from .records import ReIDCollection, ReIDRecord
@@ -43,7 +44,9 @@ def collect_bounding_box_folders(
     splits = list(splits) if splits is not None else list(BOUNDING_BOX_FOLDERS)
     unknown = sorted(set(splits) - set(BOUNDING_BOX_FOLDERS))
     if unknown:
-        raise ValueError(f"Unknown {scheme.dataset} split(s) {unknown}; choose from {list(BOUNDING_BOX_FOLDERS)}.")
+        raise InvalidInputError(
+            f"Unknown {scheme.dataset} split(s) {unknown}; choose from {list(BOUNDING_BOX_FOLDERS)}."
+        )
     records, folders = {}, {}
     for split in splits:
         folder = require_folder(

@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..utils.errors import InvalidInputError
 from .file_names import FileNameScheme
 from .folders import list_image_files, require_folder
 from .records import ReIDCollection, ReIDDataError, ReIDRecord
@@ -80,8 +81,14 @@ def _read_list(list_file: Path, image_folder: Path, images: set[str]) -> list[Re
             f"MSMT17 list file {list_file} does not exist. {_LAYOUT}; restore it, or leave the split out with "
             "splits=[...]."
         )
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ReIDDataError(
+            f"MSMT17 list file {list_file} is not UTF-8 text ({error}): restore the file of the dataset's release."
+        ) from None
     records = []
-    for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         fields = line.split()
@@ -112,7 +119,7 @@ def collect_msmt17(
     unknown = sorted(set(splits) - set(known))
     if unknown:
         extra = " (val is its own split only with separate_val=True)" if "val" in unknown else ""
-        raise ValueError(f"Unknown MSMT17 split(s) {unknown}; choose from {known}{extra}.")
+        raise InvalidInputError(f"Unknown MSMT17 split(s) {unknown}; choose from {known}{extra}.")
     folders, images = {}, {}
     records: dict[str, list[ReIDRecord]] = {}
     sources = []

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
+from ..utils.errors import InvalidInputError
+
 __all__ = ["PKSampler"]
 
 
@@ -54,14 +56,16 @@ class PKSampler(Sampler[int]):
     ):
         labels = np.asarray(labels, dtype=np.int64)
         if labels.ndim != 1 or labels.size == 0:
-            raise ValueError("PKSampler needs a non-empty 1-D sequence of labels.")
+            raise InvalidInputError("PKSampler needs a non-empty 1-D sequence of labels.")
         if num_identities < 1 or num_instances < 1:
-            raise ValueError(f"num_identities and num_instances must be >= 1, got {num_identities}, {num_instances}.")
+            raise InvalidInputError(
+                f"num_identities and num_instances must be >= 1, got {num_identities}, {num_instances}."
+            )
         if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), got {rank}.")
+            raise InvalidInputError(f"rank must be in [0, num_replicas={num_replicas}), got {rank}.")
         classes, inverse = np.unique(labels, return_inverse=True)
         if len(classes) < num_identities:
-            raise ValueError(
+            raise InvalidInputError(
                 f"PKSampler needs at least num_identities={num_identities} different labels, got {len(classes)}; "
                 "lower num_identities."
             )

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
+from ..utils.errors import InvalidInputError
 from ..utils.io import atomic_write_text
 from .market1501 import MARKET1501_FOLDERS
 
@@ -88,22 +89,24 @@ class SyntheticReIDConfig:
     def validate(self) -> None:
         """Raise `ValueError` naming the first bad option."""
         if self.num_ids < 2:
-            raise ValueError(f"num_ids must be >= 2 (some to train, some to query), got {self.num_ids}.")
+            raise InvalidInputError(f"num_ids must be >= 2 (some to train, some to query), got {self.num_ids}.")
         if self.num_cameras < 2:
-            raise ValueError(
+            raise InvalidInputError(
                 f"num_cameras must be >= 2 so that queries have other-camera matches, got {self.num_cameras}."
             )
         if self.images_per_camera < 2:
-            raise ValueError(
+            raise InvalidInputError(
                 f"images_per_camera must be >= 2 (one query and one gallery image per camera), got "
                 f"{self.images_per_camera}."
             )
         if len(self.image_size) != 2 or min(self.image_size) < 16:
-            raise ValueError(f"image_size must be (height, width) with both >= 16, got {self.image_size}.")
+            raise InvalidInputError(f"image_size must be (height, width) with both >= 16, got {self.image_size}.")
         if self.first_id < 1 or self.seed < 0 or self.num_distractors < 0:
-            raise ValueError("first_id must be >= 1, seed >= 0 and num_distractors >= 0.")
+            raise InvalidInputError("first_id must be >= 1, seed >= 0 and num_distractors >= 0.")
         if not 0 <= self.train_ids_count < self.num_ids:
-            raise ValueError(f"num_train_ids must be in [0, num_ids), got {self.num_train_ids} for {self.num_ids} ids.")
+            raise InvalidInputError(
+                f"num_train_ids must be in [0, num_ids), got {self.num_train_ids} for {self.num_ids} ids."
+            )
 
     @property
     def train_ids_count(self) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..utils.errors import DamagedFileError, InvalidInputError
 from ..utils.io import atomic_write_text
 from .synthetic import _draw_image, _make_camera, _make_identity
 
@@ -59,7 +60,7 @@ def generate_synthetic_video(
         videos: also encode each camera as `camN.mp4` (needs PyAV, the `video` extra).
     """
     if not 1 <= num_people <= 8 or num_cameras not in (2, 3) or crossing_frames < 4:
-        raise ValueError("num_people must be 1..8, num_cameras 2 or 3, crossing_frames >= 4.")
+        raise InvalidInputError("num_people must be 1..8, num_cameras 2 or 3, crossing_frames >= 4.")
     options = dict(
         num_people=num_people,
         num_cameras=num_cameras,
@@ -71,7 +72,14 @@ def generate_synthetic_video(
     out_dir = Path(out_dir).expanduser().absolute()
     manifest = out_dir / SYNTHETIC_VIDEO_MANIFEST
     if manifest.is_file():
-        recorded = json.loads(manifest.read_text())
+        try:
+            recorded = json.loads(manifest.read_text())
+        except ValueError as error:
+            raise DamagedFileError(
+                f"{manifest} is damaged ({error}): delete {out_dir} and run again, or give a new folder."
+            ) from None
+        if not isinstance(recorded, dict):
+            raise DamagedFileError(f"{manifest} is damaged: delete {out_dir} and run again, or give a new folder.")
         if recorded.get("options") == options:
             return out_dir
     elif out_dir.exists() and any(out_dir.iterdir()):

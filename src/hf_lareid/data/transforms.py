@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..utils.errors import InvalidInputError
 from ..utils.images import load_rgb
 
 __all__ = [
@@ -68,7 +69,7 @@ def check_image_processor(image_processor: Any) -> None:
     """
     backend = getattr(image_processor, "backend", None)
     if backend != "pil":
-        raise ValueError(
+        raise InvalidInputError(
             f"image_processor {type(image_processor).__name__} uses the {backend or 'unknown'!r} backend, but re-ID "
             "transforms need the PIL backend so that training and evaluation resize like the saved processor. "
             'Load it with AutoImageProcessor.from_pretrained(path, backend="pil") or build '
@@ -168,7 +169,7 @@ class ReIDTransform:
             ("erasing_p", erasing_p),
         ):
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
+                raise InvalidInputError(f"{name} must be a probability in [0, 1], got {value}.")
         self.image_processor = image_processor
         self.train = train
         self.seed = seed

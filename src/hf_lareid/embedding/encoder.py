@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..utils.errors import InvalidInputError
 from .backends.auto import RuntimeOption, choose_runtime, make_embedder, resolve_precision
 from .backends.base import Embedder
 from .backends.torch_backend import TorchEmbedder
@@ -81,7 +82,7 @@ class ReIDEncoder:
         cache: bool = True,
     ):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
         if isinstance(model, (str, os.PathLike)):
             from .loading import load_model_and_processor
 
@@ -167,7 +168,7 @@ class ReIDEncoder:
         """
         batch_size = self.batch_size if batch_size is None else batch_size
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
         data = shard_data(data, shard)
         embedder = self.embedder
         for batch in iter_batches(data, batch_size):
@@ -175,7 +176,7 @@ class ReIDEncoder:
             pixel_values = batch_to_pixels(batch, self.image_processor)
             embeddings = embedder.embed(pixel_values, flip=self.flip).cpu().numpy().astype(np.float32, copy=False)
             if not np.isfinite(embeddings).all():
-                raise ValueError(
+                raise InvalidInputError(
                     "the model produced NaN/inf embeddings: check the weights and the input normalisation."
                 )
             yield FeatureSet(

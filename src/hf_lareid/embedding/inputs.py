@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..utils.errors import InvalidInputError
 from ..utils.images import load_rgb
 
 
@@ -43,9 +44,9 @@ def batch_to_pixels(batch: dict[str, Any], image_processor: Any) -> torch.Tensor
         pixels = batch["pixel_values"]
         return pixels if isinstance(pixels, torch.Tensor) else torch.stack([torch.as_tensor(p) for p in pixels])
     if "image" not in batch:
-        raise ValueError(f"a batch needs an 'image' or 'pixel_values' column, got columns {sorted(batch)}.")
+        raise InvalidInputError(f"a batch needs an 'image' or 'pixel_values' column, got columns {sorted(batch)}.")
     if image_processor is None:
-        raise ValueError(
+        raise InvalidInputError(
             "raw images need an image processor: pass image_processor=AutoImageProcessor.from_pretrained(MODEL_DIR, backend='pil')."
         )
     images = [load_rgb(image) for image in batch["image"]]

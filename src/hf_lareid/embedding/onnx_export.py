@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.errors import InvalidInputError
 from ..utils.extras import require_extra
 from ..utils.io import atomic_path
 
@@ -206,8 +207,8 @@ def check_onnx(
     """
     try:
         return _compare_with_pytorch(model, onnx_path, batch_sizes, atol, image_processor)
-    except ValueError as error:
-        raise ValueError(f"{onnx_path}: {error}") from None
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{onnx_path}: {error}") from None
 
 
 def _compare_with_pytorch(
@@ -228,7 +229,7 @@ def _compare_with_pytorch(
             )
         differences[batch_size] = float(np.abs(got - expected).max())
         if not differences[batch_size] < atol:
-            raise ValueError(
+            raise InvalidInputError(
                 f"onnxruntime and PyTorch embeddings differ by {differences[batch_size]:.3g} at batch size "
                 f"{batch_size} (atol {atol:g}); try another opset, or report the model config."
             )
@@ -284,9 +285,9 @@ def export_onnx(
     if output_path.is_dir():
         raise IsADirectoryError(f"cannot write {output_path}: it is a folder; give a file name such as model.onnx.")
     if opset < 7:
-        raise ValueError(f"opset must be at least 7, got {opset}.")
+        raise InvalidInputError(f"opset must be at least 7, got {opset}.")
     if exporter not in ("auto", "dynamo", "torchscript"):
-        raise ValueError(f"exporter must be 'auto', 'dynamo' or 'torchscript', got {exporter!r}.")
+        raise InvalidInputError(f"exporter must be 'auto', 'dynamo' or 'torchscript', got {exporter!r}.")
 
     height, width = model.config.image_size
     # Batch 2, not 1: torch.export would specialise a size-1 batch axis to a constant.
@@ -300,8 +301,8 @@ def export_onnx(
             differences = {}
             if check:
                 differences = _compare_with_pytorch(model, temp_name, check_batch_sizes, atol, image_processor)
-    except ValueError as error:
-        raise ValueError(f"{output_path} not written: {error}") from None
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{output_path} not written: {error}") from None
     report = {
         "path": str(output_path),
         "opset": opset,

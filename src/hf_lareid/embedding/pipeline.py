@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
+from ..utils.errors import InvalidInputError
 from ..utils.images import load_rgb
 from .backends.auto import RuntimeOption
 from .encoder import ReIDEncoder
@@ -66,7 +67,7 @@ class LAReIDEmbeddingPipeline(Pipeline):
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(inputs, (list, tuple)) and not inputs:
-            raise ValueError(
+            raise InvalidInputError(
                 "the lareid-embedding pipeline got an empty list: pass at least one image (a PIL image, a path, a URL "
                 "or an array)."
             )

@@ -10,14 +10,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any, Literal, Optional, Union
 
 import torch
 import torch.distributed as dist
 
-from ..utils.errors import LAReIDError
+from ..utils.errors import InvalidInputError, LAReIDError
 from .feature_set import FeatureSet
 from .inputs import is_dataset, is_one_image
 
@@ -41,13 +41,13 @@ def resolve_shard(shard: ShardOption) -> tuple[int, int]:
     if shard == "auto":
         if dist.is_available() and dist.is_initialized():
             return dist.get_rank(), dist.get_world_size()
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        return _env_int(os.environ, "RANK", 0), _env_int(os.environ, "WORLD_SIZE", 1)
     try:
         rank, world_size = (int(value) for value in shard)
     except (TypeError, ValueError):
-        raise ValueError(f"shard must be None, 'auto' or a pair (rank, world_size), got {shard!r}.") from None
+        raise InvalidInputError(f"shard must be None, 'auto' or a pair (rank, world_size), got {shard!r}.") from None
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"shard=(rank, world_size) needs 0 <= rank < world_size, got {shard!r}.")
+        raise InvalidInputError(f"shard=(rank, world_size) needs 0 <= rank < world_size, got {shard!r}.")
     return rank, world_size
 
 
@@ -90,7 +90,7 @@ def shard_data(data: Any, shard: ShardOption) -> Any:
     if is_one_image(data):
         data = [data]
     if not hasattr(data, "__len__"):
-        raise ValueError(
+        raise InvalidInputError(
             "sharding needs data with a length (a dataset, list or array), not a generator: pass list(data)."
         )
     start, stop = shard_bounds(len(data), rank, world_size)
@@ -124,6 +124,19 @@ class LaunchError(LAReIDError, RuntimeError):
     """The processes a launcher started do not match what was asked for; the message names the launch to use."""
 
 
+def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    """The whole number a launcher set in the environment variable `name`; `default` when it is not set."""
+    text = environ.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise LaunchError(
+            f"{name}={text!r} is not a whole number: unset it, or start the processes with torchrun or accelerate launch."
+        ) from None
+
+
 def check_launch(environ: Optional[dict[str, str]] = None) -> None:
     """
     Refuses (one line) a launch whose world size differs from the number of processes asked for, where that can be
@@ -131,9 +144,9 @@ def check_launch(environ: Optional[dict[str, str]] = None) -> None:
     `MASTER_ADDR` but silently starts ONE process without `WORLD_SIZE`.
     """
     env = os.environ if environ is None else environ
-    world_size = int(env.get("WORLD_SIZE", 1))
+    world_size = _env_int(env, "WORLD_SIZE", 1)
     asked = env.get("ACCELERATE_NUM_PROCESSES")
-    if asked is not None and int(asked) != world_size:
+    if asked is not None and _env_int(env, "ACCELERATE_NUM_PROCESSES", 0) != world_size:
         raise LaunchError(
             f"{asked} processes were asked for (ACCELERATE_NUM_PROCESSES) but {world_size} started (WORLD_SIZE): "
             "launch with `torchrun --nproc_per_node N` or `accelerate launch --multi_gpu --num_processes N`."
@@ -151,7 +164,7 @@ def init_from_launcher() -> bool:
     (gloo on CPUs, nccl on GPUs, each rank on GPU `LOCAL_RANK`); True when there is more than one process.
     """
     check_launch()
-    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+    if _env_int(os.environ, "WORLD_SIZE", 1) <= 1:
         return False
     if not dist.is_initialized():
         use_cuda = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "false").lower() not in (
@@ -159,7 +172,7 @@ def init_from_launcher() -> bool:
             "true",
         )
         if use_cuda:
-            local_rank = int(os.environ.get("LOCAL_RANK", 0))
+            local_rank = _env_int(os.environ, "LOCAL_RANK", 0)
             if local_rank >= torch.cuda.device_count():
                 raise LaunchError(
                     f"local rank {local_rank} has no GPU (this machine has {torch.cuda.device_count()}): start at most "

@@ -11,6 +11,8 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from ..utils.errors import InvalidInputError
+
 __all__ = [
     "DISTRACTOR_ID",
     "JUNK_ID",
@@ -56,29 +58,31 @@ def check_features(
     """
     array = to_numpy(features)
     if array.ndim != 2:
-        raise ValueError(f"`{name}` must have shape (num_images, feature_dim), got shape {tuple(array.shape)}.")
+        raise InvalidInputError(f"`{name}` must have shape (num_images, feature_dim), got shape {tuple(array.shape)}.")
     if array.shape[0] == 0:
-        raise ValueError(f"`{name}` is empty: at least one image is needed.")
+        raise InvalidInputError(f"`{name}` is empty: at least one image is needed.")
     if dim is not None and array.shape[1] != dim:
-        raise ValueError(
+        raise InvalidInputError(
             f"`{name}` has feature dimension {array.shape[1]}, expected {dim} (the other feature set's width): "
             "were both extracted with the same model?"
         )
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise ValueError(f"`{name}` must hold real numbers, got dtype {array.dtype}.")
+        raise InvalidInputError(f"`{name}` must hold real numbers, got dtype {array.dtype}.")
     array = np.ascontiguousarray(array, dtype=np.float32)
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array).all(axis=1)).sum())
-        raise ValueError(f"`{name}` contains NaN or infinite values in {bad} row(s); check the feature extraction.")
+        raise InvalidInputError(
+            f"`{name}` contains NaN or infinite values in {bad} row(s); check the feature extraction."
+        )
     norms = np.linalg.norm(array, axis=1)
     if (reject_zero or norm_tolerance is not None) and (norms < 1e-12).any():
-        raise ValueError(
+        raise InvalidInputError(
             f"`{name}` has {int((norms < 1e-12).sum())} all-zero row(s) (row {int(np.argmin(norms))}): they match "
             "nothing; check the feature extraction."
         )
     if norm_tolerance is not None and np.abs(norms - 1.0).max() > norm_tolerance:
         worst = int(np.abs(norms - 1.0).argmax())
-        raise ValueError(
+        raise InvalidInputError(
             f"`{name}` must be unit-norm (row {worst} has norm {norms[worst]:.4f}): normalise them first, e.g. "
             "`x / np.linalg.norm(x, axis=1, keepdims=True)`."
         )
@@ -89,16 +93,18 @@ def check_labels(values: Optional[ArrayLike], name: str, length: int, required: 
     """Returns `values` as an int64 array of shape `(length,)` (or `None` when absent and not required)."""
     if values is None:
         if required:
-            raise ValueError(f"`{name}` is required.")
+            raise InvalidInputError(f"`{name}` is required.")
         return None
     array = to_numpy(values)
     if array.ndim != 1:
-        raise ValueError(f"`{name}` must be one-dimensional, got shape {tuple(array.shape)}.")
+        raise InvalidInputError(f"`{name}` must be one-dimensional, got shape {tuple(array.shape)}.")
     if array.shape[0] != length:
-        raise ValueError(f"`{name}` has {array.shape[0]} entries but there are {length} feature rows: they must match.")
+        raise InvalidInputError(
+            f"`{name}` has {array.shape[0]} entries but there are {length} feature rows: they must match."
+        )
     if array.size and not np.issubdtype(array.dtype, np.integer):
         if not (np.issubdtype(array.dtype, np.floating) and np.array_equal(array, np.round(array))):
-            raise ValueError(f"`{name}` must hold integers, got dtype {array.dtype}.")
+            raise InvalidInputError(f"`{name}` must hold integers, got dtype {array.dtype}.")
     return array.astype(np.int64, copy=False)
 
 
@@ -108,18 +114,20 @@ def check_paths(paths: Optional[Sequence[str]], name: str, length: int) -> Optio
         return None
     array = np.asarray([str(path) for path in paths])
     if array.shape[0] != length:
-        raise ValueError(f"`{name}` has {array.shape[0]} entries but there are {length} feature rows: they must match.")
+        raise InvalidInputError(
+            f"`{name}` has {array.shape[0]} entries but there are {length} feature rows: they must match."
+        )
     return array
 
 
 def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
     """`value`, or a `ValueError` listing the `choices`."""
     if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}.")
+        raise InvalidInputError(f"`{name}` must be one of {list(choices)}, got {value!r}.")
     return value
 
 
 def check_max_rank(max_rank: int) -> None:
     """A `ValueError` unless `max_rank` is a positive integer (the length of the CMC curve)."""
     if not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
-        raise ValueError(f"`max_rank` must be a positive integer, got {max_rank!r}.")
+        raise InvalidInputError(f"`max_rank` must be a positive integer, got {max_rank!r}.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..utils.errors import InvalidInputError
 from .checks import ArrayLike, check_choice, check_features
 
 __all__ = ["METRICS", "DistanceBlocks", "compute_distance_matrix", "query_chunk_size"]
@@ -28,7 +29,7 @@ DEFAULT_MEMORY_BUDGET_MB = 512.0
 def query_chunk_size(num_gallery: int, memory_budget_mb: float) -> int:
     """How many queries to rank at once against `num_gallery` items within `memory_budget_mb` (at least one)."""
     if memory_budget_mb <= 0:
-        raise ValueError(f"`memory_budget_mb` must be positive, got {memory_budget_mb}.")
+        raise InvalidInputError(f"`memory_budget_mb` must be positive, got {memory_budget_mb}.")
     available = memory_budget_mb * 2**20 - num_gallery * BYTES_PER_GALLERY_ITEM
     return max(1, int(available // (num_gallery * BYTES_PER_PAIR)))
 

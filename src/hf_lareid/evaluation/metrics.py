@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..utils.errors import InvalidInputError
 from .checks import ArrayLike, check_choice, check_features, check_labels, check_max_rank, check_paths, to_numpy
 from .distance import DEFAULT_MEMORY_BUDGET_MB, METRICS, DistanceBlocks
 from .ranking import PROTOCOLS, evaluate_blocks
@@ -34,7 +35,7 @@ def _check_labels_for_protocol(
     check_choice(protocol, "protocol", PROTOCOLS)
     needs_cams = protocol != "no-camera"
     if needs_cams and (query_cams is None or gallery_cams is None):
-        raise ValueError(
+        raise InvalidInputError(
             f"protocol={protocol!r} needs `query_cams` and `gallery_cams`. Without camera ids, use "
             "protocol='no-camera'."
         )
@@ -201,10 +202,12 @@ def evaluate_distance_matrix(
     check_max_rank(max_rank)
     matrix = to_numpy(distances)
     if matrix.ndim != 2 or 0 in matrix.shape:
-        raise ValueError(f"`distances` must be a non-empty (num_query, num_gallery) matrix, got shape {matrix.shape}.")
+        raise InvalidInputError(
+            f"`distances` must be a non-empty (num_query, num_gallery) matrix, got shape {matrix.shape}."
+        )
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     if not np.isfinite(matrix).all():
-        raise ValueError("`distances` contains NaN or infinite values.")
+        raise InvalidInputError("`distances` contains NaN or infinite values.")
     labels = _check_labels_for_protocol(
         protocol,
         matrix.shape[0],

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..utils.errors import InvalidInputError
 from .checks import JUNK_ID
 from .distance import query_chunk_size
 
@@ -264,7 +265,7 @@ def evaluate_blocks(
     # The exact ordering packs (row, distance, gallery index) into one int64 key: 32 distance bits, the rest shared.
     gallery_bits = max(1, (num_gallery - 1).bit_length())
     if gallery_bits > 30:
-        raise ValueError(f"A gallery of {num_gallery} images is too large to rank in one piece; split it.")
+        raise InvalidInputError(f"A gallery of {num_gallery} images is too large to rank in one piece; split it.")
     chunk = min(query_chunk_size(num_gallery, memory_budget_mb), 2 ** (31 - gallery_bits))
     starts = range(0, num_query, chunk)
     for start in tqdm(starts, desc="Ranking queries", unit="chunk", disable=not show_progress or len(starts) < 2):
@@ -285,7 +286,7 @@ def evaluate_blocks(
             if protocol != "no-camera"
             else " Does the gallery contain the query identities (person ids other than -1)?"
         )
-        raise ValueError(
+        raise InvalidInputError(
             f"No query has a valid match in the gallery under protocol={protocol!r} ({num_query} queries, "
             f"{num_gallery} gallery images).{hint}"
         )

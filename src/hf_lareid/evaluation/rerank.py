@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..utils.errors import InvalidInputError
 from .checks import ArrayLike, check_features
 
 __all__ = ["re_rank"]
@@ -113,13 +114,13 @@ def re_rank(
     query = check_features(query_features, "query_features")
     gallery = check_features(gallery_features, "gallery_features", dim=query.shape[1])
     if not (isinstance(k1, (int, np.integer)) and k1 >= 1):
-        raise ValueError(f"`k1` must be a positive integer, got {k1!r}.")
+        raise InvalidInputError(f"`k1` must be a positive integer, got {k1!r}.")
     if not (isinstance(k2, (int, np.integer)) and 1 <= k2 <= k1 + 1):
-        raise ValueError(f"`k2` must be an integer in [1, k1 + 1] = [1, {k1 + 1}], got {k2!r}.")
+        raise InvalidInputError(f"`k2` must be an integer in [1, k1 + 1] = [1, {k1 + 1}], got {k2!r}.")
     if not 0.0 <= lambda_value <= 1.0:
-        raise ValueError(f"`lambda_value` must be in [0, 1], got {lambda_value!r}.")
+        raise InvalidInputError(f"`lambda_value` must be in [0, 1], got {lambda_value!r}.")
     if memory_budget_mb <= 0:
-        raise ValueError(f"`memory_budget_mb` must be positive, got {memory_budget_mb}.")
+        raise InvalidInputError(f"`memory_budget_mb` must be positive, got {memory_budget_mb}.")
 
     num_query = len(query)
     features = np.concatenate([query, gallery])

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..utils.errors import InvalidInputError
 from .checks import JUNK_ID, ArrayLike, check_features, check_labels, to_numpy
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def check_threshold(value: object, name: str = "verification_threshold") -> floa
     naming `name`: the one rule for a same-person threshold, wherever it enters (config, index, command line)."""
     number = _finite(value, name)
     if not -1.0 - _ROUNDING <= number <= 1.0 + _ROUNDING:
-        raise ValueError(f"{name} is a cosine similarity in [-1, 1], got {value!r}.")
+        raise InvalidInputError(f"{name} is a cosine similarity in [-1, 1], got {value!r}.")
     return number
 
 
@@ -43,15 +44,15 @@ def check_rate(value: object, name: str, *, open_interval: bool = False) -> floa
     number = _finite(value, name)
     inside = 0.0 < number < 1.0 if open_interval else 0.0 <= number <= 1.0
     if not inside:
-        raise ValueError(f"{name} must be in {'(0, 1)' if open_interval else '[0, 1]'}, got {value!r}.")
+        raise InvalidInputError(f"{name} must be in {'(0, 1)' if open_interval else '[0, 1]'}, got {value!r}.")
     return number
 
 
 def _finite(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}.")
+        raise InvalidInputError(f"{name} must be a number, got {value!r}.")
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+        raise InvalidInputError(f"{name} must be a finite number, got {value!r}.")
     return float(value)
 
 
@@ -67,14 +68,14 @@ def resolve_verification(
     if calibration is None:
         return (None if threshold is None else check_threshold(threshold)), None
     if not isinstance(calibration, (ThresholdCalibration, dict)):
-        raise ValueError(
+        raise InvalidInputError(
             f"verification_calibration must be a ThresholdCalibration or its to_dict(), got {calibration!r}."
         )
     record = (
         calibration if isinstance(calibration, ThresholdCalibration) else ThresholdCalibration.from_dict(calibration)
     )
     if threshold is not None and threshold != record.threshold:
-        raise ValueError(
+        raise InvalidInputError(
             f"verification_threshold ({threshold!r}) differs from the threshold of verification_calibration "
             f"({record.threshold!r}): a calibration's threshold equals verification_threshold; give one of them, or "
             "set both with set_verification_calibration(calibration)."
@@ -117,7 +118,7 @@ class ThresholdCalibration:
         for name in ("num_genuine_pairs", "num_impostor_pairs"):
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {count!r}.")
+                raise InvalidInputError(f"{name} must be a whole number >= 0, got {count!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,7 +128,7 @@ class ThresholdCalibration:
         """The inverse of `to_dict`; a clear error naming the missing fields of a damaged record."""
         missing = sorted(name for name in cls.__dataclass_fields__ if name not in values and name != "calibrated_on")
         if missing:
-            raise ValueError(f"a threshold calibration needs the fields {missing}, got {sorted(values)}.")
+            raise InvalidInputError(f"a threshold calibration needs the fields {missing}, got {sorted(values)}.")
         return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name in values})
 
 
@@ -144,9 +145,11 @@ def _calibration(
 ) -> ThresholdCalibration:
     """`top_impostors`: the highest impostor scores, sorted descending, at least `allowed + 1` of them (or all)."""
     if genuine.size == 0:
-        raise ValueError("No same-person pairs: calibrating a threshold needs at least two images of one person.")
+        raise InvalidInputError(
+            "No same-person pairs: calibrating a threshold needs at least two images of one person."
+        )
     if num_impostors == 0:
-        raise ValueError("No different-person pairs: calibrating a threshold needs at least two people.")
+        raise InvalidInputError("No different-person pairs: calibrating a threshold needs at least two people.")
     allowed = math.floor(target_false_match_rate * num_impostors)  # impostor pairs that may be accepted
     if allowed == 0:
         logger.warning(
@@ -188,11 +191,11 @@ def calibrate_threshold_from_scores(
     scores_array = np.asarray(to_numpy(scores), dtype=np.float64).ravel()
     same = np.asarray(to_numpy(same_person)).ravel().astype(bool)
     if scores_array.shape != same.shape:
-        raise ValueError(
+        raise InvalidInputError(
             f"`scores` has {scores_array.size} entries but `same_person` has {same.size}: they must match."
         )
     if not np.isfinite(scores_array).all():
-        raise ValueError("`scores` contains NaN or infinite values.")
+        raise InvalidInputError("`scores` contains NaN or infinite values.")
     impostors = np.sort(scores_array[~same])[::-1]
     return _calibration(scores_array[same], impostors, impostors.size, target_false_match_rate, calibrated_on)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..utils.errors import InvalidInputError
 from ..utils.io import atomic_write_text
 
 MODEL_CARD_NAME = "README.md"
@@ -295,7 +296,7 @@ def read_model_card_metadata(path: str | os.PathLike) -> dict[str, Any]:
     try:
         card = ModelCard.load(path)
     except ValueError as error:  # huggingface_hub: an invalid model-index or YAML
-        raise ValueError(f"{path}: the model card metadata do not parse: {error}") from error
+        raise InvalidInputError(f"{path}: the model card metadata do not parse: {error}") from error
     return card.data.to_dict()
 
 
@@ -311,15 +312,17 @@ def check_model_card(path: str | os.PathLike) -> dict[str, Any]:
     missing = [key for key in REQUIRED_METADATA if not metadata.get(key)]
     missing += [f"tag {tag!r}" for tag in TAGS if tag not in (metadata.get("tags") or [])]
     if missing:
-        raise ValueError(f"{path}: the model card metadata lack {missing}: rewrite the card with `lareid train`.")
+        raise InvalidInputError(
+            f"{path}: the model card metadata lack {missing}: rewrite the card with `lareid train`."
+        )
     for entry in metadata.get("model-index") or []:
         for result in entry.get("results") or []:
             metrics = result.get("metrics") or []
             if not entry.get("name") or not result.get("dataset", {}).get("name") or not metrics:
-                raise ValueError(f"{path}: a model-index result lacks a name, a dataset or metrics.")
+                raise InvalidInputError(f"{path}: a model-index result lacks a name, a dataset or metrics.")
             for metric in metrics:
                 if not isinstance(metric.get("value"), (int, float)):
-                    raise ValueError(f"{path}: model-index metric {metric.get('type')!r} has no numeric value.")
+                    raise InvalidInputError(f"{path}: model-index metric {metric.get('type')!r} has no numeric value.")
     return metadata
 
 

@@ -105,9 +105,9 @@ class GalleryBackend(abc.ABC):
         clock: Optional[Callable[[], datetime]] = None,
     ):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"`dim` must be a positive integer, got {dim!r}.")
+            raise InvalidInputError(f"`dim` must be a positive integer, got {dim!r}.")
         if not (isinstance(norm_tolerance, (int, float)) and 0 < norm_tolerance < 1):
-            raise ValueError(f"`norm_tolerance` must be a number in (0, 1), got {norm_tolerance!r}.")
+            raise InvalidInputError(f"`norm_tolerance` must be a number in (0, 1), got {norm_tolerance!r}.")
         self.dim = int(dim)
         self.index_type = index_type
         self.settings: dict = {}
@@ -233,17 +233,17 @@ class GalleryBackend(abc.ABC):
         if array.ndim == 1:
             array = array[None, :]
         if array.ndim != 2 or array.shape[1] != self.dim:
-            raise ValueError(
+            raise InvalidInputError(
                 f"`{name}` must have shape (n, {self.dim}) to match the index dimension {self.dim}, got shape "
                 f"{tuple(array.shape)}: were they produced by the same model?"
             )
         array = np.ascontiguousarray(array, dtype=np.float32)
         if not np.isfinite(array).all():
-            raise ValueError(f"`{name}` contains NaN or infinite values; check the feature extraction.")
+            raise InvalidInputError(f"`{name}` contains NaN or infinite values; check the feature extraction.")
         norms = np.linalg.norm(array, axis=1)
         if array.size and np.abs(norms - 1.0).max() > self.norm_tolerance:
             worst = int(np.abs(norms - 1.0).argmax())
-            raise ValueError(
+            raise InvalidInputError(
                 f"`{name}` must be unit-norm (row {worst} has norm {norms[worst]:.4f}): normalise them first, e.g. "
                 "`x / np.linalg.norm(x, axis=1, keepdims=True)`."
             )
@@ -277,7 +277,7 @@ class GalleryBackend(abc.ABC):
         metadata = {"person_ids": person_ids, "camera_ids": camera_ids, "paths": paths}
         given = tuple(name for name in METADATA_FIELDS if metadata[name] is not None)
         if self._metadata_fields is not None and given != self._metadata_fields:
-            raise ValueError(
+            raise InvalidInputError(
                 f"This index stores the metadata fields {list(self._metadata_fields)}, but this call gives "
                 f"{list(given)}: give the same fields every time."
             )
@@ -287,11 +287,11 @@ class GalleryBackend(abc.ABC):
             try:
                 column = np.asarray([str(v) for v in values]) if name == "paths" else np.asarray(values, dtype=np.int64)
             except (TypeError, ValueError) as error:
-                raise ValueError(
+                raise InvalidInputError(
                     f"`{name}` must be a sequence of {'strings' if name == 'paths' else 'integers'}: {error}"
                 ) from error
             if column.shape != (num,):
-                raise ValueError(f"`{name}` has {len(column)} entries for {num} embeddings: they must match.")
+                raise InvalidInputError(f"`{name}` has {len(column)} entries for {num} embeddings: they must match.")
             columns[name] = column
         return given, columns
 
@@ -345,9 +345,9 @@ class GalleryBackend(abc.ABC):
         if provenance is not None:
             self.check_provenance(provenance)
         if len(self) == 0:
-            raise ValueError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
+            raise InvalidInputError("The gallery index is empty: add embeddings first (`add` or `add_batches`).")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`k` must be a positive integer, got {k!r}.")
+            raise InvalidInputError(f"`k` must be a positive integer, got {k!r}.")
         return self._check_embeddings(queries, "queries")
 
     # ------------------------------------------------------------------------------------------- the record on disk
@@ -429,20 +429,20 @@ class GalleryBackend(abc.ABC):
             return cls(dim, **kwargs)
         index = load_index(directory)
         if not isinstance(index, cls):
-            raise ValueError(
+            raise InvalidInputError(
                 f"The index in {directory} is a {index.backend} index, not a {cls.backend} one: use another directory "
                 f"for a {cls.backend} index."
             )
         index_type = kwargs.get("index_type", index.index_type)
         if index.dim != dim or index.index_type != index_type:
-            raise ValueError(
+            raise InvalidInputError(
                 f"The index in {directory} has dim={index.dim}, index_type={index.index_type!r}, not dim={dim}, "
                 f"index_type={kwargs.get('index_type')!r}: use another directory or delete it."
             )
         index.check_fingerprint(kwargs.get("model_fingerprint"))
         data_dir = kwargs.get("data_dir")
         if data_dir is not None and index.data_dir is not None and not _same_path(data_dir, index.data_dir):
-            raise ValueError(
+            raise InvalidInputError(
                 f"The index in {directory} holds images of {index.data_dir}, not {data_dir}: its paths are relative "
                 "to that folder. Use another directory for this data folder."
             )
@@ -482,7 +482,7 @@ def parse_batch(batch: Any) -> tuple[np.ndarray, dict]:
         embeddings, metadata = batch.embeddings, {name: getattr(batch, name, None) for name in METADATA_FIELDS}
     elif isinstance(batch, dict):
         if "embeddings" not in batch:
-            raise ValueError(f"A batch dict needs an 'embeddings' key, got keys {sorted(batch)}.")
+            raise InvalidInputError(f"A batch dict needs an 'embeddings' key, got keys {sorted(batch)}.")
         embeddings, metadata = batch["embeddings"], {name: batch.get(name) for name in METADATA_FIELDS}
     elif isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[1], dict):
         embeddings, metadata = batch[0], {name: batch[1].get(name) for name in METADATA_FIELDS}

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..embedding.provenance import Provenance
+from ..utils.errors import InvalidInputError
 from .backend import GalleryBackend, SearchResult
 
 __all__ = ["same_camera_mask", "search_other_cameras"]
@@ -32,11 +33,11 @@ def same_camera_mask(index: GalleryBackend, query_camera_id: int, query_person_i
     if query_camera_id is None or int(query_camera_id) == UNKNOWN:
         return np.zeros(len(index), dtype=bool)
     if index.camera_ids is None:
-        raise ValueError("this gallery index stores no camera ids, so it cannot leave out the query's camera.")
+        raise InvalidInputError("this gallery index stores no camera ids, so it cannot leave out the query's camera.")
     mask = index.camera_ids == int(query_camera_id)
     if query_person_id is not None and int(query_person_id) != UNKNOWN:
         if index.person_ids is None:
-            raise ValueError("this gallery index stores no person ids, so it cannot apply the same-camera rule.")
+            raise InvalidInputError("this gallery index stores no person ids, so it cannot apply the same-camera rule.")
         mask &= index.person_ids == int(query_person_id)
     return mask
 
@@ -80,7 +81,7 @@ def search_other_cameras(
     """
     person_ids = [None] * len(query_camera_ids) if query_person_ids is None else list(query_person_ids)
     if len(person_ids) != len(query_camera_ids):
-        raise ValueError(f"{len(query_camera_ids)} query camera ids but {len(person_ids)} query person ids.")
+        raise InvalidInputError(f"{len(query_camera_ids)} query camera ids but {len(person_ids)} query person ids.")
     if index.filters_in_database:  # a Qdrant gallery applies the same rule as a database filter
         return index.search(
             queries, k, provenance=provenance, query_camera_ids=query_camera_ids, query_person_ids=person_ids
@@ -89,7 +90,7 @@ def search_other_cameras(
     depth = min(len(index), k + max((int(mask.sum()) for mask in masks), default=0)) if len(index) else k
     hits = index.search(queries, k=depth, provenance=provenance)
     if len(masks) != len(hits.indices):
-        raise ValueError(f"{len(hits.indices)} queries but {len(masks)} query camera ids: give one per query.")
+        raise InvalidInputError(f"{len(hits.indices)} queries but {len(masks)} query camera ids: give one per query.")
     kept = [
         [column for column, found in enumerate(row) if found >= 0 and not mask[found]][:k]
         for row, mask in zip(hits.indices, masks)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..embedding.provenance import Provenance
 from ..evaluation.threshold import check_rate
+from ..utils.errors import InvalidInputError
 from ..utils.io import atomic_folder, fault_point, folder_lock
 from .backend import ADDED_AT, METADATA_FIELDS, GalleryBackend, SearchResult, parse_batch, select
 from .retention import matching_entries, removal_criteria
@@ -141,15 +142,15 @@ class GalleryIndex(GalleryBackend):
     ):
         super().__init__(dim, index_type, **record)
         if index_type not in INDEX_TYPES:
-            raise ValueError(f"`index_type` must be one of {list(INDEX_TYPES)}, got {index_type!r}.")
+            raise InvalidInputError(f"`index_type` must be one of {list(INDEX_TYPES)}, got {index_type!r}.")
         if pq_m is None:
             pq_m = max(1, int(dim) // 2) if index_type == "ivfpq_refine" else _default_pq_m(int(dim))
         if index_type in ("ivfpq", "ivfpq_refine") and dim % pq_m:
-            raise ValueError(f"`pq_m` ({pq_m}) must divide `dim` ({dim}).")
+            raise InvalidInputError(f"`pq_m` ({pq_m}) must divide `dim` ({dim}).")
         if index_type == "ivfpq_refine" and pq_m % 2:
-            raise ValueError(f"`pq_m` ({pq_m}) of an 'ivfpq_refine' index must be even (fast-scan codes).")
+            raise InvalidInputError(f"`pq_m` ({pq_m}) of an 'ivfpq_refine' index must be even (fast-scan codes).")
         if refine not in _REFINE_TYPES:
-            raise ValueError(f"`refine` must be 'SQ8', 'SQfp16' or 'Flat', got {refine!r}.")
+            raise InvalidInputError(f"`refine` must be 'SQ8', 'SQfp16' or 'Flat', got {refine!r}.")
         sizes = dict(nlist=nlist, nprobe=nprobe, pq_m=pq_m, pq_bits=pq_bits, refine_k_factor=refine_k_factor)
         sizes.update(hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_search)
         for name, value in sizes.items():
@@ -253,12 +254,12 @@ class GalleryIndex(GalleryBackend):
         if not self.needs_training:
             return
         if self.is_trained:
-            raise ValueError("The index is already trained.")
+            raise InvalidInputError("The index is already trained.")
         array = self._check_embeddings(sample, "sample")
         index = self._build_faiss_index(len(array))
         minimum = max(self.settings["nlist"], 2 ** self.settings["pq_bits"] if "pq" in self.index_type else 1)
         if len(array) < minimum:
-            raise ValueError(
+            raise InvalidInputError(
                 f"Training an {self.index_type!r} index with nlist={self.settings['nlist']} needs at least {minimum} "
                 f"vectors (39x that is better), got {len(array)}. Use a larger sample, a smaller nlist or "
                 "index_type='flat'."
@@ -395,7 +396,7 @@ class GalleryIndex(GalleryBackend):
                 embeddings, metadata = parse_batch(batch)
                 if metadata.get("paths") is None:
                     if held_before:
-                        raise ValueError(
+                        raise InvalidInputError(
                             f"add_batches resumes by path, but this batch has no paths and the index already holds "
                             f"{held_before} entries: give each batch its paths, or add new embeddings with `add`."
                         )
@@ -429,7 +430,7 @@ class GalleryIndex(GalleryBackend):
 
     def _check_writable(self) -> None:
         if self._memory_mapped:
-            raise ValueError(
+            raise InvalidInputError(
                 "This index was loaded with mmap=True and is read-only: load it without mmap to add or remove entries."
             )
 
@@ -545,7 +546,7 @@ class GalleryIndex(GalleryBackend):
             [`hf_lareid.utils.io.FolderBusyError`]: another process is writing this index.
         """
         if self._index is None:
-            raise ValueError("Nothing to save: the index has not been trained or filled yet.")
+            raise InvalidInputError("Nothing to save: the index has not been trained or filled yet.")
         check_index_target(directory)  # before the lock file is made beside a folder that is not ours
         with folder_lock(directory):
             recover(directory)
@@ -660,4 +661,4 @@ def _remove_positions(index: faiss.Index, removed: np.ndarray) -> None:
 def _check_size(value: Optional[int], name: str) -> None:
     """A `ValueError` unless `value` is `None` or a positive whole number (a list count, a code width, a degree)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        raise InvalidInputError(f"`{name}` must be a positive integer, got {value!r}.")

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..embedding.provenance import Provenance
+from ..utils.errors import InvalidInputError
 from ..utils.extras import require_extra
 from ..utils.io import atomic_write_text, folder_lock
 from .backend import ADDED_AT, GalleryBackend, SearchResult, parse_batch, select
@@ -103,9 +104,9 @@ class QdrantGalleryIndex(GalleryBackend):
     ):
         _qdrant()
         if index_type != "qdrant":
-            raise ValueError(f"A QdrantGalleryIndex has index_type 'qdrant', got {index_type!r}.")
+            raise InvalidInputError(f"A QdrantGalleryIndex has index_type 'qdrant', got {index_type!r}.")
         if path is not None and url is not None:
-            raise ValueError("Give the Qdrant `path=` (embedded) or `url=` (server), not both.")
+            raise InvalidInputError("Give the Qdrant `path=` (embedded) or `url=` (server), not both.")
         super().__init__(dim, index_type, **kwargs)
         self.storage_path = None if path is None else os.path.abspath(Path(path).expanduser())
         self.url = url
@@ -131,7 +132,7 @@ class QdrantGalleryIndex(GalleryBackend):
                 if client is None:
                     client = _LOCAL_CLIENTS[self.storage_path] = qdrant_client.QdrantClient(path=self.storage_path)
             else:
-                raise ValueError("Say where the Qdrant collection lives: `path=` (embedded) or `url=` (server).")
+                raise InvalidInputError("Say where the Qdrant collection lives: `path=` (embedded) or `url=` (server).")
             self._connection = client
             self._ensure_collection()
         return self._connection
@@ -142,7 +143,7 @@ class QdrantGalleryIndex(GalleryBackend):
         if client.collection_exists(self.collection_name):
             size = client.get_collection(self.collection_name).config.params.vectors.size
             if size != self.dim:
-                raise ValueError(
+                raise InvalidInputError(
                     f"The Qdrant collection {self.collection_name!r} holds vectors of width {size}, not {self.dim}: "
                     "use another collection_name."
                 )
@@ -283,7 +284,7 @@ class QdrantGalleryIndex(GalleryBackend):
             if values is None:
                 continue
             if name not in (self._metadata_fields or ()):
-                raise ValueError(f"This index stores no {name}: it cannot select entries by them.")
+                raise InvalidInputError(f"This index stores no {name}: it cannot select entries by them.")
             wanted = [str(v) for v in values] if name == "paths" else [int(v) for v in values]
             conditions.append(models.FieldCondition(key=_PAYLOAD_KEYS[name], match=models.MatchAny(any=wanted)))
         if "older_than" in criteria:
@@ -322,11 +323,13 @@ class QdrantGalleryIndex(GalleryBackend):
         must, must_not = [], []
         if camera_id is not None and int(camera_id) != -1:
             if "camera_ids" not in (self._metadata_fields or ()):
-                raise ValueError("this gallery index stores no camera ids, so it cannot leave out the query's camera.")
+                raise InvalidInputError(
+                    "this gallery index stores no camera ids, so it cannot leave out the query's camera."
+                )
             same = [models.FieldCondition(key="camera_id", match=models.MatchValue(value=int(camera_id)))]
             if person_id is not None and int(person_id) != -1:
                 if "person_ids" not in (self._metadata_fields or ()):
-                    raise ValueError(
+                    raise InvalidInputError(
                         "this gallery index stores no person ids, so it cannot apply the same-camera rule."
                     )
                 same.append(models.FieldCondition(key="person_id", match=models.MatchValue(value=int(person_id))))
@@ -362,7 +365,7 @@ class QdrantGalleryIndex(GalleryBackend):
         cameras = [None] * len(array) if query_camera_ids is None else list(query_camera_ids)
         people = [None] * len(array) if query_person_ids is None else list(query_person_ids)
         if not len(cameras) == len(people) == len(array):
-            raise ValueError(
+            raise InvalidInputError(
                 f"{len(array)} queries, {len(cameras)} query camera ids, {len(people)} query person ids: "
                 "give one per query."
             )

@@ -14,6 +14,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ..utils.errors import InvalidInputError
+
 OlderThan = Union[None, str, datetime, timedelta]
 # What a removal (`matching`, `remove`) selects entries by: each backend documents them on its `matching`.
 CRITERIA = ("person_ids", "paths", "camera_ids", "older_than")
@@ -40,7 +42,7 @@ def parse_older_than(value: Union[str, datetime, timedelta], now: datetime) -> d
     try:
         moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
+        raise InvalidInputError(
             f"older_than {value!r} is neither an ISO 8601 date-time (2026-01-31T00:00:00Z) nor a duration (30d, 12h, "
             "90m, 45s, 2w)."
         ) from None
@@ -60,7 +62,7 @@ def removal_criteria(criteria: Mapping[str, Any]) -> dict[str, Any]:
         )
     given = {name: value for name, value in criteria.items() if value is not None}
     if not given:
-        raise ValueError("Say what to remove: person_ids, paths, camera_ids and/or older_than.")
+        raise InvalidInputError("Say what to remove: person_ids, paths, camera_ids and/or older_than.")
     return given
 
 
@@ -82,7 +84,7 @@ def matching_entries(
             continue
         values = field(name)
         if values is None:
-            raise ValueError(f"This index stores no {name}: it cannot select entries by them.")
+            raise InvalidInputError(f"This index stores no {name}: it cannot select entries by them.")
         wanted = [str(v) for v in criteria[name]] if name == "paths" else np.asarray(criteria[name], dtype=np.int64)
         selected &= np.isin(values, wanted)
     if "older_than" in criteria:

@@ -64,6 +64,7 @@ from ..modeling_lareid import LATransformerForReID
 from ..training.callbacks import UNFREEZE_SCHEDULES, BlockwiseUnfreezeCallback
 from ..training.trainer import LATransformerTrainer
 from ..training.training_args import LATransformerTrainingArguments
+from ..utils.errors import InvalidInputError
 from ..utils.integrity import resolve_resume_checkpoint, wants_resume
 from ..utils.io import is_disk_full
 from ..utils.output_guard import claim_outputs
@@ -234,7 +235,12 @@ def setup_defaults(setup_training_args: Mapping[str, Any]) -> dict[str, Any]:
         if key == "backbone":
             defaults["backbone"] = value or RANDOM_BACKBONE
         elif key == "warmup_ratio":
-            defaults["warmup_steps"] = float(value)
+            try:
+                defaults["warmup_steps"] = float(value)
+            except (TypeError, ValueError):
+                raise InvalidInputError(
+                    f"warmup_ratio {value!r} of the setup's training_args.json is not a number: give a fraction such as 0.1."
+                ) from None
         elif key in known:
             defaults[key] = value
         else:
@@ -376,11 +382,13 @@ def load_data(
     names = data_args.dataset_names
     dirs = list(data_args.data_dir)
     if len(dirs) > len(names):
-        raise ValueError(f"got {len(dirs)} --data_dir for {len(names)} --dataset {names}: give one folder per dataset.")
+        raise InvalidInputError(
+            f"got {len(dirs)} --data_dir for {len(names)} --dataset {names}: give one folder per dataset."
+        )
     loaded: dict[str, datasets.DatasetDict] = {}
     for index, name in enumerate(names):
         if name in loaded:
-            raise ValueError(f"--dataset {name} is given twice.")
+            raise InvalidInputError(f"--dataset {name} is given twice.")
         data_dir = dirs[index] if index < len(dirs) else None
         options: dict[str, Any] = {}
         if name == "synthetic":
@@ -395,17 +403,19 @@ def load_data(
         elif name == "course":
             options = dict(num_train_ids=data_args.course_num_train_ids, num_val_ids=data_args.course_num_val_ids)
         if data_dir is None:
-            raise ValueError(f"--dataset {name} needs its folder: add --data_dir PATH (one per --dataset, in order).")
+            raise InvalidInputError(
+                f"--dataset {name} needs its folder: add --data_dir PATH (one per --dataset, in order)."
+            )
         if name != "synthetic" and not os.path.isdir(data_dir):
             raise FileNotFoundError(f"--data_dir {data_dir!r} (for --dataset {name}) is not a folder: check the path.")
         loaded[name] = load_reid_dataset(name, data_dir=data_dir, **options)
         if "train" not in loaded[name]:
-            raise ValueError(f"--dataset {name} at {data_dir!r} has no train split.")
+            raise InvalidInputError(f"--dataset {name} at {data_dir!r} has no train split.")
     eval_on = data_args.eval_dataset
     if eval_on not in loaded:
-        raise ValueError(f"--eval_on {eval_on!r} is not one of the --dataset names {names}.")
+        raise InvalidInputError(f"--eval_on {eval_on!r} is not one of the --dataset names {names}.")
     if not {"query", "gallery"} <= set(loaded[eval_on]):
-        raise ValueError(
+        raise InvalidInputError(
             f"--dataset {eval_on} has no query/gallery splits to evaluate on; pick another with --eval_on."
         )
     trains = [loaded[name]["train"] for name in names]

@@ -48,6 +48,7 @@ from ..embedding.encoder import ReIDEncoder
 from ..embedding.feature_set import FeatureSet
 from ..embedding.sharding import ShardOption, broadcast_object, gather_features, is_distributed, resolve_shard
 from ..evaluation import ThresholdCalibration, calibrate_threshold, evaluate_reid
+from ..utils.errors import InvalidInputError
 
 
 def _encoder(model: torch.nn.Module | ReIDEncoder, encoder_settings: dict[str, Any]) -> ReIDEncoder:
@@ -117,7 +118,7 @@ def evaluate_model(
     """
     rank, world_size = resolve_shard(shard)
     if world_size > 1 and not is_distributed():
-        raise ValueError(
+        raise InvalidInputError(
             f"shard={shard!r} needs the metrics of all shards: run under torchrun (a torch.distributed process group)."
         )
     encoder = _encoder(model, encoder_settings)

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..utils.errors import InvalidInputError
+
 
 def open_gallery_index(
     index_dir: str | os.PathLike,
@@ -39,7 +41,7 @@ def open_gallery_index(
     if model is not None:
         return index, str(model)
     if index.model_reference is None:
-        raise ValueError(f"the index in {index_dir} records no model: name the query model with --model.")
+        raise InvalidInputError(f"the index in {index_dir} records no model: name the query model with --model.")
     reference = index.model_reference
     if looks_local(reference) and not Path(reference).expanduser().is_dir():
         raise FileNotFoundError(

@@ -69,7 +69,7 @@ def _checked_frame(frame: Any) -> np.ndarray:
         frame = np.asarray(frame.convert("RGB"))
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         got = f"{frame.dtype} array of shape {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
-        raise ValueError(f"expected a frame of shape (height, width, 3) uint8, got a {got}.")
+        raise InvalidInputError(f"expected a frame of shape (height, width, 3) uint8, got a {got}.")
     return frame
 
 
@@ -104,9 +104,9 @@ class ReIDBackend:
             model, saved_processor = load_model_and_processor(model)
             image_processor = image_processor or saved_processor
         if image_processor is None:
-            raise ValueError("ReIDBackend needs the model's image processor: pass image_processor=...")
+            raise InvalidInputError("ReIDBackend needs the model's image processor: pass image_processor=...")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
         self.encoder = ReIDEncoder(
             model.eval(), image_processor, runtime=runtime, bf16=bf16, flip=flip, batch_size=int(batch_size)
         )

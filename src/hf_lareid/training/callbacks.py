@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ..backbones import BackboneGroups
+from ..utils.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +100,9 @@ def original_unfreeze_schedule(
 
 def _check_schedule_options(t: int, lr_decay: float) -> None:
     if t < 1:
-        raise ValueError(f"t (unfreeze every t epochs) must be >= 1, got {t}.")
+        raise InvalidInputError(f"t (unfreeze every t epochs) must be >= 1, got {t}.")
     if not 0.0 < lr_decay <= 1.0:
-        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}.")
+        raise InvalidInputError(f"lr_decay must be in (0, 1], got {lr_decay}.")
 
 
 def unfreeze_schedule(
@@ -112,7 +113,7 @@ def unfreeze_schedule(
         return blockwise_unfreeze_schedule(num_blocks, num_epochs, t, lr_decay)
     if name == "original":
         return original_unfreeze_schedule(num_blocks, num_epochs, t, lr_decay)
-    raise ValueError(f"unfreeze schedule must be one of {UNFREEZE_SCHEDULES}, got {name!r}.")
+    raise InvalidInputError(f"unfreeze schedule must be one of {UNFREEZE_SCHEDULES}, got {name!r}.")
 
 
 def format_unfreeze_schedule(schedule: list[UnfreezeStage], num_blocks: int) -> str:
@@ -228,7 +229,7 @@ class BlockwiseUnfreezeCallback(TrainerCallback):
     def _set_learning_rate(lr_factor: float, optimizer, lr_scheduler) -> None:
         base_lrs = getattr(lr_scheduler, "base_lrs", None)
         if base_lrs is None:
-            raise TypeError(
+            raise InvalidInputError(
                 f"BlockwiseUnfreezeCallback scales the scheduler's base_lrs; {type(lr_scheduler).__name__} has none. "
                 "Use a LambdaLR-based lr_scheduler_type such as 'constant'."
             )

@@ -24,6 +24,7 @@ from ..embedding.backends.auto import RuntimeOption
 from ..embedding.encoder import ReIDEncoder
 from ..hub.modelcard import write_model_card
 from ..tasks.evaluate import evaluate_model
+from ..utils.errors import InvalidInputError
 from ..utils.integrity import check_trainer_checkpoint
 from ..utils.io import is_disk_full
 from .callbacks import BlockwiseUnfreezeCallback, format_unfreeze_schedule
@@ -46,14 +47,14 @@ def collate_reid_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor
     """
     if not examples or "pixel_values" not in examples[0]:
         found = sorted(examples[0]) if examples else []
-        raise ValueError(
+        raise InvalidInputError(
             f"training examples need a `pixel_values` entry, got {found}: set the training transform on the dataset "
             "(hf_lareid.data.transforms) before training."
         )
     pixel_values = torch.stack([torch.as_tensor(example["pixel_values"]) for example in examples])
     key = "labels" if "labels" in examples[0] else "label"
     if key not in examples[0]:
-        raise ValueError(f"training examples need a `label` entry, got {sorted(examples[0])}.")
+        raise InvalidInputError(f"training examples need a `label` entry, got {sorted(examples[0])}.")
     labels = torch.as_tensor([int(example[key]) for example in examples], dtype=torch.long)
     return {"pixel_values": pixel_values, "labels": labels}
 
@@ -170,7 +171,7 @@ class LATransformerTrainer(Trainer):
         **kwargs: Any,
     ):
         if (query_dataset is None) != (gallery_dataset is None):
-            raise ValueError("pass both query_dataset and gallery_dataset (or neither) to LATransformerTrainer.")
+            raise InvalidInputError("pass both query_dataset and gallery_dataset (or neither) to LATransformerTrainer.")
         kwargs.setdefault("data_collator", collate_reid_batch)
         if query_dataset is not None:
             # The Trainer refuses an eval_strategy without an eval_dataset; evaluate() uses query/gallery instead.
@@ -188,12 +189,12 @@ class LATransformerTrainer(Trainer):
         resolve_lr_scheduler(args, blockwise=self.unfreeze_callback is not None)
         if self.unfreeze_callback is not None:
             if args.one_cycle_lr_scheduler:
-                raise ValueError(
+                raise InvalidInputError(
                     "lr_scheduler_type one_cycle sets the learning rate of every step itself, so blockwise unfreezing "
                     "cannot decay it: use lr_scheduler_type auto (constant) or a transformers schedule."
                 )
             if args.ddp_find_unused_parameters is False:
-                raise ValueError(
+                raise InvalidInputError(
                     "BlockwiseUnfreezeCallback needs ddp_find_unused_parameters=True: frozen blocks get no gradient."
                 )
             # Frozen blocks get no gradient; DDP must look for unused parameters (even with activation checkpointing).
@@ -267,7 +268,7 @@ class LATransformerTrainer(Trainer):
         dataset = self.train_dataset if train_dataset is None else train_dataset
         batch_size, instances = self._train_batch_size, self.args.samples_per_identity
         if batch_size % instances:
-            raise ValueError(
+            raise InvalidInputError(
                 f"with the triplet loss, per_device_train_batch_size ({batch_size}) must be a multiple of "
                 f"samples_per_identity ({instances}): batches hold P identities x K images."
             )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from transformers import SchedulerType, TrainingArguments
 
+from ..utils.errors import InvalidInputError
+
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "adamw", "hf")
@@ -106,7 +108,7 @@ class LATransformerTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.label_smoothing_factor:
             if self.label_smoothing and self.label_smoothing != self.label_smoothing_factor:
-                raise ValueError(
+                raise InvalidInputError(
                     f"label_smoothing={self.label_smoothing} and label_smoothing_factor={self.label_smoothing_factor} "
                     "disagree: they are the same option (give one)."
                 )
@@ -114,14 +116,14 @@ class LATransformerTrainingArguments(TrainingArguments):
         # One value under both names (to_dict and model cards show it once, consistently).
         self.label_smoothing_factor = self.label_smoothing
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+            raise InvalidInputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         if self.triplet_loss_weight < 0 or self.label_smoothing < 0 or self.label_smoothing >= 1:
-            raise ValueError(
+            raise InvalidInputError(
                 "triplet_loss_weight must be >= 0 and label_smoothing in [0, 1), got "
                 f"{self.triplet_loss_weight} and {self.label_smoothing}."
             )
         if self.samples_per_identity < 1:
-            raise ValueError(f"samples_per_identity must be >= 1, got {self.samples_per_identity}.")
+            raise InvalidInputError(f"samples_per_identity must be >= 1, got {self.samples_per_identity}.")
         requested = getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
         self.auto_lr_scheduler = requested == AUTO_SCHEDULER
         self.one_cycle_lr_scheduler = requested == ONE_CYCLE

@@ -12,6 +12,8 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainingArguments
 
+from ..utils.errors import InvalidInputError
+
 __all__ = ["TransformEpochCallback", "epoch_transform_of"]
 
 
@@ -30,7 +32,7 @@ class TransformEpochCallback(TrainerCallback):
     def __init__(self, transform: Any, args: TrainingArguments | None = None):
         persistent = args is not None and args.dataloader_persistent_workers and args.dataloader_num_workers > 0
         if persistent and transform.seed is not None:
-            raise ValueError(
+            raise InvalidInputError(
                 "a seeded training transform needs each epoch's number, which persistent DataLoader workers never "
                 "see (every epoch would repeat the first one's augmentations): set dataloader_persistent_workers=False "
                 "or build the transform with seed=None."

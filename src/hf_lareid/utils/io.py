@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Union
 
-from .errors import LAReIDError
+from .errors import InvalidInputError, LAReIDError
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def fault_point(point: str) -> None:
             raise KeyboardInterrupt(f"{FAULT_ENV} at {point}")
         if action == "enospc":
             raise OSError(errno.ENOSPC, f"No space left on device ({FAULT_ENV} at {point})")
-        raise ValueError(f"{FAULT_ENV}: unknown action {action!r} in {entry!r} (enospc, kill or interrupt).")
+        raise InvalidInputError(f"{FAULT_ENV}: unknown action {action!r} in {entry!r} (enospc, kill or interrupt).")
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -154,7 +154,7 @@ def _hidden_sibling(path: Path, tag: str) -> Path:
 def _target(path: PathLike) -> Path:
     path = Path(os.path.abspath(Path(path).expanduser()))  # "." gets a name and a parent; symlinks stay
     if not path.name:
-        raise ValueError(f"cannot write to {str(path)!r}: it is a file-system root.")
+        raise InvalidInputError(f"cannot write to {str(path)!r}: it is a file-system root.")
     return path
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..utils.errors import InvalidInputError
 from .errors import VideoInputError
 from .mot import Detections
 
@@ -85,7 +86,7 @@ class Tracklet:
         video, separator, fragment = key.rpartition(KEY_SEPARATOR)
         try:
             if not separator:
-                raise ValueError("no fragment")
+                raise InvalidInputError("no fragment")
             values = dict(part.split("=", 1) for part in fragment.split("&"))
             first, last = (int(v) for v in values["frames"].split("-"))
             samples = []
@@ -104,7 +105,7 @@ class Tracklet:
                 num_in_video=int(values["of"]),
             )
         except (ValueError, KeyError) as error:
-            raise ValueError(f"{key!r} is not a tracklet key of `lareid video index` ({error}).") from error
+            raise InvalidInputError(f"{key!r} is not a tracklet key of `lareid video index` ({error}).") from error
 
 
 def is_tracklet_key(key: str) -> bool:
@@ -135,7 +136,7 @@ def build_tracklets(
     the frame (`frame_size = (height, width)`).
     """
     if samples_per_tracklet < 1:
-        raise ValueError(f"samples_per_tracklet must be >= 1, got {samples_per_tracklet}.")
+        raise InvalidInputError(f"samples_per_tracklet must be >= 1, got {samples_per_tracklet}.")
     from ..tracking.reid_backend import clip_boxes
 
     tracklets = []

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from ..utils.errors import InvalidInputError
+
 MAX_TOP_K = 50
 
 
@@ -31,7 +33,7 @@ class VideoSearchService:
         check_video_index(self.index, str(index_dir))
         reference = model or self.index.model_reference
         if not reference:
-            raise ValueError(f"{index_dir} records no model: give --model.")
+            raise InvalidInputError(f"{index_dir} records no model: give --model.")
         loaded, image_processor = load_model_and_processor(reference)
         flip = bool((self.index.embedding_settings or {}).get("flip", False))
         self.backend = ReIDBackend(loaded, image_processor, runtime=runtime, flip=flip)
@@ -46,9 +48,9 @@ class VideoSearchService:
         from ..video import search_tracklets, tracklet_thumbnails
 
         if image is None:
-            raise ValueError("upload a person crop first.")
+            raise InvalidInputError("upload a person crop first.")
         if not 1 <= int(top_k) <= MAX_TOP_K:
-            raise ValueError(f"top_k must be 1..{MAX_TOP_K}, got {top_k}.")
+            raise InvalidInputError(f"top_k must be 1..{MAX_TOP_K}, got {top_k}.")
         hits = search_tracklets(self.index, self.backend, image, top_k=int(top_k), query_camera=query_camera)
         self._searches += 1
         answer = []

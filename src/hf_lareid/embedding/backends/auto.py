@@ -14,6 +14,7 @@ from typing import Literal, Optional, Union
 
 import torch
 
+from ...utils.errors import InvalidInputError
 from ...utils.extras import require_extra
 from ..precision import BF16Option, resolve_bf16
 from .base import Embedder
@@ -60,7 +61,7 @@ def choose_runtime(runtime: str, device: torch.device | str = "cpu", bf16: bool 
     first installed runtime of `AUTO_PREFERENCE[(device type, "bf16" if bf16 else "fp32")]` and logs why.
     """
     if runtime not in ("auto", *RUNTIMES):
-        raise ValueError(f"runtime must be 'auto', 'torch', 'onnxruntime' or 'openvino', got {runtime!r}.")
+        raise InvalidInputError(f"runtime must be 'auto', 'torch', 'onnxruntime' or 'openvino', got {runtime!r}.")
     device_type = torch.device(device).type
     if runtime != "auto":
         for module, extra in RUNTIME_MODULES[runtime]:

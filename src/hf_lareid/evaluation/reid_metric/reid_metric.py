@@ -8,6 +8,7 @@ import evaluate
 import numpy as np
 
 from hf_lareid.evaluation import evaluate_reid
+from hf_lareid.utils.errors import InvalidInputError
 
 _DESCRIPTION = """
 Re-identification metrics of query images ranked against gallery images by embedding distance: CMC (rank-k),
@@ -74,7 +75,7 @@ class ReidMetric(evaluate.Metric):
         features = np.asarray(embeddings, dtype=np.float32)
         ids, cams, query = np.asarray(person_ids), np.asarray(camera_ids), np.asarray(is_query, dtype=bool)
         if not query.any() or query.all():
-            raise ValueError("`is_query` must mark at least one query (True) and one gallery image (False).")
+            raise InvalidInputError("`is_query` must mark at least one query (True) and one gallery image (False).")
         results = evaluate_reid(
             features[query],
             features[~query],

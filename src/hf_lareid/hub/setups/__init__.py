@@ -26,6 +26,7 @@ from typing import Any
 from transformers import ViTImageProcessorPil
 
 from ...configuration_lareid import LATransformerConfig
+from ...utils.errors import InvalidInputError
 
 SETUPS_DIR = Path(__file__).resolve().parent
 SETUP_FILES = ("config.json", "preprocessor_config.json", "training_args.json")
@@ -44,7 +45,7 @@ def setup_path(name: str) -> Path:
     """
     path = SETUPS_DIR / name
     if os.sep in name or "/" in name or not (path / "config.json").is_file():
-        raise ValueError(
+        raise InvalidInputError(
             f"unknown setup {name!r}: choose one of {list_setups()} or pass a folder holding {SETUP_FILES}."
         )
     return path
@@ -65,8 +66,15 @@ def load_setup(name_or_path: str | os.PathLike) -> tuple[LATransformerConfig, Vi
         raise FileNotFoundError(f"setup folder {str(path)!r} lacks {missing}: a setup needs {list(SETUP_FILES)}.")
     config = LATransformerConfig.from_pretrained(path)
     image_processor = ViTImageProcessorPil.from_pretrained(path)
-    with open(path / "training_args.json", encoding="utf-8") as f:
-        training_args = json.load(f)
+    args_path = path / "training_args.json"
+    try:
+        training_args = json.loads(args_path.read_text(encoding="utf-8"))
+    except ValueError as error:  # not JSON, or not UTF-8 text
+        raise InvalidInputError(
+            f"{args_path} is not valid JSON ({error}): fix it, or copy a shipped setup's."
+        ) from None
+    if not isinstance(training_args, dict):
+        raise InvalidInputError(f"{args_path} must hold a JSON object of training arguments, got {training_args!r}.")
     return config, image_processor, training_args
 
 
