@@ -88,3 +88,14 @@ def test_a_setup_warmup_ratio_that_is_not_a_number_is_named():
         InvalidInputError, match=r"warmup_ratio 'ten' of the setup's training_args\.json is not a number"
     ):
         setup_defaults({"warmup_ratio": "ten"})
+
+
+def test_flags_transformers_refuses_together_are_an_input_error(tmp_path):
+    """TrainingArguments' own refusal of a flag combination (a plain ValueError there) is the user's error, an
+    InvalidInputError (one line from `lareid train`), from flags and from typed values alike."""
+    refused = {"lr_scheduler_type": "reduce_lr_on_plateau", "eval_strategy": "no"}
+    flags = ["--output_dir", str(tmp_path)] + [item for name, value in refused.items() for item in (f"--{name}", value)]
+    with pytest.raises(InvalidInputError, match="reduce_lr_on_plateau requires an eval strategy"):
+        parse_arguments(flags)
+    with pytest.raises(InvalidInputError, match="reduce_lr_on_plateau requires an eval strategy"):
+        build_arguments({"output_dir": str(tmp_path), **refused})
