@@ -28,7 +28,6 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,51 +87,35 @@ def _eval_and_quiet(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-@dataclass(frozen=True)
-class _Exporter:
-    """One of torch's ONNX exporters: its `dynamo` switch, its own `torch.onnx.export` keywords (each spells the
-    dynamic batch axis its own way) and the warning categories it raises that are not the user's concern."""
-
-    dynamo: bool
-    options: dict[str, Any]
-    quiet: tuple[type[Warning], ...]
-
-
-_EXPORTERS = {
-    # torch.export warns about its own internal deprecations.
-    "dynamo": _Exporter(
-        dynamo=True,
-        options={
+def _run_exporter(name: str, wrapper: nn.Module, example: torch.Tensor, path: str, opset: int) -> None:
+    """
+    Writes the graph of `wrapper` traced on `example` to `path` with torch's exporter `name`: `"dynamo"`
+    (torch.export) or `"torchscript"` (the tracer). Each spells the dynamic batch axis its own way.
+    """
+    if name == "dynamo":
+        # torch.export warns about its own internal deprecations, not the user's concern.
+        quiet: tuple[type[Warning], ...] = (FutureWarning,)
+        options = {
+            "dynamo": True,
             "dynamic_shapes": {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}},
             "external_data": False,
             "verbose": False,
-        },
-        quiet=(FutureWarning,),
-    ),
-    # Shape checks in the model become constants in the trace, which is right for fixed-size images.
-    "torchscript": _Exporter(
-        dynamo=False,
-        options={"dynamic_axes": {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}},
-        quiet=(torch.jit.TracerWarning, DeprecationWarning),
-    ),
-}
-
-
-def _run_exporter(name: str, wrapper: nn.Module, example: torch.Tensor, path: str, opset: int) -> None:
-    """Writes the graph of `wrapper` traced on `example` to `path` with the exporter `name` of `_EXPORTERS`."""
-    exporter = _EXPORTERS[name]
+        }
+    else:
+        # Shape checks in the model become constants in the trace, which is right for fixed-size images.
+        quiet = (torch.jit.TracerWarning, DeprecationWarning)
+        options = {"dynamo": False, "dynamic_axes": {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}}
     with warnings.catch_warnings():
-        for category in exporter.quiet:
+        for category in quiet:
             warnings.simplefilter("ignore", category=category)
         torch.onnx.export(
             wrapper,
             (example,),
             path,
-            dynamo=exporter.dynamo,
             opset_version=opset,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            **exporter.options,
+            **options,
         )
 
 
