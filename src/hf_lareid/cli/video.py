@@ -177,11 +177,11 @@ def _build(args: argparse.Namespace) -> int:
         backend.embedding_dim,
         model_reference=str(args.model),
         dataset=VIDEO_INDEX_DATASET,
-        **backend.provenance(),
+        **backend.encoder.provenance.index_fields(),
     )
     if len(index):
         check_video_index(index, args.index_dir)
-        index.check_fingerprint(backend.provenance()["model_fingerprint"])
+        index.check_fingerprint(backend.encoder.provenance.model_fingerprint)
     if args.threshold is not None or not len(index):
         calibration = model.config.verification_calibration
         if args.threshold is None and calibration:

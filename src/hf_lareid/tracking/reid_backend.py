@@ -121,11 +121,6 @@ class ReIDBackend:
     def embedding_dim(self) -> int:
         return int(self.model.config.embedding_dim)
 
-    def provenance(self) -> dict[str, Any]:
-        """What a gallery index records about these embeddings (`ReIDEncoder.provenance` as the index's keyword
-        arguments): model fingerprint, embedding and runtime settings."""
-        return self.encoder.provenance.index_fields()
-
     def embed_crops(self, crops: list[Image.Image]) -> np.ndarray:
         """`(len(crops), embedding_dim)` float32 unit-norm embeddings of person crops (PIL images)."""
         if not crops:
