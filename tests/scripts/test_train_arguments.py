@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hf_lareid.scripts.train import build_arguments, parse_arguments, setup_defaults
+from hf_lareid.training import LATransformerTrainingArguments
 from hf_lareid.utils.errors import InvalidInputError
 
 PRETRAINED = "google/vit-base-patch16-224"  # only named: parsing loads no backbone
@@ -92,10 +93,12 @@ def test_a_setup_warmup_ratio_that_is_not_a_number_is_named():
 
 def test_flags_transformers_refuses_together_are_an_input_error(tmp_path):
     """TrainingArguments' own refusal of a flag combination (a plain ValueError there) is the user's error, an
-    InvalidInputError (one line from `lareid train`), from flags and from typed values alike."""
+    InvalidInputError (one line from `lareid train`), from flags, typed values and the dataclass alike."""
     refused = {"lr_scheduler_type": "reduce_lr_on_plateau", "eval_strategy": "no"}
     flags = ["--output_dir", str(tmp_path)] + [item for name, value in refused.items() for item in (f"--{name}", value)]
     with pytest.raises(InvalidInputError, match="reduce_lr_on_plateau requires an eval strategy"):
         parse_arguments(flags)
     with pytest.raises(InvalidInputError, match="reduce_lr_on_plateau requires an eval strategy"):
         build_arguments({"output_dir": str(tmp_path), **refused})
+    with pytest.raises(InvalidInputError, match="reduce_lr_on_plateau requires an eval strategy"):
+        LATransformerTrainingArguments(str(tmp_path), **refused)

@@ -332,9 +332,7 @@ def parse_arguments(argv: Sequence[str] | None = None, prog: str | None = None) 
     def parse(defaults: dict[str, Any]) -> tuple:
         parser = build_parser(prog)
         parser.set_defaults(**defaults, setup=name)
-        *parsed, unknown = _refusals_as_input_errors(
-            lambda: parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
-        )
+        *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # exit 2, as argparse does
         return tuple(parsed)
@@ -352,25 +350,7 @@ def build_arguments(values: Mapping[str, Any], setup: tuple | None = None) -> Tr
     if setup is None:
         name, setup = load_run_setup(name, values.get("backbone"))
     values = {**values, "setup": name}
-
-    def parse(defaults: dict[str, Any]) -> tuple:
-        return _refusals_as_input_errors(lambda: build_parser().parse_dict({**defaults, **values}))
-
-    return _with_defaults(parse, setup)
-
-
-def _refusals_as_input_errors(parse: Callable[[], tuple]) -> tuple:
-    """
-    `parse()`, where transformers' `TrainingArguments` refusing a combination of arguments (a plain `ValueError`, e.g.
-    `lr_scheduler_type reduce_lr_on_plateau requires an eval strategy`) is raised as the [`InvalidInputError`] it is,
-    as the package's own argument checks raise.
-    """
-    try:
-        return tuple(parse())
-    except ValueError as error:
-        if isinstance(error, InvalidInputError):
-            raise
-        raise InvalidInputError(str(error)) from error
+    return _with_defaults(lambda defaults: build_parser().parse_dict({**defaults, **values}), setup)
 
 
 def uses_blockwise_unfreezing(model_args: ModelArguments) -> bool:

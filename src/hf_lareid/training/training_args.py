@@ -131,7 +131,10 @@ class LATransformerTrainingArguments(TrainingArguments):
             # TrainingArguments accepts only its own scheduler names; `resolve_lr_scheduler` decides "auto" when the
             # trainer is built, and the trainer builds the one-cycle schedule itself.
             self.lr_scheduler_type = SchedulerType.LINEAR
-        super().__post_init__()
+        try:
+            super().__post_init__()
+        except ValueError as error:  # transformers refusing a combination of arguments: the caller's input
+            raise InvalidInputError(str(error)) from error
         if self.one_cycle_lr_scheduler:
             self.lr_scheduler_type = ONE_CYCLE  # what runs, as saved arguments and model cards show it
 
